@@ -1,0 +1,286 @@
+//! Storing, reading, changing and removing memories.
+
+use std::collections::BTreeMap;
+
+use libsql::{Connection, TransactionBehavior, Value};
+use serde::Serialize;
+
+use super::codec::{self, RelationshipRow};
+use super::error::{BackendError, DbContext, Result};
+use super::{Record, TursoBackend, all_rows, first_row, scalar_i64};
+use crate::model::{Memory, MemoryPatch, NewMemory, Relationship, column_timestamp, now_iso};
+
+/// The outcome of a store.
+#[derive(Debug, Clone)]
+pub struct StoredMemory {
+    pub memory: Memory,
+}
+
+/// What happened in the last days, for a session briefing.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct RecentActivity {
+    pub days: u32,
+    pub project: Option<String>,
+    pub total_count: i64,
+    pub memories_by_type: BTreeMap<String, i64>,
+    /// The newest memories of the period, newest first (at most 20).
+    pub recent_memories: Vec<Memory>,
+    /// Problems and errors of the period that nothing `SOLVES` or `ADDRESSES` yet.
+    pub unresolved_problems: Vec<Memory>,
+}
+
+const RECENT_LIMIT: u32 = 20;
+
+impl TursoBackend {
+    /// Stores a new memory and returns it as it will be read back.
+    pub async fn store_memory(&self, new: NewMemory) -> Result<StoredMemory> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = now_iso();
+        let properties = codec::encode_new_memory(&id, &new, &now);
+        let column_time = column_timestamp(&now);
+        let conn = self.conn.lock().await;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .await
+            .doing("starting a store")?;
+        tx.execute(
+            "INSERT INTO nodes (id, label, properties, created_at, updated_at) VALUES (?1, 'Memory', ?2, ?3, ?3)",
+            libsql::params![id.as_str(), properties.as_str(), column_time.as_str()],
+        )
+        .await
+        .doing("storing a memory")?;
+        tx.commit().await.doing("committing a store")?;
+        let memory =
+            codec::decode_memory(&id, &properties).map_err(|source| BackendError::CorruptRow {
+                what: "memory",
+                id: id.clone(),
+                source,
+            })?;
+        Ok(StoredMemory { memory })
+    }
+
+    /// Reads one memory and, if asked, its current relationships.
+    pub async fn get_memory(
+        &self,
+        id: &str,
+        with_relationships: bool,
+    ) -> Result<(Memory, Vec<Relationship>)> {
+        let conn = self.conn.lock().await;
+        let memory = load_memory(&conn, id).await?;
+        let relationships = if with_relationships {
+            relationships_of(&conn, id).await?
+        } else {
+            Vec::new()
+        };
+        Ok((memory, relationships))
+    }
+
+    /// Changes the given fields of a memory and bumps `updated_at`.
+    pub async fn update_memory(&self, id: &str, patch: &MemoryPatch) -> Result<Memory> {
+        let now = now_iso();
+        let conn = self.conn.lock().await;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .await
+            .doing("starting an update")?;
+        let properties = load_properties(&tx, id).await?;
+        let updated = codec::apply_patch(&properties, patch, &now).map_err(|source| {
+            BackendError::CorruptRow {
+                what: "memory",
+                id: id.to_string(),
+                source,
+            }
+        })?;
+        tx.execute(
+            "UPDATE nodes SET properties = ?2, updated_at = ?3 WHERE id = ?1 AND label = 'Memory'",
+            libsql::params![id, updated.as_str(), column_timestamp(&now)],
+        )
+        .await
+        .doing("updating a memory")?;
+        tx.commit().await.doing("committing an update")?;
+        codec::decode_memory(id, &updated).map_err(|source| BackendError::CorruptRow {
+            what: "memory",
+            id: id.to_string(),
+            source,
+        })
+    }
+
+    /// Removes a memory and every relationship that touches it; returns how many
+    /// relationships went with it.
+    pub async fn delete_memory(&self, id: &str) -> Result<u64> {
+        let conn = self.conn.lock().await;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .await
+            .doing("starting a delete")?;
+        load_properties(&tx, id).await?;
+        let removed = tx
+            .execute(
+                "DELETE FROM relationships WHERE from_id = ?1 OR to_id = ?1",
+                libsql::params![id],
+            )
+            .await
+            .doing("deleting a memory's relationships")?;
+        tx.execute(
+            "DELETE FROM nodes WHERE id = ?1 AND label = 'Memory'",
+            libsql::params![id],
+        )
+        .await
+        .doing("deleting a memory")?;
+        tx.commit().await.doing("committing a delete")?;
+        Ok(removed)
+    }
+
+    /// Summarises the memories created in the last `days` days, optionally for one project.
+    pub async fn recent_activity(
+        &self,
+        days: u32,
+        project: Option<&str>,
+    ) -> Result<RecentActivity> {
+        let since = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+        let since = crate::model::iso_from(since);
+        let mut filter =
+            String::from("label = 'Memory' AND json_extract(properties, '$.created_at') >= ?1");
+        let mut params: Vec<Value> = vec![since.into()];
+        if let Some(project) = project {
+            filter.push_str(" AND json_extract(properties, '$.context_project_path') = ?2");
+            params.push(project.to_string().into());
+        }
+        let conn = self.conn.lock().await;
+        let tx = conn.transaction().await.doing("starting a read")?;
+        let total_count = scalar_i64(
+            &tx,
+            &format!("SELECT count(*) FROM nodes WHERE {filter}"),
+            params.clone(),
+            "counting recent memories",
+        )
+        .await?;
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT json_extract(properties, '$.type'), count(*) FROM nodes WHERE {filter} GROUP BY 1"
+                ),
+                params.clone(),
+            )
+            .await
+            .doing("counting recent memories by type")?;
+        let mut memories_by_type = BTreeMap::new();
+        for row in all_rows(rows, "counting recent memories by type").await? {
+            let count = row.int(1);
+            memories_by_type.insert(row.text(0), count);
+        }
+        let recent_memories = query_memories(
+            &tx,
+            &format!(
+                "SELECT id, properties FROM nodes WHERE {filter}
+                 ORDER BY json_extract(properties, '$.created_at') DESC LIMIT {RECENT_LIMIT}"
+            ),
+            params.clone(),
+        )
+        .await?;
+        let unresolved_problems = query_memories(
+            &tx,
+            &format!(
+                "SELECT id, properties FROM nodes WHERE {filter}
+                   AND json_extract(properties, '$.type') IN ('problem', 'error')
+                   AND NOT EXISTS (SELECT 1 FROM relationships r
+                                   WHERE r.to_id = nodes.id AND r.valid_until IS NULL
+                                     AND r.rel_type IN ('SOLVES', 'ADDRESSES'))
+                 ORDER BY json_extract(properties, '$.created_at') DESC LIMIT {RECENT_LIMIT}"
+            ),
+            params,
+        )
+        .await?;
+        tx.commit().await.doing("finishing a read")?;
+        Ok(RecentActivity {
+            days,
+            project: project.map(str::to_string),
+            total_count,
+            memories_by_type,
+            recent_memories,
+            unresolved_problems,
+        })
+    }
+}
+
+/// Reads the raw properties of a memory, or says it does not exist.
+pub(super) async fn load_properties(conn: &Connection, id: &str) -> Result<String> {
+    match first_row(
+        conn,
+        "SELECT properties FROM nodes WHERE id = ?1 AND label = 'Memory'",
+        libsql::params![id],
+        "reading a memory",
+    )
+    .await?
+    {
+        Some(row) => Ok(row.text(0)),
+        None => Err(BackendError::NotFound {
+            what: "Memory",
+            id: id.to_string(),
+        }),
+    }
+}
+
+pub(super) async fn load_memory(conn: &Connection, id: &str) -> Result<Memory> {
+    let properties = load_properties(conn, id).await?;
+    decode(id, &properties)
+}
+
+pub(super) fn decode(id: &str, properties: &str) -> Result<Memory> {
+    codec::decode_memory(id, properties).map_err(|source| BackendError::CorruptRow {
+        what: "memory",
+        id: id.to_string(),
+        source,
+    })
+}
+
+/// Runs a query whose first two columns are `id, properties` and decodes each row.
+pub(super) async fn query_memories(
+    conn: &Connection,
+    sql: &str,
+    params: Vec<Value>,
+) -> Result<Vec<Memory>> {
+    let rows = conn.query(sql, params).await.doing("reading memories")?;
+    all_rows(rows, "reading memories")
+        .await?
+        .iter()
+        .map(|row| decode(&row.text(0), &row.text(1)))
+        .collect()
+}
+
+/// The columns `relationship_from_row` expects, prefixed with `r.`.
+pub(super) const RELATIONSHIP_COLUMNS: &str =
+    "r.id, r.from_id, r.to_id, r.rel_type, r.properties, r.valid_from, r.valid_until";
+
+/// Decodes the seven [`RELATIONSHIP_COLUMNS`] starting at `at`.
+pub(super) fn relationship_from_row(row: &Record, at: usize) -> Result<Relationship> {
+    Ok(codec::decode_relationship(RelationshipRow {
+        id: row.text(at),
+        from_id: row.text(at + 1),
+        to_id: row.text(at + 2),
+        rel_type: row.text(at + 3),
+        properties: row.text(at + 4),
+        valid_from: row.opt_text(at + 5),
+        valid_until: row.opt_text(at + 6),
+    }))
+}
+
+/// The current relationships touching a memory, strongest first.
+async fn relationships_of(conn: &Connection, id: &str) -> Result<Vec<Relationship>> {
+    let rows = conn
+        .query(
+            &format!(
+                "SELECT {RELATIONSHIP_COLUMNS} FROM relationships r
+                 WHERE (r.from_id = ?1 OR r.to_id = ?1) AND r.valid_until IS NULL
+                 ORDER BY json_extract(r.properties, '$.strength') DESC, r.created_at"
+            ),
+            libsql::params![id],
+        )
+        .await
+        .doing("reading relationships")?;
+    all_rows(rows, "reading relationships")
+        .await?
+        .iter()
+        .map(|row| relationship_from_row(row, 0))
+        .collect()
+}

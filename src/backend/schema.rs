@@ -1,0 +1,181 @@
+//! The database layout and its upgrades. Version 0 is a file as MemoryGraph leaves it (or an
+//! empty file); each migration moves it one step and records the step in `PRAGMA
+//! user_version`. Every statement is idempotent, so a half-applied upgrade or a file touched
+//! by MemoryGraph in between is always safe to upgrade again. MemoryGraph itself ignores
+//! everything we add and keeps reading and writing the file.
+
+use libsql::{Connection, TransactionBehavior};
+
+use super::error::{BackendError, DbContext, Result};
+
+/// MemoryGraph 0.12.4's schema, verbatim in meaning: the tables and indexes it creates.
+const MEMORYGRAPH_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS nodes (
+    id TEXT PRIMARY KEY,
+    label TEXT NOT NULL,
+    properties TEXT NOT NULL,
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS relationships (
+    id TEXT PRIMARY KEY,
+    from_id TEXT NOT NULL,
+    to_id TEXT NOT NULL,
+    rel_type TEXT NOT NULL,
+    properties TEXT NOT NULL,
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    valid_from TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    valid_until TIMESTAMP,
+    recorded_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    invalidated_by TEXT,
+    FOREIGN KEY (from_id) REFERENCES nodes(id) ON DELETE CASCADE,
+    FOREIGN KEY (to_id) REFERENCES nodes(id) ON DELETE CASCADE,
+    FOREIGN KEY (invalidated_by) REFERENCES relationships(id) ON DELETE SET NULL
+);
+CREATE INDEX IF NOT EXISTS idx_nodes_label ON nodes(label);
+CREATE INDEX IF NOT EXISTS idx_nodes_created ON nodes(created_at);
+CREATE INDEX IF NOT EXISTS idx_rel_from ON relationships(from_id);
+CREATE INDEX IF NOT EXISTS idx_rel_to ON relationships(to_id);
+CREATE INDEX IF NOT EXISTS idx_rel_type ON relationships(rel_type);
+CREATE INDEX IF NOT EXISTS idx_relationships_temporal ON relationships(valid_from, valid_until);
+CREATE INDEX IF NOT EXISTS idx_relationships_current ON relationships(valid_until) WHERE valid_until IS NULL;
+CREATE INDEX IF NOT EXISTS idx_relationships_recorded ON relationships(recorded_at);
+CREATE VIRTUAL TABLE IF NOT EXISTS nodes_fts USING fts5(id, title, content, summary, content='nodes', content_rowid='rowid');
+CREATE INDEX IF NOT EXISTS idx_nodes_memory ON nodes(label) WHERE label = 'Memory';
+"#;
+
+/// Our full-text index. MemoryGraph's own `nodes_fts` points at columns `nodes` does not
+/// have and was never filled, so we leave it alone and index through a view of the JSON
+/// fields instead. The index stores no copy of the text (external content), triggers keep
+/// it exact for every writer — us, MemoryGraph, or another process — and the final
+/// `rebuild` indexes rows written before the index existed.
+///
+/// Tags are indexed as one space-separated text. FTS5 cannot read a view that uses
+/// `json_each`, and triggers cannot use `WITH`, so the view walks the array with a
+/// recursive CTE and the triggers with `json_each`; both yield the same text.
+fn full_text_index() -> String {
+    let column = |row: &str| {
+        format!(
+            "json_extract({row}.properties, '$.title'), json_extract({row}.properties, '$.summary'), {}, json_extract({row}.properties, '$.content')",
+            tags_in_trigger(row)
+        )
+    };
+    format!(
+        r#"
+CREATE VIEW IF NOT EXISTS memory_fts_source AS
+    SELECT rowid AS rid,
+           json_extract(properties, '$.title') AS title,
+           json_extract(properties, '$.summary') AS summary,
+           CASE WHEN json_type(properties, '$.tags') = 'array' THEN
+               (WITH RECURSIVE i(k) AS (
+                    SELECT 0 UNION ALL SELECT k + 1 FROM i WHERE k + 1 < json_array_length(nodes.properties, '$.tags'))
+                SELECT group_concat(json_extract(nodes.properties, '$.tags[' || k || ']'), ' ') FROM i)
+           END AS tags,
+           json_extract(properties, '$.content') AS content
+    FROM nodes WHERE label = 'Memory';
+CREATE VIRTUAL TABLE IF NOT EXISTS memory_fts USING fts5(
+    title, summary, tags, content,
+    content = 'memory_fts_source', content_rowid = 'rid',
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS memory_fts_after_insert AFTER INSERT ON nodes
+WHEN new.label = 'Memory' BEGIN
+    INSERT INTO memory_fts(rowid, title, summary, tags, content) VALUES (new.rowid, {new});
+END;
+CREATE TRIGGER IF NOT EXISTS memory_fts_after_delete AFTER DELETE ON nodes
+WHEN old.label = 'Memory' BEGIN
+    INSERT INTO memory_fts(memory_fts, rowid, title, summary, tags, content) VALUES ('delete', old.rowid, {old});
+END;
+CREATE TRIGGER IF NOT EXISTS memory_fts_after_update AFTER UPDATE OF label, properties ON nodes BEGIN
+    INSERT INTO memory_fts(memory_fts, rowid, title, summary, tags, content)
+    SELECT 'delete', old.rowid, {old} WHERE old.label = 'Memory';
+    INSERT INTO memory_fts(rowid, title, summary, tags, content)
+    SELECT new.rowid, {new} WHERE new.label = 'Memory';
+END;
+INSERT INTO memory_fts(memory_fts) VALUES ('rebuild');
+"#,
+        new = column("new"),
+        old = column("old"),
+    )
+}
+
+fn tags_in_trigger(row: &str) -> String {
+    format!(
+        "CASE WHEN json_type({row}.properties, '$.tags') = 'array' THEN \
+         (SELECT group_concat(value, ' ') FROM json_each({row}.properties, '$.tags')) END"
+    )
+}
+
+/// Indexes for the filters and orderings the tools use on JSON fields.
+const QUERY_INDEXES: &str = r#"
+CREATE INDEX IF NOT EXISTS idx_memory_type ON nodes(json_extract(properties, '$.type')) WHERE label = 'Memory';
+CREATE INDEX IF NOT EXISTS idx_memory_project ON nodes(json_extract(properties, '$.context_project_path')) WHERE label = 'Memory';
+CREATE INDEX IF NOT EXISTS idx_rel_from_type ON relationships(from_id, rel_type) WHERE valid_until IS NULL;
+CREATE INDEX IF NOT EXISTS idx_rel_to_type ON relationships(to_id, rel_type) WHERE valid_until IS NULL;
+"#;
+
+/// The migrations in order; migration `i` (1-based) brings the file to `user_version = i`.
+/// A migration: its name and a function writing its SQL.
+type Migration = (&'static str, fn() -> String);
+
+const MIGRATIONS: &[Migration] = &[
+    ("MemoryGraph tables", || MEMORYGRAPH_SCHEMA.to_string()),
+    ("full-text index over memories", full_text_index),
+    ("indexes for filters and graph walks", || {
+        QUERY_INDEXES.to_string()
+    }),
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Reads the file's schema version.
+pub async fn version(conn: &Connection) -> Result<i64> {
+    super::scalar_i64(
+        conn,
+        "PRAGMA user_version",
+        vec![],
+        "reading the schema version",
+    )
+    .await
+}
+
+/// Brings the file up to [`SCHEMA_VERSION`], one transaction per step. Safe to run from two
+/// processes at once: each step re-reads the version under the write lock.
+pub async fn migrate(conn: &Connection) -> Result<()> {
+    loop {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .await
+            .doing("starting a schema upgrade")?;
+        let current = version(&tx).await?;
+        if current > SCHEMA_VERSION {
+            return Err(BackendError::NewerSchema {
+                found: current,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if current == SCHEMA_VERSION {
+            tx.commit().await.doing("finishing the schema check")?;
+            return Ok(());
+        }
+        let (name, sql) = MIGRATIONS[current as usize];
+        tracing::info!(from = current, to = current + 1, "upgrading schema: {name}");
+        tx.execute_batch(&sql())
+            .await
+            .doing("upgrading the schema")?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", current + 1))
+            .await
+            .doing("recording the schema version")?;
+        tx.commit().await.doing("committing a schema upgrade")?;
+    }
+}
+
+/// Rebuilds the full-text index from the memories, e.g. after the file was edited by a tool
+/// that bypassed the triggers.
+pub async fn rebuild_full_text_index(conn: &Connection) -> Result<()> {
+    conn.execute("INSERT INTO memory_fts(memory_fts) VALUES ('rebuild')", ())
+        .await
+        .doing("rebuilding the full-text index")?;
+    Ok(())
+}

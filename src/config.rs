@@ -1,0 +1,477 @@
+//! The server's settings, resolved once at start: command-line flag, else environment
+//! variable, else default. Every value is checked here so a wrong setting stops the program
+//! before it serves, with one line naming the variable and what it allows.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+
+/// Settings as given on the command line or in the environment, before checking.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Settings {
+    /// Storage engine: `turso` (libsql, the default) or `sqlite` (the same engine, reading
+    /// MEMORY_SQLITE_PATH, for MemoryGraph configurations).
+    #[arg(
+        long = "backend",
+        env = "MEMORY_BACKEND",
+        global = true,
+        value_name = "NAME"
+    )]
+    pub backend: Option<String>,
+
+    /// Database file [default: ~/.memorygraph/memory.db].
+    #[arg(
+        long = "turso-path",
+        env = "MEMORY_TURSO_PATH",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub turso_path: Option<PathBuf>,
+
+    /// Database file when the backend is `sqlite` [default: ~/.memorygraph/memory.db].
+    #[arg(
+        long = "sqlite-path",
+        env = "MEMORY_SQLITE_PATH",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub sqlite_path: Option<PathBuf>,
+
+    /// URL of a libsql/Turso primary; setting it selects replica mode.
+    #[arg(
+        long = "database-url",
+        env = "TURSO_DATABASE_URL",
+        global = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
+
+    /// Auth token for the primary (prefer the environment variable: flags are visible to
+    /// other users of the machine).
+    #[arg(
+        long = "auth-token",
+        env = "TURSO_AUTH_TOKEN",
+        global = true,
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub auth_token: Option<String>,
+
+    /// Sync with the primary automatically: true or false [default: true].
+    #[arg(
+        long = "auto-sync",
+        env = "MEMORY_TURSO_AUTO_SYNC",
+        global = true,
+        value_name = "BOOL"
+    )]
+    pub auto_sync: Option<String>,
+
+    /// Seconds between background syncs [default: 300].
+    #[arg(
+        long = "sync-interval",
+        env = "MEMORY_TURSO_SYNC_INTERVAL",
+        global = true,
+        value_name = "SECONDS",
+        allow_hyphen_values = true
+    )]
+    pub sync_interval: Option<String>,
+
+    /// Tool set: core (lite) or extended (standard, full) [default: core].
+    #[arg(
+        long = "tool-profile",
+        env = "MEMORY_TOOL_PROFILE",
+        global = true,
+        value_name = "PROFILE"
+    )]
+    pub tool_profile: Option<String>,
+
+    /// Log level on stderr: error, warn, info, debug, trace or off [default: info].
+    #[arg(
+        long = "log-level",
+        env = "MEMORY_LOG_LEVEL",
+        global = true,
+        value_name = "LEVEL"
+    )]
+    pub log_level: Option<String>,
+
+    /// Allow relationships that close a cycle among links of one type [default: false].
+    #[arg(
+        long = "allow-cycles",
+        env = "MEMORY_ALLOW_CYCLES",
+        global = true,
+        value_name = "BOOL"
+    )]
+    pub allow_cycles: Option<String>,
+
+    /// Largest tool answer in characters [default: 16000].
+    #[arg(
+        long = "max-response-chars",
+        env = "MEMORY_MAX_RESPONSE_CHARS",
+        global = true,
+        value_name = "CHARS",
+        allow_hyphen_values = true
+    )]
+    pub max_response_chars: Option<String>,
+}
+
+/// Which tools are offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolProfile {
+    /// The nine everyday tools plus `health` and `sync`.
+    Core,
+    /// Core plus statistics, relationship search and contextual search.
+    Extended,
+}
+
+impl ToolProfile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolProfile::Core => "core",
+            ToolProfile::Extended => "extended",
+        }
+    }
+}
+
+/// An auth token: kept out of every `Debug` and `Display` print.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    #[allow(
+        dead_code,
+        reason = "read when connecting to a primary in replica mode"
+    )]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The checked configuration the program runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_path: PathBuf,
+    /// Which setting chose the path, for messages ("MEMORY_TURSO_PATH", "default", ...).
+    pub path_source: &'static str,
+    pub database_url: Option<String>,
+    #[allow(
+        dead_code,
+        reason = "read when connecting to a primary in replica mode"
+    )]
+    pub auth_token: Option<Secret>,
+    #[allow(dead_code, reason = "read by the sync engine in replica mode")]
+    pub auto_sync: bool,
+    #[allow(dead_code, reason = "read by the sync engine in replica mode")]
+    pub sync_interval: Duration,
+    pub profile: ToolProfile,
+    pub log_level: String,
+    pub allow_cycles: bool,
+    pub max_response_chars: usize,
+}
+
+/// A setting that cannot be used; the message is the one line printed before exiting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {variable} (--{flag}): {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub flag: &'static str,
+    pub problem: String,
+}
+
+fn bad(variable: &'static str, flag: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        flag,
+        problem: problem.into(),
+    }
+}
+
+const DEFAULT_SYNC_INTERVAL_SECS: u64 = 300;
+const DEFAULT_MAX_RESPONSE_CHARS: usize = 16_000;
+const MIN_RESPONSE_CHARS: usize = 1_000;
+
+impl Config {
+    /// Checks settings; `home` is the user's home folder for the default path.
+    pub fn from_settings(s: &Settings, home: Option<&Path>) -> Result<Config, ConfigError> {
+        let backend = s
+            .backend
+            .as_deref()
+            .map(str::trim)
+            .map(str::to_ascii_lowercase);
+        let use_sqlite_path = match backend.as_deref() {
+            None | Some("") | Some("turso") | Some("libsql") => false,
+            Some("sqlite") => true,
+            Some(other) => {
+                return Err(bad(
+                    "MEMORY_BACKEND",
+                    "backend",
+                    format!(
+                        "{other:?} is not supported; allowed: turso (default) or sqlite (the same libsql engine). \
+                         Graph-database backends of MemoryGraph (neo4j, memgraph, falkordb, ...) are not available"
+                    ),
+                ));
+            }
+        };
+        let (chosen, path_source) = if use_sqlite_path {
+            (s.sqlite_path.clone(), "MEMORY_SQLITE_PATH")
+        } else {
+            (s.turso_path.clone(), "MEMORY_TURSO_PATH")
+        };
+        let (database_path, path_source) = match chosen.filter(|p| !p.as_os_str().is_empty()) {
+            Some(p) => (expand_home(&p, home), path_source),
+            None => {
+                let home = home.ok_or_else(|| {
+                    bad(
+                        "MEMORY_TURSO_PATH",
+                        "turso-path",
+                        "no home folder is known (HOME is unset), so set the database file explicitly",
+                    )
+                })?;
+                (home.join(".memorygraph").join("memory.db"), "default")
+            }
+        };
+        let database_url = s
+            .database_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string);
+        let auth_token = s
+            .auth_token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| Secret(t.to_string()));
+        let auto_sync = parse_bool(s.auto_sync.as_deref(), true)
+            .map_err(|p| bad("MEMORY_TURSO_AUTO_SYNC", "auto-sync", p))?;
+        let sync_interval = match s.sync_interval.as_deref().map(str::trim) {
+            None | Some("") => Duration::from_secs(DEFAULT_SYNC_INTERVAL_SECS),
+            Some(raw) => match raw.parse::<f64>() {
+                Ok(secs) if (1.0..=86_400.0).contains(&secs) => Duration::from_secs_f64(secs),
+                _ => {
+                    return Err(bad(
+                        "MEMORY_TURSO_SYNC_INTERVAL",
+                        "sync-interval",
+                        format!("{raw:?} is not a number of seconds from 1 to 86400"),
+                    ));
+                }
+            },
+        };
+        let profile = match s
+            .tool_profile
+            .as_deref()
+            .map(|p| p.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("") | Some("core") | Some("lite") => ToolProfile::Core,
+            Some("extended") | Some("standard") | Some("full") => ToolProfile::Extended,
+            Some(other) => {
+                return Err(bad(
+                    "MEMORY_TOOL_PROFILE",
+                    "tool-profile",
+                    format!(
+                        "{other:?} is not a profile; allowed: core, extended (lite = core; standard, full = extended)"
+                    ),
+                ));
+            }
+        };
+        let log_level = match s
+            .log_level
+            .as_deref()
+            .map(|l| l.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("") => "info".to_string(),
+            Some(l @ ("error" | "warn" | "info" | "debug" | "trace" | "off")) => l.to_string(),
+            Some("warning") => "warn".into(),
+            Some("critical") | Some("fatal") => "error".into(),
+            Some(other) => {
+                return Err(bad(
+                    "MEMORY_LOG_LEVEL",
+                    "log-level",
+                    format!(
+                        "{other:?} is not a level; allowed: error, warn, info, debug, trace, off"
+                    ),
+                ));
+            }
+        };
+        let allow_cycles = parse_bool(s.allow_cycles.as_deref(), false)
+            .map_err(|p| bad("MEMORY_ALLOW_CYCLES", "allow-cycles", p))?;
+        let max_response_chars = match s.max_response_chars.as_deref().map(str::trim) {
+            None | Some("") => DEFAULT_MAX_RESPONSE_CHARS,
+            Some(raw) => match raw.parse::<usize>() {
+                Ok(n) if n >= MIN_RESPONSE_CHARS => n,
+                _ => {
+                    return Err(bad(
+                        "MEMORY_MAX_RESPONSE_CHARS",
+                        "max-response-chars",
+                        format!("{raw:?} is not a whole number of at least {MIN_RESPONSE_CHARS}"),
+                    ));
+                }
+            },
+        };
+        Ok(Config {
+            database_path,
+            path_source,
+            database_url,
+            auth_token,
+            auto_sync,
+            sync_interval,
+            profile,
+            log_level,
+            allow_cycles,
+            max_response_chars,
+        })
+    }
+
+    /// Creates the database's folder if needed, so an unusable path fails at start with the
+    /// variable that chose it.
+    pub fn prepare_database_folder(&self) -> Result<(), ConfigError> {
+        let variable = if self.path_source == "MEMORY_SQLITE_PATH" {
+            "MEMORY_SQLITE_PATH"
+        } else {
+            "MEMORY_TURSO_PATH"
+        };
+        let flag = if variable == "MEMORY_SQLITE_PATH" {
+            "sqlite-path"
+        } else {
+            "turso-path"
+        };
+        if self.database_path.is_dir() {
+            return Err(bad(
+                variable,
+                flag,
+                format!(
+                    "{} is a folder, not a database file",
+                    self.database_path.display()
+                ),
+            ));
+        }
+        let Some(dir) = self
+            .database_path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        else {
+            return Ok(());
+        };
+        if dir.is_dir() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(dir).map_err(|e| {
+            bad(
+                variable,
+                flag,
+                format!("cannot create the folder {}: {e}", dir.display()),
+            )
+        })?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+        Ok(())
+    }
+}
+
+fn parse_bool(raw: Option<&str>, default: bool) -> Result<bool, String> {
+    match raw.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") => Ok(default),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(other) => Err(format!(
+            "{other:?} is not a boolean; allowed: true or false"
+        )),
+    }
+}
+
+fn expand_home(path: &Path, home: Option<&Path>) -> PathBuf {
+    match (path.strip_prefix("~"), home) {
+        (Ok(rest), Some(home)) => home.join(rest),
+        _ => path.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings::default()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_settings(&settings(), Some(Path::new("/home/u"))).unwrap();
+        assert_eq!(c.database_path, Path::new("/home/u/.memorygraph/memory.db"));
+        assert_eq!(c.profile, ToolProfile::Core);
+        assert_eq!(c.sync_interval, Duration::from_secs(300));
+        assert!(!c.allow_cycles);
+    }
+
+    #[test]
+    fn sqlite_backend_reads_its_own_path() {
+        let s = Settings {
+            backend: Some("SQLite".into()),
+            sqlite_path: Some("~/x.db".into()),
+            turso_path: Some("/ignored.db".into()),
+            ..settings()
+        };
+        let c = Config::from_settings(&s, Some(Path::new("/h"))).unwrap();
+        assert_eq!(c.database_path, Path::new("/h/x.db"));
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let cases = [
+            Settings {
+                backend: Some("neo4j".into()),
+                ..settings()
+            },
+            Settings {
+                tool_profile: Some("everything".into()),
+                ..settings()
+            },
+            Settings {
+                sync_interval: Some("-5".into()),
+                ..settings()
+            },
+            Settings {
+                allow_cycles: Some("maybe".into()),
+                ..settings()
+            },
+            Settings {
+                log_level: Some("loud".into()),
+                ..settings()
+            },
+        ];
+        let vars = [
+            "MEMORY_BACKEND",
+            "MEMORY_TOOL_PROFILE",
+            "MEMORY_TURSO_SYNC_INTERVAL",
+            "MEMORY_ALLOW_CYCLES",
+            "MEMORY_LOG_LEVEL",
+        ];
+        for (s, var) in cases.iter().zip(vars) {
+            let err = Config::from_settings(s, Some(Path::new("/h"))).unwrap_err();
+            assert_eq!(err.variable, var);
+            assert!(!err.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn token_is_never_printed() {
+        let s = Settings {
+            auth_token: Some("sekrit-token".into()),
+            ..settings()
+        };
+        let c = Config::from_settings(&s, Some(Path::new("/h"))).unwrap();
+        assert!(!format!("{c:?}").contains("sekrit"));
+    }
+}

@@ -1,0 +1,83 @@
+//! memorygraph: long-term memory for AI assistants, as an MCP server over stdio.
+
+mod backend;
+mod config;
+mod mcp;
+mod model;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use config::{Config, Settings};
+
+#[derive(Debug, Parser)]
+#[command(name = "memorygraph", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the MCP server on stdin/stdout (the default).
+    Serve,
+    /// Rebuild the full-text search index from the stored memories.
+    Reindex,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(std::path::PathBuf::from);
+    let config = match Config::from_settings(&cli.settings, home.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("memorygraph: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("memorygraph: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve::run(config).await,
+            Command::Reindex => serve::reindex(config).await,
+        }
+    });
+    // A blocked read of stdin must not keep the process alive once we are done.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("memorygraph: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr only: stdout carries JSON-RPC.
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::new(format!("warn,memorygraph={level}"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,12 @@
+//! The MCP face of the server: protocol, transport and one function per tool. Tools parse
+//! and check arguments, call the backend, and render; they never write SQL.
+
+mod args;
+mod output;
+mod params;
+mod render;
+mod server;
+mod tools;
+pub mod transport;
+
+pub use server::{MemoryServer, ServerSettings};

@@ -1,0 +1,169 @@
+//! The tools' structured answers (`structuredContent`), each published as an
+//! `outputSchema`. Lists carry short memory briefs, never whole contents: only
+//! `get_memory` returns a memory in full.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::backend::{BackendHealth, Statistics};
+use crate::model::{Memory, Relationship};
+
+/// A memory without its content, for lists.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct MemoryBrief {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub memory_type: String,
+    pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    pub tags: Vec<String>,
+    pub importance: f64,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_path: Option<String>,
+}
+
+impl From<&Memory> for MemoryBrief {
+    fn from(m: &Memory) -> Self {
+        MemoryBrief {
+            id: m.id.clone(),
+            memory_type: m.memory_type.clone(),
+            title: m.title.clone(),
+            summary: m.summary.clone(),
+            tags: m.tags.clone(),
+            importance: m.importance,
+            created_at: m.created_at.clone(),
+            updated_at: m.updated_at.clone(),
+            project_path: m.project_path().map(str::to_string),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct StoreMemoryOutput {
+    pub memory_id: String,
+    pub memory: MemoryBrief,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct GetMemoryOutput {
+    pub memory: Memory,
+    /// Current relationships touching the memory (empty unless asked for).
+    pub relationships: Vec<Relationship>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UpdateMemoryOutput {
+    pub memory_id: String,
+    pub updated_fields: Vec<String>,
+    pub memory: MemoryBrief,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DeleteMemoryOutput {
+    pub memory_id: String,
+    pub deleted: bool,
+    pub relationships_removed: u64,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SearchResult {
+    #[serde(flatten)]
+    pub memory: MemoryBrief,
+    /// Text relevance (BM25; larger is better).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relevance: Option<f64>,
+    /// A short excerpt around the matched words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snippet: Option<String>,
+}
+
+/// One page of results.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SearchOutput {
+    pub results: Vec<SearchResult>,
+    /// All matches across pages.
+    pub total: u64,
+    pub offset: u32,
+    pub limit: u32,
+    pub has_more: bool,
+    /// Pass as `offset` to get the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<u32>,
+    /// Set when the page was cut to fit the answer size limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CreateRelationshipOutput {
+    pub relationship_id: String,
+    /// False when an identical current relationship already existed and was returned.
+    pub created: bool,
+    pub relationship: Relationship,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RelatedResult {
+    pub depth: u32,
+    pub relationship: Relationship,
+    pub memory: MemoryBrief,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RelatedOutput {
+    pub memory_id: String,
+    pub max_depth: u32,
+    pub related: Vec<RelatedResult>,
+    pub total: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RecentActivityOutput {
+    pub days: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    pub total_count: i64,
+    pub memories_by_type: std::collections::BTreeMap<String, i64>,
+    pub recent_memories: Vec<MemoryBrief>,
+    pub unresolved_problems: Vec<MemoryBrief>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct StatisticsOutput {
+    #[serde(flatten)]
+    pub statistics: Statistics,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RelationshipsOutput {
+    pub relationships: Vec<Relationship>,
+    pub total: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct HealthOutput {
+    pub status: String,
+    pub server_name: String,
+    pub server_version: String,
+    pub backend: String,
+    pub mode: String,
+    /// Why this mode was chosen.
+    pub mode_reason: String,
+    pub tool_profile: String,
+    pub libsql_crate_version: String,
+    pub database: BackendHealth,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SyncOutput {
+    pub mode: String,
+    pub synced: bool,
+    pub message: String,
+}

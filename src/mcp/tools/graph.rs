@@ -1,0 +1,255 @@
+//! create_relationship, get_related_memories, search_relationships_by_context.
+
+use rmcp::handler::server::common::schema_for_output;
+use rmcp::model::CallToolResult;
+use rmcp::{tool, tool_router};
+
+use crate::backend::RelationshipQuery;
+use crate::mcp::MemoryServer;
+use crate::mcp::args::Parameters;
+use crate::mcp::output::{
+    CreateRelationshipOutput, MemoryBrief, RelatedOutput, RelatedResult, RelationshipsOutput,
+};
+use crate::mcp::params::{
+    CreateRelationshipParams, GetRelatedMemoriesParams, SearchRelationshipsByContextParams, bounded,
+};
+use crate::mcp::render::{backend_failure, brief_line, cut_note, failure, fit, list_budget, reply};
+use crate::model::{
+    InvalidInput, NewRelationship, RelationshipContext, RelationshipType, check_unit_interval,
+    limits,
+};
+
+#[tool_router(router = graph_tools, vis = "pub(in crate::mcp)")]
+impl MemoryServer {
+    /// Link two memories with a typed relationship (e.g. a fix SOLVES a problem, an error
+    /// CAUSES another). Strength and confidence default per type.
+    #[tool(
+        name = "create_relationship",
+        output_schema = schema_for_output::<CreateRelationshipOutput>(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+    )]
+    pub async fn create_relationship(
+        &self,
+        Parameters(p): Parameters<CreateRelationshipParams>,
+    ) -> CallToolResult {
+        let new = match new_relationship(&p) {
+            Ok(n) => n,
+            Err(e) => return failure(e.to_string()),
+        };
+        match self.backend.create_relationship(new).await {
+            Ok((relationship, created)) => {
+                let verb = if created {
+                    "Created"
+                } else {
+                    "Already exists:"
+                };
+                reply(
+                    format!(
+                        "{verb} relationship {} {} → {} (strength {}, confidence {}) id={}",
+                        relationship.rel_type,
+                        relationship.from_id,
+                        relationship.to_id,
+                        relationship.strength,
+                        relationship.confidence,
+                        relationship.id
+                    ),
+                    &CreateRelationshipOutput {
+                        relationship_id: relationship.id.clone(),
+                        created,
+                        relationship,
+                    },
+                )
+            }
+            Err(e) => backend_failure(e),
+        }
+    }
+
+    /// Memories linked to a memory, following relationships in both directions up to
+    /// max_depth hops (default 2), nearest and strongest first.
+    #[tool(
+        name = "get_related_memories",
+        output_schema = schema_for_output::<RelatedOutput>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    pub async fn get_related_memories(
+        &self,
+        Parameters(p): Parameters<GetRelatedMemoriesParams>,
+    ) -> CallToolResult {
+        let depth = match bounded("max_depth", p.max_depth, 2, 1, i64::from(limits::MAX_DEPTH)) {
+            Ok(v) => v,
+            Err(m) => return failure(m),
+        };
+        let types: Vec<RelationshipType> = match p
+            .relationship_types
+            .iter()
+            .flatten()
+            .map(|t| RelationshipType::parse_field("relationship_types", t))
+            .collect()
+        {
+            Ok(t) => t,
+            Err(e) => return failure(e.to_string()),
+        };
+        let related = match self
+            .backend
+            .related_memories(&p.memory_id, &types, depth)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return backend_failure(e),
+        };
+        let total = related.len() as u64;
+        let mut results: Vec<RelatedResult> = related
+            .into_iter()
+            .map(|r| RelatedResult {
+                depth: r.depth,
+                memory: MemoryBrief::from(&r.memory),
+                relationship: r.relationship,
+            })
+            .collect();
+        let line = |r: &RelatedResult| {
+            let link = &r.relationship;
+            format!(
+                "- depth {}: {}\n  via {} {} → {} (strength {})",
+                r.depth,
+                brief_line(&r.memory),
+                link.from_id,
+                link.rel_type,
+                link.to_id,
+                link.strength
+            )
+        };
+        let kept = fit(
+            &results,
+            line,
+            list_budget(self.settings.max_response_chars),
+        );
+        let note = (kept < results.len()).then(|| {
+            format!("Showing the nearest {kept} of {total} related memories to stay within the answer size limit; lower max_depth or filter by relationship_types.")
+        });
+        results.truncate(kept);
+        let mut text = format!(
+            "{total} memor{} related to {} within {depth} hop(s):\n",
+            if total == 1 { "y" } else { "ies" },
+            p.memory_id
+        );
+        for r in &results {
+            text.push_str(&line(r));
+            text.push('\n');
+        }
+        if let Some(n) = &note {
+            text.push_str(n);
+        }
+        reply(
+            text,
+            &RelatedOutput {
+                memory_id: p.memory_id.clone(),
+                max_depth: depth,
+                related: results,
+                total,
+                note,
+            },
+        )
+    }
+
+    /// Find relationships by what their context says: scope (partial, full,
+    /// conditional), conditions, evidence, components, time.
+    #[tool(
+        name = "search_relationships_by_context",
+        output_schema = schema_for_output::<RelationshipsOutput>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    pub async fn search_relationships_by_context(
+        &self,
+        Parameters(p): Parameters<SearchRelationshipsByContextParams>,
+    ) -> CallToolResult {
+        let limit = match bounded("limit", p.limit, 20, 1, 100) {
+            Ok(v) => v,
+            Err(m) => return failure(m),
+        };
+        let query = RelationshipQuery {
+            scope: p.scope.map(|s| s.as_str().to_string()),
+            conditions: p.conditions.clone().unwrap_or_default(),
+            has_evidence: p.has_evidence,
+            evidence: p.evidence.clone().unwrap_or_default(),
+            components: p.components.clone().unwrap_or_default(),
+            temporal: p.temporal.clone(),
+            limit,
+        };
+        let mut found = match self.backend.search_relationships_by_context(&query).await {
+            Ok(r) => r,
+            Err(e) => return backend_failure(e),
+        };
+        let total = found.len() as u64;
+        let line = |r: &crate::model::Relationship| {
+            format!(
+                "- {} {} → {}: {}",
+                r.rel_type,
+                r.from_id,
+                r.to_id,
+                r.context.as_ref().map(|c| c.text.as_str()).unwrap_or("")
+            )
+        };
+        let kept = fit(&found, line, list_budget(self.settings.max_response_chars));
+        let note = (kept < found.len()).then(|| cut_note(kept, 0, total));
+        found.truncate(kept);
+        let mut text = format!("{total} relationship(s) match:\n");
+        for r in &found {
+            text.push_str(&line(r));
+            text.push('\n');
+        }
+        reply(
+            text,
+            &RelationshipsOutput {
+                relationships: found,
+                total,
+                note,
+            },
+        )
+    }
+}
+
+fn new_relationship(p: &CreateRelationshipParams) -> Result<NewRelationship, InvalidInput> {
+    let rel_type = RelationshipType::parse_field("relationship_type", &p.relationship_type)?;
+    let strength = check_unit_interval(
+        "strength",
+        p.strength.unwrap_or(rel_type.default_strength()),
+    )?;
+    let confidence = check_unit_interval(
+        "confidence",
+        p.confidence.unwrap_or(rel_type.default_confidence()),
+    )?;
+    let context = match p
+        .context
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        Some(text) if text.chars().count() > limits::RELATIONSHIP_CONTEXT_MAX_CHARS => {
+            return Err(InvalidInput::new(
+                "context",
+                format!(
+                    "must be at most {} characters",
+                    limits::RELATIONSHIP_CONTEXT_MAX_CHARS
+                ),
+            ));
+        }
+        Some(text) => Some(RelationshipContext::from_text(text)),
+        None => None,
+    };
+    for (field, id) in [
+        ("from_memory_id", &p.from_memory_id),
+        ("to_memory_id", &p.to_memory_id),
+    ] {
+        if id.trim().is_empty() {
+            return Err(InvalidInput::new(field, "must not be empty"));
+        }
+    }
+    Ok(NewRelationship {
+        from_id: p.from_memory_id.trim().to_string(),
+        to_id: p.to_memory_id.trim().to_string(),
+        rel_type,
+        strength,
+        confidence,
+        context,
+    })
+}

@@ -1,0 +1,203 @@
+//! store_memory, get_memory, update_memory, delete_memory.
+
+use rmcp::handler::server::common::schema_for_output;
+use rmcp::model::CallToolResult;
+use rmcp::{tool, tool_router};
+
+use crate::mcp::MemoryServer;
+use crate::mcp::args::Parameters;
+use crate::mcp::output::{
+    DeleteMemoryOutput, GetMemoryOutput, MemoryBrief, StoreMemoryOutput, UpdateMemoryOutput,
+};
+use crate::mcp::params::{
+    DeleteMemoryParams, GetMemoryParams, StoreMemoryParams, UpdateMemoryParams,
+};
+use crate::mcp::render::{backend_failure, failure, relationship_line, reply};
+use crate::model::{MemoryContext, MemoryPatch, NewMemory, now_iso};
+
+#[tool_router(router = memory_tools, vis = "pub(in crate::mcp)")]
+impl MemoryServer {
+    /// Store a new memory: a fix that worked, an error and its cause, a pattern, a
+    /// decision, a command. Returns its id.
+    #[tool(
+        name = "store_memory",
+        output_schema = schema_for_output::<StoreMemoryOutput>(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+    )]
+    pub async fn store_memory(
+        &self,
+        Parameters(p): Parameters<StoreMemoryParams>,
+    ) -> CallToolResult {
+        let context = match p
+            .context
+            .as_ref()
+            .map(|c| MemoryContext::from_input(c, &now_iso()))
+            .transpose()
+        {
+            Ok(c) => c,
+            Err(e) => return failure(e.to_string()),
+        };
+        let new = match NewMemory::validate(
+            &p.memory_type,
+            &p.title,
+            &p.content,
+            p.summary.as_deref(),
+            p.tags.as_deref(),
+            p.importance,
+            context,
+        ) {
+            Ok(m) => m,
+            Err(e) => return failure(e.to_string()),
+        };
+        match self.backend.store_memory(new).await {
+            Ok(stored) => {
+                let m = &stored.memory;
+                reply(
+                    format!("Stored memory {} ({}): {}", m.id, m.memory_type, m.title),
+                    &StoreMemoryOutput {
+                        memory_id: m.id.clone(),
+                        memory: MemoryBrief::from(m),
+                    },
+                )
+            }
+            Err(e) => backend_failure(e),
+        }
+    }
+
+    /// Read one memory in full, with its relationships unless include_relationships is
+    /// false.
+    #[tool(
+        name = "get_memory",
+        output_schema = schema_for_output::<GetMemoryOutput>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    pub async fn get_memory(&self, Parameters(p): Parameters<GetMemoryParams>) -> CallToolResult {
+        let with_relationships = p.include_relationships.unwrap_or(true);
+        match self
+            .backend
+            .get_memory(&p.memory_id, with_relationships)
+            .await
+        {
+            Ok((memory, relationships)) => {
+                let mut text = format!(
+                    "# {}\nid: {}\ntype: {}\nimportance: {}  confidence: {}\ncreated: {}  updated: {}\n",
+                    memory.title,
+                    memory.id,
+                    memory.memory_type,
+                    memory.importance,
+                    memory.confidence,
+                    memory.created_at,
+                    memory.updated_at
+                );
+                if !memory.tags.is_empty() {
+                    text.push_str(&format!("tags: {}\n", memory.tags.join(", ")));
+                }
+                if let Some(project) = memory.project_path() {
+                    text.push_str(&format!("project: {project}\n"));
+                }
+                if let Some(summary) = &memory.summary {
+                    text.push_str(&format!("\nSummary: {summary}\n"));
+                }
+                text.push_str(&format!("\n{}\n", memory.content));
+                if !relationships.is_empty() {
+                    text.push_str("\nRelationships:\n");
+                    for r in &relationships {
+                        text.push_str(&format!("- {}\n", relationship_line(r, &memory.id)));
+                    }
+                }
+                reply(
+                    text,
+                    &GetMemoryOutput {
+                        memory,
+                        relationships,
+                    },
+                )
+            }
+            Err(e) => backend_failure(e),
+        }
+    }
+
+    /// Change some fields of a memory (title, content, summary, tags, importance); the
+    /// others stay as they are.
+    #[tool(
+        name = "update_memory",
+        output_schema = schema_for_output::<UpdateMemoryOutput>(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+    )]
+    pub async fn update_memory(
+        &self,
+        Parameters(p): Parameters<UpdateMemoryParams>,
+    ) -> CallToolResult {
+        let mut patch = match MemoryPatch::validate(
+            p.title.as_deref(),
+            p.content.as_deref(),
+            p.summary.as_deref(),
+            p.tags.as_deref(),
+            p.importance,
+        ) {
+            Ok(patch) => patch,
+            Err(e) => return failure(e.to_string()),
+        };
+        if p.summary.is_some() && patch.summary.is_none() {
+            patch.summary = Some(None);
+        }
+        if patch.is_empty() {
+            return failure(
+                "Nothing to update: give at least one of title, content, summary, tags, importance",
+            );
+        }
+        let updated_fields: Vec<String> = [
+            ("title", patch.title.is_some()),
+            ("content", patch.content.is_some()),
+            ("summary", patch.summary.is_some()),
+            ("tags", patch.tags.is_some()),
+            ("importance", patch.importance.is_some()),
+        ]
+        .iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(name, _)| name.to_string())
+        .collect();
+        match self.backend.update_memory(&p.memory_id, &patch).await {
+            Ok(memory) => reply(
+                format!(
+                    "Updated {} of memory {}: {}",
+                    updated_fields.join(", "),
+                    memory.id,
+                    memory.title
+                ),
+                &UpdateMemoryOutput {
+                    memory_id: memory.id.clone(),
+                    updated_fields,
+                    memory: MemoryBrief::from(&memory),
+                },
+            ),
+            Err(e) => backend_failure(e),
+        }
+    }
+
+    /// Delete a memory and all of its relationships. Cannot be undone.
+    #[tool(
+        name = "delete_memory",
+        output_schema = schema_for_output::<DeleteMemoryOutput>(),
+        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = false)
+    )]
+    pub async fn delete_memory(
+        &self,
+        Parameters(p): Parameters<DeleteMemoryParams>,
+    ) -> CallToolResult {
+        match self.backend.delete_memory(&p.memory_id).await {
+            Ok(removed) => reply(
+                format!(
+                    "Deleted memory {} and {removed} relationship(s)",
+                    p.memory_id
+                ),
+                &DeleteMemoryOutput {
+                    memory_id: p.memory_id.clone(),
+                    deleted: true,
+                    relationships_removed: removed,
+                },
+            ),
+            Err(e) => backend_failure(e),
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! One file per group of tools; each tool is one function: check, call the backend, render.
+
+mod graph;
+mod memories;
+mod search;
+mod status;

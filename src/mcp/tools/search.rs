@@ -1,0 +1,195 @@
+//! search_memories, recall_memories, contextual_search.
+
+use rmcp::handler::server::common::schema_for_output;
+use rmcp::model::CallToolResult;
+use rmcp::{tool, tool_router};
+
+use crate::backend::{SearchPage, SearchRequest, Tolerance};
+use crate::mcp::MemoryServer;
+use crate::mcp::args::Parameters;
+use crate::mcp::output::{MemoryBrief, SearchOutput, SearchResult};
+use crate::mcp::params::{
+    ContextualSearchParams, RecallMemoriesParams, SearchMemoriesParams, bounded,
+};
+use crate::mcp::render::{backend_failure, brief_line, cut_note, failure, fit, list_budget, reply};
+use crate::model::{RelationshipType, normalise_tags};
+
+/// Largest `offset` accepted; deeper pages are never useful to a model.
+const MAX_OFFSET: i64 = 1_000_000;
+
+#[tool_router(router = search_tools, vis = "pub(in crate::mcp)")]
+impl MemoryServer {
+    /// Find memories by words (ranked by relevance: title first, then summary and tags,
+    /// then content) and filters (types, tags, project, importance). Without words, lists
+    /// memories by importance. Paged with limit/offset.
+    #[tool(
+        name = "search_memories",
+        output_schema = schema_for_output::<SearchOutput>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    pub async fn search_memories(
+        &self,
+        Parameters(p): Parameters<SearchMemoriesParams>,
+    ) -> CallToolResult {
+        let request = match search_request(&p) {
+            Ok(r) => r,
+            Err(message) => return failure(message),
+        };
+        match self.backend.search(&request).await {
+            Ok(page) => self.render_page("Found", page),
+            Err(e) => backend_failure(e),
+        }
+    }
+
+    /// Recall what is known about a topic, described in natural language: the most
+    /// relevant memories with a short excerpt each.
+    #[tool(
+        name = "recall_memories",
+        output_schema = schema_for_output::<SearchOutput>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    pub async fn recall_memories(
+        &self,
+        Parameters(p): Parameters<RecallMemoriesParams>,
+    ) -> CallToolResult {
+        let limit = match bounded("limit", p.limit, 20, 1, 1000) {
+            Ok(v) => v,
+            Err(m) => return failure(m),
+        };
+        let offset = match bounded("offset", p.offset, 0, 0, MAX_OFFSET) {
+            Ok(v) => v,
+            Err(m) => return failure(m),
+        };
+        let mut request = SearchRequest::new(p.query.as_deref().unwrap_or(""), limit);
+        request.offset = offset;
+        request.memory_types = p.memory_types.clone().unwrap_or_default();
+        request.project_path = p.project_path.clone();
+        match self.backend.search(&request).await {
+            Ok(page) => self.render_page("Recalled", page),
+            Err(e) => backend_failure(e),
+        }
+    }
+
+    /// Search only among the memories linked to one memory (within max_depth hops).
+    #[tool(
+        name = "contextual_search",
+        output_schema = schema_for_output::<SearchOutput>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    pub async fn contextual_search(
+        &self,
+        Parameters(p): Parameters<ContextualSearchParams>,
+    ) -> CallToolResult {
+        let depth = match bounded("max_depth", p.max_depth, 2, 1, 5) {
+            Ok(v) => v,
+            Err(m) => return failure(m),
+        };
+        let request = SearchRequest::new(&p.query, 50);
+        match self
+            .backend
+            .contextual_search(&p.memory_id, request, depth)
+            .await
+        {
+            Ok(page) => self.render_page("Found", page),
+            Err(e) => backend_failure(e),
+        }
+    }
+}
+
+impl MemoryServer {
+    /// Renders a page of hits, cut to the answer size limit with a note saying how to go on.
+    fn render_page(&self, verb: &str, page: SearchPage) -> CallToolResult {
+        let results: Vec<SearchResult> = page
+            .hits
+            .iter()
+            .map(|h| SearchResult {
+                memory: MemoryBrief::from(&h.memory),
+                relevance: h.relevance,
+                snippet: h.snippet.clone(),
+            })
+            .collect();
+        let line = |r: &SearchResult| match &r.snippet {
+            Some(s) => format!("- {}\n  {s}", brief_line(&r.memory)),
+            None => format!("- {}", brief_line(&r.memory)),
+        };
+        let kept = fit(
+            &results,
+            line,
+            list_budget(self.settings.max_response_chars),
+        );
+        let mut output = SearchOutput {
+            total: page.total,
+            offset: page.offset,
+            limit: page.limit,
+            has_more: page.has_more,
+            next_offset: page.next_offset,
+            note: None,
+            results,
+        };
+        if kept < output.results.len() {
+            output.results.truncate(kept);
+            output.has_more = true;
+            output.next_offset = Some(page.offset + kept as u32);
+            output.note = Some(cut_note(kept, page.offset, page.total));
+        }
+        let mut text = format!(
+            "{verb} {} memor{} (showing {}–{}):\n",
+            output.total,
+            if output.total == 1 { "y" } else { "ies" },
+            if output.results.is_empty() {
+                0
+            } else {
+                output.offset + 1
+            },
+            output.offset as usize + output.results.len()
+        );
+        for r in &output.results {
+            text.push_str(&line(r));
+            text.push('\n');
+        }
+        if let Some(note) = &output.note {
+            text.push_str(note);
+            text.push('\n');
+        } else if let Some(next) = output.next_offset {
+            text.push_str(&format!("More results: call again with offset={next}.\n"));
+        }
+        reply(text, &output)
+    }
+}
+
+fn search_request(p: &SearchMemoriesParams) -> Result<SearchRequest, String> {
+    let limit = bounded("limit", p.limit, 50, 1, 1000)?;
+    let offset = bounded("offset", p.offset, 0, 0, MAX_OFFSET)?;
+    if let Some(min) = p.min_importance {
+        crate::model::check_unit_interval("min_importance", min).map_err(|e| e.to_string())?;
+    }
+    // `terms` wins over `query`, as in MemoryGraph; each term is one word or phrase.
+    let text = match &p.terms {
+        Some(terms) if !terms.is_empty() => terms
+            .iter()
+            .map(|t| format!("\"{}\"", t.replace('"', " ")))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => p.query.clone().unwrap_or_default(),
+    };
+    let mut request = SearchRequest::new(&text, limit);
+    request.offset = offset;
+    request.match_mode = p.match_mode.map(Into::into);
+    request.tolerance = p
+        .search_tolerance
+        .map(Into::into)
+        .unwrap_or(Tolerance::Normal);
+    request.memory_types = p.memory_types.clone().unwrap_or_default();
+    request.tags =
+        normalise_tags(p.tags.as_deref().unwrap_or_default()).map_err(|e| e.to_string())?;
+    request.project_path = p.project_path.clone();
+    request.min_importance = p.min_importance;
+    request.relationship_types = p
+        .relationship_filter
+        .iter()
+        .flatten()
+        .map(|t| RelationshipType::parse_field("relationship_filter", t))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    Ok(request)
+}

@@ -1,0 +1,168 @@
+//! get_recent_activity, get_memory_statistics, health, sync.
+
+use rmcp::handler::server::common::schema_for_output;
+use rmcp::model::CallToolResult;
+use rmcp::{tool, tool_router};
+
+use crate::mcp::MemoryServer;
+use crate::mcp::args::Parameters;
+use crate::mcp::output::{
+    HealthOutput, MemoryBrief, RecentActivityOutput, StatisticsOutput, SyncOutput,
+};
+use crate::mcp::params::{GetRecentActivityParams, bounded};
+use crate::mcp::render::{backend_failure, brief_line, failure, reply};
+
+/// The libsql crate this binary was built with (checked against Cargo.lock by a test).
+pub const LIBSQL_CRATE_VERSION: &str = "0.10.0";
+
+#[tool_router(router = status_tools, vis = "pub(in crate::mcp)")]
+impl MemoryServer {
+    /// What happened recently: counts by type, the newest memories and the problems not
+    /// yet solved, over the last `days` days (default 7), optionally for one project.
+    #[tool(
+        name = "get_recent_activity",
+        output_schema = schema_for_output::<RecentActivityOutput>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    pub async fn get_recent_activity(
+        &self,
+        Parameters(p): Parameters<GetRecentActivityParams>,
+    ) -> CallToolResult {
+        let days = match bounded("days", p.days, 7, 1, 365) {
+            Ok(v) => v,
+            Err(m) => return failure(m),
+        };
+        let project = p
+            .project
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        match self.backend.recent_activity(days, project).await {
+            Ok(a) => {
+                let out = RecentActivityOutput {
+                    days: a.days,
+                    project: a.project,
+                    total_count: a.total_count,
+                    memories_by_type: a.memories_by_type,
+                    recent_memories: a.recent_memories.iter().map(MemoryBrief::from).collect(),
+                    unresolved_problems: a
+                        .unresolved_problems
+                        .iter()
+                        .map(MemoryBrief::from)
+                        .collect(),
+                };
+                let mut text = format!("{} memories in the last {days} day(s)", out.total_count);
+                if let Some(project) = &out.project {
+                    text.push_str(&format!(" for {project}"));
+                }
+                text.push('\n');
+                for (t, n) in &out.memories_by_type {
+                    text.push_str(&format!("- {t}: {n}\n"));
+                }
+                if !out.recent_memories.is_empty() {
+                    text.push_str("Newest:\n");
+                    for m in &out.recent_memories {
+                        text.push_str(&format!("- {}\n", brief_line(m)));
+                    }
+                }
+                if !out.unresolved_problems.is_empty() {
+                    text.push_str("Unresolved problems:\n");
+                    for m in &out.unresolved_problems {
+                        text.push_str(&format!("- {}\n", brief_line(m)));
+                    }
+                }
+                reply(text, &out)
+            }
+            Err(e) => backend_failure(e),
+        }
+    }
+
+    /// Counts of memories and relationships by type, and average importance.
+    #[tool(
+        name = "get_memory_statistics",
+        output_schema = schema_for_output::<StatisticsOutput>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    pub async fn get_memory_statistics(&self) -> CallToolResult {
+        match self.backend.statistics().await {
+            Ok(s) => {
+                let mut text = format!("Total memories: {}\n", s.total_memories);
+                for (t, n) in &s.memories_by_type {
+                    text.push_str(&format!("- {t}: {n}\n"));
+                }
+                text.push_str(&format!("Total relationships: {}\n", s.total_relationships));
+                for (c, n) in &s.relationships_by_category {
+                    text.push_str(&format!("- {c}: {n}\n"));
+                }
+                if let Some(avg) = s.average_importance {
+                    text.push_str(&format!("Average importance: {avg:.2}\n"));
+                }
+                if let Some(avg) = s.average_confidence {
+                    text.push_str(&format!("Average confidence: {avg:.2}\n"));
+                }
+                reply(text, &StatisticsOutput { statistics: s })
+            }
+            Err(e) => backend_failure(e),
+        }
+    }
+
+    /// Is the memory store working? Mode, database file, sizes, counts, versions.
+    #[tool(
+        name = "health",
+        output_schema = schema_for_output::<HealthOutput>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    pub async fn health(&self) -> CallToolResult {
+        match self.backend.health().await {
+            Ok(db) => {
+                let out = HealthOutput {
+                    status: "ok".into(),
+                    server_name: env!("CARGO_PKG_NAME").into(),
+                    server_version: env!("CARGO_PKG_VERSION").into(),
+                    backend: "turso".into(),
+                    mode: self.settings.mode.into(),
+                    mode_reason: self.settings.mode_reason.clone(),
+                    tool_profile: self.settings.profile.as_str().into(),
+                    libsql_crate_version: LIBSQL_CRATE_VERSION.into(),
+                    database: db,
+                };
+                let text = format!(
+                    "ok: {} {} in {} mode ({}); {} memories, {} relationships; database {} ({} bytes, schema v{}); SQLite {}, libsql crate {}",
+                    out.server_name,
+                    out.server_version,
+                    out.mode,
+                    out.mode_reason,
+                    out.database.memories,
+                    out.database.relationships,
+                    out.database.database_path,
+                    out.database.database_bytes,
+                    out.database.schema_version,
+                    out.database.sqlite_version,
+                    out.libsql_crate_version
+                );
+                reply(text, &out)
+            }
+            Err(e) => backend_failure(e),
+        }
+    }
+
+    /// Sync with the primary database (replica mode). In local mode there is nothing to
+    /// sync and this says so.
+    #[tool(
+        name = "sync",
+        output_schema = schema_for_output::<SyncOutput>(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+    )]
+    pub async fn sync(&self) -> CallToolResult {
+        let message = "Local mode: this memory lives only in the local file, so there is nothing to sync. \
+                       Set TURSO_DATABASE_URL to share it between machines through a libsql primary.";
+        reply(
+            message.to_string(),
+            &SyncOutput {
+                mode: self.settings.mode.into(),
+                synced: false,
+                message: message.into(),
+            },
+        )
+    }
+}

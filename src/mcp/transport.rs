@@ -1,0 +1,210 @@
+//! JSON-RPC over stdin/stdout, one message per line, answering what rmcp's own stdio
+//! transport drops in silence: a line that is not JSON gets a `-32700` parse error, a JSON
+//! value that is not a message gets `-32600`, and a line over the size limit is discarded
+//! without buffering it whole and answered with `-32600`. Every outgoing line goes through
+//! one writer task, so replies never interleave.
+
+use std::io;
+
+use rmcp::RoleServer;
+use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
+use rmcp::transport::Transport;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// The largest request line accepted: far above any legal tool call (content is capped at
+/// 50,000 characters), far below what would strain memory.
+pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
+
+pub struct LineTransport<R> {
+    reader: BufReader<R>,
+    line: Vec<u8>,
+    discarding: bool,
+    out: Option<mpsc::UnboundedSender<Vec<u8>>>,
+}
+
+/// Starts the writer task and returns the transport plus the task, which ends once every
+/// queued line is written and the transport is dropped.
+pub fn line_transport<R, W>(read: R, write: W) -> (LineTransport<R>, JoinHandle<()>)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_lines(write, rx));
+    (
+        LineTransport {
+            reader: BufReader::new(read),
+            line: Vec::new(),
+            discarding: false,
+            out: Some(tx),
+        },
+        writer,
+    )
+}
+
+async fn write_lines<W: AsyncWrite + Unpin>(
+    mut write: W,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    while let Some(mut line) = rx.recv().await {
+        line.push(b'\n');
+        if let Err(e) = write.write_all(&line).await {
+            tracing::debug!("stdout closed: {e}");
+            return;
+        }
+        if rx.is_empty()
+            && let Err(e) = write.flush().await
+        {
+            tracing::debug!("stdout closed: {e}");
+            return;
+        }
+    }
+    let _ = write.flush().await;
+}
+
+enum Read {
+    Line,
+    Oversized,
+    Eof,
+}
+
+impl<R: AsyncRead + Unpin + Send> LineTransport<R> {
+    /// Reads one line into `self.line` without letting it grow past the limit. Cancel-safe:
+    /// bytes are only consumed from the reader after they are copied.
+    async fn read_line(&mut self) -> io::Result<Read> {
+        loop {
+            let available = self.reader.fill_buf().await?;
+            if available.is_empty() {
+                return Ok(Read::Eof);
+            }
+            let (chunk, complete) = match available.iter().position(|b| *b == b'\n') {
+                Some(i) => (&available[..=i], true),
+                None => (available, false),
+            };
+            let taken = chunk.len();
+            if !self.discarding {
+                if self.line.len() + taken > MAX_LINE_BYTES + 1 {
+                    self.discarding = true;
+                    self.line = Vec::new();
+                } else {
+                    self.line.extend_from_slice(chunk);
+                }
+            }
+            self.reader.consume(taken);
+            if complete {
+                if std::mem::take(&mut self.discarding) {
+                    return Ok(Read::Oversized);
+                }
+                return Ok(Read::Line);
+            }
+        }
+    }
+
+    fn reply(&self, value: Value) {
+        if let Some(out) = &self.out {
+            let _ = out.send(value.to_string().into_bytes());
+        }
+    }
+
+    fn reply_error(&self, id: Value, code: i64, message: &str) {
+        self.reply(
+            json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}),
+        );
+    }
+
+    /// Decodes one line, answering it directly when it is not a message rmcp can take.
+    fn decode(&self, raw: &[u8]) -> Option<RxJsonRpcMessage<RoleServer>> {
+        let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
+        let value: Value = match serde_json::from_slice(raw) {
+            Ok(v) => v,
+            Err(e) => {
+                let why = if std::str::from_utf8(raw).is_err() {
+                    "Parse error: the line is not valid UTF-8".to_string()
+                } else {
+                    format!("Parse error: {e}")
+                };
+                self.reply_error(Value::Null, -32700, &why);
+                return None;
+            }
+        };
+        if value.is_array() {
+            self.reply_error(
+                Value::Null,
+                -32600,
+                "Invalid Request: JSON-RPC batches are not supported by MCP",
+            );
+            return None;
+        }
+        let id = value.get("id").cloned();
+        let is_notification = id.is_none() && value.get("method").is_some();
+        match serde_json::from_value::<RxJsonRpcMessage<RoleServer>>(value) {
+            Ok(message) => Some(message),
+            Err(e) => {
+                if is_notification {
+                    // Notifications get no answer, not even an error.
+                    tracing::debug!("ignoring a notification rmcp does not know: {e}");
+                } else {
+                    let id = id
+                        .filter(|v| v.is_string() || v.is_number())
+                        .unwrap_or(Value::Null);
+                    self.reply_error(id, -32600, &format!("Invalid Request: {e}"));
+                }
+                None
+            }
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin + Send + 'static> Transport<RoleServer> for LineTransport<R> {
+    type Error = io::Error;
+
+    fn send(
+        &mut self,
+        item: TxJsonRpcMessage<RoleServer>,
+    ) -> impl Future<Output = Result<(), io::Error>> + Send + 'static {
+        let out = self.out.clone();
+        async move {
+            let line = serde_json::to_vec(&item).map_err(io::Error::other)?;
+            out.ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "transport closed"))?
+                .send(line)
+                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "stdout closed"))
+        }
+    }
+
+    async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
+        loop {
+            match self.read_line().await {
+                Ok(Read::Line) => {}
+                Ok(Read::Oversized) => {
+                    self.reply_error(
+                        Value::Null,
+                        -32600,
+                        &format!("Invalid Request: the message is larger than the {MAX_LINE_BYTES}-byte limit and was discarded"),
+                    );
+                    continue;
+                }
+                Ok(Read::Eof) => return None,
+                Err(e) => {
+                    tracing::warn!("stdin failed: {e}");
+                    return None;
+                }
+            }
+            let line = std::mem::take(&mut self.line);
+            let trimmed = line.trim_ascii();
+            if trimmed.is_empty() {
+                continue;
+            }
+            if let Some(message) = self.decode(trimmed) {
+                return Some(message);
+            }
+        }
+    }
+
+    async fn close(&mut self) -> Result<(), io::Error> {
+        self.out = None;
+        Ok(())
+    }
+}

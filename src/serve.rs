@@ -1,0 +1,124 @@
+//! Running the server: open the store, speak MCP on stdio until the client leaves or a
+//! signal arrives, then close the database cleanly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use rmcp::ServiceExt;
+
+use crate::backend::{BackendOptions, TursoBackend};
+use crate::config::Config;
+use crate::mcp::transport::line_transport;
+use crate::mcp::{MemoryServer, ServerSettings};
+
+async fn open_backend(config: &Config) -> Result<TursoBackend> {
+    if config.database_url.is_some() {
+        bail!(
+            "TURSO_DATABASE_URL is set, but replica mode is not available in this version yet; \
+             unset it to use the local file {}",
+            config.database_path.display()
+        );
+    }
+    config.prepare_database_folder()?;
+    TursoBackend::open(BackendOptions {
+        path: config.database_path.clone(),
+        allow_cycles: config.allow_cycles,
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "cannot open the database {} (from {})",
+            config.database_path.display(),
+            config.path_source
+        )
+    })
+}
+
+/// Serves MCP on stdin/stdout.
+pub async fn run(config: Config) -> Result<()> {
+    let backend = Arc::new(open_backend(&config).await?);
+    let mode_reason = format!(
+        "TURSO_DATABASE_URL is not set; database file from {}",
+        config.path_source
+    );
+    tracing::info!(
+        path = %config.database_path.display(),
+        profile = config.profile.as_str(),
+        "memorygraph {} serving MCP on stdio in local mode ({mode_reason})",
+        env!("CARGO_PKG_VERSION")
+    );
+    let server = MemoryServer::new(
+        backend.clone(),
+        ServerSettings {
+            profile: config.profile,
+            max_response_chars: config.max_response_chars,
+            mode: "local",
+            mode_reason,
+        },
+    );
+    let (read, write) = rmcp::transport::stdio_pipes();
+    let (transport, writer) = line_transport(read, write);
+    let running = server
+        .serve(transport)
+        .await
+        .context("starting the MCP session")?;
+    let cancel = running.cancellation_token();
+    let stop = tokio::spawn(async move {
+        let reason = shutdown_signal().await;
+        tracing::info!("{reason}: shutting down");
+        cancel.cancel();
+    });
+    let ended = running.waiting().await;
+    stop.abort();
+    match ended {
+        Ok(reason) => tracing::debug!("MCP session ended: {reason:?}"),
+        Err(e) => tracing::warn!("MCP session ended with an error: {e}"),
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    close(backend).await
+}
+
+/// Rebuilds the search index of the configured database.
+pub async fn reindex(config: Config) -> Result<()> {
+    let backend = Arc::new(open_backend(&config).await?);
+    backend
+        .reindex()
+        .await
+        .context("rebuilding the full-text index")?;
+    eprintln!(
+        "memorygraph: full-text index rebuilt for {}",
+        config.database_path.display()
+    );
+    close(backend).await
+}
+
+async fn close(backend: Arc<TursoBackend>) -> Result<()> {
+    match Arc::try_unwrap(backend) {
+        Ok(backend) => backend.close().await.context("closing the database"),
+        Err(_) => {
+            tracing::warn!(
+                "a request was still running at shutdown; the database closes with the process"
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
