@@ -1,0 +1,291 @@
+//! Test helpers that run the real `memorygraph` binary and speak JSON-RPC to it over its
+//! pipes, exactly as an MCP client does.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// How long a test waits for one answer before failing.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Environment variables the server reads; cleared so the caller's shell cannot leak in.
+const SERVER_VARS: [&str; 11] = [
+    "MEMORY_BACKEND",
+    "MEMORY_TURSO_PATH",
+    "MEMORY_SQLITE_PATH",
+    "TURSO_DATABASE_URL",
+    "TURSO_AUTH_TOKEN",
+    "MEMORY_TURSO_AUTO_SYNC",
+    "MEMORY_TURSO_SYNC_INTERVAL",
+    "MEMORY_TOOL_PROFILE",
+    "MEMORY_LOG_LEVEL",
+    "MEMORY_ALLOW_CYCLES",
+    "MEMORY_MAX_RESPONSE_CHARS",
+];
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_memorygraph")
+}
+
+/// A command for the binary with a clean environment and HOME inside `home`.
+pub fn command(home: &Path) -> Command {
+    let mut cmd = Command::new(binary());
+    for var in SERVER_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.env("HOME", home).env("MEMORY_LOG_LEVEL", "warn");
+    cmd
+}
+
+/// A running server with its pipes.
+pub struct Server {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    next_id: i64,
+}
+
+impl Server {
+    /// Starts the server on `db` with extra environment variables.
+    pub fn start(db: &Path, env: &[(&str, &str)]) -> Server {
+        let home = db.parent().unwrap();
+        let mut cmd = command(home);
+        cmd.env("MEMORY_TURSO_PATH", db);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Server::spawn(cmd)
+    }
+
+    pub fn spawn(mut cmd: Command) -> Server {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start memorygraph");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Server {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            stderr,
+            next_id: 1,
+        }
+    }
+
+    /// Starts the server and completes the `initialize` handshake.
+    pub fn started(db: &Path, env: &[(&str, &str)]) -> Server {
+        let mut s = Server::start(db, env);
+        s.initialize("2025-06-18");
+        s
+    }
+
+    pub fn initialize(&mut self, version: &str) -> Value {
+        let answer = self.request(
+            "initialize",
+            json!({"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "tests", "version": "1"}}),
+        );
+        self.notify("notifications/initialized", json!({}));
+        answer
+    }
+
+    /// Writes one raw line to the server's stdin.
+    pub fn send_line(&mut self, line: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin.write_all(line).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    pub fn send(&mut self, message: &Value) {
+        self.send_line(message.to_string().as_bytes());
+    }
+
+    /// The next line the server writes, as JSON.
+    pub fn recv(&mut self) -> Value {
+        let line = self
+            .lines
+            .recv_timeout(ANSWER_TIMEOUT)
+            .unwrap_or_else(|_| panic!("no answer from the server; stderr:\n{}", self.stderr()));
+        serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"))
+    }
+
+    /// True when nothing arrives within `wait`.
+    pub fn silent_for(&mut self, wait: Duration) -> bool {
+        self.lines.recv_timeout(wait).is_err()
+    }
+
+    pub fn notify(&mut self, method: &str, params: Value) {
+        self.send(&json!({"jsonrpc": "2.0", "method": method, "params": params}));
+    }
+
+    /// Sends a request and returns the whole response object.
+    pub fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        let answer = self.recv();
+        assert_eq!(
+            answer["id"],
+            json!(id),
+            "answer to another request: {answer}"
+        );
+        answer
+    }
+
+    /// Calls a tool and returns its result (a JSON-RPC error fails the test).
+    pub fn call(&mut self, tool: &str, arguments: Value) -> Value {
+        let answer = self.request("tools/call", json!({"name": tool, "arguments": arguments}));
+        assert!(
+            answer.get("error").is_none(),
+            "{tool} failed at the protocol level: {answer}"
+        );
+        answer["result"].clone()
+    }
+
+    /// Calls a tool that must succeed and returns its structured content.
+    pub fn ok(&mut self, tool: &str, arguments: Value) -> Value {
+        let result = self.call(tool, arguments.clone());
+        assert_eq!(
+            result["isError"],
+            json!(false),
+            "{tool}({arguments}) failed: {result}"
+        );
+        result["structuredContent"].clone()
+    }
+
+    /// Calls a tool that must fail and returns its error text.
+    pub fn err(&mut self, tool: &str, arguments: Value) -> String {
+        let result = self.call(tool, arguments.clone());
+        assert_eq!(
+            result["isError"],
+            json!(true),
+            "{tool}({arguments}) should fail: {result}"
+        );
+        result["content"][0]["text"].as_str().unwrap().to_string()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Closes stdin and waits for the server to exit.
+    pub fn stop(mut self) -> ExitStatus {
+        drop(self.stdin.take());
+        self.wait()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn wait(&mut self) -> ExitStatus {
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!(
+            "the server did not exit within 10 s; stderr:\n{}",
+            self.stderr()
+        );
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A temporary folder with a database path inside it.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("memory.db")
+    }
+
+    /// Copies a file of the shared fixtures into the folder and returns its new path.
+    pub fn fixture(&self, name: &str) -> PathBuf {
+        let from = fixtures_dir().join(name);
+        let to = self.dir.path().join(name);
+        std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+        let mut perms = std::fs::metadata(&to).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&to, perms).unwrap();
+        to
+    }
+}
+
+/// The fixtures written by MemoryGraph 0.12.4 and the reference memory server.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// A fixture file parsed as JSON.
+pub fn fixture_json(name: &str) -> Value {
+    let text = std::fs::read_to_string(fixtures_dir().join(name)).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Stores a memory and returns its id.
+pub fn store(
+    server: &mut Server,
+    memory_type: &str,
+    title: &str,
+    content: &str,
+    extra: Value,
+) -> String {
+    let mut args = json!({"type": memory_type, "title": title, "content": content});
+    if let Value::Object(more) = extra {
+        args.as_object_mut().unwrap().extend(more);
+    }
+    server.ok("store_memory", args)["memory_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
