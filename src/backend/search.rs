@@ -50,6 +50,9 @@ pub struct SearchRequest {
     pub relationship_types: Vec<RelationshipType>,
     /// Restricts the search to these memory ids.
     pub within: Option<Vec<String>>,
+    /// Pieces of a query that holds no indexable word (emoji, symbols): matched as
+    /// substrings of title, summary, tags and content instead, every piece required.
+    pub literal: Vec<String>,
     pub limit: u32,
     pub offset: u32,
 }
@@ -57,8 +60,19 @@ pub struct SearchRequest {
 impl SearchRequest {
     /// A request with MemoryGraph's defaults and no filters.
     pub fn new(query: &str, limit: u32) -> Self {
+        let terms = fts_query::parse(query);
+        let literal = if terms.is_empty() {
+            query
+                .split(|c: char| c.is_whitespace() || c == '"')
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect()
+        } else {
+            Vec::new()
+        };
         SearchRequest {
-            terms: fts_query::parse(query),
+            terms,
+            literal,
             match_mode: None,
             tolerance: Tolerance::Normal,
             memory_types: Vec::new(),
@@ -249,6 +263,16 @@ fn filter_sql(req: &SearchRequest, params: &mut Vec<Value>) -> String {
         sql.push_str(&format!(
             " AND EXISTS (SELECT 1 FROM relationships r WHERE (r.from_id = n.id OR r.to_id = n.id)
                  AND r.valid_until IS NULL AND r.rel_type IN ({list}))"
+        ));
+    }
+    for piece in &req.literal {
+        params.push(piece.to_lowercase().into());
+        sql.push_str(&format!(
+            " AND instr(lower(coalesce(json_extract(n.properties, '$.title'), '') || ' ' ||
+                              coalesce(json_extract(n.properties, '$.summary'), '') || ' ' ||
+                              coalesce(json_extract(n.properties, '$.tags'), '') || ' ' ||
+                              coalesce(json_extract(n.properties, '$.content'), '')), ?{}) > 0",
+            params.len()
         ));
     }
     if let Some(ids) = &req.within {
