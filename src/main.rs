@@ -35,7 +35,9 @@ fn main() -> ExitCode {
     let home = std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .map(std::path::PathBuf::from);
-    let config = match Config::from_settings(&cli.settings, home.as_deref()) {
+    let config = match Config::from_settings(&cli.settings, home.as_deref())
+        .and_then(|c| c.prepare_database_folder().map(|()| c))
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("memorygraph: {e}");

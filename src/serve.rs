@@ -20,7 +20,6 @@ async fn open_backend(config: &Config) -> Result<TursoBackend> {
             config.database_path.display()
         );
     }
-    config.prepare_database_folder()?;
     TursoBackend::open(BackendOptions {
         path: config.database_path.clone(),
         allow_cycles: config.allow_cycles,
