@@ -9,25 +9,24 @@ use crate::backend::BackendError;
 use crate::model::Relationship;
 
 /// A successful answer: `text` for the model, `data` as structured content.
-pub fn reply<T: Serialize>(text: String, data: &T) -> CallToolResult {
+pub fn reply<T: Serialize>(text: String, data: &T) -> ToolResult {
     let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
     result.structured_content =
         Some(serde_json::to_value(data).expect("tool outputs are plain data"));
-    result
+    Ok(result)
 }
 
-/// A failed call, as a tool error the model can read and act on.
-pub fn failure(message: impl Into<String>) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(message.into())])
-}
+/// What a tool returns: an answer, or the text of a tool error (`isError: true`) the
+/// model can read and act on.
+pub type ToolResult = Result<CallToolResult, String>;
 
-/// A backend error as a tool error; problems on our side are logged as well.
-pub fn backend_failure(e: BackendError) -> CallToolResult {
+/// A backend error as a tool error's text; problems on our side are logged as well.
+pub fn backend_failure(e: BackendError) -> String {
     if e.is_caller_error() {
-        failure(e.to_string())
+        e.to_string()
     } else {
         tracing::error!("tool failed: {e}");
-        failure(format!("Internal error: {e}"))
+        format!("Internal error: {e}")
     }
 }
 

@@ -1,7 +1,6 @@
 //! create_relationship, get_related_memories, search_relationships_by_context.
 
 use rmcp::handler::server::common::schema_for_output;
-use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
 
 use crate::backend::RelationshipQuery;
@@ -13,7 +12,9 @@ use crate::mcp::output::{
 use crate::mcp::params::{
     CreateRelationshipParams, GetRelatedMemoriesParams, SearchRelationshipsByContextParams, bounded,
 };
-use crate::mcp::render::{backend_failure, brief_line, cut_note, failure, fit, list_budget, reply};
+use crate::mcp::render::{
+    ToolResult, backend_failure, brief_line, cut_note, fit, list_budget, reply,
+};
 use crate::model::{
     InvalidInput, NewRelationship, RelationshipContext, RelationshipType, check_unit_interval,
     limits,
@@ -31,11 +32,8 @@ impl MemoryServer {
     pub async fn create_relationship(
         &self,
         Parameters(p): Parameters<CreateRelationshipParams>,
-    ) -> CallToolResult {
-        let new = match new_relationship(&p) {
-            Ok(n) => n,
-            Err(e) => return failure(e.to_string()),
-        };
+    ) -> ToolResult {
+        let new = new_relationship(&p).map_err(|e| e.to_string())?;
         match self.backend.create_relationship(new).await {
             Ok((relationship, created)) => {
                 let verb = if created {
@@ -60,7 +58,7 @@ impl MemoryServer {
                     },
                 )
             }
-            Err(e) => backend_failure(e),
+            Err(e) => Err(backend_failure(e)),
         }
     }
 
@@ -74,29 +72,20 @@ impl MemoryServer {
     pub async fn get_related_memories(
         &self,
         Parameters(p): Parameters<GetRelatedMemoriesParams>,
-    ) -> CallToolResult {
-        let depth = match bounded("max_depth", p.max_depth, 2, 1, i64::from(limits::MAX_DEPTH)) {
-            Ok(v) => v,
-            Err(m) => return failure(m),
-        };
-        let types: Vec<RelationshipType> = match p
+    ) -> ToolResult {
+        let depth = bounded("max_depth", p.max_depth, 2, 1, i64::from(limits::MAX_DEPTH))?;
+        let types: Vec<RelationshipType> = p
             .relationship_types
             .iter()
             .flatten()
             .map(|t| RelationshipType::parse_field("relationship_types", t))
-            .collect()
-        {
-            Ok(t) => t,
-            Err(e) => return failure(e.to_string()),
-        };
-        let related = match self
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        let related = self
             .backend
             .related_memories(&p.memory_id, &types, depth)
             .await
-        {
-            Ok(r) => r,
-            Err(e) => return backend_failure(e),
-        };
+            .map_err(backend_failure)?;
         let total = related.len() as u64;
         let mut results: Vec<RelatedResult> = related
             .into_iter()
@@ -161,11 +150,8 @@ impl MemoryServer {
     pub async fn search_relationships_by_context(
         &self,
         Parameters(p): Parameters<SearchRelationshipsByContextParams>,
-    ) -> CallToolResult {
-        let limit = match bounded("limit", p.limit, 20, 1, 100) {
-            Ok(v) => v,
-            Err(m) => return failure(m),
-        };
+    ) -> ToolResult {
+        let limit = bounded("limit", p.limit, 20, 1, 100)?;
         let query = RelationshipQuery {
             scope: p.scope.map(|s| s.as_str().to_string()),
             conditions: p.conditions.clone().unwrap_or_default(),
@@ -175,10 +161,11 @@ impl MemoryServer {
             temporal: p.temporal.clone(),
             limit,
         };
-        let mut found = match self.backend.search_relationships_by_context(&query).await {
-            Ok(r) => r,
-            Err(e) => return backend_failure(e),
-        };
+        let mut found = self
+            .backend
+            .search_relationships_by_context(&query)
+            .await
+            .map_err(backend_failure)?;
         let total = found.len() as u64;
         let line = |r: &crate::model::Relationship| {
             format!(

@@ -1,7 +1,6 @@
 //! store_memory, get_memory, update_memory, delete_memory.
 
 use rmcp::handler::server::common::schema_for_output;
-use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
 
 use crate::mcp::MemoryServer;
@@ -12,7 +11,7 @@ use crate::mcp::output::{
 use crate::mcp::params::{
     DeleteMemoryParams, GetMemoryParams, StoreMemoryParams, UpdateMemoryParams,
 };
-use crate::mcp::render::{backend_failure, failure, relationship_line, reply};
+use crate::mcp::render::{ToolResult, backend_failure, relationship_line, reply};
 use crate::model::{MemoryContext, MemoryPatch, NewMemory, now_iso};
 
 #[tool_router(router = memory_tools, vis = "pub(in crate::mcp)")]
@@ -24,20 +23,14 @@ impl MemoryServer {
         output_schema = schema_for_output::<StoreMemoryOutput>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
     )]
-    pub async fn store_memory(
-        &self,
-        Parameters(p): Parameters<StoreMemoryParams>,
-    ) -> CallToolResult {
-        let context = match p
+    pub async fn store_memory(&self, Parameters(p): Parameters<StoreMemoryParams>) -> ToolResult {
+        let context = p
             .context
             .as_ref()
             .map(|c| MemoryContext::from_input(c, &now_iso()))
             .transpose()
-        {
-            Ok(c) => c,
-            Err(e) => return failure(e.to_string()),
-        };
-        let new = match NewMemory::validate(
+            .map_err(|e| e.to_string())?;
+        let new = NewMemory::validate(
             &p.memory_type,
             &p.title,
             &p.content,
@@ -45,10 +38,8 @@ impl MemoryServer {
             p.tags.as_deref(),
             p.importance,
             context,
-        ) {
-            Ok(m) => m,
-            Err(e) => return failure(e.to_string()),
-        };
+        )
+        .map_err(|e| e.to_string())?;
         match self.backend.store_memory(new).await {
             Ok(stored) => {
                 let m = &stored.memory;
@@ -60,7 +51,7 @@ impl MemoryServer {
                     },
                 )
             }
-            Err(e) => backend_failure(e),
+            Err(e) => Err(backend_failure(e)),
         }
     }
 
@@ -71,7 +62,7 @@ impl MemoryServer {
         output_schema = schema_for_output::<GetMemoryOutput>(),
         annotations(read_only_hint = true, open_world_hint = false)
     )]
-    pub async fn get_memory(&self, Parameters(p): Parameters<GetMemoryParams>) -> CallToolResult {
+    pub async fn get_memory(&self, Parameters(p): Parameters<GetMemoryParams>) -> ToolResult {
         let with_relationships = p.include_relationships.unwrap_or(true);
         match self
             .backend
@@ -113,7 +104,7 @@ impl MemoryServer {
                     },
                 )
             }
-            Err(e) => backend_failure(e),
+            Err(e) => Err(backend_failure(e)),
         }
     }
 
@@ -124,27 +115,22 @@ impl MemoryServer {
         output_schema = schema_for_output::<UpdateMemoryOutput>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
-    pub async fn update_memory(
-        &self,
-        Parameters(p): Parameters<UpdateMemoryParams>,
-    ) -> CallToolResult {
-        let mut patch = match MemoryPatch::validate(
+    pub async fn update_memory(&self, Parameters(p): Parameters<UpdateMemoryParams>) -> ToolResult {
+        let mut patch = MemoryPatch::validate(
             p.title.as_deref(),
             p.content.as_deref(),
             p.summary.as_deref(),
             p.tags.as_deref(),
             p.importance,
-        ) {
-            Ok(patch) => patch,
-            Err(e) => return failure(e.to_string()),
-        };
+        )
+        .map_err(|e| e.to_string())?;
         if p.summary.is_some() && patch.summary.is_none() {
             patch.summary = Some(None);
         }
         if patch.is_empty() {
-            return failure(
+            return Err(String::from(
                 "Nothing to update: give at least one of title, content, summary, tags, importance",
-            );
+            ));
         }
         let updated_fields: Vec<String> = [
             ("title", patch.title.is_some()),
@@ -171,7 +157,7 @@ impl MemoryServer {
                     memory: MemoryBrief::from(&memory),
                 },
             ),
-            Err(e) => backend_failure(e),
+            Err(e) => Err(backend_failure(e)),
         }
     }
 
@@ -181,10 +167,7 @@ impl MemoryServer {
         output_schema = schema_for_output::<DeleteMemoryOutput>(),
         annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = false)
     )]
-    pub async fn delete_memory(
-        &self,
-        Parameters(p): Parameters<DeleteMemoryParams>,
-    ) -> CallToolResult {
+    pub async fn delete_memory(&self, Parameters(p): Parameters<DeleteMemoryParams>) -> ToolResult {
         match self.backend.delete_memory(&p.memory_id).await {
             Ok(removed) => reply(
                 format!(
@@ -197,7 +180,7 @@ impl MemoryServer {
                     relationships_removed: removed,
                 },
             ),
-            Err(e) => backend_failure(e),
+            Err(e) => Err(backend_failure(e)),
         }
     }
 }

@@ -1,7 +1,6 @@
 //! search_memories, recall_memories, contextual_search.
 
 use rmcp::handler::server::common::schema_for_output;
-use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
 
 use crate::backend::{SearchPage, SearchRequest, Tolerance};
@@ -11,7 +10,9 @@ use crate::mcp::output::{MemoryBrief, SearchOutput, SearchResult};
 use crate::mcp::params::{
     ContextualSearchParams, RecallMemoriesParams, SearchMemoriesParams, bounded,
 };
-use crate::mcp::render::{backend_failure, brief_line, cut_note, failure, fit, list_budget, reply};
+use crate::mcp::render::{
+    ToolResult, backend_failure, brief_line, cut_note, fit, list_budget, reply,
+};
 use crate::model::{RelationshipType, normalise_tags};
 
 /// Largest `offset` accepted; deeper pages are never useful to a model.
@@ -30,14 +31,11 @@ impl MemoryServer {
     pub async fn search_memories(
         &self,
         Parameters(p): Parameters<SearchMemoriesParams>,
-    ) -> CallToolResult {
-        let request = match search_request(&p) {
-            Ok(r) => r,
-            Err(message) => return failure(message),
-        };
+    ) -> ToolResult {
+        let request = search_request(&p)?;
         match self.backend.search(&request).await {
             Ok(page) => self.render_page("Found", page),
-            Err(e) => backend_failure(e),
+            Err(e) => Err(backend_failure(e)),
         }
     }
 
@@ -51,22 +49,16 @@ impl MemoryServer {
     pub async fn recall_memories(
         &self,
         Parameters(p): Parameters<RecallMemoriesParams>,
-    ) -> CallToolResult {
-        let limit = match bounded("limit", p.limit, 20, 1, 1000) {
-            Ok(v) => v,
-            Err(m) => return failure(m),
-        };
-        let offset = match bounded("offset", p.offset, 0, 0, MAX_OFFSET) {
-            Ok(v) => v,
-            Err(m) => return failure(m),
-        };
+    ) -> ToolResult {
+        let limit = bounded("limit", p.limit, 20, 1, 1000)?;
+        let offset = bounded("offset", p.offset, 0, 0, MAX_OFFSET)?;
         let mut request = SearchRequest::new(p.query.as_deref().unwrap_or(""), limit);
         request.offset = offset;
         request.memory_types = p.memory_types.clone().unwrap_or_default();
         request.project_path = p.project_path.clone();
         match self.backend.search(&request).await {
             Ok(page) => self.render_page("Recalled", page),
-            Err(e) => backend_failure(e),
+            Err(e) => Err(backend_failure(e)),
         }
     }
 
@@ -79,11 +71,8 @@ impl MemoryServer {
     pub async fn contextual_search(
         &self,
         Parameters(p): Parameters<ContextualSearchParams>,
-    ) -> CallToolResult {
-        let depth = match bounded("max_depth", p.max_depth, 2, 1, 5) {
-            Ok(v) => v,
-            Err(m) => return failure(m),
-        };
+    ) -> ToolResult {
+        let depth = bounded("max_depth", p.max_depth, 2, 1, 5)?;
         let request = SearchRequest::new(&p.query, 50);
         match self
             .backend
@@ -91,14 +80,14 @@ impl MemoryServer {
             .await
         {
             Ok(page) => self.render_page("Found", page),
-            Err(e) => backend_failure(e),
+            Err(e) => Err(backend_failure(e)),
         }
     }
 }
 
 impl MemoryServer {
     /// Renders a page of hits, cut to the answer size limit with a note saying how to go on.
-    fn render_page(&self, verb: &str, page: SearchPage) -> CallToolResult {
+    fn render_page(&self, verb: &str, page: SearchPage) -> ToolResult {
         let results: Vec<SearchResult> = page
             .hits
             .iter()

@@ -1,7 +1,6 @@
 //! get_recent_activity, get_memory_statistics, health, sync.
 
 use rmcp::handler::server::common::schema_for_output;
-use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
 
 use crate::mcp::MemoryServer;
@@ -10,7 +9,7 @@ use crate::mcp::output::{
     HealthOutput, MemoryBrief, RecentActivityOutput, StatisticsOutput, SyncOutput,
 };
 use crate::mcp::params::{GetRecentActivityParams, bounded};
-use crate::mcp::render::{backend_failure, brief_line, failure, reply};
+use crate::mcp::render::{ToolResult, backend_failure, brief_line, reply};
 
 /// The libsql crate this binary was built with (checked against Cargo.lock by a test).
 pub const LIBSQL_CRATE_VERSION: &str = "0.10.0";
@@ -27,11 +26,8 @@ impl MemoryServer {
     pub async fn get_recent_activity(
         &self,
         Parameters(p): Parameters<GetRecentActivityParams>,
-    ) -> CallToolResult {
-        let days = match bounded("days", p.days, 7, 1, 365) {
-            Ok(v) => v,
-            Err(m) => return failure(m),
-        };
+    ) -> ToolResult {
+        let days = bounded("days", p.days, 7, 1, 365)?;
         let project = p
             .project
             .as_deref()
@@ -73,7 +69,7 @@ impl MemoryServer {
                 }
                 reply(text, &out)
             }
-            Err(e) => backend_failure(e),
+            Err(e) => Err(backend_failure(e)),
         }
     }
 
@@ -83,7 +79,7 @@ impl MemoryServer {
         output_schema = schema_for_output::<StatisticsOutput>(),
         annotations(read_only_hint = true, open_world_hint = false)
     )]
-    pub async fn get_memory_statistics(&self) -> CallToolResult {
+    pub async fn get_memory_statistics(&self) -> ToolResult {
         match self.backend.statistics().await {
             Ok(s) => {
                 let mut text = format!("Total memories: {}\n", s.total_memories);
@@ -102,7 +98,7 @@ impl MemoryServer {
                 }
                 reply(text, &StatisticsOutput { statistics: s })
             }
-            Err(e) => backend_failure(e),
+            Err(e) => Err(backend_failure(e)),
         }
     }
 
@@ -112,7 +108,7 @@ impl MemoryServer {
         output_schema = schema_for_output::<HealthOutput>(),
         annotations(read_only_hint = true, open_world_hint = false)
     )]
-    pub async fn health(&self) -> CallToolResult {
+    pub async fn health(&self) -> ToolResult {
         match self.backend.health().await {
             Ok(db) => {
                 let out = HealthOutput {
@@ -142,7 +138,7 @@ impl MemoryServer {
                 );
                 reply(text, &out)
             }
-            Err(e) => backend_failure(e),
+            Err(e) => Err(backend_failure(e)),
         }
     }
 
@@ -153,7 +149,7 @@ impl MemoryServer {
         output_schema = schema_for_output::<SyncOutput>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
-    pub async fn sync(&self) -> CallToolResult {
+    pub async fn sync(&self) -> ToolResult {
         let message = "Local mode: this memory lives only in the local file, so there is nothing to sync. \
                        Set TURSO_DATABASE_URL to share it between machines through a libsql primary.";
         reply(
