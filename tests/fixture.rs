@@ -21,11 +21,7 @@ fn every_memory_reads_back_as_memorygraph_wrote_it() {
     assert_eq!(memories.len(), 61);
     for want in memories {
         let id = want["id"].as_str().unwrap();
-        let got = server.ok(
-            "get_memory",
-            json!({"memory_id": id, "include_relationships": false}),
-        )["memory"]
-            .clone();
+        let got = common::full_memory(&mut server, id);
         for field in [
             "type",
             "title",

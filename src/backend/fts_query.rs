@@ -7,6 +7,8 @@
 pub enum Term {
     Word(String),
     Phrase(Vec<String>),
+    /// An indexed stem, matched with every word that starts with it (a typo correction).
+    Stem(String),
 }
 
 impl Term {
@@ -15,6 +17,7 @@ impl Term {
             Term::Word(w) if prefix && w.chars().count() >= 3 => format!("\"{w}\"*"),
             Term::Word(w) => format!("\"{w}\""),
             Term::Phrase(ws) => format!("\"{}\"", ws.join(" ")),
+            Term::Stem(s) => format!("\"{s}\"*"),
         }
     }
 }

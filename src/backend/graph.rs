@@ -63,24 +63,7 @@ impl TursoBackend {
                 new.from_id, new.to_id, new.rel_type, new.rel_type
             )));
         }
-        let id = uuid::Uuid::new_v4().to_string();
-        let now = now_iso();
-        let properties = codec::encode_new_relationship(&id, &new, &now);
-        tx.execute(
-            "INSERT INTO relationships (id, from_id, to_id, rel_type, properties, created_at, valid_from, recorded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-            libsql::params![
-                id.as_str(),
-                new.from_id.as_str(),
-                new.to_id.as_str(),
-                new.rel_type.as_str(),
-                properties.as_str(),
-                column_timestamp(&now),
-                now.as_str()
-            ],
-        )
-        .await
-        .doing("storing a relationship")?;
+        let id = insert_relationship(&tx, &new).await?;
         let created = read_relationship(&tx, &id).await?;
         tx.commit().await.doing("committing a relationship")?;
         Ok((created, true))
@@ -188,6 +171,32 @@ impl TursoBackend {
             .map(|r| r.memory.id)
             .collect())
     }
+}
+
+/// Writes a new relationship row and returns its id.
+pub(super) async fn insert_relationship(
+    conn: &Connection,
+    new: &NewRelationship,
+) -> Result<String> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = now_iso();
+    let properties = codec::encode_new_relationship(&id, new, &now);
+    conn.execute(
+        "INSERT INTO relationships (id, from_id, to_id, rel_type, properties, created_at, valid_from, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        libsql::params![
+            id.as_str(),
+            new.from_id.as_str(),
+            new.to_id.as_str(),
+            new.rel_type.as_str(),
+            properties.as_str(),
+            column_timestamp(&now),
+            now.as_str()
+        ],
+    )
+    .await
+    .doing("storing a relationship")?;
+    Ok(id)
 }
 
 fn type_filter(types: &[RelationshipType]) -> String {

@@ -8,12 +8,17 @@ use serde::Serialize;
 use super::codec::{self, RelationshipRow};
 use super::error::{BackendError, DbContext, Result};
 use super::{Record, TursoBackend, all_rows, first_row, scalar_i64};
-use crate::model::{Memory, MemoryPatch, NewMemory, Relationship, column_timestamp, now_iso};
+use crate::model::{
+    Memory, MemoryPatch, NewMemory, NewRelationship, Relationship, RelationshipType,
+    column_timestamp, now_iso,
+};
 
 /// The outcome of a store.
 #[derive(Debug, Clone)]
 pub struct StoredMemory {
     pub memory: Memory,
+    /// An identical memory existed already and is returned instead of a new one.
+    pub duplicate: bool,
 }
 
 /// What happened in the last days, for a session briefing.
@@ -32,8 +37,14 @@ pub struct RecentActivity {
 const RECENT_LIMIT: u32 = 20;
 
 impl TursoBackend {
-    /// Stores a new memory and returns it as it will be read back.
-    pub async fn store_memory(&self, new: NewMemory) -> Result<StoredMemory> {
+    /// Stores a new memory and returns it as it will be read back. A memory identical in
+    /// type, title and content is returned instead of storing a second copy. With
+    /// `supersedes`, the new memory `REPLACES` that one.
+    pub async fn store_memory(
+        &self,
+        new: NewMemory,
+        supersedes: Option<&str>,
+    ) -> Result<StoredMemory> {
         let id = uuid::Uuid::new_v4().to_string();
         let now = now_iso();
         let properties = codec::encode_new_memory(&id, &new, &now);
@@ -43,20 +54,60 @@ impl TursoBackend {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .await
             .doing("starting a store")?;
+        if let Some(existing) = first_row(
+            &tx,
+            "SELECT id, properties FROM nodes
+             WHERE label = 'Memory' AND json_extract(properties, '$.title') = ?1
+               AND json_extract(properties, '$.type') = ?2 AND json_extract(properties, '$.content') = ?3
+             LIMIT 1",
+            libsql::params![new.title.as_str(), new.memory_type.as_str(), new.content.as_str()],
+            "looking for a duplicate",
+        )
+        .await?
+        {
+            tx.commit().await.doing("finishing a store")?;
+            return Ok(StoredMemory {
+                memory: decode(&existing.text(0), &existing.text(1))?,
+                duplicate: true,
+            });
+        }
+        if let Some(old) = supersedes {
+            load_properties(&tx, old).await.map_err(|e| match e {
+                BackendError::NotFound { id, .. } => {
+                    BackendError::Invalid(crate::model::InvalidInput::new(
+                        "supersedes",
+                        format!("no memory with id {id}"),
+                    ))
+                }
+                other => other,
+            })?;
+        }
         tx.execute(
             "INSERT INTO nodes (id, label, properties, created_at, updated_at) VALUES (?1, 'Memory', ?2, ?3, ?3)",
             libsql::params![id.as_str(), properties.as_str(), column_time.as_str()],
         )
         .await
         .doing("storing a memory")?;
+        if let Some(old) = supersedes {
+            let replaces = RelationshipType::Replaces;
+            super::graph::insert_relationship(
+                &tx,
+                &NewRelationship {
+                    from_id: id.clone(),
+                    to_id: old.to_string(),
+                    rel_type: replaces,
+                    strength: replaces.default_strength(),
+                    confidence: replaces.default_confidence(),
+                    context: None,
+                },
+            )
+            .await?;
+        }
         tx.commit().await.doing("committing a store")?;
-        let memory =
-            codec::decode_memory(&id, &properties).map_err(|source| BackendError::CorruptRow {
-                what: "memory",
-                id: id.clone(),
-                source,
-            })?;
-        Ok(StoredMemory { memory })
+        Ok(StoredMemory {
+            memory: decode(&id, &properties)?,
+            duplicate: false,
+        })
     }
 
     /// Reads one memory and, if asked, its current relationships.
@@ -66,7 +117,19 @@ impl TursoBackend {
         with_relationships: bool,
     ) -> Result<(Memory, Vec<Relationship>)> {
         let conn = self.conn.lock().await;
-        let memory = load_memory(&conn, id).await?;
+        let mut memory = load_memory(&conn, id).await?;
+        record_use(&conn, &[id]).await?;
+        if let Some(usage) = first_row(
+            &conn,
+            "SELECT usage_count, last_accessed FROM memory_usage WHERE memory_id = ?1",
+            libsql::params![id],
+            "reading usage",
+        )
+        .await?
+        {
+            memory.usage_count += usage.int(0);
+            memory.last_accessed = usage.opt_text(1).or(memory.last_accessed);
+        }
         let relationships = if with_relationships {
             relationships_of(&conn, id).await?
         } else {
@@ -201,6 +264,28 @@ impl TursoBackend {
             unresolved_problems,
         })
     }
+}
+
+/// Counts one more use of each memory, for ranking ties and `get_memory`.
+pub(super) async fn record_use(conn: &Connection, ids: &[&str]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let now = now_iso();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .await
+        .doing("starting a usage update")?;
+    for id in ids {
+        tx.execute(
+            "INSERT INTO memory_usage (memory_id, usage_count, last_accessed) VALUES (?1, 1, ?2)
+             ON CONFLICT(memory_id) DO UPDATE SET usage_count = usage_count + 1, last_accessed = ?2",
+            libsql::params![*id, now.as_str()],
+        )
+        .await
+        .doing("counting a use")?;
+    }
+    tx.commit().await.doing("committing a usage update")
 }
 
 /// Reads the raw properties of a memory, or says it does not exist.

@@ -4,6 +4,7 @@
 
 mod codec;
 mod error;
+mod filters;
 mod fts_query;
 mod graph;
 mod memories;
@@ -11,6 +12,7 @@ mod pyjson;
 mod schema;
 mod search;
 mod stats;
+mod typo;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,7 +22,7 @@ use tokio::sync::Mutex;
 
 pub use error::{BackendError, Result};
 pub use graph::RelationshipQuery;
-pub use search::{MatchMode, SearchPage, SearchRequest, Tolerance};
+pub use search::{Correction, MatchMode, Neighbour, SearchPage, SearchRequest, Tolerance};
 pub use stats::{BackendHealth, Statistics};
 
 use error::DbContext;
@@ -138,6 +140,7 @@ async fn configure(conn: &Connection) -> Result<()> {
 
 /// One result row, read out of the statement. libsql's `Row` is a view of the statement's
 /// current row and changes when the statement steps, so rows are copied before moving on.
+#[derive(Clone)]
 pub(crate) struct Record(Vec<Value>);
 
 impl Record {
@@ -160,6 +163,14 @@ impl Record {
             Value::Integer(i) => Some(i.to_string()),
             Value::Real(f) => Some(f.to_string()),
             Value::Blob(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        }
+    }
+
+    /// A text column as borrowed text ("" when it is not text).
+    pub(crate) fn str(&self, idx: usize) -> &str {
+        match self.value(idx) {
+            Value::Text(s) => s,
+            _ => "",
         }
     }
 

@@ -114,6 +114,22 @@ CREATE INDEX IF NOT EXISTS idx_rel_from_type ON relationships(from_id, rel_type)
 CREATE INDEX IF NOT EXISTS idx_rel_to_type ON relationships(to_id, rel_type) WHERE valid_until IS NULL;
 "#;
 
+/// Typo correction reads the index's vocabulary; usage counts live beside the memories so
+/// that reading a memory never rewrites (and re-indexes) its properties; duplicate checks
+/// look memories up by title.
+const VOCABULARY_AND_USAGE: &str = r#"
+CREATE VIRTUAL TABLE IF NOT EXISTS memory_fts_vocab USING fts5vocab(memory_fts, 'row');
+CREATE TABLE IF NOT EXISTS memory_usage (
+    memory_id TEXT PRIMARY KEY,
+    usage_count INTEGER NOT NULL DEFAULT 0,
+    last_accessed TEXT
+);
+CREATE TRIGGER IF NOT EXISTS memory_usage_after_delete AFTER DELETE ON nodes BEGIN
+    DELETE FROM memory_usage WHERE memory_id = old.id;
+END;
+CREATE INDEX IF NOT EXISTS idx_memory_title ON nodes(json_extract(properties, '$.title')) WHERE label = 'Memory';
+"#;
+
 /// The migrations in order; migration `i` (1-based) brings the file to `user_version = i`.
 /// A migration: its name and a function writing its SQL.
 type Migration = (&'static str, fn() -> String);
@@ -123,6 +139,9 @@ const MIGRATIONS: &[Migration] = &[
     ("full-text index over memories", full_text_index),
     ("indexes for filters and graph walks", || {
         QUERY_INDEXES.to_string()
+    }),
+    ("vocabulary for typo correction, usage counts", || {
+        VOCABULARY_AND_USAGE.to_string()
     }),
 ];
 

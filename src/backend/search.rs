@@ -1,13 +1,15 @@
 //! Finding memories: ranked full-text search (BM25 over title, summary, tags, content)
-//! combined with filters, all in one SQL statement, with stable pages.
+//! combined with filters in one SQL statement, typo correction for words the index does
+//! not know, stable pages, and recall, which blends relevance with importance and recency.
 
-use libsql::Value;
+use libsql::{Connection, Value};
 use serde::Serialize;
 
 use super::error::{DbContext, Result};
+use super::filters::{SUPERSEDED_BY, filter_sql};
 use super::fts_query::{self, Term};
 use super::memories::decode;
-use super::{TursoBackend, all_rows, scalar_i64};
+use super::{Record, TursoBackend, all_rows, scalar_i64, typo};
 use crate::model::{Memory, MemoryType, RelationshipType};
 
 /// BM25 column weights: title, summary, tags, content. A word in the title says more about
@@ -28,11 +30,11 @@ pub enum MatchMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Tolerance {
-    /// Whole words only (after stemming).
+    /// Whole words after stemming; no typo correction.
     Strict,
-    /// Whole words after stemming.
+    /// Whole words after stemming; a word the index does not know is corrected.
     Normal,
-    /// Words also match as prefixes ("auth" finds "authentication").
+    /// Words also match as prefixes ("auth" finds "authentication"), with correction.
     Fuzzy,
 }
 
@@ -44,8 +46,14 @@ pub struct SearchRequest {
     pub tolerance: Tolerance,
     pub memory_types: Vec<MemoryType>,
     pub tags: Vec<String>,
+    /// Require every tag instead of any.
+    pub all_tags: bool,
     pub project_path: Option<String>,
     pub min_importance: Option<f64>,
+    /// Only memories created at or after this instant (ISO 8601).
+    pub created_after: Option<String>,
+    /// Only memories created before this instant (ISO 8601).
+    pub created_before: Option<String>,
     /// Only memories with a current relationship of one of these types.
     pub relationship_types: Vec<RelationshipType>,
     /// Restricts the search to these memory ids.
@@ -77,8 +85,11 @@ impl SearchRequest {
             tolerance: Tolerance::Normal,
             memory_types: Vec::new(),
             tags: Vec::new(),
+            all_tags: false,
             project_path: None,
             min_importance: None,
+            created_after: None,
+            created_before: None,
             relationship_types: Vec::new(),
             within: None,
             limit,
@@ -87,15 +98,41 @@ impl SearchRequest {
     }
 }
 
+/// A query word the index did not know, and what it was read as.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Correction {
+    pub from: String,
+    /// The indexed word stem used instead (matches every word starting with it).
+    pub to: String,
+}
+
+/// How a recalled memory that did not match the query reached the answer.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Neighbour {
+    /// The matching memory it is linked to.
+    pub memory_id: String,
+    pub relationship_type: String,
+    pub strength: f64,
+}
+
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SearchHit {
     pub memory: Memory,
     /// Text relevance (BM25, larger is better); absent for filter-only listings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relevance: Option<f64>,
+    /// Recall's blended score (relevance, importance, recency).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
     /// A short excerpt around the matched words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snippet: Option<String>,
+    /// The memory that replaces this one, when it was superseded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
+    /// Set for a neighbour added by recall rather than found by the query.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub related_to: Option<Neighbour>,
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -108,185 +145,96 @@ pub struct SearchPage {
     pub has_more: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_offset: Option<u32>,
+    /// Query words that matched nothing and were corrected.
+    pub corrections: Vec<Correction>,
 }
 
-impl TursoBackend {
-    /// Runs a search: ranked by relevance when there are terms, otherwise a filtered
-    /// listing by importance and recency (MemoryGraph's order).
-    pub async fn search(&self, req: &SearchRequest) -> Result<SearchPage> {
-        let conn = self.conn.lock().await;
-        let tx = conn.transaction().await.doing("starting a search")?;
-        let (total, rows) = if req.terms.is_empty() {
-            let mut params = Vec::new();
-            let filters = filter_sql(req, &mut params);
-            let total = scalar_i64(
-                &tx,
-                &format!("SELECT count(*) FROM nodes n WHERE n.label = 'Memory'{filters}"),
-                params.clone(),
-                "counting memories",
-            )
-            .await?;
-            let sql = format!(
-                "SELECT n.id, n.properties, NULL, NULL FROM nodes n WHERE n.label = 'Memory'{filters}
-                 ORDER BY coalesce(json_extract(n.properties, '$.importance'), 0.5) DESC,
-                          json_extract(n.properties, '$.created_at') DESC, n.id
-                 LIMIT {} OFFSET {}",
-                req.limit, req.offset
-            );
-            (
-                total,
-                tx.query(&sql, params).await.doing("listing memories")?,
-            )
-        } else {
-            let prefix = req.tolerance == Tolerance::Fuzzy;
-            let (matching, first) = match req.match_mode {
-                Some(MatchMode::All) => (fts_query::all_of(&req.terms, prefix), None),
-                Some(MatchMode::Any) => (fts_query::any_of(&req.terms, prefix), None),
-                None if req.terms.len() == 1 => (fts_query::any_of(&req.terms, prefix), None),
-                None => (
-                    fts_query::any_of(&req.terms, prefix),
-                    Some(fts_query::all_of(&req.terms, prefix)),
-                ),
-            };
-            let mut params = vec![Value::from(matching.clone())];
-            let filters = filter_sql(req, &mut params);
-            let total = scalar_i64(
-                &tx,
-                &format!(
-                    "SELECT count(*) FROM memory_fts JOIN nodes n ON n.rowid = memory_fts.rowid
-                     WHERE memory_fts MATCH ?1 AND n.label = 'Memory'{filters}"
-                ),
-                params,
-                "counting search results",
-            )
-            .await?;
-            let mut params = vec![Value::from(matching)];
-            let full_match_first = match first {
-                Some(all) => {
-                    params.push(Value::from(all));
-                    "n.rowid IN (SELECT rowid FROM memory_fts WHERE memory_fts MATCH ?2) DESC,"
-                }
-                None => "",
-            };
-            let filters = filter_sql(req, &mut params);
-            let sql = format!(
-                "SELECT n.id, n.properties, bm25(memory_fts, {BM25_WEIGHTS}) AS score,
-                        snippet(memory_fts, -1, '', '', '…', 16)
-                 FROM memory_fts JOIN nodes n ON n.rowid = memory_fts.rowid
-                 WHERE memory_fts MATCH ?1 AND n.label = 'Memory'{filters}
-                 ORDER BY {full_match_first} score, n.id
-                 LIMIT {} OFFSET {}",
-                req.limit, req.offset
-            );
-            (
-                total,
-                tx.query(&sql, params).await.doing("searching memories")?,
-            )
-        };
-        let mut hits = Vec::new();
-        for row in all_rows(rows, "reading search results").await? {
-            let relevance = row.real(2).map(|score| -score);
-            hits.push(SearchHit {
-                memory: decode(&row.text(0), &row.text(1))?,
-                relevance,
-                snippet: row.opt_text(3),
-            });
-        }
-        tx.commit().await.doing("finishing a search")?;
+impl SearchPage {
+    fn new(
+        hits: Vec<SearchHit>,
+        total: i64,
+        req: &SearchRequest,
+        corrections: Vec<Correction>,
+    ) -> Self {
         let total = total.max(0) as u64;
         let end = u64::from(req.offset) + hits.len() as u64;
         let has_more = end < total;
-        Ok(SearchPage {
+        SearchPage {
             hits,
             total,
             offset: req.offset,
             limit: req.limit,
             has_more,
             next_offset: has_more.then_some(end as u32),
-        })
-    }
-}
-
-/// The SQL conditions for a request's filters, each starting with ` AND `; their values are
-/// appended to `params` and numbered after the ones already there.
-fn filter_sql(req: &SearchRequest, params: &mut Vec<Value>) -> String {
-    let mut sql = String::new();
-    let placeholders = |values: Vec<String>, params: &mut Vec<Value>| {
-        values
-            .into_iter()
-            .map(|v| {
-                params.push(v.into());
-                format!("?{}", params.len())
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    if !req.memory_types.is_empty() {
-        let list = placeholders(
-            req.memory_types
-                .iter()
-                .map(|t| t.as_str().to_string())
-                .collect(),
-            params,
-        );
-        sql.push_str(&format!(
-            " AND json_extract(n.properties, '$.type') IN ({list})"
-        ));
-    }
-    if !req.tags.is_empty() {
-        let list = placeholders(req.tags.clone(), params);
-        sql.push_str(&format!(
-            " AND EXISTS (SELECT 1 FROM json_each(n.properties, '$.tags') t WHERE lower(trim(t.value)) IN ({list}))"
-        ));
-    }
-    if let Some(project) = &req.project_path {
-        let p = placeholders(vec![project.clone()], params);
-        sql.push_str(&format!(
-            " AND json_extract(n.properties, '$.context_project_path') = {p}"
-        ));
-    }
-    if let Some(min) = req.min_importance {
-        params.push(min.into());
-        sql.push_str(&format!(
-            " AND coalesce(json_extract(n.properties, '$.importance'), 0.5) >= ?{}",
-            params.len()
-        ));
-    }
-    if !req.relationship_types.is_empty() {
-        let list = placeholders(
-            req.relationship_types
-                .iter()
-                .map(|t| t.as_str().to_string())
-                .collect(),
-            params,
-        );
-        sql.push_str(&format!(
-            " AND EXISTS (SELECT 1 FROM relationships r WHERE (r.from_id = n.id OR r.to_id = n.id)
-                 AND r.valid_until IS NULL AND r.rel_type IN ({list}))"
-        ));
-    }
-    for piece in &req.literal {
-        params.push(piece.to_lowercase().into());
-        sql.push_str(&format!(
-            " AND instr(lower(coalesce(json_extract(n.properties, '$.title'), '') || ' ' ||
-                              coalesce(json_extract(n.properties, '$.summary'), '') || ' ' ||
-                              coalesce(json_extract(n.properties, '$.tags'), '') || ' ' ||
-                              coalesce(json_extract(n.properties, '$.content'), '')), ?{}) > 0",
-            params.len()
-        ));
-    }
-    if let Some(ids) = &req.within {
-        if ids.is_empty() {
-            sql.push_str(" AND 0");
-        } else {
-            let list = placeholders(ids.clone(), params);
-            sql.push_str(&format!(" AND n.id IN ({list})"));
+            corrections,
         }
     }
-    sql
 }
 
+/// Recall's blend: 60 % text relevance (relative to the best hit), 25 % importance, 15 %
+/// recency (1 for a memory created now, 1/2 at 30 days, 1/4 at 90 days).
+const RECALL_SCORE: &str = "0.6 * rel / max(max(rel) OVER (), 1e-9)
+     + 0.25 * coalesce(json_extract(properties, '$.importance'), 0.5)
+     + 0.15 / (1.0 + max(julianday('now') - coalesce(julianday(json_extract(properties, '$.created_at')), julianday('now')), 0) / 30.0)";
+
+/// How many of recall's top hits get a linked neighbour added.
+const RECALL_NEIGHBOURS: usize = 5;
+
+/// Words too common to help recall find anything.
+const STOP_WORDS: &[&str] = &[
+    "a", "about", "an", "and", "are", "as", "at", "be", "by", "can", "could", "did", "do", "does",
+    "for", "from", "how", "i", "in", "is", "it", "its", "me", "my", "of", "on", "or", "our",
+    "should", "that", "the", "there", "this", "to", "was", "we", "were", "what", "when", "where",
+    "which", "who", "why", "will", "with", "would", "you",
+];
+
 impl TursoBackend {
+    /// Runs a search: ranked by relevance when there are terms, otherwise a filtered
+    /// listing by importance and recency (MemoryGraph's order). Superseded memories come
+    /// after current ones.
+    pub async fn search(&self, req: &SearchRequest) -> Result<SearchPage> {
+        let conn = self.conn.lock().await;
+        let tx = conn.transaction().await.doing("starting a search")?;
+        let page = if req.terms.is_empty() {
+            list(&tx, req).await?
+        } else {
+            let (terms, corrections) = correct(&tx, &req.terms, req.tolerance).await?;
+            ranked(&tx, req, &terms, corrections).await?
+        };
+        tx.commit().await.doing("finishing a search")?;
+        Ok(page)
+    }
+
+    /// Natural-language recall: any query word may match (common words are dropped),
+    /// ranked by [`RECALL_SCORE`], then the strongest direct neighbour of each top hit is
+    /// added, marked as such. Every returned memory counts as used.
+    pub async fn recall(&self, req: &SearchRequest) -> Result<SearchPage> {
+        let conn = self.conn.lock().await;
+        let tx = conn.transaction().await.doing("starting a recall")?;
+        let mut page = if req.terms.is_empty() {
+            list(&tx, req).await?
+        } else {
+            let meaningful: Vec<Term> = req
+                .terms
+                .iter()
+                .filter(|t| !matches!(t, Term::Word(w) if STOP_WORDS.contains(&w.as_str())))
+                .cloned()
+                .collect();
+            let terms = if meaningful.is_empty() {
+                req.terms.clone()
+            } else {
+                meaningful
+            };
+            let (terms, corrections) = correct(&tx, &terms, req.tolerance).await?;
+            blended(&tx, req, &terms, corrections).await?
+        };
+        add_neighbours(&tx, &mut page.hits).await?;
+        tx.commit().await.doing("finishing a recall")?;
+        let used: Vec<&str> = page.hits.iter().map(|h| h.memory.id.as_str()).collect();
+        super::memories::record_use(&conn, &used).await?;
+        Ok(page)
+    }
+
     /// Searches only among the memories within `max_depth` hops of `id`.
     pub async fn contextual_search(
         &self,
@@ -301,4 +249,254 @@ impl TursoBackend {
         req.within = Some(ids);
         self.search(&req).await
     }
+}
+
+/// A filter-only listing, by importance then recency.
+async fn list(conn: &Connection, req: &SearchRequest) -> Result<SearchPage> {
+    let mut params = Vec::new();
+    let filters = filter_sql(req, &mut params);
+    let total = scalar_i64(
+        conn,
+        &format!("SELECT count(*) FROM nodes n WHERE n.label = 'Memory'{filters}"),
+        params.clone(),
+        "counting memories",
+    )
+    .await?;
+    let sql = format!(
+        "SELECT n.id, n.properties, NULL, NULL, {SUPERSEDED_BY} AS superseded_by
+         FROM nodes n WHERE n.label = 'Memory'{filters}
+         ORDER BY {SUPERSEDED_BY} IS NOT NULL,
+                  coalesce(json_extract(n.properties, '$.importance'), 0.5) DESC,
+                  json_extract(n.properties, '$.created_at') DESC, n.id
+         LIMIT {} OFFSET {}",
+        req.limit, req.offset
+    );
+    let rows = conn.query(&sql, params).await.doing("listing memories")?;
+    let hits = hits_from(all_rows(rows, "listing memories").await?, false)?;
+    Ok(SearchPage::new(hits, total, req, Vec::new()))
+}
+
+/// The match expressions for a request: the one that selects, and, when memories
+/// matching every term go first, the one that says which do.
+fn match_expressions(req: &SearchRequest, terms: &[Term]) -> (String, Option<String>) {
+    let prefix = req.tolerance == Tolerance::Fuzzy;
+    match req.match_mode {
+        Some(MatchMode::All) => (fts_query::all_of(terms, prefix), None),
+        Some(MatchMode::Any) => (fts_query::any_of(terms, prefix), None),
+        None if terms.len() == 1 => (fts_query::any_of(terms, prefix), None),
+        None => (
+            fts_query::any_of(terms, prefix),
+            Some(fts_query::all_of(terms, prefix)),
+        ),
+    }
+}
+
+async fn count_matches(conn: &Connection, req: &SearchRequest, matching: &str) -> Result<i64> {
+    let mut params = vec![Value::from(matching.to_string())];
+    let filters = filter_sql(req, &mut params);
+    scalar_i64(
+        conn,
+        &format!(
+            "SELECT count(*) FROM memory_fts JOIN nodes n ON n.rowid = memory_fts.rowid
+             WHERE memory_fts MATCH ?1 AND n.label = 'Memory'{filters}"
+        ),
+        params,
+        "counting search results",
+    )
+    .await
+}
+
+/// Ranked by BM25; with the default match mode, memories matching every term first.
+async fn ranked(
+    conn: &Connection,
+    req: &SearchRequest,
+    terms: &[Term],
+    corrections: Vec<Correction>,
+) -> Result<SearchPage> {
+    let (matching, first) = match_expressions(req, terms);
+    let total = count_matches(conn, req, &matching).await?;
+    let mut params = vec![Value::from(matching)];
+    let full_match_first = match first {
+        Some(all) => {
+            params.push(Value::from(all));
+            "n.rowid IN (SELECT rowid FROM memory_fts WHERE memory_fts MATCH ?2) DESC,"
+        }
+        None => "",
+    };
+    let filters = filter_sql(req, &mut params);
+    let sql = format!(
+        "SELECT n.id, n.properties, bm25(memory_fts, {BM25_WEIGHTS}) AS score,
+                snippet(memory_fts, -1, '', '', '…', 16), {SUPERSEDED_BY} AS superseded_by
+         FROM memory_fts JOIN nodes n ON n.rowid = memory_fts.rowid
+         LEFT JOIN memory_usage u ON u.memory_id = n.id
+         WHERE memory_fts MATCH ?1 AND n.label = 'Memory'{filters}
+         ORDER BY {SUPERSEDED_BY} IS NOT NULL, {full_match_first} score,
+                  coalesce(u.usage_count, 0) DESC, n.id
+         LIMIT {} OFFSET {}",
+        req.limit, req.offset
+    );
+    let rows = conn.query(&sql, params).await.doing("searching memories")?;
+    let mut hits = hits_from(all_rows(rows, "searching memories").await?, true)?;
+    for hit in &mut hits {
+        hit.relevance = hit.relevance.map(|bm25| -bm25);
+    }
+    Ok(SearchPage::new(hits, total, req, corrections))
+}
+
+/// Ranked by recall's blended score.
+async fn blended(
+    conn: &Connection,
+    req: &SearchRequest,
+    terms: &[Term],
+    corrections: Vec<Correction>,
+) -> Result<SearchPage> {
+    let prefix = req.tolerance == Tolerance::Fuzzy;
+    let matching = fts_query::any_of(terms, prefix);
+    let total = count_matches(conn, req, &matching).await?;
+    let mut params = vec![Value::from(matching)];
+    let filters = filter_sql(req, &mut params);
+    let sql = format!(
+        "WITH hits AS (
+             SELECT n.rowid AS rid, n.id, n.properties, -bm25(memory_fts, {BM25_WEIGHTS}) AS rel,
+                    {SUPERSEDED_BY} AS superseded_by, coalesce(u.usage_count, 0) AS used
+             FROM memory_fts JOIN nodes n ON n.rowid = memory_fts.rowid
+             LEFT JOIN memory_usage u ON u.memory_id = n.id
+             WHERE memory_fts MATCH ?1 AND n.label = 'Memory'{filters}
+         ),
+         scored AS (SELECT *, {RECALL_SCORE} AS score FROM hits)
+         SELECT s.id, s.properties, s.rel,
+                (SELECT snippet(memory_fts, -1, '', '', '…', 16) FROM memory_fts
+                  WHERE memory_fts MATCH ?1 AND memory_fts.rowid = s.rid),
+                s.superseded_by, s.score
+         FROM scored s
+         ORDER BY s.superseded_by IS NOT NULL, s.score DESC, s.used DESC, s.id
+         LIMIT {} OFFSET {}",
+        req.limit, req.offset
+    );
+    let rows = conn.query(&sql, params).await.doing("recalling memories")?;
+    let records = all_rows(rows, "recalling memories").await?;
+    let mut hits = hits_from(records.clone(), true)?;
+    for (hit, record) in hits.iter_mut().zip(&records) {
+        hit.score = record.real(5).map(|s| (s * 1000.0).round() / 1000.0);
+    }
+    Ok(SearchPage::new(hits, total, req, corrections))
+}
+
+/// Reads rows of `id, properties, relevance, snippet, superseded_by`.
+fn hits_from(records: Vec<Record>, ranked: bool) -> Result<Vec<SearchHit>> {
+    records
+        .into_iter()
+        .map(|row| {
+            Ok(SearchHit {
+                memory: decode(&row.text(0), &row.text(1))?,
+                relevance: if ranked { row.real(2) } else { None },
+                score: None,
+                snippet: row.opt_text(3),
+                superseded_by: row.opt_text(4),
+                related_to: None,
+            })
+        })
+        .collect()
+}
+
+/// Replaces each word that matches nothing with the closest indexed stem, unless the
+/// search is strict.
+async fn correct(
+    conn: &Connection,
+    terms: &[Term],
+    tolerance: Tolerance,
+) -> Result<(Vec<Term>, Vec<Correction>)> {
+    if tolerance == Tolerance::Strict {
+        return Ok((terms.to_vec(), Vec::new()));
+    }
+    let mut out = Vec::with_capacity(terms.len());
+    let mut corrections = Vec::new();
+    for term in terms {
+        let Term::Word(word) = term else {
+            out.push(term.clone());
+            continue;
+        };
+        let known = scalar_i64(
+            conn,
+            "SELECT count(*) FROM (SELECT 1 FROM memory_fts WHERE memory_fts MATCH ?1 LIMIT 1)",
+            vec![Value::from(fts_query::any_of(
+                std::slice::from_ref(term),
+                false,
+            ))],
+            "checking a search word",
+        )
+        .await?;
+        let chars = word.chars().count();
+        if known > 0 || chars < 3 || word.chars().all(|c| c.is_ascii_digit()) {
+            out.push(term.clone());
+            continue;
+        }
+        let limit = typo::max_edits(chars) as i64;
+        let rows = conn
+            .query(
+                "SELECT term, doc FROM memory_fts_vocab WHERE length(term) BETWEEN ?1 AND ?2",
+                libsql::params![(chars as i64 - 4 - limit).max(1), chars as i64 + limit],
+            )
+            .await
+            .doing("looking for a correction")?;
+        let candidates = all_rows(rows, "looking for a correction").await?;
+        let best = typo::best_correction(word, candidates.iter().map(|r| (r.str(0), r.int(1))))
+            .map(str::to_string);
+        match best {
+            Some(stem) => {
+                corrections.push(Correction {
+                    from: word.clone(),
+                    to: stem.clone(),
+                });
+                out.push(Term::Stem(stem));
+            }
+            None => out.push(term.clone()),
+        }
+    }
+    Ok((out, corrections))
+}
+
+/// Adds, after the hits, the strongest current neighbour of each of the top hits that is
+/// not already in the answer.
+async fn add_neighbours(conn: &Connection, hits: &mut Vec<SearchHit>) -> Result<()> {
+    let mut added = Vec::new();
+    for hit in hits.iter().take(RECALL_NEIGHBOURS) {
+        let rows = conn
+            .query(
+                "SELECT CASE WHEN r.from_id = ?1 THEN r.to_id ELSE r.from_id END AS other, r.rel_type,
+                        coalesce(json_extract(r.properties, '$.strength'), 0.5) AS strength, n.properties
+                 FROM relationships r
+                 JOIN nodes n ON n.label = 'Memory' AND n.id = CASE WHEN r.from_id = ?1 THEN r.to_id ELSE r.from_id END
+                 WHERE (r.from_id = ?1 OR r.to_id = ?1) AND r.valid_until IS NULL AND r.from_id <> r.to_id
+                 ORDER BY strength DESC, r.created_at LIMIT 8",
+                libsql::params![hit.memory.id.as_str()],
+            )
+            .await
+            .doing("reading neighbours")?;
+        for row in all_rows(rows, "reading neighbours").await? {
+            let other = row.text(0);
+            let present = hits
+                .iter()
+                .chain(added.iter())
+                .any(|h: &SearchHit| h.memory.id == other);
+            if present {
+                continue;
+            }
+            added.push(SearchHit {
+                memory: decode(&other, &row.text(3))?,
+                relevance: None,
+                score: None,
+                snippet: None,
+                superseded_by: None,
+                related_to: Some(Neighbour {
+                    memory_id: hit.memory.id.clone(),
+                    relationship_type: row.text(1),
+                    strength: row.real(2).unwrap_or(0.5),
+                }),
+            });
+            break;
+        }
+    }
+    hits.extend(added);
+    Ok(())
 }

@@ -5,7 +5,7 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::backend::{BackendHealth, Statistics};
+use crate::backend::{BackendHealth, Correction, Neighbour, Statistics};
 use crate::model::{Memory, Relationship};
 
 /// A memory without its content, for lists.
@@ -44,12 +44,26 @@ impl From<&Memory> for MemoryBrief {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct StoreMemoryOutput {
     pub memory_id: String,
+    /// True when an identical memory (same type, title and content) already existed: its
+    /// id is returned and nothing new was stored.
+    pub duplicate: bool,
+    /// The memory this one replaces, when `supersedes` was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supersedes: Option<String>,
     pub memory: MemoryBrief,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct GetMemoryOutput {
+    /// The memory; a content longer than fits one answer is cut (see `content_next_offset`).
     pub memory: Memory,
+    /// The content's length in characters.
+    pub content_length: usize,
+    /// Where this answer's part of the content starts, in characters.
+    pub content_offset: usize,
+    /// Pass as `content_offset` to read the rest of a long content.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_next_offset: Option<usize>,
     /// Current relationships touching the memory (empty unless asked for).
     pub relationships: Vec<Relationship>,
 }
@@ -75,9 +89,18 @@ pub struct SearchResult {
     /// Text relevance (BM25; larger is better).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relevance: Option<f64>,
+    /// Recall's blended score (relevance 60 %, importance 25 %, recency 15 %).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
     /// A short excerpt around the matched words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snippet: Option<String>,
+    /// The memory that replaces this one; superseded memories rank below current ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
+    /// Set on a neighbour recall added: the hit it is linked to, and how.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub related_to: Option<Neighbour>,
 }
 
 /// One page of results.
@@ -92,6 +115,9 @@ pub struct SearchOutput {
     /// Pass as `offset` to get the next page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_offset: Option<u32>,
+    /// Query words that matched nothing and were read as the closest indexed word.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub corrections: Vec<Correction>,
     /// Set when the page was cut to fit the answer size limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,

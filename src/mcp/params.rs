@@ -26,6 +26,9 @@ pub struct StoreMemoryParams {
     /// 0.0–1.0, default 0.5; higher ranks first.
     #[schemars(range(min = 0.0, max = 1.0))]
     pub importance: Option<f64>,
+    /// The id of a memory this one replaces: a REPLACES link is made and the old memory
+    /// ranks below current ones from then on.
+    pub supersedes: Option<String>,
     /// Where it came from: project_path, files_involved, languages, frameworks,
     /// technologies, git_commit, git_branch, working_directory, timestamp, session_id,
     /// user_id, additional_metadata, tenant_id, team_id, visibility, created_by.
@@ -38,6 +41,9 @@ pub struct GetMemoryParams {
     pub memory_id: String,
     /// Also list the memory's relationships (default true).
     pub include_relationships: Option<bool>,
+    /// For a long content: the character to start from (default 0).
+    #[schemars(range(min = 0))]
+    pub content_offset: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -87,6 +93,12 @@ pub struct SearchMemoriesParams {
     pub match_mode: Option<MatchModeParam>,
     /// Only memories that have relationships of these types.
     pub relationship_filter: Option<Vec<String>>,
+    /// With `tags`: any (default) or all of them.
+    pub tag_match: Option<MatchModeParam>,
+    /// Only memories created at or after this ISO 8601 date or date-time.
+    pub created_after: Option<String>,
+    /// Only memories created before this ISO 8601 date or date-time.
+    pub created_before: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]

@@ -289,3 +289,21 @@ pub fn store(
         .unwrap()
         .to_string()
 }
+
+/// Reads a memory whole, following `content_next_offset` through a long content.
+pub fn full_memory(server: &mut Server, id: &str) -> Value {
+    let mut out = server.ok(
+        "get_memory",
+        json!({"memory_id": id, "include_relationships": false}),
+    );
+    let mut content = out["memory"]["content"].as_str().unwrap().to_string();
+    while let Some(next) = out["content_next_offset"].as_u64() {
+        out = server.ok(
+            "get_memory",
+            json!({"memory_id": id, "content_offset": next, "include_relationships": false}),
+        );
+        content.push_str(out["memory"]["content"].as_str().unwrap());
+    }
+    out["memory"]["content"] = Value::String(content);
+    out["memory"].clone()
+}

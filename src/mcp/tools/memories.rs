@@ -9,10 +9,52 @@ use crate::mcp::output::{
     DeleteMemoryOutput, GetMemoryOutput, MemoryBrief, StoreMemoryOutput, UpdateMemoryOutput,
 };
 use crate::mcp::params::{
-    DeleteMemoryParams, GetMemoryParams, StoreMemoryParams, UpdateMemoryParams,
+    DeleteMemoryParams, GetMemoryParams, StoreMemoryParams, UpdateMemoryParams, bounded,
 };
 use crate::mcp::render::{ToolResult, backend_failure, relationship_line, reply};
 use crate::model::{MemoryContext, MemoryPatch, NewMemory, now_iso};
+
+/// Most relationships listed with a memory; the graph tools page through more.
+const MAX_LISTED_RELATIONSHIPS: usize = 50;
+
+/// The text answer for one memory.
+fn render_memory(out: &GetMemoryOutput) -> String {
+    let memory = &out.memory;
+    let mut text = format!(
+        "# {}\nid: {}\ntype: {}\nimportance: {}  confidence: {}  used: {} time(s)\ncreated: {}  updated: {}\n",
+        memory.title,
+        memory.id,
+        memory.memory_type,
+        memory.importance,
+        memory.confidence,
+        memory.usage_count,
+        memory.created_at,
+        memory.updated_at
+    );
+    if !memory.tags.is_empty() {
+        text.push_str(&format!("tags: {}\n", memory.tags.join(", ")));
+    }
+    if let Some(project) = memory.project_path() {
+        text.push_str(&format!("project: {project}\n"));
+    }
+    if let Some(summary) = &memory.summary {
+        text.push_str(&format!("\nSummary: {summary}\n"));
+    }
+    text.push_str(&format!("\n{}\n", memory.content));
+    if let Some(next) = out.content_next_offset {
+        text.push_str(&format!(
+            "\n[content cut at character {next} of {}: call get_memory with content_offset={next} for the rest]\n",
+            out.content_length
+        ));
+    }
+    if !out.relationships.is_empty() {
+        text.push_str("\nRelationships:\n");
+        for r in &out.relationships {
+            text.push_str(&format!("- {}\n", relationship_line(r, &memory.id)));
+        }
+    }
+    text
+}
 
 #[tool_router(router = memory_tools, vis = "pub(in crate::mcp)")]
 impl MemoryServer {
@@ -40,19 +82,34 @@ impl MemoryServer {
             context,
         )
         .map_err(|e| e.to_string())?;
-        match self.backend.store_memory(new).await {
-            Ok(stored) => {
-                let m = &stored.memory;
-                reply(
-                    format!("Stored memory {} ({}): {}", m.id, m.memory_type, m.title),
-                    &StoreMemoryOutput {
-                        memory_id: m.id.clone(),
-                        memory: MemoryBrief::from(m),
-                    },
-                )
-            }
-            Err(e) => Err(backend_failure(e)),
-        }
+        let stored = self
+            .backend
+            .store_memory(new, p.supersedes.as_deref())
+            .await
+            .map_err(backend_failure)?;
+        let m = &stored.memory;
+        let text = if stored.duplicate {
+            format!(
+                "Already stored as memory {} ({}): {} — nothing new was written",
+                m.id, m.memory_type, m.title
+            )
+        } else if let Some(old) = &p.supersedes {
+            format!(
+                "Stored memory {} ({}): {}; it replaces {old}",
+                m.id, m.memory_type, m.title
+            )
+        } else {
+            format!("Stored memory {} ({}): {}", m.id, m.memory_type, m.title)
+        };
+        reply(
+            text,
+            &StoreMemoryOutput {
+                memory_id: m.id.clone(),
+                duplicate: stored.duplicate,
+                supersedes: p.supersedes.clone().filter(|_| !stored.duplicate),
+                memory: MemoryBrief::from(m),
+            },
+        )
     }
 
     /// Read one memory in full, with its relationships unless include_relationships is
@@ -64,48 +121,50 @@ impl MemoryServer {
     )]
     pub async fn get_memory(&self, Parameters(p): Parameters<GetMemoryParams>) -> ToolResult {
         let with_relationships = p.include_relationships.unwrap_or(true);
-        match self
+        let offset = bounded(
+            "content_offset",
+            p.content_offset,
+            0,
+            0,
+            i64::from(u32::MAX),
+        )? as usize;
+        let (mut memory, mut relationships) = self
             .backend
             .get_memory(&p.memory_id, with_relationships)
             .await
-        {
-            Ok((memory, relationships)) => {
-                let mut text = format!(
-                    "# {}\nid: {}\ntype: {}\nimportance: {}  confidence: {}\ncreated: {}  updated: {}\n",
-                    memory.title,
-                    memory.id,
-                    memory.memory_type,
-                    memory.importance,
-                    memory.confidence,
-                    memory.created_at,
-                    memory.updated_at
-                );
-                if !memory.tags.is_empty() {
-                    text.push_str(&format!("tags: {}\n", memory.tags.join(", ")));
-                }
-                if let Some(project) = memory.project_path() {
-                    text.push_str(&format!("project: {project}\n"));
-                }
-                if let Some(summary) = &memory.summary {
-                    text.push_str(&format!("\nSummary: {summary}\n"));
-                }
-                text.push_str(&format!("\n{}\n", memory.content));
-                if !relationships.is_empty() {
-                    text.push_str("\nRelationships:\n");
-                    for r in &relationships {
-                        text.push_str(&format!("- {}\n", relationship_line(r, &memory.id)));
-                    }
-                }
-                reply(
-                    text,
-                    &GetMemoryOutput {
-                        memory,
-                        relationships,
-                    },
-                )
-            }
-            Err(e) => Err(backend_failure(e)),
+            .map_err(backend_failure)?;
+        relationships.truncate(MAX_LISTED_RELATIONSHIPS);
+        let content: Vec<char> = memory.content.chars().collect();
+        let content_length = content.len();
+        if offset > content_length {
+            return Err(format!(
+                "Invalid `content_offset`: the content has {content_length} characters, got {offset}"
+            ));
         }
+        // The content appears twice (text and structured content); everything else once.
+        memory.content = String::new();
+        let mut output = GetMemoryOutput {
+            memory,
+            content_length,
+            content_offset: offset,
+            content_next_offset: None,
+            relationships,
+        };
+        let fixed = render_memory(&output).len()
+            + serde_json::to_string(&output).map(|s| s.len()).unwrap_or(0);
+        let room = self.settings.max_response_chars.saturating_sub(fixed + 600) / 2;
+        let mut end = content_length;
+        let mut used = 0;
+        for (i, c) in content.iter().enumerate().skip(offset) {
+            used += c.len_utf8() + usize::from(!c.is_ascii()) * 4;
+            if used > room {
+                end = i;
+                break;
+            }
+        }
+        output.memory.content = content[offset..end].iter().collect();
+        output.content_next_offset = (end < content_length).then_some(end);
+        reply(render_memory(&output), &output)
     }
 
     /// Change some fields of a memory (title, content, summary, tags, importance); the

@@ -56,7 +56,7 @@ impl MemoryServer {
         request.offset = offset;
         request.memory_types = p.memory_types.clone().unwrap_or_default();
         request.project_path = p.project_path.clone();
-        match self.backend.search(&request).await {
+        match self.backend.recall(&request).await {
             Ok(page) => self.render_page("Recalled", page),
             Err(e) => Err(backend_failure(e)),
         }
@@ -93,13 +93,28 @@ impl MemoryServer {
             .iter()
             .map(|h| SearchResult {
                 memory: MemoryBrief::from(&h.memory),
-                relevance: h.relevance,
+                relevance: h.relevance.map(|r| (r * 1000.0).round() / 1000.0),
+                score: h.score,
                 snippet: h.snippet.clone(),
+                superseded_by: h.superseded_by.clone(),
+                related_to: h.related_to.clone(),
             })
             .collect();
-        let line = |r: &SearchResult| match &r.snippet {
-            Some(s) => format!("- {}\n  {s}", brief_line(&r.memory)),
-            None => format!("- {}", brief_line(&r.memory)),
+        let line = |r: &SearchResult| {
+            let mut line = format!("- {}", brief_line(&r.memory));
+            if let Some(by) = &r.superseded_by {
+                line.push_str(&format!(" [superseded by {by}]"));
+            }
+            if let Some(n) = &r.related_to {
+                line.push_str(&format!(
+                    " [linked: {} with {}]",
+                    n.relationship_type, n.memory_id
+                ));
+            }
+            if let Some(s) = &r.snippet {
+                line.push_str(&format!("\n  {s}"));
+            }
+            line
         };
         let kept = fit(
             &results,
@@ -113,6 +128,7 @@ impl MemoryServer {
             has_more: page.has_more,
             next_offset: page.next_offset,
             note: None,
+            corrections: page.corrections.clone(),
             results,
         };
         if kept < output.results.len() {
@@ -132,6 +148,12 @@ impl MemoryServer {
             },
             output.offset as usize + output.results.len()
         );
+        for c in &output.corrections {
+            text.push_str(&format!(
+                "(no match for \"{}\"; searched for \"{}…\" instead)\n",
+                c.from, c.to
+            ));
+        }
         for r in &output.results {
             text.push_str(&line(r));
             text.push('\n');
@@ -173,6 +195,17 @@ fn search_request(p: &SearchMemoriesParams) -> Result<SearchRequest, String> {
         normalise_tags(p.tags.as_deref().unwrap_or_default()).map_err(|e| e.to_string())?;
     request.project_path = p.project_path.clone();
     request.min_importance = p.min_importance;
+    request.all_tags = matches!(p.tag_match, Some(crate::mcp::params::MatchModeParam::All));
+    request.created_after = p
+        .created_after
+        .as_deref()
+        .map(|d| instant("created_after", d))
+        .transpose()?;
+    request.created_before = p
+        .created_before
+        .as_deref()
+        .map(|d| instant("created_before", d))
+        .transpose()?;
     request.relationship_types = p
         .relationship_filter
         .iter()
@@ -181,4 +214,19 @@ fn search_request(p: &SearchMemoriesParams) -> Result<SearchRequest, String> {
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
     Ok(request)
+}
+
+/// Reads an ISO 8601 date (`2026-01-31`) or date-time and writes it as an instant SQLite
+/// compares correctly with stored timestamps.
+fn instant(field: &str, raw: &str) -> Result<String, String> {
+    let raw = raw.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(raw) {
+        return Ok(crate::model::iso_from(t.with_timezone(&chrono::Utc)));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        return Ok(format!("{d}T00:00:00.000000+00:00"));
+    }
+    Err(format!(
+        "Invalid `{field}`: expected an ISO 8601 date (2026-01-31) or date-time (2026-01-31T12:00:00Z), got {raw:?}"
+    ))
 }

@@ -1,0 +1,110 @@
+//! Typo correction for search words that match nothing: the closest word the index knows.
+//!
+//! The index holds porter stems ("configur" for "configuration"), and a stem is nearly
+//! always a prefix of its words, so a typed word is compared with each stem over the
+//! stem's length (plus one character, for a typo at the cut). Edits allowed: 2 for words
+//! of 5 or more letters, 1 for shorter ones; a transposition counts as one edit.
+
+/// How many edits a word of `chars` characters may be corrected by.
+pub fn max_edits(chars: usize) -> usize {
+    if chars >= 5 { 2 } else { 1 }
+}
+
+/// Most characters porter strips from a word ("-ation" and the like).
+const MAX_STRIPPED: usize = 4;
+
+/// The distance between a typed word and an indexed stem, or `None` when it is beyond
+/// the allowed edits. Comparing over the stem's length (the rest of the word taken for a
+/// suffix porter stripped) costs one edit more than a whole-word match, so a stem that
+/// merely starts the typed word never beats a real near-match.
+pub fn distance_to_stem(word: &str, stem: &str) -> Option<usize> {
+    let w: Vec<char> = word.chars().collect();
+    let s: Vec<char> = stem.chars().collect();
+    let limit = max_edits(w.len());
+    let mut best = osa(&w, &s);
+    if w.len() > 3 && w.last() == Some(&'s') {
+        best = best.min(osa(&w[..w.len() - 1], &s));
+    }
+    if w.len() >= 5 && s.len() + MAX_STRIPPED >= w.len() {
+        for cut in [s.len(), s.len() + 1] {
+            if cut < w.len() {
+                best = best.min(osa(&w[..cut], &s) + 1);
+            }
+        }
+    }
+    (best <= limit).then_some(best)
+}
+
+/// Optimal string alignment distance: insertions, deletions, substitutions and swaps of
+/// neighbours each cost one.
+fn osa(a: &[char], b: &[char]) -> usize {
+    let (n, m) = (a.len(), b.len());
+    let mut d = vec![vec![0usize; m + 1]; n + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=n {
+        for j in 1..=m {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[n][m]
+}
+
+/// Picks the best correction among `(stem, documents)` candidates: fewest edits, then the
+/// stem found in the most memories, then alphabetical for a stable answer.
+pub fn best_correction<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = (&'a str, i64)>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .filter_map(|(stem, docs)| distance_to_stem(word, stem).map(|d| (d, -docs, stem)))
+        .min()
+        .map(|(_, _, stem)| stem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corrects_one_typo_against_stems() {
+        for typo in [
+            "zorbulat",
+            "zorbulaet",
+            "zrobulate",
+            "xorbulate",
+            "zorbulatex",
+            "zorbuate",
+        ] {
+            assert!(distance_to_stem(typo, "zorbul").is_some(), "{typo}");
+        }
+        assert_eq!(distance_to_stem("deadlokc", "deadlock"), Some(1));
+        assert_eq!(distance_to_stem("configuraton", "configur"), Some(1));
+        assert_eq!(distance_to_stem("cat", "dog"), None);
+        assert_eq!(
+            distance_to_stem("zeppelin", "zep"),
+            None,
+            "a short stem is not a prefix match"
+        );
+        assert_eq!(distance_to_stem("redsi", "redi"), Some(1));
+    }
+
+    #[test]
+    fn prefers_fewest_edits_then_most_documents() {
+        let c = [("deadlock", 3), ("deadline", 50), ("deadlok", 1)];
+        assert_eq!(best_correction("deadlokc", c), Some("deadlock"));
+        assert_eq!(best_correction("qqqqqq", c), None);
+    }
+}
