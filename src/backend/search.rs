@@ -326,7 +326,7 @@ async fn ranked(
     let filters = filter_sql(req, &mut params);
     let sql = format!(
         "SELECT n.id, n.properties, bm25(memory_fts, {BM25_WEIGHTS}) AS score,
-                snippet(memory_fts, -1, '', '', '…', 16), {SUPERSEDED_BY} AS superseded_by
+                snippet(memory_fts, 3, '', '', '…', 16), {SUPERSEDED_BY} AS superseded_by
          FROM memory_fts JOIN nodes n ON n.rowid = memory_fts.rowid
          LEFT JOIN memory_usage u ON u.memory_id = n.id
          WHERE memory_fts MATCH ?1 AND n.label = 'Memory'{filters}
@@ -365,7 +365,7 @@ async fn blended(
          ),
          scored AS (SELECT *, {RECALL_SCORE} AS score FROM hits)
          SELECT s.id, s.properties, s.rel,
-                (SELECT snippet(memory_fts, -1, '', '', '…', 16) FROM memory_fts
+                (SELECT snippet(memory_fts, 3, '', '', '…', 16) FROM memory_fts
                   WHERE memory_fts MATCH ?1 AND memory_fts.rowid = s.rid),
                 s.superseded_by, s.score
          FROM scored s

@@ -1,0 +1,529 @@
+//! Search quality on a seeded corpus of a few thousand memories with known answers.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{Scratch, Server, store};
+use serde_json::{Value, json};
+
+const VOCABULARY: &[&str] = &[
+    "cache",
+    "caching",
+    "cached",
+    "request",
+    "timeout",
+    "retry",
+    "backoff",
+    "database",
+    "index",
+    "query",
+    "latency",
+    "deploy",
+    "rollback",
+    "container",
+    "kubernetes",
+    "docker",
+    "pipeline",
+    "build",
+    "compile",
+    "linker",
+    "memory",
+    "thread",
+    "mutex",
+    "deadlock",
+    "async",
+    "await",
+    "future",
+    "socket",
+    "connection",
+    "pool",
+    "schema",
+    "migration",
+    "column",
+    "table",
+    "replica",
+    "primary",
+    "shard",
+    "partition",
+    "queue",
+    "consumer",
+    "producer",
+    "event",
+    "stream",
+    "batch",
+    "worker",
+    "scheduler",
+    "cron",
+    "token",
+    "session",
+    "cookie",
+    "header",
+    "proxy",
+    "gateway",
+    "router",
+    "handler",
+    "middleware",
+    "logging",
+    "metrics",
+    "tracing",
+    "alert",
+    "dashboard",
+    "config",
+    "secret",
+    "vault",
+    "certificate",
+    "upgrade",
+    "version",
+    "dependency",
+    "package",
+    "module",
+    "function",
+    "closure",
+    "iterator",
+    "allocation",
+    "garbage",
+    "collector",
+    "heap",
+    "stack",
+    "pointer",
+    "buffer",
+    "overflow",
+    "parser",
+    "lexer",
+    "compiler",
+    "test",
+    "fixture",
+    "mock",
+    "assertion",
+    "coverage",
+    "benchmark",
+    "profile",
+    "regression",
+    "the",
+    "a",
+    "of",
+    "and",
+    "with",
+    "when",
+    "after",
+    "before",
+    "in",
+    "on",
+];
+
+const TYPES: &[&str] = &[
+    "task",
+    "code_pattern",
+    "problem",
+    "solution",
+    "project",
+    "technology",
+    "error",
+    "fix",
+    "command",
+    "file_context",
+    "workflow",
+    "general",
+    "conversation",
+];
+
+/// A small deterministic generator, so the corpus is the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<'a>(&mut self, items: &'a [&'a str]) -> &'a str {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+
+    fn words(&mut self, n: usize) -> String {
+        (0..n)
+            .map(|_| self.pick(VOCABULARY))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+const CORPUS_SIZE: usize = 2_000;
+
+/// Builds the corpus and returns the server and the id of the planted memory, which alone
+/// holds the phrase "quantum flux capacitor".
+fn corpus(scratch: &Scratch) -> (Server, String) {
+    let mut server = Server::started(&scratch.db(), &[]);
+    let mut rng = Rng(0x5eed_2026);
+    let planted_at = 1_234;
+    let mut planted = String::new();
+    for i in 0..CORPUS_SIZE {
+        let title = rng.words(4);
+        let length = 30 + (rng.next() % 50) as usize;
+        let mut content = rng.words(length);
+        if i == planted_at {
+            content = format!(
+                "{content} the quantum flux capacitor overheated {}",
+                rng.words(10)
+            );
+        }
+        let kind = TYPES[i % TYPES.len()];
+        let id = store(
+            &mut server,
+            kind,
+            &format!("{title} {i}"),
+            &content,
+            json!({"tags": [rng.pick(VOCABULARY)]}),
+        );
+        if i == planted_at {
+            planted = id;
+        }
+    }
+    (server, planted)
+}
+
+fn top_ids(server: &mut Server, args: Value) -> Vec<String> {
+    let out = server.ok("search_memories", args);
+    out["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every variant of `word` with one typo: a letter dropped, doubled, replaced or swapped.
+fn one_typo_variants(word: &str) -> Vec<String> {
+    let chars: Vec<char> = word.chars().collect();
+    let mut out = BTreeSet::new();
+    for i in 0..chars.len() {
+        let mut v = chars.clone();
+        v.remove(i);
+        out.insert(v.iter().collect::<String>());
+        let mut v = chars.clone();
+        v.insert(i, chars[i]);
+        out.insert(v.iter().collect());
+        let mut v = chars.clone();
+        v[i] = if chars[i] == 'x' { 'q' } else { 'x' };
+        out.insert(v.iter().collect());
+        if i + 1 < chars.len() {
+            let mut v = chars.clone();
+            v.swap(i, i + 1);
+            out.insert(v.iter().collect());
+        }
+    }
+    out.remove(word);
+    out.into_iter().collect()
+}
+
+#[test]
+fn finds_the_right_memory_in_a_seeded_corpus() {
+    let scratch = Scratch::new();
+    let (mut server, planted) = corpus(&scratch);
+
+    let top = top_ids(&mut server, json!({"query": "\"quantum flux capacitor\""}));
+    assert_eq!(
+        top,
+        std::slice::from_ref(&planted),
+        "the quoted phrase finds exactly the planted memory"
+    );
+    let top = top_ids(
+        &mut server,
+        json!({"query": "quantum flux capacitor", "limit": 5}),
+    );
+    assert_eq!(top[0], planted, "the phrase's words rank it first");
+    for reordered in [
+        "capacitor flux quantum",
+        "quantum the flux capacitor",
+        "flux of the capacitor quantum",
+    ] {
+        let top = top_ids(&mut server, json!({"query": reordered, "limit": 5}));
+        assert!(top.contains(&planted), "{reordered:?}: not in the top 5");
+    }
+
+    let variants = one_typo_variants("capacitor");
+    assert!(variants.len() > 30);
+    for typo in &variants {
+        let out = server.ok(
+            "search_memories",
+            json!({"query": format!("quantum {typo}"), "limit": 5}),
+        );
+        let ids: Vec<&str> = out["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect();
+        assert!(ids.contains(&planted.as_str()), "{typo}: {out}");
+        let alone = server.ok("search_memories", json!({"query": typo, "limit": 5}));
+        let ids: Vec<&str> = alone["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect();
+        assert!(ids.contains(&planted.as_str()), "{typo} alone: {alone}");
+        assert_eq!(
+            alone["corrections"][0]["from"],
+            typo.as_str(),
+            "the answer says what was corrected"
+        );
+    }
+    let strict = server.ok(
+        "search_memories",
+        json!({"query": "capacitro", "search_tolerance": "strict"}),
+    );
+    assert_eq!(strict["total"], 0, "strict does not correct");
+
+    let cached = server.ok(
+        "search_memories",
+        json!({"query": "caching", "match_mode": "all", "limit": 1000}),
+    );
+    let cache = server.ok(
+        "search_memories",
+        json!({"query": "cache", "match_mode": "all", "limit": 1000}),
+    );
+    assert_eq!(
+        cached["total"], cache["total"],
+        "stemming: caching, cached and cache are one word"
+    );
+
+    let hostile = [
+        "\"",
+        "\"\"",
+        "*",
+        "-",
+        ":",
+        "(",
+        ")",
+        "NEAR",
+        "AND",
+        "OR",
+        "NOT",
+        "cache AND",
+        "OR OR OR",
+        "NEAR(cache retry, 2)",
+        "title:cache",
+        "-cache",
+        "cache*",
+        "^cache",
+        "{cache}",
+        "[cache]",
+        "'",
+        "\\",
+        "%",
+        "_",
+        "\u{0}",
+        "🚀🔥",
+        "👩‍💻",
+        "مرحبا",
+        "日本語",
+        "e\u{301}",
+        "' OR 1=1 --",
+    ];
+    let long = "cache retry ".repeat(1_000);
+    for query in hostile.iter().map(|q| q.to_string()).chain([long]) {
+        for tolerance in ["strict", "normal", "fuzzy"] {
+            for mode in ["any", "all"] {
+                server.ok(
+                    "search_memories",
+                    json!({"query": query, "search_tolerance": tolerance, "match_mode": mode}),
+                );
+            }
+        }
+        server.ok("recall_memories", json!({"query": query}));
+    }
+
+    let full = server.ok(
+        "search_memories",
+        json!({"query": "deadlock mutex", "limit": 1000}),
+    );
+    let total = full["total"].as_u64().unwrap();
+    assert!(total > 200, "a broad query: {total}");
+    let all: Vec<String> = full["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    let mut paged = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = server.ok(
+            "search_memories",
+            json!({"query": "deadlock mutex", "limit": 37, "offset": offset}),
+        );
+        assert_eq!(page["total"].as_u64(), Some(total));
+        paged.extend(
+            page["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_string()),
+        );
+        match page["next_offset"].as_u64() {
+            Some(next) => offset = next,
+            None => break,
+        }
+    }
+    let unique: BTreeSet<&String> = paged.iter().collect();
+    assert_eq!(unique.len(), paged.len(), "pages never overlap");
+    let shown: usize = all.len();
+    assert_eq!(
+        &paged[..shown],
+        &all[..],
+        "the pages, in order, are the full result"
+    );
+    assert_eq!(paged.len() as u64, total);
+
+    let filtered = server.ok(
+        "search_memories",
+        json!({"query": "deadlock", "memory_types": ["fix"], "min_importance": 0.4, "limit": 1000}),
+    );
+    for r in filtered["results"].as_array().unwrap() {
+        assert_eq!(r["type"], "fix");
+    }
+    let unfiltered_fix: u64 = server.ok(
+        "search_memories",
+        json!({"query": "deadlock", "memory_types": ["fix"], "limit": 1}),
+    )["total"]
+        .as_u64()
+        .unwrap();
+    assert!(filtered["total"].as_u64().unwrap() <= unfiltered_fix);
+    assert!(
+        unfiltered_fix > 50,
+        "filters run in SQL over every match, not a capped list"
+    );
+}
+
+#[test]
+fn duplicates_supersession_usage_and_recall_neighbours() {
+    let scratch = Scratch::new();
+    let mut server = Server::started(&scratch.db(), &[]);
+    let old = store(
+        &mut server,
+        "solution",
+        "Use a connection pool of 10",
+        "pool size 10 fixed the timeouts",
+        json!({}),
+    );
+    let again = server.ok("store_memory", json!({"type": "solution", "title": "Use a connection pool of 10", "content": "pool size 10 fixed the timeouts"}));
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["memory_id"], old.as_str());
+    assert_eq!(
+        server.ok("search_memories", json!({}))["total"],
+        1,
+        "no second copy"
+    );
+
+    let new = server.ok("store_memory", json!({"type": "solution", "title": "Use a connection pool of 50", "content": "pool size 50 fixed the timeouts for good", "supersedes": old}));
+    assert_eq!(new["duplicate"], false);
+    let new = new["memory_id"].as_str().unwrap().to_string();
+    let found = server.ok("search_memories", json!({"query": "pool timeouts"}));
+    assert_eq!(
+        found["results"][0]["id"],
+        new.as_str(),
+        "the current memory ranks first: {found}"
+    );
+    assert_eq!(found["results"][1]["id"], old.as_str());
+    assert_eq!(
+        found["results"][1]["superseded_by"],
+        new.as_str(),
+        "the old one is marked"
+    );
+    let text =
+        server.call("search_memories", json!({"query": "pool timeouts"}))["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    assert!(text.contains("superseded by"), "{text}");
+    assert_eq!(
+        server.ok("get_memory", json!({"memory_id": old}))["memory"]["title"],
+        "Use a connection pool of 10",
+        "still readable"
+    );
+    let links = server.ok("get_memory", json!({"memory_id": new}))["relationships"].clone();
+    assert_eq!(links[0]["type"], "REPLACES");
+    assert!(
+        server
+            .err(
+                "store_memory",
+                json!({"type": "fix", "title": "t", "content": "c", "supersedes": "ghost"})
+            )
+            .contains("supersedes")
+    );
+
+    let before = server.ok("get_memory", json!({"memory_id": new}))["memory"]["usage_count"]
+        .as_i64()
+        .unwrap();
+    let after = server.ok("get_memory", json!({"memory_id": new}))["memory"].clone();
+    assert_eq!(
+        after["usage_count"].as_i64().unwrap(),
+        before + 1,
+        "get_memory counts a use"
+    );
+    assert!(after["last_accessed"].is_string());
+
+    let lone = store(
+        &mut server,
+        "technology",
+        "PgBouncer",
+        "multiplexes transactions in front of postgres",
+        json!({}),
+    );
+    server.ok("create_relationship", json!({"from_memory_id": lone, "to_memory_id": new, "relationship_type": "REQUIRES", "strength": 0.9}));
+    let recalled = server.ok(
+        "recall_memories",
+        json!({"query": "what pool size fixed the timeouts?"}),
+    );
+    let results = recalled["results"].as_array().unwrap();
+    assert_eq!(results[0]["id"], new.as_str());
+    assert!(results[0]["score"].as_f64().unwrap() > 0.0);
+    let neighbour = results
+        .iter()
+        .find(|r| r["id"] == lone.as_str())
+        .expect("the strongest neighbour is added");
+    assert_eq!(neighbour["related_to"]["memory_id"], new.as_str());
+    assert_eq!(neighbour["related_to"]["relationship_type"], "REQUIRES");
+    assert_eq!(
+        results.iter().filter(|r| r["id"] == new.as_str()).count(),
+        1,
+        "no duplicates"
+    );
+    assert!(
+        results.iter().all(|r| r.get("content").is_none()),
+        "recall returns snippets, not contents"
+    );
+    let used = server.ok("get_memory", json!({"memory_id": lone}))["memory"]["usage_count"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        used, 2,
+        "recall counted the neighbour's use, and get_memory this one"
+    );
+}
+
+#[test]
+fn long_content_is_returned_in_parts_that_fit() {
+    let scratch = Scratch::new();
+    let mut server = Server::started(&scratch.db(), &[("MEMORY_MAX_RESPONSE_CHARS", "5000")]);
+    let content: String = (0..4_000).map(|i| format!("w{i} ")).collect::<String>() + "é🚀";
+    let id = store(&mut server, "general", "Long", &content, json!({}));
+    let result = server.call("get_memory", json!({"memory_id": id}));
+    let size = result["content"][0]["text"].as_str().unwrap().len()
+        + result["structuredContent"].to_string().len();
+    assert!(size <= 5000, "{size}");
+    let whole = common::full_memory(&mut server, &id);
+    assert_eq!(whole["content"].as_str().unwrap(), content.trim());
+    assert!(
+        server
+            .err(
+                "get_memory",
+                json!({"memory_id": id, "content_offset": 10_000_000})
+            )
+            .contains("content_offset")
+    );
+}
