@@ -253,6 +253,26 @@ fn search_filters_ranks_and_pages() {
         json!({"query": "redis", "min_importance": 0.6}),
     );
     assert_eq!(important["total"], 1);
+    let both_tags = server.ok(
+        "search_memories",
+        json!({"tags": ["ops", "missing"], "tag_match": "all"}),
+    );
+    assert_eq!(both_tags["total"], 0, "tag_match all needs every tag");
+    let future = server.ok(
+        "search_memories",
+        json!({"query": "redis", "created_after": "2999-01-01"}),
+    );
+    assert_eq!(future["total"], 0);
+    let past = server.ok(
+        "search_memories",
+        json!({"query": "redis", "created_before": "2999-01-01T00:00:00Z"}),
+    );
+    assert_eq!(past["total"], 3);
+    assert!(
+        server
+            .err("search_memories", json!({"created_after": "yesterday"}))
+            .contains("created_after")
+    );
     let stems = server.ok("search_memories", json!({"query": "cache"}));
     assert_eq!(stems["total"], 25, "porter stemming: cache finds caching");
     let fuzzy = server.ok(
