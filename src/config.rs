@@ -139,10 +139,6 @@ impl ToolProfile {
 pub struct Secret(String);
 
 impl Secret {
-    #[allow(
-        dead_code,
-        reason = "read when connecting to a primary in replica mode"
-    )]
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -161,14 +157,8 @@ pub struct Config {
     /// Which setting chose the path, for messages ("MEMORY_TURSO_PATH", "default", ...).
     pub path_source: &'static str,
     pub database_url: Option<String>,
-    #[allow(
-        dead_code,
-        reason = "read when connecting to a primary in replica mode"
-    )]
     pub auth_token: Option<Secret>,
-    #[allow(dead_code, reason = "read by the sync engine in replica mode")]
     pub auto_sync: bool,
-    #[allow(dead_code, reason = "read by the sync engine in replica mode")]
     pub sync_interval: Duration,
     pub profile: ToolProfile,
     pub log_level: String,
@@ -249,6 +239,9 @@ impl Config {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .map(|t| Secret(t.to_string()));
+        if let Some(url) = &database_url {
+            check_primary_url(url, auth_token.is_some())?;
+        }
         let auto_sync = parse_bool(s.auto_sync.as_deref(), true)
             .map_err(|p| bad("MEMORY_TURSO_AUTO_SYNC", "auto-sync", p))?;
         let sync_interval = match s.sync_interval.as_deref().map(str::trim) {
@@ -380,6 +373,44 @@ impl Config {
     }
 }
 
+/// A primary URL must be one libsql can reach, and a token is required wherever the
+/// connection leaves this machine over TLS (Turso always needs one); plain `http://` to
+/// a local sqld may go without.
+fn check_primary_url(url: &str, has_token: bool) -> Result<(), ConfigError> {
+    let shown = crate::backend::redact_url(url);
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(bad(
+            "TURSO_DATABASE_URL",
+            "database-url",
+            format!("{shown:?} is not a URL; expected libsql://, https:// or http://"),
+        ));
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit('@').next().unwrap_or(host);
+    if host.is_empty() {
+        return Err(bad(
+            "TURSO_DATABASE_URL",
+            "database-url",
+            format!("{shown:?} names no host"),
+        ));
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "libsql" | "https" if !has_token => Err(bad(
+            "TURSO_AUTH_TOKEN",
+            "auth-token",
+            format!(
+                "a token is required for {shown}; create one with `turso db tokens create <db>`"
+            ),
+        )),
+        "libsql" | "https" | "http" => Ok(()),
+        other => Err(bad(
+            "TURSO_DATABASE_URL",
+            "database-url",
+            format!("scheme {other:?} is not supported; use libsql://, https:// or http://"),
+        )),
+    }
+}
+
 fn parse_bool(raw: Option<&str>, default: bool) -> Result<bool, String> {
     match raw.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
         None | Some("") => Ok(default),
@@ -463,6 +494,36 @@ mod tests {
             assert_eq!(err.variable, var);
             assert!(!err.to_string().contains('\n'));
         }
+    }
+
+    #[test]
+    fn primary_urls_and_tokens() {
+        let with = |url: &str, token: Option<&str>| {
+            let s = Settings {
+                database_url: Some(url.into()),
+                auth_token: token.map(Into::into),
+                ..settings()
+            };
+            Config::from_settings(&s, Some(Path::new("/h")))
+        };
+        assert!(with("http://127.0.0.1:8080", None).is_ok());
+        assert_eq!(
+            with("libsql://db.turso.io", None).unwrap_err().variable,
+            "TURSO_AUTH_TOKEN"
+        );
+        assert_eq!(
+            with("https://db.example", None).unwrap_err().variable,
+            "TURSO_AUTH_TOKEN"
+        );
+        assert!(with("libsql://db.turso.io", Some("t")).is_ok());
+        assert_eq!(
+            with("ftp://x", Some("t")).unwrap_err().variable,
+            "TURSO_DATABASE_URL"
+        );
+        assert_eq!(
+            with("db.turso.io", Some("t")).unwrap_err().variable,
+            "TURSO_DATABASE_URL"
+        );
     }
 
     #[test]

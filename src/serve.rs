@@ -4,25 +4,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use rmcp::ServiceExt;
 
-use crate::backend::{BackendOptions, TursoBackend};
+use crate::backend::{BackendOptions, Primary, TursoBackend, redact_url};
 use crate::config::Config;
 use crate::mcp::transport::line_transport;
 use crate::mcp::{MemoryServer, ServerSettings};
 
 async fn open_backend(config: &Config) -> Result<TursoBackend> {
-    if config.database_url.is_some() {
-        bail!(
-            "TURSO_DATABASE_URL is set, but replica mode is not available in this version yet; \
-             unset it to use the local file {}",
-            config.database_path.display()
-        );
-    }
+    let primary = config.database_url.as_ref().map(|url| Primary {
+        url: url.clone(),
+        token: config.auth_token.as_ref().map(|t| t.expose().to_string()),
+    });
     TursoBackend::open(BackendOptions {
         path: config.database_path.clone(),
         allow_cycles: config.allow_cycles,
+        primary,
     })
     .await
     .with_context(|| {
@@ -37,22 +35,40 @@ async fn open_backend(config: &Config) -> Result<TursoBackend> {
 /// Serves MCP on stdin/stdout.
 pub async fn run(config: Config) -> Result<()> {
     let backend = Arc::new(open_backend(&config).await?);
-    let mode_reason = format!(
-        "TURSO_DATABASE_URL is not set; database file from {}",
-        config.path_source
-    );
+    let (mode, mode_reason) = match &config.database_url {
+        Some(url) => (
+            "replica",
+            format!(
+                "TURSO_DATABASE_URL is set: an embedded replica of {} in the file from {}",
+                redact_url(url),
+                config.path_source
+            ),
+        ),
+        None => (
+            "local",
+            format!(
+                "TURSO_DATABASE_URL is not set; database file from {}",
+                config.path_source
+            ),
+        ),
+    };
     tracing::info!(
         path = %config.database_path.display(),
         profile = config.profile.as_str(),
-        "memorygraph {} serving MCP on stdio in local mode ({mode_reason})",
+        "memorygraph {} serving MCP on stdio in {mode} mode ({mode_reason})",
         env!("CARGO_PKG_VERSION")
+    );
+    let sync_task = tokio::spawn(
+        backend
+            .clone()
+            .keep_in_sync(config.auto_sync.then_some(config.sync_interval)),
     );
     let server = MemoryServer::new(
         backend.clone(),
         ServerSettings {
             profile: config.profile,
             max_response_chars: config.max_response_chars,
-            mode: "local",
+            mode,
             mode_reason,
         },
     );
@@ -75,6 +91,8 @@ pub async fn run(config: Config) -> Result<()> {
         Err(e) => tracing::warn!("MCP session ended with an error: {e}"),
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    sync_task.abort();
+    let _ = sync_task.await;
     close(backend).await
 }
 

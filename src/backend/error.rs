@@ -14,6 +14,10 @@ pub enum BackendError {
     #[error("{0}")]
     Refused(String),
 
+    /// The primary could not be reached (replica mode).
+    #[error("the primary is unreachable: {0}")]
+    Unreachable(String),
+
     #[error("database error while {doing}: {source}")]
     Database {
         doing: &'static str,

@@ -43,7 +43,10 @@ impl TursoBackend {
     /// Creates a relationship. An identical current link (same ends and type, either
     /// direction for symmetric types) is returned instead of adding a second copy; the
     /// boolean says whether the link is new.
-    pub async fn create_relationship(&self, new: NewRelationship) -> Result<(Relationship, bool)> {
+    pub(super) async fn relate_online(
+        &self,
+        new: &NewRelationship,
+    ) -> Result<(Relationship, bool)> {
         let conn = self.conn.lock().await;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -52,20 +55,21 @@ impl TursoBackend {
         for id in [&new.from_id, &new.to_id] {
             load_properties(&tx, id).await?;
         }
-        if let Some(existing) = find_same_link(&tx, &new).await? {
+        if let Some(existing) = find_same_link(&tx, new).await? {
             tx.commit().await.doing("finishing a relationship")?;
             return Ok((existing, false));
         }
-        if !self.allow_cycles && would_close_cycle(&tx, &new).await? {
+        if !self.allow_cycles && would_close_cycle(&tx, new).await? {
             return Err(BackendError::Refused(format!(
                 "Cannot create relationship {} → {}: it would create a cycle in the {} relationship graph. \
                  Check the chain of {} links first, or allow cycles with MEMORY_ALLOW_CYCLES=true",
                 new.from_id, new.to_id, new.rel_type, new.rel_type
             )));
         }
-        let id = insert_relationship(&tx, &new).await?;
+        let id = insert_relationship(&tx, new).await?;
         let created = read_relationship(&tx, &id).await?;
         tx.commit().await.doing("committing a relationship")?;
+        self.after_write();
         Ok((created, true))
     }
 
@@ -79,10 +83,10 @@ impl TursoBackend {
         max_depth: u32,
     ) -> Result<Vec<RelatedMemory>> {
         let conn = self.conn.lock().await;
-        let tx = conn.transaction().await.doing("starting a read")?;
+        let tx = self.reading(&conn).await?;
         load_properties(&tx, id).await?;
         let related = walk(&tx, id, types, max_depth).await?;
-        tx.commit().await.doing("finishing a read")?;
+        tx.finish().await?;
         Ok(related)
     }
 

@@ -19,6 +19,8 @@ pub struct StoredMemory {
     pub memory: Memory,
     /// An identical memory existed already and is returned instead of a new one.
     pub duplicate: bool,
+    /// The primary was unreachable: the store waits in the offline queue.
+    pub queued: bool,
 }
 
 /// What happened in the last days, for a session briefing.
@@ -37,18 +39,18 @@ pub struct RecentActivity {
 const RECENT_LIMIT: u32 = 20;
 
 impl TursoBackend {
-    /// Stores a new memory and returns it as it will be read back. A memory identical in
-    /// type, title and content is returned instead of storing a second copy. With
-    /// `supersedes`, the new memory `REPLACES` that one.
-    pub async fn store_memory(
+    /// Stores a new memory (id and time chosen by the caller) and returns it as it will be
+    /// read back. A memory identical in type, title and content is returned instead of
+    /// storing a second copy. With `supersedes`, the new memory `REPLACES` that one.
+    pub(super) async fn store_online(
         &self,
-        new: NewMemory,
+        id: &str,
+        now: &str,
+        new: &NewMemory,
         supersedes: Option<&str>,
     ) -> Result<StoredMemory> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let now = now_iso();
-        let properties = codec::encode_new_memory(&id, &new, &now);
-        let column_time = column_timestamp(&now);
+        let properties = codec::encode_new_memory(id, new, now);
+        let column_time = column_timestamp(now);
         let conn = self.conn.lock().await;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -69,6 +71,7 @@ impl TursoBackend {
             return Ok(StoredMemory {
                 memory: decode(&existing.text(0), &existing.text(1))?,
                 duplicate: true,
+                queued: false,
             });
         }
         if let Some(old) = supersedes {
@@ -84,7 +87,7 @@ impl TursoBackend {
         }
         tx.execute(
             "INSERT INTO nodes (id, label, properties, created_at, updated_at) VALUES (?1, 'Memory', ?2, ?3, ?3)",
-            libsql::params![id.as_str(), properties.as_str(), column_time.as_str()],
+            libsql::params![id, properties.as_str(), column_time.as_str()],
         )
         .await
         .doing("storing a memory")?;
@@ -93,7 +96,7 @@ impl TursoBackend {
             super::graph::insert_relationship(
                 &tx,
                 &NewRelationship {
-                    from_id: id.clone(),
+                    from_id: id.to_string(),
                     to_id: old.to_string(),
                     rel_type: replaces,
                     strength: replaces.default_strength(),
@@ -104,9 +107,11 @@ impl TursoBackend {
             .await?;
         }
         tx.commit().await.doing("committing a store")?;
+        self.after_write();
         Ok(StoredMemory {
-            memory: decode(&id, &properties)?,
+            memory: decode(id, &properties)?,
             duplicate: false,
+            queued: false,
         })
     }
 
@@ -116,9 +121,14 @@ impl TursoBackend {
         id: &str,
         with_relationships: bool,
     ) -> Result<(Memory, Vec<Relationship>)> {
+        // In replica mode a memory may still wait in the offline queue.
+        let mut memory = if self.replica.is_some() {
+            self.memory_anywhere(id).await?
+        } else {
+            load_memory(&*self.conn.lock().await, id).await?
+        };
         let conn = self.conn.lock().await;
-        let mut memory = load_memory(&conn, id).await?;
-        record_use(&conn, &[id]).await?;
+        self.count_use(&conn, &[id]).await;
         if let Some(usage) = first_row(
             &conn,
             "SELECT usage_count, last_accessed FROM memory_usage WHERE memory_id = ?1",
@@ -138,16 +148,20 @@ impl TursoBackend {
         Ok((memory, relationships))
     }
 
-    /// Changes the given fields of a memory and bumps `updated_at`.
-    pub async fn update_memory(&self, id: &str, patch: &MemoryPatch) -> Result<Memory> {
-        let now = now_iso();
+    /// Changes the given fields of a memory and sets `updated_at` to `now`.
+    pub(super) async fn update_online(
+        &self,
+        id: &str,
+        patch: &MemoryPatch,
+        now: &str,
+    ) -> Result<Memory> {
         let conn = self.conn.lock().await;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .await
             .doing("starting an update")?;
         let properties = load_properties(&tx, id).await?;
-        let updated = codec::apply_patch(&properties, patch, &now).map_err(|source| {
+        let updated = codec::apply_patch(&properties, patch, now).map_err(|source| {
             BackendError::CorruptRow {
                 what: "memory",
                 id: id.to_string(),
@@ -156,11 +170,12 @@ impl TursoBackend {
         })?;
         tx.execute(
             "UPDATE nodes SET properties = ?2, updated_at = ?3 WHERE id = ?1 AND label = 'Memory'",
-            libsql::params![id, updated.as_str(), column_timestamp(&now)],
+            libsql::params![id, updated.as_str(), column_timestamp(now)],
         )
         .await
         .doing("updating a memory")?;
         tx.commit().await.doing("committing an update")?;
+        self.after_write();
         codec::decode_memory(id, &updated).map_err(|source| BackendError::CorruptRow {
             what: "memory",
             id: id.to_string(),
@@ -170,7 +185,7 @@ impl TursoBackend {
 
     /// Removes a memory and every relationship that touches it; returns how many
     /// relationships went with it.
-    pub async fn delete_memory(&self, id: &str) -> Result<u64> {
+    pub(super) async fn delete_online(&self, id: &str) -> Result<u64> {
         let conn = self.conn.lock().await;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -191,6 +206,7 @@ impl TursoBackend {
         .await
         .doing("deleting a memory")?;
         tx.commit().await.doing("committing a delete")?;
+        self.after_write();
         Ok(removed)
     }
 
@@ -210,7 +226,7 @@ impl TursoBackend {
             params.push(project.to_string().into());
         }
         let conn = self.conn.lock().await;
-        let tx = conn.transaction().await.doing("starting a read")?;
+        let tx = self.reading(&conn).await?;
         let total_count = scalar_i64(
             &tx,
             &format!("SELECT count(*) FROM nodes WHERE {filter}"),
@@ -254,7 +270,7 @@ impl TursoBackend {
             params,
         )
         .await?;
-        tx.commit().await.doing("finishing a read")?;
+        tx.finish().await?;
         Ok(RecentActivity {
             days,
             project: project.map(str::to_string),
@@ -266,8 +282,21 @@ impl TursoBackend {
     }
 }
 
-/// Counts one more use of each memory, for ranking ties and `get_memory`.
-pub(super) async fn record_use(conn: &Connection, ids: &[&str]) -> Result<()> {
+impl TursoBackend {
+    /// Counts one more use of each memory, for ranking ties and `get_memory`. Best effort:
+    /// a read must not fail because its use could not be counted (a busy file), and while
+    /// the primary is away (replica mode) uses are not counted at all.
+    pub(super) async fn count_use(&self, conn: &Connection, ids: &[&str]) {
+        if self.replica.as_ref().is_some_and(|r| !r.status().online) {
+            return;
+        }
+        if let Err(e) = count_uses(conn, ids).await {
+            tracing::debug!("could not count a use: {e}");
+        }
+    }
+}
+
+async fn count_uses(conn: &Connection, ids: &[&str]) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }

@@ -8,10 +8,14 @@ mod filters;
 mod fts_query;
 mod graph;
 mod memories;
+mod offline;
 mod pyjson;
+mod queue;
+mod replica;
 mod schema;
 mod search;
 mod stats;
+mod sync_loop;
 mod typo;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +26,8 @@ use tokio::sync::Mutex;
 
 pub use error::{BackendError, Result};
 pub use graph::RelationshipQuery;
+pub use queue::Conflict;
+pub use replica::{Primary, SyncStatus, redact_url};
 pub use search::{Correction, MatchMode, Neighbour, SearchPage, SearchRequest, Tolerance};
 pub use stats::{BackendHealth, Statistics};
 
@@ -33,19 +39,26 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Settings the backend needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct BackendOptions {
-    /// The database file.
+    /// The database file (in replica mode, the local replica).
     pub path: PathBuf,
     /// Whether a relationship may close a cycle among edges of its type.
     pub allow_cycles: bool,
+    /// `Some` for replica mode: the primary the file replicates.
+    pub primary: Option<Primary>,
 }
 
-/// The memory store: one libsql database in local mode, one connection, serialised access.
+/// The memory store: one libsql database, local or an embedded replica of a primary, one
+/// connection, serialised access.
 pub struct TursoBackend {
-    /// Kept alive for as long as the connection; dropping both closes the file.
-    _db: Database,
+    /// Local mode: kept alive for as long as the connection; dropping both closes the file.
+    _db: Option<Database>,
     conn: Mutex<Connection>,
     path: PathBuf,
     allow_cycles: bool,
+    /// Replica mode: the replica's database and sync state.
+    replica: Option<replica::Replica>,
+    /// Woken after every write, so the sync task pulls soon.
+    written: tokio::sync::Notify,
 }
 
 impl TursoBackend {
@@ -53,30 +66,125 @@ impl TursoBackend {
     pub async fn open(options: BackendOptions) -> Result<Self> {
         let path = options.path;
         ensure_parent_dir(&path)?;
-        let db = libsql::Builder::new_local(&path)
-            .build()
-            .await
-            .doing("opening the database file")?;
-        let conn = db.connect().doing("connecting to the database")?;
-        configure(&conn).await?;
-        schema::migrate(&conn).await?;
-        restrict_permissions(&path);
-        Ok(TursoBackend {
-            _db: db,
-            conn: Mutex::new(conn),
-            path,
-            allow_cycles: options.allow_cycles,
-        })
+        let backend = match options.primary {
+            None => {
+                let db = libsql::Builder::new_local(&path)
+                    .build()
+                    .await
+                    .doing("opening the database file")?;
+                let conn = db.connect().doing("connecting to the database")?;
+                configure(&conn).await?;
+                schema::migrate(&conn).await?;
+                TursoBackend {
+                    _db: Some(db),
+                    conn: Mutex::new(conn),
+                    path,
+                    allow_cycles: options.allow_cycles,
+                    replica: None,
+                    written: tokio::sync::Notify::new(),
+                }
+            }
+            Some(primary) => {
+                let db = replica::open(&path, &primary).await?;
+                let conn = db.connect().doing("connecting to the replica")?;
+                conn.busy_timeout(BUSY_TIMEOUT)
+                    .doing("setting the busy timeout")?;
+                let queue = queue::Queue::open(&path).await?;
+                let backend = TursoBackend {
+                    _db: None,
+                    conn: Mutex::new(conn),
+                    path,
+                    allow_cycles: options.allow_cycles,
+                    replica: Some(replica::Replica::new(db, primary, queue)),
+                    written: tokio::sync::Notify::new(),
+                };
+                // Start even when the primary is away: reads are served from the replica
+                // and the sync task keeps trying.
+                if let Err(e) = backend.sync_now(replica::CONNECT_WAIT).await {
+                    tracing::warn!(
+                        "the primary is not reachable yet; serving the local replica: {e}"
+                    );
+                }
+                backend
+            }
+        };
+        restrict_permissions(&backend.path);
+        Ok(backend)
     }
 
-    /// Checkpoints the write-ahead log so the file is complete on its own, then closes.
+    /// Local mode: checkpoints the write-ahead log so the file is complete on its own.
+    /// Replica mode: a last sync, briefly. Then closes.
     pub async fn close(self) -> Result<()> {
+        if self.replica.is_some() {
+            if let Err(e) = self.sync_now(replica::CONNECT_WAIT).await {
+                tracing::warn!("last sync before closing failed: {e}");
+            }
+            return Ok(());
+        }
         let conn = self.conn.into_inner();
         conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
             .await
             .doing("checkpointing the write-ahead log")?;
         drop(conn);
         Ok(())
+    }
+
+    /// Replica mode: brings the schema up to date if it is behind (the primary may have
+    /// been away at start), then pulls new frames from the primary. Syncs never overlap.
+    /// Local mode: nothing to do.
+    pub async fn sync_now(&self, wait: std::time::Duration) -> Result<Option<SyncStatus>> {
+        let Some(replica) = &self.replica else {
+            return Ok(None);
+        };
+        let _one_at_a_time = replica.lock.lock().await;
+        // Queued writes first, so the pull brings them back with everything else.
+        if !replica.queue.is_empty().await? {
+            let started = std::time::Instant::now();
+            if let Err(e) = self.replay().await {
+                replica.record(started, Err(replica.describe(&e)));
+                return Err(e);
+            }
+        }
+        // Pulling does not hold the connection: while the primary is away a pull can take
+        // seconds, and local reads must not wait for it.
+        replica.pull(wait).await?;
+        let conn = self.conn.lock().await;
+        if schema::version(&conn).await? < schema::SCHEMA_VERSION {
+            let started = std::time::Instant::now();
+            let migrated = tokio::time::timeout(wait * 4, schema::migrate(&conn)).await;
+            let outcome = match migrated {
+                Ok(r) => r,
+                Err(_) => Err(BackendError::Unreachable(
+                    "the schema upgrade timed out".into(),
+                )),
+            };
+            replica.record(
+                started,
+                outcome
+                    .as_ref()
+                    .map(|_| None)
+                    .map_err(|e| replica.describe(e)),
+            );
+            outcome?;
+        }
+        Ok(Some(replica.status()))
+    }
+
+    /// The sync state, in replica mode.
+    pub fn sync_status(&self) -> Option<SyncStatus> {
+        self.replica.as_ref().map(|r| r.status())
+    }
+
+    /// Waits until a write happened (replica mode wakes the sync task with it).
+    pub async fn written(&self) {
+        self.written.notified().await
+    }
+
+    /// Called after every successful write.
+    fn after_write(&self) {
+        if self.replica.is_some() {
+            self.written.notify_one();
+        }
     }
 
     /// Rebuilds the full-text index from scratch.
@@ -136,6 +244,48 @@ async fn configure(conn: &Connection) -> Result<()> {
         .await
         .doing("setting connection pragmas")?;
     Ok(())
+}
+
+/// A consistent view for a multi-statement read. Local mode: a deferred transaction (one
+/// snapshot). Replica mode: plain statements, because a replica sends `BEGIN` to the
+/// primary, which would make every read a round trip and fail while the primary is away.
+/// (A sync landing between two statements of one read can make a count and its page
+/// differ by the memories it brought; the next call sees both.)
+pub(crate) enum Reading<'a> {
+    Snapshot(libsql::Transaction),
+    Replica(&'a Connection),
+}
+
+impl std::ops::Deref for Reading<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        match self {
+            Reading::Snapshot(tx) => tx,
+            Reading::Replica(conn) => conn,
+        }
+    }
+}
+
+impl Reading<'_> {
+    pub(crate) async fn finish(self) -> Result<()> {
+        match self {
+            Reading::Snapshot(tx) => tx.commit().await.doing("finishing a read"),
+            Reading::Replica(_) => Ok(()),
+        }
+    }
+}
+
+impl TursoBackend {
+    pub(crate) async fn reading<'a>(&self, conn: &'a Connection) -> Result<Reading<'a>> {
+        if self.replica.is_some() {
+            Ok(Reading::Replica(conn))
+        } else {
+            Ok(Reading::Snapshot(
+                conn.transaction().await.doing("starting a read")?,
+            ))
+        }
+    }
 }
 
 /// One result row, read out of the statement. libsql's `Row` is a view of the statement's

@@ -148,11 +148,12 @@ const MIGRATIONS: &[Migration] = &[
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Reads the file's schema version.
+/// Reads the file's schema version. Written as a query, not a pragma statement: a replica
+/// sends pragma statements to the primary, which fails while the primary is away.
 pub async fn version(conn: &Connection) -> Result<i64> {
     super::scalar_i64(
         conn,
-        "PRAGMA user_version",
+        "SELECT user_version FROM pragma_user_version()",
         vec![],
         "reading the schema version",
     )

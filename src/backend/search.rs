@@ -194,14 +194,14 @@ impl TursoBackend {
     /// after current ones.
     pub async fn search(&self, req: &SearchRequest) -> Result<SearchPage> {
         let conn = self.conn.lock().await;
-        let tx = conn.transaction().await.doing("starting a search")?;
+        let tx = self.reading(&conn).await?;
         let page = if req.terms.is_empty() {
             list(&tx, req).await?
         } else {
             let (terms, corrections) = correct(&tx, &req.terms, req.tolerance).await?;
             ranked(&tx, req, &terms, corrections).await?
         };
-        tx.commit().await.doing("finishing a search")?;
+        tx.finish().await?;
         Ok(page)
     }
 
@@ -210,7 +210,7 @@ impl TursoBackend {
     /// added, marked as such. Every returned memory counts as used.
     pub async fn recall(&self, req: &SearchRequest) -> Result<SearchPage> {
         let conn = self.conn.lock().await;
-        let tx = conn.transaction().await.doing("starting a recall")?;
+        let tx = self.reading(&conn).await?;
         let mut page = if req.terms.is_empty() {
             list(&tx, req).await?
         } else {
@@ -229,9 +229,9 @@ impl TursoBackend {
             blended(&tx, req, &terms, corrections).await?
         };
         add_neighbours(&tx, &mut page.hits).await?;
-        tx.commit().await.doing("finishing a recall")?;
+        tx.finish().await?;
         let used: Vec<&str> = page.hits.iter().map(|h| h.memory.id.as_str()).collect();
-        super::memories::record_use(&conn, &used).await?;
+        self.count_use(&conn, &used).await;
         Ok(page)
     }
 

@@ -36,7 +36,7 @@ pub struct BackendHealth {
 impl TursoBackend {
     pub async fn statistics(&self) -> Result<Statistics> {
         let conn = self.conn.lock().await;
-        let tx = conn.transaction().await.doing("starting a read")?;
+        let tx = self.reading(&conn).await?;
         let grouped = |sql: &'static str| {
             let tx = &tx;
             async move {
@@ -68,7 +68,7 @@ impl TursoBackend {
             Some(row) => (row.real(0), row.real(1)),
             None => (None, None),
         };
-        tx.commit().await.doing("finishing a read")?;
+        tx.finish().await?;
         let mut relationships_by_category = BTreeMap::new();
         for (name, count) in &relationships_by_type {
             let category = crate::model::RelationshipType::parse_field("type", name)

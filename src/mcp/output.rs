@@ -5,7 +5,7 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::backend::{BackendHealth, Correction, Neighbour, Statistics};
+use crate::backend::{BackendHealth, Conflict, Correction, Neighbour, Statistics, SyncStatus};
 use crate::model::{Memory, Relationship};
 
 /// A memory without its content, for lists.
@@ -47,6 +47,9 @@ pub struct StoreMemoryOutput {
     /// True when an identical memory (same type, title and content) already existed: its
     /// id is returned and nothing new was stored.
     pub duplicate: bool,
+    /// True when the primary (replica mode) was unreachable: the store waits in the
+    /// durable offline queue and is replayed, in order, when the primary is back.
+    pub queued: bool,
     /// The memory this one replaces, when `supersedes` was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub supersedes: Option<String>,
@@ -72,6 +75,8 @@ pub struct GetMemoryOutput {
 pub struct UpdateMemoryOutput {
     pub memory_id: String,
     pub updated_fields: Vec<String>,
+    /// True when the update waits in the offline queue (replica mode).
+    pub queued: bool,
     pub memory: MemoryBrief,
 }
 
@@ -79,6 +84,8 @@ pub struct UpdateMemoryOutput {
 pub struct DeleteMemoryOutput {
     pub memory_id: String,
     pub deleted: bool,
+    /// True when the delete waits in the offline queue (replica mode).
+    pub queued: bool,
     pub relationships_removed: u64,
 }
 
@@ -128,6 +135,8 @@ pub struct CreateRelationshipOutput {
     pub relationship_id: String,
     /// False when an identical current relationship already existed and was returned.
     pub created: bool,
+    /// True when the relationship waits in the offline queue (replica mode).
+    pub queued: bool,
     pub relationship: Relationship,
 }
 
@@ -185,6 +194,23 @@ pub struct HealthOutput {
     pub tool_profile: String,
     pub libsql_crate_version: String,
     pub database: BackendHealth,
+    /// Replica mode: the primary (without credentials), last sync, failures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncStatus>,
+    /// Replica mode: writes waiting for the primary, and conflicts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueReport>,
+}
+
+/// The offline queue of replica mode.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct QueueReport {
+    /// Writes stored durably while the primary was away, not yet on the primary.
+    pub queued_writes: i64,
+    /// Queued writes that could not be applied as made (see the multi-device sync guide).
+    pub conflicts: i64,
+    /// The latest conflicts, newest first.
+    pub recent_conflicts: Vec<Conflict>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -192,4 +218,8 @@ pub struct SyncOutput {
     pub mode: String,
     pub synced: bool,
     pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<SyncStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueReport>,
 }

@@ -35,7 +35,8 @@ impl MemoryServer {
     ) -> ToolResult {
         let new = new_relationship(&p).map_err(|e| e.to_string())?;
         match self.backend.create_relationship(new).await {
-            Ok((relationship, created)) => {
+            Ok(written) => {
+                let (relationship, created) = written.value;
                 let verb = if created {
                     "Created"
                 } else {
@@ -50,10 +51,11 @@ impl MemoryServer {
                         relationship.strength,
                         relationship.confidence,
                         relationship.id
-                    ),
+                    ) + super::memories::queued_note(written.queued),
                     &CreateRelationshipOutput {
                         relationship_id: relationship.id.clone(),
                         created,
+                        queued: written.queued,
                         relationship,
                     },
                 )

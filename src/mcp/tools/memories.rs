@@ -14,6 +14,15 @@ use crate::mcp::params::{
 use crate::mcp::render::{ToolResult, backend_failure, relationship_line, reply};
 use crate::model::{MemoryContext, MemoryPatch, NewMemory, now_iso};
 
+/// Says that a write waits in the offline queue.
+pub(in crate::mcp) fn queued_note(queued: bool) -> &'static str {
+    if queued {
+        " — queued: the primary is unreachable; it is written there, in order, as soon as it is back"
+    } else {
+        ""
+    }
+}
+
 /// Most relationships listed with a memory; the graph tools page through more.
 const MAX_LISTED_RELATIONSHIPS: usize = 50;
 
@@ -88,7 +97,15 @@ impl MemoryServer {
             .await
             .map_err(backend_failure)?;
         let m = &stored.memory;
-        let text = if stored.duplicate {
+        let text = if stored.queued {
+            format!(
+                "Stored memory {} ({}): {}{}",
+                m.id,
+                m.memory_type,
+                m.title,
+                queued_note(true)
+            )
+        } else if stored.duplicate {
             format!(
                 "Already stored as memory {} ({}): {} — nothing new was written",
                 m.id, m.memory_type, m.title
@@ -106,6 +123,7 @@ impl MemoryServer {
             &StoreMemoryOutput {
                 memory_id: m.id.clone(),
                 duplicate: stored.duplicate,
+                queued: stored.queued,
                 supersedes: p.supersedes.clone().filter(|_| !stored.duplicate),
                 memory: MemoryBrief::from(m),
             },
@@ -202,22 +220,27 @@ impl MemoryServer {
         .filter(|(_, changed)| *changed)
         .map(|(name, _)| name.to_string())
         .collect();
-        match self.backend.update_memory(&p.memory_id, &patch).await {
-            Ok(memory) => reply(
-                format!(
-                    "Updated {} of memory {}: {}",
-                    updated_fields.join(", "),
-                    memory.id,
-                    memory.title
-                ),
-                &UpdateMemoryOutput {
-                    memory_id: memory.id.clone(),
-                    updated_fields,
-                    memory: MemoryBrief::from(&memory),
-                },
+        let written = self
+            .backend
+            .update_memory(&p.memory_id, &patch)
+            .await
+            .map_err(backend_failure)?;
+        let memory = written.value;
+        reply(
+            format!(
+                "Updated {} of memory {}: {}{}",
+                updated_fields.join(", "),
+                memory.id,
+                memory.title,
+                queued_note(written.queued)
             ),
-            Err(e) => Err(backend_failure(e)),
-        }
+            &UpdateMemoryOutput {
+                memory_id: memory.id.clone(),
+                updated_fields,
+                queued: written.queued,
+                memory: MemoryBrief::from(&memory),
+            },
+        )
     }
 
     /// Delete a memory and all of its relationships. Cannot be undone.
@@ -227,19 +250,24 @@ impl MemoryServer {
         annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = false)
     )]
     pub async fn delete_memory(&self, Parameters(p): Parameters<DeleteMemoryParams>) -> ToolResult {
-        match self.backend.delete_memory(&p.memory_id).await {
-            Ok(removed) => reply(
-                format!(
-                    "Deleted memory {} and {removed} relationship(s)",
-                    p.memory_id
-                ),
-                &DeleteMemoryOutput {
-                    memory_id: p.memory_id.clone(),
-                    deleted: true,
-                    relationships_removed: removed,
-                },
+        let written = self
+            .backend
+            .delete_memory(&p.memory_id)
+            .await
+            .map_err(backend_failure)?;
+        reply(
+            format!(
+                "Deleted memory {} and {} relationship(s){}",
+                p.memory_id,
+                written.value,
+                queued_note(written.queued)
             ),
-            Err(e) => Err(backend_failure(e)),
-        }
+            &DeleteMemoryOutput {
+                memory_id: p.memory_id.clone(),
+                deleted: true,
+                queued: written.queued,
+                relationships_removed: written.value,
+            },
+        )
     }
 }

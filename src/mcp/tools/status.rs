@@ -6,10 +6,13 @@ use rmcp::{tool, tool_router};
 use crate::mcp::MemoryServer;
 use crate::mcp::args::Parameters;
 use crate::mcp::output::{
-    HealthOutput, MemoryBrief, RecentActivityOutput, StatisticsOutput, SyncOutput,
+    HealthOutput, MemoryBrief, QueueReport, RecentActivityOutput, StatisticsOutput, SyncOutput,
 };
 use crate::mcp::params::{GetRecentActivityParams, bounded};
 use crate::mcp::render::{ToolResult, backend_failure, brief_line, reply};
+
+/// How long the `sync` tool waits for the primary.
+const SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The libsql crate this binary was built with (checked against Cargo.lock by a test).
 pub const LIBSQL_CRATE_VERSION: &str = "0.10.0";
@@ -121,6 +124,8 @@ impl MemoryServer {
                     tool_profile: self.settings.profile.as_str().into(),
                     libsql_crate_version: LIBSQL_CRATE_VERSION.into(),
                     database: db,
+                    sync: self.backend.sync_status(),
+                    queue: self.queue_report().await?,
                 };
                 let text = format!(
                     "ok: {} {} in {} mode ({}); {} memories, {} relationships; database {} ({} bytes, schema v{}); SQLite {}, libsql crate {}",
@@ -136,6 +141,28 @@ impl MemoryServer {
                     out.database.sqlite_version,
                     out.libsql_crate_version
                 );
+                let mut text = text;
+                if let Some(sync) = &out.sync {
+                    text.push_str(&format!(
+                        "; primary {} {}, last sync {} ({} ms), frame {}, {} failure(s) in a row{}",
+                        sync.primary_url,
+                        if sync.online {
+                            "reachable"
+                        } else {
+                            "unreachable"
+                        },
+                        sync.last_success_at.as_deref().unwrap_or("never"),
+                        sync.last_duration_ms.unwrap_or(0.0),
+                        sync.frame_no
+                            .map(|f| f.to_string())
+                            .unwrap_or_else(|| "none".into()),
+                        sync.consecutive_failures,
+                        sync.last_error
+                            .as_deref()
+                            .map(|e| format!(", last error: {e}"))
+                            .unwrap_or_default()
+                    ));
+                }
                 reply(text, &out)
             }
             Err(e) => Err(backend_failure(e)),
@@ -150,15 +177,81 @@ impl MemoryServer {
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
     pub async fn sync(&self) -> ToolResult {
-        let message = "Local mode: this memory lives only in the local file, so there is nothing to sync. \
-                       Set TURSO_DATABASE_URL to share it between machines through a libsql primary.";
+        let status = match self.backend.sync_now(SYNC_WAIT).await {
+            Ok(Some(status)) => status,
+            Ok(None) => {
+                let message = "Local mode: this memory lives only in the local file, so there is nothing to sync. \
+                               Set TURSO_DATABASE_URL to share it between machines through a libsql primary.";
+                return reply(
+                    message.to_string(),
+                    &SyncOutput {
+                        mode: self.settings.mode.into(),
+                        synced: false,
+                        message: message.into(),
+                        status: None,
+                        queue: None,
+                    },
+                );
+            }
+            Err(e) => {
+                let status = self.backend.sync_status().unwrap_or_default();
+                let queued = self
+                    .queue_report()
+                    .await?
+                    .map(|q| q.queued_writes)
+                    .unwrap_or(0);
+                return Err(format!(
+                    "Sync failed ({} failure(s) in a row): {}. Reads are served from the local replica; \
+                     {queued} write(s) wait in the offline queue; it keeps retrying in the background.",
+                    status.consecutive_failures,
+                    status.last_error.unwrap_or_else(|| e.to_string())
+                ));
+            }
+        };
+        let queue = self.queue_report().await?;
+        let mut message = format!(
+            "Synced with {} in {} ms (frame {}).",
+            status.primary_url,
+            status.last_duration_ms.unwrap_or(0.0),
+            status
+                .frame_no
+                .map(|f| f.to_string())
+                .unwrap_or_else(|| "none yet".into())
+        );
+        if let Some(q) = &queue {
+            message.push_str(&format!(
+                " {} write(s) still queued, {} conflict(s) recorded.",
+                q.queued_writes, q.conflicts
+            ));
+            for c in &q.recent_conflicts {
+                message.push_str(&format!("\nConflict {}: {}", c.seq, c.reason));
+            }
+        }
         reply(
-            message.to_string(),
+            message.clone(),
             &SyncOutput {
                 mode: self.settings.mode.into(),
-                synced: false,
-                message: message.into(),
+                synced: true,
+                message,
+                status: Some(status),
+                queue,
             },
         )
+    }
+}
+
+impl MemoryServer {
+    /// The offline queue's state, in replica mode.
+    async fn queue_report(&self) -> Result<Option<QueueReport>, String> {
+        Ok(self
+            .backend
+            .queue_state(5)
+            .await
+            .map_err(backend_failure)?
+            .map(|(queued_writes, conflicts, recent_conflicts)| QueueReport {
+                queued_writes,
+                conflicts,
+                recent_conflicts,
+            }))
     }
 }

@@ -1,0 +1,266 @@
+//! The offline write queue of replica mode. While the primary is unreachable a write is
+//! stored here — in its own small database beside the replica, committed with
+//! `synchronous=FULL` (fsynced) before the tool answers — and replayed in order, exactly
+//! once, when the primary is back. Every operation carries the ids and timestamps the
+//! client chose, so replaying it twice changes nothing. An operation that cannot be
+//! applied as queued (its memory changed or vanished on the primary meanwhile) is moved to
+//! the conflict log with both versions: nothing is dropped in silence.
+
+use std::path::{Path, PathBuf};
+
+use libsql::{Connection, Database, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+
+use super::error::{BackendError, DbContext, Result};
+use super::{Record, all_rows, first_row, scalar_i64};
+
+/// A relationship row exactly as it will be inserted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelationshipRow {
+    pub id: String,
+    pub from_id: String,
+    pub to_id: String,
+    pub rel_type: String,
+    pub properties: String,
+    /// The `created_at` column (`YYYY-MM-DD HH:MM:SS`).
+    pub column_time: String,
+    /// `valid_from` / `recorded_at` (ISO).
+    pub at: String,
+}
+
+/// The fields an update sets; `clear_summary` removes the summary.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PatchRecord {
+    pub title: Option<String>,
+    pub content: Option<String>,
+    pub summary: Option<String>,
+    pub clear_summary: bool,
+    pub tags: Option<Vec<String>>,
+    pub importance: Option<f64>,
+}
+
+/// One write, with everything decided by the client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum WriteOp {
+    Store {
+        id: String,
+        properties: String,
+        column_time: String,
+        supersedes: Option<RelationshipRow>,
+    },
+    Update {
+        id: String,
+        patch: PatchRecord,
+        /// `updated_at` of the version the change was made to.
+        base_updated_at: String,
+        /// The `updated_at` the change sets.
+        updated_at: String,
+    },
+    Delete {
+        id: String,
+    },
+    Relate(RelationshipRow),
+}
+
+impl WriteOp {
+    /// The memory (or relationship) the operation is about, for messages.
+    pub fn subject(&self) -> &str {
+        match self {
+            WriteOp::Store { id, .. } | WriteOp::Update { id, .. } | WriteOp::Delete { id } => id,
+            WriteOp::Relate(row) => &row.id,
+        }
+    }
+}
+
+/// A queued write that could not be applied as queued.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Conflict {
+    pub seq: i64,
+    /// What the queued operation was, as JSON.
+    pub operation: String,
+    pub reason: String,
+    /// The memory as the primary had it, when that is what the write collided with.
+    pub primary_version: Option<String>,
+    pub detected_at: String,
+}
+
+pub struct Queue {
+    _db: Database,
+    conn: Connection,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS pending (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    op TEXT NOT NULL,
+    queued_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS conflicts (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    op TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    primary_version TEXT,
+    detected_at TEXT NOT NULL
+);";
+
+impl Queue {
+    /// Opens the queue file beside the replica (`<replica>.queue`).
+    pub async fn open(replica_path: &Path) -> Result<Queue> {
+        let mut path = replica_path.as_os_str().to_owned();
+        path.push(".queue");
+        let path = PathBuf::from(path);
+        let db = libsql::Builder::new_local(&path)
+            .build()
+            .await
+            .doing("opening the offline queue")?;
+        let conn = db.connect().doing("opening the offline queue")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .doing("opening the offline queue")?;
+        let mut rows = conn
+            .query("PRAGMA journal_mode = WAL", ())
+            .await
+            .doing("opening the offline queue")?;
+        while rows
+            .next()
+            .await
+            .doing("opening the offline queue")?
+            .is_some()
+        {}
+        conn.execute_batch(&format!("PRAGMA synchronous = FULL; {SCHEMA}"))
+            .await
+            .doing("creating the offline queue")?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        }
+        Ok(Queue { _db: db, conn })
+    }
+
+    /// Stores an operation durably; returns once it is on disk.
+    pub async fn push(&self, op: &WriteOp) -> Result<()> {
+        let json = serde_json::to_string(op).expect("operations are plain data");
+        self.conn
+            .execute(
+                "INSERT INTO pending (op, queued_at) VALUES (?1, ?2)",
+                libsql::params![json, crate::model::now_iso()],
+            )
+            .await
+            .doing("queueing a write")?;
+        Ok(())
+    }
+
+    /// The queued operations, oldest first.
+    pub async fn pending(&self) -> Result<Vec<(i64, WriteOp)>> {
+        let rows = self
+            .conn
+            .query("SELECT seq, op FROM pending ORDER BY seq", ())
+            .await
+            .doing("reading the offline queue")?;
+        all_rows(rows, "reading the offline queue")
+            .await?
+            .iter()
+            .map(|r: &Record| {
+                let op =
+                    serde_json::from_str(r.str(1)).map_err(|source| BackendError::CorruptRow {
+                        what: "queued write",
+                        id: r.int(0).to_string(),
+                        source,
+                    })?;
+                Ok((r.int(0), op))
+            })
+            .collect()
+    }
+
+    pub async fn len(&self) -> Result<i64> {
+        scalar_i64(
+            &self.conn,
+            "SELECT count(*) FROM pending",
+            vec![],
+            "counting queued writes",
+        )
+        .await
+    }
+
+    /// Removes an operation once the primary has it.
+    pub async fn done(&self, seq: i64) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM pending WHERE seq = ?1", libsql::params![seq])
+            .await
+            .doing("dequeueing a write")?;
+        Ok(())
+    }
+
+    /// Moves an operation to the conflict log, in one transaction.
+    pub async fn conflict(
+        &self,
+        seq: i64,
+        op: &WriteOp,
+        reason: &str,
+        primary_version: Option<&str>,
+    ) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .await
+            .doing("recording a conflict")?;
+        tx.execute(
+            "INSERT INTO conflicts (op, reason, primary_version, detected_at) VALUES (?1, ?2, ?3, ?4)",
+            libsql::params![
+                serde_json::to_string(op).expect("operations are plain data"),
+                reason,
+                primary_version,
+                crate::model::now_iso()
+            ],
+        )
+        .await
+        .doing("recording a conflict")?;
+        tx.execute("DELETE FROM pending WHERE seq = ?1", libsql::params![seq])
+            .await
+            .doing("recording a conflict")?;
+        tx.commit().await.doing("recording a conflict")
+    }
+
+    /// The conflict log, newest first, at most `limit`.
+    pub async fn conflicts(&self, limit: u32) -> Result<(i64, Vec<Conflict>)> {
+        let total = scalar_i64(
+            &self.conn,
+            "SELECT count(*) FROM conflicts",
+            vec![],
+            "counting conflicts",
+        )
+        .await?;
+        let rows = self
+            .conn
+            .query(
+                &format!("SELECT seq, op, reason, primary_version, detected_at FROM conflicts ORDER BY seq DESC LIMIT {limit}"),
+                (),
+            )
+            .await
+            .doing("reading conflicts")?;
+        let list = all_rows(rows, "reading conflicts")
+            .await?
+            .iter()
+            .map(|r| Conflict {
+                seq: r.int(0),
+                operation: r.text(1),
+                reason: r.text(2),
+                primary_version: r.opt_text(3),
+                detected_at: r.text(4),
+            })
+            .collect();
+        Ok((total, list))
+    }
+
+    pub async fn is_empty(&self) -> Result<bool> {
+        Ok(first_row(
+            &self.conn,
+            "SELECT 1 FROM pending LIMIT 1",
+            (),
+            "reading the offline queue",
+        )
+        .await?
+        .is_none())
+    }
+}

@@ -1,0 +1,77 @@
+//! The background sync of replica mode: pull from the primary after every write, every
+//! interval, and again and again with backoff while the primary is away.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::TursoBackend;
+use super::replica::CONNECT_WAIT;
+
+/// First retry delay after a failed sync; doubles per failure up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+impl TursoBackend {
+    /// Runs until the task is aborted. `interval` is `None` when automatic sync is off;
+    /// then only writes (and failures being retried) wake it.
+    pub async fn keep_in_sync(self: Arc<Self>, interval: Option<Duration>) {
+        if self.replica.is_none() {
+            return;
+        }
+        let mut failures: u32 = 0;
+        loop {
+            let wait = if failures > 0 {
+                backoff(failures)
+            } else {
+                interval.unwrap_or(Duration::MAX)
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.written() => {}
+            }
+            match self.sync_now(CONNECT_WAIT).await {
+                Ok(_) => {
+                    if failures > 0 {
+                        tracing::info!(
+                            "the primary is reachable again after {failures} failed sync(s)"
+                        );
+                    }
+                    failures = 0;
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(
+                        attempt = failures,
+                        "sync failed, retrying in about {:?}: {e}",
+                        backoff(failures)
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Exponential backoff with ±20 % jitter, so many machines do not retry in step.
+fn backoff(failures: u32) -> Duration {
+    let base = FIRST_BACKOFF
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(6))
+        .min(MAX_BACKOFF);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = 0.8 + 0.4 * (f64::from(nanos % 1000) / 1000.0);
+    base.mul_f64(jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) <= Duration::from_millis(1200));
+        assert!(backoff(3) >= Duration::from_millis(3200));
+        assert!(backoff(30) <= Duration::from_secs(72));
+    }
+}
