@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod sqld;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -306,4 +308,19 @@ pub fn full_memory(server: &mut Server, id: &str) -> Value {
     }
     out["memory"]["content"] = Value::String(content);
     out["memory"].clone()
+}
+
+/// Every id a search finds, following `next_offset` page after page.
+pub fn search_ids(server: &mut Server, mut args: Value) -> std::collections::BTreeSet<String> {
+    let mut found = std::collections::BTreeSet::new();
+    loop {
+        let page = server.ok("search_memories", args.clone());
+        for r in page["results"].as_array().unwrap() {
+            found.insert(r["id"].as_str().unwrap().to_string());
+        }
+        match page["next_offset"].as_u64() {
+            Some(next) => args["offset"] = json!(next),
+            None => return found,
+        }
+    }
 }

