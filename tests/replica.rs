@@ -317,3 +317,133 @@ fn an_offline_update_that_collides_is_recorded_not_dropped() {
     );
     assert_eq!(a.ok("health", json!({}))["queue"]["conflicts"], 1);
 }
+
+/// Base64url without padding, as JWTs use.
+fn b64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// An Ed25519 key pair made with openssl, and a `{"a":"rw"}` token signed with it.
+fn signed_token(dir: &Path) -> (std::path::PathBuf, String) {
+    let key = dir.join("jwt-key.pem");
+    let public = dir.join("jwt-pub.pem");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl is installed");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "ed25519",
+        "-out",
+        key.to_str().unwrap(),
+    ]);
+    run(&[
+        "pkey",
+        "-in",
+        key.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        public.to_str().unwrap(),
+    ]);
+    let signing_input = format!(
+        "{}.{}",
+        b64url(br#"{"alg":"EdDSA","typ":"JWT"}"#),
+        b64url(br#"{"a":"rw"}"#)
+    );
+    let input = dir.join("jwt-input");
+    std::fs::write(&input, &signing_input).unwrap();
+    let signature = run(&[
+        "pkeyutl",
+        "-sign",
+        "-inkey",
+        key.to_str().unwrap(),
+        "-rawin",
+        "-in",
+        input.to_str().unwrap(),
+    ]);
+    (public, format!("{signing_input}.{}", b64url(&signature)))
+}
+
+#[test]
+fn the_auth_token_is_checked_and_never_shown() {
+    let scratch = Scratch::new();
+    if common::sqld::binary().is_none() {
+        return;
+    }
+    let (public_key, token) = signed_token(scratch.dir.path());
+    let Some(sqld) = Sqld::start(
+        scratch.dir.path(),
+        &["--auth-jwt-key-file", public_key.to_str().unwrap()],
+    ) else {
+        return;
+    };
+    let db = scratch.dir.path().join("device.db");
+    let mut server = Server::started(
+        &db,
+        &[
+            ("TURSO_DATABASE_URL", &sqld.url()),
+            ("TURSO_AUTH_TOKEN", &token),
+            ("MEMORY_LOG_LEVEL", "trace"),
+        ],
+    );
+    let mut answers = String::new();
+    let id = store(
+        &mut server,
+        "fix",
+        "Signed in",
+        "a valid token works",
+        json!({}),
+    );
+    for (tool, args) in [
+        ("get_memory", json!({"memory_id": id})),
+        ("health", json!({})),
+        ("sync", json!({})),
+        ("search_memories", json!({"query": "token"})),
+    ] {
+        answers.push_str(&server.call(tool, args).to_string());
+    }
+    assert!(answers.contains("a valid token works"));
+    std::thread::sleep(Duration::from_millis(200));
+    let log = server.stderr();
+    assert!(server.stop().success());
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG"),
+        "trace logging wrote something"
+    );
+    assert!(!answers.contains(&token), "the token appears in an answer");
+    assert!(!log.contains(&token), "the token appears in the log");
+
+    let wrong = "wrong-token-for-this-test";
+    let out = common::command(scratch.dir.path())
+        .env("MEMORY_TURSO_PATH", scratch.dir.path().join("other.db"))
+        .env("TURSO_DATABASE_URL", sqld.url())
+        .env("TURSO_AUTH_TOKEN", wrong)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a refused token stops start-up");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refused the auth token"), "{stderr}");
+    assert!(!stderr.contains(wrong), "{stderr}");
+    assert!(out.stdout.is_empty());
+}

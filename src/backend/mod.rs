@@ -100,6 +100,10 @@ impl TursoBackend {
                 };
                 // Start even when the primary is away: reads are served from the replica
                 // and the sync task keeps trying.
+                replica::check_credentials(
+                    &backend.replica.as_ref().expect("replica mode").primary,
+                )
+                .await?;
                 if let Err(e) = backend.sync_now(replica::CONNECT_WAIT).await {
                     tracing::warn!(
                         "the primary is not reachable yet; serving the local replica: {e}"

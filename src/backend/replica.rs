@@ -64,6 +64,53 @@ pub async fn open(path: &Path, primary: &Primary) -> Result<Database> {
     .doing("opening the replica")
 }
 
+/// Asks the primary one trivial question over HTTP with our token. A refusal of the token
+/// stops start-up with a clear message (retrying cannot fix it); an unreachable primary
+/// does not (the replica serves reads and the sync task keeps trying).
+pub async fn check_credentials(primary: &Primary) -> Result<()> {
+    let probe = async {
+        let db = libsql::Builder::new_remote(
+            libsql_url(&primary.url),
+            primary.token.clone().unwrap_or_default(),
+        )
+        .build()
+        .await?;
+        let conn = db.connect()?;
+        conn.query("SELECT 1", ()).await.map(|_| ())
+    };
+    match tokio::time::timeout(CONNECT_WAIT, probe).await {
+        Ok(Err(e)) => {
+            let text = e.to_string();
+            let lower = text.to_ascii_lowercase();
+            if [
+                "401",
+                "403",
+                "unauthorized",
+                "forbidden",
+                "autherror",
+                "unauthenticated",
+                "jwt",
+            ]
+            .iter()
+            .any(|sign| lower.contains(sign))
+            {
+                let mut shown = text;
+                if let Some(token) = primary.token.as_deref().filter(|t| !t.is_empty()) {
+                    shown = shown.replace(token, "[redacted]");
+                }
+                return Err(BackendError::Refused(format!(
+                    "the primary {} refused the auth token (TURSO_AUTH_TOKEN): {}",
+                    redact_url(&primary.url),
+                    shown.replace(&primary.url, &redact_url(&primary.url))
+                )));
+            }
+            tracing::debug!("credential check could not reach the primary: {text}");
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// libsql speaks HTTP(S) to the primary; `libsql://` means HTTPS.
 fn libsql_url(url: &str) -> String {
     match url.strip_prefix("libsql://") {
@@ -91,9 +138,27 @@ fn refuse_local_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// True when the primary answered but refused our credentials: retrying cannot help, the
+/// user must fix TURSO_AUTH_TOKEN.
+pub fn is_auth_failure(e: &BackendError) -> bool {
+    let text = e.to_string();
+    [
+        "Unauthenticated",
+        "PermissionDenied",
+        "AuthError",
+        "401 Unauthorized",
+        "403 Forbidden",
+    ]
+    .iter()
+    .any(|sign| text.contains(sign))
+}
+
 /// True when an error means the primary could not be reached (as opposed to the primary
-/// refusing a statement), so the operation may be retried later.
+/// refusing a statement or our credentials), so the operation may be retried later.
 pub fn is_unreachable(e: &BackendError) -> bool {
+    if is_auth_failure(e) {
+        return false;
+    }
     match e {
         BackendError::Database { source, .. } => matches!(
             source,
