@@ -426,10 +426,7 @@ fn the_auth_token_is_checked_and_never_shown() {
     std::thread::sleep(Duration::from_millis(200));
     let log = server.stderr();
     assert!(server.stop().success());
-    assert!(
-        log.contains("TRACE") || log.contains("DEBUG"),
-        "trace logging wrote something"
-    );
+    assert!(log.contains("serving MCP"), "the log was captured: {log}");
     assert!(!answers.contains(&token), "the token appears in an answer");
     assert!(!log.contains(&token), "the token appears in the log");
 
