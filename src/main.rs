@@ -28,6 +28,18 @@ enum Command {
     Serve,
     /// Rebuild the full-text search index from the stored memories.
     Reindex,
+    /// Copy a local database file into the primary named by TURSO_DATABASE_URL, verify
+    /// the copy, and create a fresh replica at MEMORY_TURSO_PATH. The local file is only
+    /// read. Running it again skips what the primary already has.
+    Migrate {
+        /// Move from a local file to replica mode (the one direction that needs copying;
+        /// a replica file opens in local mode as it is).
+        #[arg(long)]
+        to_replica: bool,
+        /// The local database file to copy.
+        #[arg(long, value_name = "FILE")]
+        from: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +72,9 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve::run(config).await,
             Command::Reindex => serve::reindex(config).await,
+            Command::Migrate { to_replica, from } => {
+                serve::migrate(config, to_replica, &from).await
+            }
         }
     });
     // A blocked read of stdin must not keep the process alive once we are done.

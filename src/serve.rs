@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use rmcp::ServiceExt;
 
-use crate::backend::{BackendOptions, Primary, TursoBackend, redact_url};
+use crate::backend::{BackendOptions, Primary, TursoBackend, copy_to_primary, redact_url};
 use crate::config::Config;
 use crate::mcp::transport::line_transport;
 use crate::mcp::{MemoryServer, ServerSettings};
@@ -106,6 +106,55 @@ pub async fn reindex(config: Config) -> Result<()> {
     eprintln!(
         "memorygraph: full-text index rebuilt for {}",
         config.database_path.display()
+    );
+    close(backend).await
+}
+
+/// Copies a local file into the primary and creates a fresh replica of it.
+pub async fn migrate(config: Config, to_replica: bool, from: &std::path::Path) -> Result<()> {
+    if !to_replica {
+        bail!("say which way to migrate: `memorygraph migrate --to-replica --from FILE`");
+    }
+    let Some(url) = &config.database_url else {
+        bail!("TURSO_DATABASE_URL (--database-url) must name the primary to migrate into");
+    };
+    let same_file = match (from.canonicalize(), config.database_path.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same_file {
+        bail!(
+            "{} is both the file to copy and MEMORY_TURSO_PATH, where the replica goes; move the local file aside \
+             (or set MEMORY_TURSO_PATH to a new file) and pass the old one with --from",
+            from.display()
+        );
+    }
+    let primary = Primary {
+        url: url.clone(),
+        token: config.auth_token.as_ref().map(|t| t.expose().to_string()),
+    };
+    let report = copy_to_primary(from, &primary)
+        .await
+        .with_context(|| format!("copying {} into {}", from.display(), redact_url(url)))?;
+    println!(
+        "Copied {} memories ({} already there) and {} relationships ({} already there) from {} into {}; \
+         every memory verified (id checksum {}).",
+        report.memories,
+        report.memories_already_there,
+        report.relationships,
+        report.relationships_already_there,
+        from.display(),
+        redact_url(url),
+        report.id_checksum
+    );
+    let backend = Arc::new(open_backend(&config).await?);
+    let health = backend.health().await.context("reading the new replica")?;
+    println!(
+        "The replica {} holds {} memories and {} relationships. {} was not changed.",
+        config.database_path.display(),
+        health.memories,
+        health.relationships,
+        from.display()
     );
     close(backend).await
 }

@@ -444,3 +444,78 @@ fn the_auth_token_is_checked_and_never_shown() {
     assert!(!stderr.contains(wrong), "{stderr}");
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn a_memorygraph_file_moves_into_the_primary_and_back() {
+    let scratch = Scratch::new();
+    let Some(sqld) = Sqld::start(scratch.dir.path(), &[]) else {
+        return;
+    };
+    let local = scratch.fixture("memorygraph-0.12.4.db");
+    let before = std::fs::read(&local).unwrap();
+    let replica = scratch.dir.path().join("replica.db");
+    let migrate = || {
+        common::command(scratch.dir.path())
+            .env("TURSO_DATABASE_URL", sqld.url())
+            .env("MEMORY_TURSO_PATH", &replica)
+            .args(["migrate", "--to-replica", "--from"])
+            .arg(&local)
+            .output()
+            .unwrap()
+    };
+    let out = migrate();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("Copied 61 memories (0 already there) and 50 relationships"),
+        "{said}"
+    );
+    assert!(
+        said.contains("holds 61 memories and 50 relationships"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read(&local).unwrap(),
+        before,
+        "the local file is left untouched"
+    );
+
+    let again = migrate();
+    assert!(again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("Copied 0 memories (61 already there)")
+    );
+
+    let mut other = device(scratch.dir.path(), "other", &sqld, "60");
+    let stats = other.ok("get_memory_statistics", json!({}));
+    assert_eq!(stats["total_memories"], 61);
+    assert_eq!(stats["total_relationships"], 50);
+    assert_eq!(
+        other.ok("search_memories", json!({"query": "palimpsest"}))["total"],
+        1
+    );
+
+    // Going back: the replica file opens in local mode with everything in it.
+    drop(other);
+    let mut local_again = Server::started(&replica, &[("MEMORY_TOOL_PROFILE", "extended")]);
+    assert_eq!(
+        local_again.ok("get_memory_statistics", json!({}))["total_memories"],
+        61
+    );
+
+    let same = common::command(scratch.dir.path())
+        .env("TURSO_DATABASE_URL", sqld.url())
+        .env("MEMORY_TURSO_PATH", &local)
+        .args(["migrate", "--to-replica", "--from"])
+        .arg(&local)
+        .output()
+        .unwrap();
+    assert!(
+        !same.status.success(),
+        "the replica cannot overwrite the file it copies"
+    );
+}

@@ -8,6 +8,7 @@ mod filters;
 mod fts_query;
 mod graph;
 mod memories;
+mod migrate;
 mod offline;
 mod pyjson;
 mod queue;
@@ -26,6 +27,7 @@ use tokio::sync::Mutex;
 
 pub use error::{BackendError, Result};
 pub use graph::RelationshipQuery;
+pub use migrate::copy_to_primary;
 pub use queue::Conflict;
 pub use replica::{Primary, SyncStatus, redact_url};
 pub use search::{Correction, MatchMode, Neighbour, SearchPage, SearchRequest, Tolerance};

@@ -112,7 +112,7 @@ pub async fn check_credentials(primary: &Primary) -> Result<()> {
 }
 
 /// libsql speaks HTTP(S) to the primary; `libsql://` means HTTPS.
-fn libsql_url(url: &str) -> String {
+pub(super) fn libsql_url(url: &str) -> String {
     match url.strip_prefix("libsql://") {
         Some(rest) => format!("https://{rest}"),
         None => url.to_string(),
