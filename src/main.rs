@@ -1,16 +1,11 @@
 //! memorygraph: long-term memory for AI assistants, as an MCP server over stdio.
 
-mod backend;
-mod config;
-mod mcp;
-mod model;
-mod serve;
-
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use config::{Config, Settings};
+use memorygraph::config::{Config, Settings};
+use memorygraph::serve;
 
 #[derive(Debug, Parser)]
 #[command(name = "memorygraph", version, about, long_about = None)]
@@ -88,9 +83,23 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr only: stdout carries JSON-RPC.
+/// Logs go to stderr only: stdout carries JSON-RPC. Libraries speak at `warn` (libsql's
+/// chatty timing warnings only from `debug` on), never louder than our own level.
 fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::new(format!("warn,memorygraph={level}"));
+    let libraries = match level {
+        "off" | "error" => level,
+        "debug" | "trace" => "warn",
+        _ => "error",
+    };
+    let filter = tracing_subscriber::EnvFilter::new(format!(
+        "{},rmcp={},memorygraph={level}",
+        libraries,
+        if level == "off" || level == "error" {
+            level
+        } else {
+            "warn"
+        }
+    ));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

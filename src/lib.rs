@@ -1,0 +1,9 @@
+//! memorygraph: long-term memory for AI assistants. The library holds everything the
+//! `memorygraph` binary runs; the benchmark uses the backend directly, to show what the
+//! MCP layers cost on top of libsql.
+
+pub mod backend;
+pub mod config;
+pub mod mcp;
+pub mod model;
+pub mod serve;

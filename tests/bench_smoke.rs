@@ -1,0 +1,74 @@
+//! The benchmark runs end to end on a small corpus, so it cannot rot. No timing is asserted.
+
+use serde_json::Value;
+
+#[test]
+fn the_benchmark_runs_and_reports_every_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_memorygraph-bench"))
+        .args([
+            "--sizes",
+            "200",
+            "--queries",
+            "20",
+            "--skip-replica",
+            "--server",
+            env!("CARGO_BIN_EXE_memorygraph"),
+        ])
+        .arg("--json")
+        .arg(&json)
+        .arg("--dir")
+        .arg(dir.path().join("work"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    for operation in [
+        "cold start: spawn → initialize (new file)",
+        "cold start: spawn → initialize (populated)",
+        "store_memory",
+        "create_relationship",
+        "get_memory",
+        "search: common word",
+        "search: phrase",
+        "search: rare word",
+        "search: word in every memory",
+        "search: typo of a rare word",
+        "recall_memories",
+        "get_related_memories depth 1",
+        "get_related_memories depth 3",
+        "server peak RSS",
+        "database size on disk",
+    ] {
+        let row = rows
+            .iter()
+            .find(|r| r["operation"] == operation)
+            .unwrap_or_else(|| panic!("no {operation} row"));
+        assert!(table.contains(operation), "the table shows {operation}");
+        if !operation.starts_with("server") && !operation.starts_with("database") {
+            assert!(
+                row["samples"].as_u64().unwrap() > 0,
+                "{operation} was measured"
+            );
+            assert!(
+                row["ratio"].is_number(),
+                "{operation} has its raw-libsql ratio"
+            );
+        }
+    }
+    let typo = rows
+        .iter()
+        .find(|r| r["operation"] == "search: typo of a rare word")
+        .unwrap();
+    assert!(
+        typo["note"].as_str().unwrap().starts_with("1 matches"),
+        "typos find their memory: {typo}"
+    );
+}
