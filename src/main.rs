@@ -52,8 +52,9 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: requests are short and the database is one connection, so a second
+    // thread would only add hand-offs between threads to every request.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

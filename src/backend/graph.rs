@@ -229,24 +229,22 @@ async fn walk(
               WHERE w.depth < ?2 AND r.valid_until IS NULL{tf}
          ),
          reached AS MATERIALIZED (SELECT node, min(depth) AS depth FROM walk GROUP BY node),
-         links(depth, rrow) AS (
-             SELECT re.depth, r.rowid FROM reached prev
+         links(depth, rrow, target) AS (
+             SELECT re.depth, r.rowid, r.to_id FROM reached prev
                JOIN relationships r ON r.from_id = prev.node
                JOIN reached re ON re.node = r.to_id AND re.depth = prev.depth + 1
               WHERE r.valid_until IS NULL{tf}
              UNION ALL
-             SELECT re.depth, r.rowid FROM reached prev
+             SELECT re.depth, r.rowid, r.from_id FROM reached prev
                JOIN relationships r ON r.to_id = prev.node
                JOIN reached re ON re.node = r.from_id AND re.depth = prev.depth + 1
               WHERE r.valid_until IS NULL{tf}
          )
-         SELECT l.depth, {RELATIONSHIP_COLUMNS},
-                CASE WHEN (SELECT depth FROM reached WHERE node = r.to_id) = l.depth THEN r.to_id ELSE r.from_id END AS target,
-                n.properties
+         SELECT l.depth, {RELATIONSHIP_COLUMNS}, l.target, n.properties
            FROM links l
            JOIN relationships r ON r.rowid = l.rrow
-           JOIN nodes n ON n.label = 'Memory'
-                AND n.id = CASE WHEN (SELECT depth FROM reached WHERE node = r.to_id) = l.depth THEN r.to_id ELSE r.from_id END
+           JOIN nodes n ON n.id = l.target
+          WHERE +n.label = 'Memory'
           ORDER BY l.depth, json_extract(r.properties, '$.strength') DESC, r.created_at"
     );
     let rows = conn

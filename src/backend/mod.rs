@@ -61,6 +61,10 @@ pub struct TursoBackend {
     replica: Option<replica::Replica>,
     /// Woken after every write, so the sync task pulls soon.
     written: tokio::sync::Notify,
+    /// Writes made through this backend; tells caches the index changed.
+    writes: std::sync::atomic::AtomicU64,
+    /// The typo corrector's vocabulary cache.
+    vocabulary: std::sync::Mutex<Option<search::Vocabulary>>,
 }
 
 impl TursoBackend {
@@ -84,6 +88,8 @@ impl TursoBackend {
                     allow_cycles: options.allow_cycles,
                     replica: None,
                     written: tokio::sync::Notify::new(),
+                    writes: Default::default(),
+                    vocabulary: Default::default(),
                 }
             }
             Some(primary) => {
@@ -99,6 +105,8 @@ impl TursoBackend {
                     allow_cycles: options.allow_cycles,
                     replica: Some(replica::Replica::new(db, primary, queue)),
                     written: tokio::sync::Notify::new(),
+                    writes: Default::default(),
+                    vocabulary: Default::default(),
                 };
                 // Start even when the primary is away: reads are served from the replica
                 // and the sync task keeps trying.
@@ -188,6 +196,8 @@ impl TursoBackend {
 
     /// Called after every successful write.
     fn after_write(&self) {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if self.replica.is_some() {
             self.written.notify_one();
         }

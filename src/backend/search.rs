@@ -174,8 +174,13 @@ impl SearchPage {
 /// Recall's blend: 60 % text relevance (relative to the best hit), 25 % importance, 15 %
 /// recency (1 for a memory created now, 1/2 at 30 days, 1/4 at 90 days).
 const RECALL_SCORE: &str = "0.6 * rel / max(max(rel) OVER (), 1e-9)
-     + 0.25 * coalesce(json_extract(properties, '$.importance'), 0.5)
-     + 0.15 / (1.0 + max(julianday('now') - coalesce(julianday(json_extract(properties, '$.created_at')), julianday('now')), 0) / 30.0)";
+     + 0.25 * importance
+     + 0.15 / (1.0 + max(julianday('now') - coalesce(julianday(created), julianday('now')), 0) / 30.0)";
+
+/// Recall blends the scores of this many most relevant matches (twice the requested page
+/// depth when that is more): importance and recency re-rank relevant memories, they do not
+/// pull in irrelevant ones, and the JSON of every match need not be read.
+const RECALL_CANDIDATES: usize = 500;
 
 /// How many of recall's top hits get a linked neighbour added.
 const RECALL_NEIGHBOURS: usize = 5;
@@ -198,7 +203,7 @@ impl TursoBackend {
         let page = if req.terms.is_empty() {
             list(&tx, req).await?
         } else {
-            let (terms, corrections) = correct(&tx, &req.terms, req.tolerance).await?;
+            let (terms, corrections) = correct(self, &tx, &req.terms, req.tolerance).await?;
             ranked(&tx, req, &terms, corrections).await?
         };
         tx.finish().await?;
@@ -225,7 +230,7 @@ impl TursoBackend {
             } else {
                 meaningful
             };
-            let (terms, corrections) = correct(&tx, &terms, req.tolerance).await?;
+            let (terms, corrections) = correct(self, &tx, &terms, req.tolerance).await?;
             blended(&tx, req, &terms, corrections).await?
         };
         add_neighbours(&tx, &mut page.hits).await?;
@@ -294,16 +299,44 @@ fn match_expressions(req: &SearchRequest, terms: &[Term]) -> (String, Option<Str
 async fn count_matches(conn: &Connection, req: &SearchRequest, matching: &str) -> Result<i64> {
     let mut params = vec![Value::from(matching.to_string())];
     let filters = filter_sql(req, &mut params);
-    scalar_i64(
-        conn,
-        &format!(
+    // Every indexed row is a memory, so without filters the index alone answers.
+    let sql = if filters.is_empty() {
+        "SELECT count(*) FROM memory_fts WHERE memory_fts MATCH ?1".to_string()
+    } else {
+        format!(
             "SELECT count(*) FROM memory_fts JOIN nodes n ON n.rowid = memory_fts.rowid
              WHERE memory_fts MATCH ?1 AND n.label = 'Memory'{filters}"
-        ),
-        params,
-        "counting search results",
+        )
+    };
+    scalar_i64(conn, &sql, params, "counting search results").await
+}
+
+/// The sort key that puts superseded memories last, or a constant when no memory has
+/// been superseded (the common case), which spares a lookup per match.
+async fn superseded_key(conn: &Connection) -> Result<&'static str> {
+    let any = scalar_i64(
+        conn,
+        "SELECT count(*) FROM (SELECT 1 FROM relationships WHERE rel_type = 'REPLACES' AND valid_until IS NULL LIMIT 1)",
+        vec![],
+        "looking for superseded memories",
     )
-    .await
+    .await?;
+    Ok(if any > 0 {
+        "EXISTS (SELECT 1 FROM relationships r WHERE r.to_id = n.id AND r.rel_type = 'REPLACES' AND r.valid_until IS NULL)"
+    } else {
+        "0"
+    })
+}
+
+/// The details of a page chosen by a `page(rid, relevance, superseded, ...)` CTE: only
+/// these rows pay for their properties and a snippet.
+fn page_details(order: &str) -> String {
+    format!(
+        "SELECT n.id, n.properties, page.relevance, snippet(memory_fts, 3, '', '', '…', 16), {SUPERSEDED_BY}, page.score
+         FROM page CROSS JOIN nodes n ON n.rowid = page.rid CROSS JOIN memory_fts ON memory_fts.rowid = page.rid
+         WHERE memory_fts MATCH ?1
+         ORDER BY {order}"
+    )
 }
 
 /// Ranked by BM25; with the default match mode, memories matching every term first.
@@ -315,31 +348,40 @@ async fn ranked(
 ) -> Result<SearchPage> {
     let (matching, first) = match_expressions(req, terms);
     let total = count_matches(conn, req, &matching).await?;
+    let superseded = superseded_key(conn).await?;
     let mut params = vec![Value::from(matching)];
-    let full_match_first = match first {
+    let complete = match first {
         Some(all) => {
             params.push(Value::from(all));
-            "n.rowid IN (SELECT rowid FROM memory_fts WHERE memory_fts MATCH ?2) DESC,"
+            "memory_fts.rowid IN (SELECT rowid FROM memory_fts WHERE memory_fts MATCH ?2)"
         }
-        None => "",
+        None => "0",
     };
     let filters = filter_sql(req, &mut params);
+    // Every indexed row is a memory: without filters or superseded memories, the index
+    // alone chooses the page, and only the page's rows are read from `nodes`.
+    let source = if filters.is_empty() && superseded == "0" {
+        "memory_fts WHERE memory_fts MATCH ?1".to_string()
+    } else {
+        format!(
+            "memory_fts JOIN nodes n ON n.rowid = memory_fts.rowid WHERE memory_fts MATCH ?1 AND n.label = 'Memory'{filters}"
+        )
+    };
     let sql = format!(
-        "SELECT n.id, n.properties, bm25(memory_fts, {BM25_WEIGHTS}) AS score,
-                snippet(memory_fts, 3, '', '', '…', 16), {SUPERSEDED_BY} AS superseded_by
-         FROM memory_fts JOIN nodes n ON n.rowid = memory_fts.rowid
-         LEFT JOIN memory_usage u ON u.memory_id = n.id
-         WHERE memory_fts MATCH ?1 AND n.label = 'Memory'{filters}
-         ORDER BY {SUPERSEDED_BY} IS NOT NULL, {full_match_first} score,
-                  coalesce(u.usage_count, 0) DESC, n.id
-         LIMIT {} OFFSET {}",
-        req.limit, req.offset
+        "WITH page AS MATERIALIZED (
+             SELECT memory_fts.rowid AS rid, -bm25(memory_fts, {BM25_WEIGHTS}) AS relevance, NULL AS score,
+                    {superseded} AS superseded, {complete} AS complete
+             FROM {source}
+             ORDER BY superseded, complete DESC, relevance DESC, rid
+             LIMIT {} OFFSET {}
+         )
+         {}",
+        req.limit,
+        req.offset,
+        page_details("page.superseded, page.complete DESC, page.relevance DESC, page.rid")
     );
     let rows = conn.query(&sql, params).await.doing("searching memories")?;
-    let mut hits = hits_from(all_rows(rows, "searching memories").await?, true)?;
-    for hit in &mut hits {
-        hit.relevance = hit.relevance.map(|bm25| -bm25);
-    }
+    let hits = hits_from(all_rows(rows, "searching memories").await?, true)?;
     Ok(SearchPage::new(hits, total, req, corrections))
 }
 
@@ -353,25 +395,40 @@ async fn blended(
     let prefix = req.tolerance == Tolerance::Fuzzy;
     let matching = fts_query::any_of(terms, prefix);
     let total = count_matches(conn, req, &matching).await?;
+    let superseded = superseded_key(conn).await?;
     let mut params = vec![Value::from(matching)];
     let filters = filter_sql(req, &mut params);
+    let candidates = RECALL_CANDIDATES.max(2 * (req.offset as usize + req.limit as usize));
+    let source = if filters.is_empty() {
+        "memory_fts WHERE memory_fts MATCH ?1".to_string()
+    } else {
+        format!(
+            "memory_fts JOIN nodes n ON n.rowid = memory_fts.rowid WHERE memory_fts MATCH ?1 AND n.label = 'Memory'{filters}"
+        )
+    };
     let sql = format!(
-        "WITH hits AS (
-             SELECT n.rowid AS rid, n.id, n.properties, -bm25(memory_fts, {BM25_WEIGHTS}) AS rel,
-                    {SUPERSEDED_BY} AS superseded_by, coalesce(u.usage_count, 0) AS used
-             FROM memory_fts JOIN nodes n ON n.rowid = memory_fts.rowid
-             LEFT JOIN memory_usage u ON u.memory_id = n.id
-             WHERE memory_fts MATCH ?1 AND n.label = 'Memory'{filters}
+        "WITH top AS MATERIALIZED (
+             SELECT memory_fts.rowid AS rid, -bm25(memory_fts, {BM25_WEIGHTS}) AS rel
+             FROM {source}
+             ORDER BY rel DESC LIMIT {candidates}
          ),
-         scored AS (SELECT *, {RECALL_SCORE} AS score FROM hits)
-         SELECT s.id, s.properties, s.rel,
-                (SELECT snippet(memory_fts, 3, '', '', '…', 16) FROM memory_fts
-                  WHERE memory_fts MATCH ?1 AND memory_fts.rowid = s.rid),
-                s.superseded_by, s.score
-         FROM scored s
-         ORDER BY s.superseded_by IS NOT NULL, s.score DESC, s.used DESC, s.id
-         LIMIT {} OFFSET {}",
-        req.limit, req.offset
+         hits AS (
+             SELECT top.rid AS rid, n.id AS id, top.rel AS rel,
+                    coalesce(json_extract(n.properties, '$.importance'), 0.5) AS importance,
+                    json_extract(n.properties, '$.created_at') AS created,
+                    {superseded} AS superseded, coalesce(u.usage_count, 0) AS used
+             FROM top JOIN nodes n ON n.rowid = top.rid
+             LEFT JOIN memory_usage u ON u.memory_id = n.id
+         ),
+         page AS MATERIALIZED (
+             SELECT rid, id, rel AS relevance, superseded, used, {RECALL_SCORE} AS score FROM hits
+             ORDER BY superseded, score DESC, used DESC, rid
+             LIMIT {} OFFSET {}
+         )
+         {}",
+        req.limit,
+        req.offset,
+        page_details("page.superseded, page.score DESC, page.used DESC, page.rid")
     );
     let rows = conn.query(&sql, params).await.doing("recalling memories")?;
     let records = all_rows(rows, "recalling memories").await?;
@@ -402,6 +459,7 @@ fn hits_from(records: Vec<Record>, ranked: bool) -> Result<Vec<SearchHit>> {
 /// Replaces each word that matches nothing with the closest indexed stem, unless the
 /// search is strict.
 async fn correct(
+    backend: &TursoBackend,
     conn: &Connection,
     terms: &[Term],
     tolerance: Tolerance,
@@ -431,17 +489,14 @@ async fn correct(
             out.push(term.clone());
             continue;
         }
-        let limit = typo::max_edits(chars) as i64;
-        let rows = conn
-            .query(
-                "SELECT term, doc FROM memory_fts_vocab WHERE length(term) BETWEEN ?1 AND ?2",
-                libsql::params![(chars as i64 - 4 - limit).max(1), chars as i64 + limit],
-            )
-            .await
-            .doing("looking for a correction")?;
-        let candidates = all_rows(rows, "looking for a correction").await?;
-        let best = typo::best_correction(word, candidates.iter().map(|r| (r.str(0), r.int(1))))
-            .map(str::to_string);
+        let limit = typo::max_edits(chars);
+        let (shortest, longest) = (chars.saturating_sub(4 + limit).max(1), chars + limit);
+        let vocabulary = backend.vocabulary(conn).await?;
+        let candidates = vocabulary
+            .iter()
+            .filter(|(term, _)| (shortest..=longest).contains(&term.chars().count()))
+            .map(|(term, docs)| (term.as_str(), *docs));
+        let best = typo::best_correction(word, candidates).map(str::to_string);
         match best {
             Some(stem) => {
                 corrections.push(Correction {
@@ -499,4 +554,47 @@ async fn add_neighbours(conn: &Connection, hits: &mut Vec<SearchHit>) -> Result<
     }
     hits.extend(added);
     Ok(())
+}
+
+/// The index's vocabulary (stem, memories containing it), read once and kept until the
+/// index changes: reading it walks the whole index, which is too slow to do per query.
+pub(super) struct Vocabulary {
+    stamp: (i64, u64),
+    terms: std::sync::Arc<Vec<(String, i64)>>,
+}
+
+impl TursoBackend {
+    async fn vocabulary(&self, conn: &Connection) -> Result<std::sync::Arc<Vec<(String, i64)>>> {
+        // data_version moves when another connection commits; our own writes are counted.
+        let stamp = (
+            scalar_i64(
+                conn,
+                "SELECT data_version FROM pragma_data_version()",
+                vec![],
+                "checking for changes",
+            )
+            .await?,
+            self.writes.load(std::sync::atomic::Ordering::SeqCst),
+        );
+        if let Some(cached) = self.vocabulary.lock().expect("vocabulary lock").as_ref()
+            && cached.stamp == stamp
+        {
+            return Ok(cached.terms.clone());
+        }
+        let rows = conn
+            .query("SELECT term, doc FROM memory_fts_vocab", ())
+            .await
+            .doing("reading the index vocabulary")?;
+        let terms: Vec<(String, i64)> = all_rows(rows, "reading the index vocabulary")
+            .await?
+            .iter()
+            .map(|r| (r.text(0), r.int(1)))
+            .collect();
+        let terms = std::sync::Arc::new(terms);
+        *self.vocabulary.lock().expect("vocabulary lock") = Some(Vocabulary {
+            stamp,
+            terms: terms.clone(),
+        });
+        Ok(terms)
+    }
 }
