@@ -23,6 +23,8 @@ enum Command {
     Serve,
     /// Rebuild the full-text search index from the stored memories.
     Reindex,
+    /// Replica mode: replay queued writes and pull from the primary now, then report.
+    Sync,
     /// Copy a local database file into the primary named by TURSO_DATABASE_URL, verify
     /// the copy, and create a fresh replica at MEMORY_TURSO_PATH. The local file is only
     /// read. Running it again skips what the primary already has.
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve::run(config).await,
             Command::Reindex => serve::reindex(config).await,
+            Command::Sync => serve::sync(config).await,
             Command::Migrate { to_replica, from } => {
                 serve::migrate(config, to_replica, &from).await
             }

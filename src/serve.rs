@@ -110,6 +110,45 @@ pub async fn reindex(config: Config) -> Result<()> {
     close(backend).await
 }
 
+/// Syncs the replica once and says how it went (exit code 1 when it failed).
+pub async fn sync(config: Config) -> Result<()> {
+    if config.database_url.is_none() {
+        bail!(
+            "nothing to sync: TURSO_DATABASE_URL is not set, so {} is a local database",
+            config.database_path.display()
+        );
+    }
+    let backend = Arc::new(open_backend(&config).await?);
+    let outcome = backend.sync_now(Duration::from_secs(10)).await;
+    let queue = backend
+        .queue_state(5)
+        .await
+        .context("reading the offline queue")?;
+    let status = backend.sync_status().unwrap_or_default();
+    close(backend).await?;
+    let (queued, conflicts) = queue.map(|(q, c, _)| (q, c)).unwrap_or((0, 0));
+    match outcome {
+        Ok(_) => {
+            println!(
+                "Synced {} with {} in {} ms (frame {}); {queued} write(s) queued, {conflicts} conflict(s) recorded.",
+                config.database_path.display(),
+                status.primary_url,
+                status.last_duration_ms.unwrap_or(0.0),
+                status
+                    .frame_no
+                    .map(|f| f.to_string())
+                    .unwrap_or_else(|| "none".into())
+            );
+            Ok(())
+        }
+        Err(_) => bail!(
+            "sync with {} failed: {}; {queued} write(s) wait in the offline queue",
+            status.primary_url,
+            status.last_error.unwrap_or_else(|| "unknown error".into())
+        ),
+    }
+}
+
 /// Copies a local file into the primary and creates a fresh replica of it.
 pub async fn migrate(config: Config, to_replica: bool, from: &std::path::Path) -> Result<()> {
     if !to_replica {

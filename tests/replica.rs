@@ -519,3 +519,43 @@ fn a_memorygraph_file_moves_into_the_primary_and_back() {
         "the replica cannot overwrite the file it copies"
     );
 }
+
+#[test]
+fn the_sync_command_reports_and_fails_loudly() {
+    let scratch = Scratch::new();
+    let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
+        return;
+    };
+    let db = scratch.dir.path().join("cli.db");
+    let run = || {
+        common::command(scratch.dir.path())
+            .env("TURSO_DATABASE_URL", sqld.url())
+            .env("MEMORY_TURSO_PATH", &db)
+            .arg("sync")
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 write(s) queued"));
+    sqld.kill();
+    let out = common::command(scratch.dir.path())
+        .env("TURSO_DATABASE_URL", sqld.url())
+        .env("MEMORY_TURSO_PATH", &db)
+        .arg("sync")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a failed sync is an error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sync with"));
+    let local = common::command(scratch.dir.path())
+        .env("MEMORY_TURSO_PATH", &db)
+        .arg("sync")
+        .output()
+        .unwrap();
+    assert!(!local.status.success());
+    assert!(String::from_utf8_lossy(&local.stderr).contains("nothing to sync"));
+}
