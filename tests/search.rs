@@ -527,3 +527,26 @@ fn long_content_is_returned_in_parts_that_fit() {
             .contains("content_offset")
     );
 }
+
+#[test]
+fn use_counts_survive_a_restart() {
+    let scratch = Scratch::new();
+    let mut server = Server::started(&scratch.db(), &[]);
+    let id = store(
+        &mut server,
+        "general",
+        "Counted",
+        "read three times",
+        json!({}),
+    );
+    for _ in 0..3 {
+        server.ok("get_memory", json!({"memory_id": id}));
+    }
+    assert!(server.stop().success());
+    let mut again = Server::started(&scratch.db(), &[]);
+    let read = again.ok("get_memory", json!({"memory_id": id}));
+    assert_eq!(
+        read["memory"]["usage_count"], 4,
+        "batched counts are written at close"
+    );
+}

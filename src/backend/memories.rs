@@ -140,6 +140,10 @@ impl TursoBackend {
             memory.usage_count += usage.int(0);
             memory.last_accessed = usage.opt_text(1).or(memory.last_accessed);
         }
+        if let Some((count, last)) = self.pending_use(id) {
+            memory.usage_count += count;
+            memory.last_accessed = Some(last);
+        }
         let relationships = if with_relationships {
             relationships_of(&conn, id).await?
         } else {
@@ -282,37 +286,70 @@ impl TursoBackend {
     }
 }
 
+/// Uses counted in memory before they are written in one batch.
+const USE_BATCH: usize = 64;
+
 impl TursoBackend {
-    /// Counts one more use of each memory, for ranking ties and `get_memory`. Best effort:
-    /// a read must not fail because its use could not be counted (a busy file), and while
-    /// the primary is away (replica mode) uses are not counted at all.
+    /// Counts one more use of each memory, for ranking ties and `get_memory`. Uses are
+    /// batched in memory and written every [`USE_BATCH`] memories and at close, so a read
+    /// costs no write transaction; a crash loses at most one batch of counts, never a
+    /// memory. Best effort: a read never fails because of its count.
     pub(super) async fn count_use(&self, conn: &Connection, ids: &[&str]) {
+        let now = now_iso();
+        let full = {
+            let mut pending = self.pending_uses.lock().expect("usage lock");
+            for id in ids {
+                let entry = pending.entry(id.to_string()).or_insert((0, String::new()));
+                entry.0 += 1;
+                entry.1 = now.clone();
+            }
+            pending.len() >= USE_BATCH
+        };
+        if full {
+            self.flush_uses(conn).await;
+        }
+    }
+
+    /// Uses counted but not written yet, for one memory.
+    pub(super) fn pending_use(&self, id: &str) -> Option<(i64, String)> {
+        self.pending_uses
+            .lock()
+            .expect("usage lock")
+            .get(id)
+            .cloned()
+    }
+
+    /// Writes the batched use counts (skipped while the primary of a replica is away).
+    pub(super) async fn flush_uses(&self, conn: &Connection) {
         if self.replica.as_ref().is_some_and(|r| !r.status().online) {
             return;
         }
-        if let Err(e) = count_uses(conn, ids).await {
-            tracing::debug!("could not count a use: {e}");
+        let batch = std::mem::take(&mut *self.pending_uses.lock().expect("usage lock"));
+        if let Err(e) = write_uses(conn, &batch).await {
+            tracing::debug!("could not record {} use count(s): {e}", batch.len());
         }
     }
 }
 
-async fn count_uses(conn: &Connection, ids: &[&str]) -> Result<()> {
-    if ids.is_empty() {
+async fn write_uses(
+    conn: &Connection,
+    uses: &std::collections::HashMap<String, (i64, String)>,
+) -> Result<()> {
+    if uses.is_empty() {
         return Ok(());
     }
-    let now = now_iso();
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .await
         .doing("starting a usage update")?;
-    for id in ids {
+    for (id, (count, last)) in uses {
         tx.execute(
-            "INSERT INTO memory_usage (memory_id, usage_count, last_accessed) VALUES (?1, 1, ?2)
-             ON CONFLICT(memory_id) DO UPDATE SET usage_count = usage_count + 1, last_accessed = ?2",
-            libsql::params![*id, now.as_str()],
+            "INSERT INTO memory_usage (memory_id, usage_count, last_accessed) VALUES (?1, ?2, ?3)
+             ON CONFLICT(memory_id) DO UPDATE SET usage_count = usage_count + ?2, last_accessed = ?3",
+            libsql::params![id.as_str(), *count, last.as_str()],
         )
         .await
-        .doing("counting a use")?;
+        .doing("counting uses")?;
     }
     tx.commit().await.doing("committing a usage update")
 }

@@ -65,6 +65,8 @@ pub struct TursoBackend {
     writes: std::sync::atomic::AtomicU64,
     /// The typo corrector's vocabulary cache.
     vocabulary: std::sync::Mutex<Option<search::Vocabulary>>,
+    /// Use counts not written yet (see `count_use`).
+    pending_uses: std::sync::Mutex<std::collections::HashMap<String, (i64, String)>>,
 }
 
 impl TursoBackend {
@@ -90,6 +92,7 @@ impl TursoBackend {
                     written: tokio::sync::Notify::new(),
                     writes: Default::default(),
                     vocabulary: Default::default(),
+                    pending_uses: Default::default(),
                 }
             }
             Some(primary) => {
@@ -107,6 +110,7 @@ impl TursoBackend {
                     written: tokio::sync::Notify::new(),
                     writes: Default::default(),
                     vocabulary: Default::default(),
+                    pending_uses: Default::default(),
                 };
                 // Start even when the primary is away: reads are served from the replica
                 // and the sync task keeps trying.
@@ -129,6 +133,7 @@ impl TursoBackend {
     /// Local mode: checkpoints the write-ahead log so the file is complete on its own.
     /// Replica mode: a last sync, briefly. Then closes.
     pub async fn close(self) -> Result<()> {
+        self.flush_uses(&*self.conn.lock().await).await;
         if self.replica.is_some() {
             if let Err(e) = self.sync_now(replica::CONNECT_WAIT).await {
                 tracing::warn!("last sync before closing failed: {e}");
