@@ -311,6 +311,19 @@ async fn count_matches(conn: &Connection, req: &SearchRequest, matching: &str) -
     scalar_i64(conn, &sql, params, "counting search results").await
 }
 
+/// The FROM and WHERE of the matches. Every indexed row is a memory, so unless filters (or
+/// a sort key) need the memory's row, the index alone answers and only the chosen page's
+/// rows are read from `nodes`.
+fn matches_of(filters: &str, needs_row: bool) -> String {
+    if filters.is_empty() && !needs_row {
+        "memory_fts WHERE memory_fts MATCH ?1".to_string()
+    } else {
+        format!(
+            "memory_fts JOIN nodes n ON n.rowid = memory_fts.rowid WHERE memory_fts MATCH ?1 AND n.label = 'Memory'{filters}"
+        )
+    }
+}
+
 /// The sort key that puts superseded memories last, or a constant when no memory has
 /// been superseded (the common case), which spares a lookup per match.
 async fn superseded_key(conn: &Connection) -> Result<&'static str> {
@@ -358,15 +371,7 @@ async fn ranked(
         None => "0",
     };
     let filters = filter_sql(req, &mut params);
-    // Every indexed row is a memory: without filters or superseded memories, the index
-    // alone chooses the page, and only the page's rows are read from `nodes`.
-    let source = if filters.is_empty() && superseded == "0" {
-        "memory_fts WHERE memory_fts MATCH ?1".to_string()
-    } else {
-        format!(
-            "memory_fts JOIN nodes n ON n.rowid = memory_fts.rowid WHERE memory_fts MATCH ?1 AND n.label = 'Memory'{filters}"
-        )
-    };
+    let source = matches_of(&filters, superseded != "0");
     let sql = format!(
         "WITH page AS MATERIALIZED (
              SELECT memory_fts.rowid AS rid, -bm25(memory_fts, {BM25_WEIGHTS}) AS relevance, NULL AS score,
@@ -399,13 +404,7 @@ async fn blended(
     let mut params = vec![Value::from(matching)];
     let filters = filter_sql(req, &mut params);
     let candidates = RECALL_CANDIDATES.max(2 * (req.offset as usize + req.limit as usize));
-    let source = if filters.is_empty() {
-        "memory_fts WHERE memory_fts MATCH ?1".to_string()
-    } else {
-        format!(
-            "memory_fts JOIN nodes n ON n.rowid = memory_fts.rowid WHERE memory_fts MATCH ?1 AND n.label = 'Memory'{filters}"
-        )
-    };
+    let source = matches_of(&filters, false);
     let sql = format!(
         "WITH top AS MATERIALIZED (
              SELECT memory_fts.rowid AS rid, -bm25(memory_fts, {BM25_WEIGHTS}) AS rel
