@@ -13,14 +13,10 @@ use crate::mcp::transport::line_transport;
 use crate::mcp::{MemoryServer, ServerSettings};
 
 async fn open_backend(config: &Config) -> Result<TursoBackend> {
-    let primary = config.database_url.as_ref().map(|url| Primary {
-        url: url.clone(),
-        token: config.auth_token.as_ref().map(|t| t.expose().to_string()),
-    });
     TursoBackend::open(BackendOptions {
         path: config.database_path.clone(),
         allow_cycles: config.allow_cycles,
-        primary,
+        primary: primary_of(config),
     })
     .await
     .with_context(|| {
@@ -29,6 +25,14 @@ async fn open_backend(config: &Config) -> Result<TursoBackend> {
             config.database_path.display(),
             config.path_source
         )
+    })
+}
+
+/// The primary named by the configuration, in replica mode.
+fn primary_of(config: &Config) -> Option<Primary> {
+    config.database_url.as_ref().map(|url| Primary {
+        url: url.clone(),
+        token: config.auth_token.as_ref().map(|t| t.expose().to_string()),
     })
 }
 
@@ -168,10 +172,7 @@ pub async fn migrate(config: Config, to_replica: bool, from: &std::path::Path) -
             from.display()
         );
     }
-    let primary = Primary {
-        url: url.clone(),
-        token: config.auth_token.as_ref().map(|t| t.expose().to_string()),
-    };
+    let primary = primary_of(&config).expect("TURSO_DATABASE_URL is set");
     let report = copy_to_primary(from, &primary)
         .await
         .with_context(|| format!("copying {} into {}", from.display(), redact_url(url)))?;

@@ -6,13 +6,10 @@ use std::collections::HashSet;
 use libsql::{Connection, TransactionBehavior, Value};
 use serde::Serialize;
 
-use super::codec;
 use super::error::{BackendError, DbContext, Result};
 use super::memories::{RELATIONSHIP_COLUMNS, decode, load_properties, relationship_from_row};
 use super::{TursoBackend, all_rows};
-use crate::model::{
-    Memory, NewRelationship, Relationship, RelationshipType, column_timestamp, now_iso,
-};
+use crate::model::{Memory, NewRelationship, Relationship, RelationshipType};
 
 /// A memory reached by walking the graph, with the link that reached it.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -182,25 +179,9 @@ pub(super) async fn insert_relationship(
     conn: &Connection,
     new: &NewRelationship,
 ) -> Result<String> {
-    let id = uuid::Uuid::new_v4().to_string();
-    let now = now_iso();
-    let properties = codec::encode_new_relationship(&id, new, &now);
-    conn.execute(
-        "INSERT INTO relationships (id, from_id, to_id, rel_type, properties, created_at, valid_from, recorded_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-        libsql::params![
-            id.as_str(),
-            new.from_id.as_str(),
-            new.to_id.as_str(),
-            new.rel_type.as_str(),
-            properties.as_str(),
-            column_timestamp(&now),
-            now.as_str()
-        ],
-    )
-    .await
-    .doing("storing a relationship")?;
-    Ok(id)
+    let row = super::queue::RelationshipRow::new(new);
+    row.insert(conn).await?;
+    Ok(row.id)
 }
 
 fn type_filter(types: &[RelationshipType]) -> String {

@@ -247,20 +247,23 @@ fn restrict_permissions(path: &Path) {
     }
 }
 
+/// Switches a file to write-ahead logging (a pragma that answers with a row, so it is
+/// read as a query).
+async fn use_write_ahead_log(conn: &Connection) -> Result<()> {
+    first_row(
+        conn,
+        "PRAGMA journal_mode = WAL",
+        (),
+        "switching to write-ahead logging",
+    )
+    .await?;
+    Ok(())
+}
+
 async fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .doing("setting the busy timeout")?;
-    // journal_mode answers with a row, so it is read as a query.
-    let mut rows = conn
-        .query("PRAGMA journal_mode = WAL", ())
-        .await
-        .doing("switching to write-ahead logging")?;
-    while rows
-        .next()
-        .await
-        .doing("switching to write-ahead logging")?
-        .is_some()
-    {}
+    use_write_ahead_log(conn).await?;
     conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
         .await
         .doing("setting connection pragmas")?;

@@ -103,7 +103,7 @@ impl TursoBackend {
         }
         let properties = codec::encode_new_memory(&id, &new, &now);
         let supersedes = supersedes.map(|old| {
-            relationship_row(&NewRelationship {
+            RelationshipRow::new(&NewRelationship {
                 from_id: id.clone(),
                 to_id: old.to_string(),
                 rel_type: RelationshipType::Replaces,
@@ -203,7 +203,7 @@ impl TursoBackend {
                 new.from_id, new.to_id
             )));
         }
-        let row = relationship_row(&new);
+        let row = RelationshipRow::new(&new);
         self.queue()?.push(&WriteOp::Relate(row.clone())).await?;
         let relationship = codec::decode_relationship(codec::RelationshipRow {
             id: row.id,
@@ -347,20 +347,6 @@ impl TursoBackend {
     }
 }
 
-fn relationship_row(new: &NewRelationship) -> RelationshipRow {
-    let id = uuid::Uuid::new_v4().to_string();
-    let now = now_iso();
-    RelationshipRow {
-        properties: codec::encode_new_relationship(&id, new, &now),
-        id,
-        from_id: new.from_id.clone(),
-        to_id: new.to_id.clone(),
-        rel_type: new.rel_type.as_str().to_string(),
-        column_time: column_timestamp(&now),
-        at: now,
-    }
-}
-
 enum Applied {
     Done,
     Conflict {
@@ -391,7 +377,7 @@ async fn apply(conn: &libsql::Connection, op: &WriteOp) -> Result<Applied> {
             .doing("replaying a store")?;
             match supersedes {
                 Some(row) if exists(&tx, "nodes", &row.to_id).await? => {
-                    insert_row(&tx, row).await?;
+                    row.insert(&tx).await?;
                     Applied::Done
                 }
                 Some(row) => Applied::Conflict {
@@ -492,7 +478,7 @@ async fn apply(conn: &libsql::Connection, op: &WriteOp) -> Result<Applied> {
                     primary_version: None,
                 }
             } else {
-                insert_row(&tx, row).await?;
+                row.insert(&tx).await?;
                 Applied::Done
             }
         }
@@ -510,23 +496,4 @@ async fn exists(conn: &libsql::Connection, table: &'static str, id: &str) -> Res
     )
     .await?
     .is_some())
-}
-
-async fn insert_row(conn: &libsql::Connection, row: &RelationshipRow) -> Result<()> {
-    conn.execute(
-        "INSERT OR IGNORE INTO relationships (id, from_id, to_id, rel_type, properties, created_at, valid_from, recorded_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-        libsql::params![
-            row.id.as_str(),
-            row.from_id.as_str(),
-            row.to_id.as_str(),
-            row.rel_type.as_str(),
-            row.properties.as_str(),
-            row.column_time.as_str(),
-            row.at.as_str()
-        ],
-    )
-    .await
-    .doing("replaying a relationship")?;
-    Ok(())
 }

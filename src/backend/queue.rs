@@ -28,6 +28,44 @@ pub struct RelationshipRow {
     pub at: String,
 }
 
+impl RelationshipRow {
+    /// A new relationship's row: a fresh id, now as its time.
+    pub fn new(new: &crate::model::NewRelationship) -> Self {
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = crate::model::now_iso();
+        RelationshipRow {
+            properties: super::codec::encode_new_relationship(&id, new, &now),
+            id,
+            from_id: new.from_id.clone(),
+            to_id: new.to_id.clone(),
+            rel_type: new.rel_type.as_str().to_string(),
+            column_time: crate::model::column_timestamp(&now),
+            at: now,
+        }
+    }
+
+    /// Writes the row; a row with this id already there is left as it is, so a replayed
+    /// write changes nothing.
+    pub async fn insert(&self, conn: &Connection) -> Result<()> {
+        conn.execute(
+            "INSERT OR IGNORE INTO relationships (id, from_id, to_id, rel_type, properties, created_at, valid_from, recorded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            libsql::params![
+                self.id.as_str(),
+                self.from_id.as_str(),
+                self.to_id.as_str(),
+                self.rel_type.as_str(),
+                self.properties.as_str(),
+                self.column_time.as_str(),
+                self.at.as_str()
+            ],
+        )
+        .await
+        .doing("storing a relationship")?;
+        Ok(())
+    }
+}
+
 /// The fields an update sets; `clear_summary` removes the summary.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PatchRecord {
@@ -117,16 +155,7 @@ impl Queue {
         let conn = db.connect().doing("opening the offline queue")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .doing("opening the offline queue")?;
-        let mut rows = conn
-            .query("PRAGMA journal_mode = WAL", ())
-            .await
-            .doing("opening the offline queue")?;
-        while rows
-            .next()
-            .await
-            .doing("opening the offline queue")?
-            .is_some()
-        {}
+        super::use_write_ahead_log(&conn).await?;
         conn.execute_batch(&format!("PRAGMA synchronous = FULL; {SCHEMA}"))
             .await
             .doing("creating the offline queue")?;

@@ -29,6 +29,17 @@ impl std::fmt::Debug for Primary {
     }
 }
 
+impl Primary {
+    /// `text` with the token and any credentials in the URL removed, fit to show or log.
+    pub fn redact(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        if let Some(token) = self.token.as_deref().filter(|t| !t.is_empty()) {
+            text = text.replace(token, "[redacted]");
+        }
+        text.replace(&self.url, &redact_url(&self.url))
+    }
+}
+
 /// A URL without credentials: no user or password, no query string (Turso clients accept
 /// `?authToken=`), so it can be shown and logged.
 pub fn redact_url(url: &str) -> String {
@@ -94,17 +105,16 @@ pub async fn check_credentials(primary: &Primary) -> Result<()> {
             .iter()
             .any(|sign| lower.contains(sign))
             {
-                let mut shown = text;
-                if let Some(token) = primary.token.as_deref().filter(|t| !t.is_empty()) {
-                    shown = shown.replace(token, "[redacted]");
-                }
                 return Err(BackendError::Refused(format!(
                     "the primary {} refused the auth token (TURSO_AUTH_TOKEN): {}",
                     redact_url(&primary.url),
-                    shown.replace(&primary.url, &redact_url(&primary.url))
+                    primary.redact(&text)
                 )));
             }
-            tracing::debug!("credential check could not reach the primary: {text}");
+            tracing::debug!(
+                "credential check could not reach the primary: {}",
+                primary.redact(&text)
+            );
             Ok(())
         }
         _ => Ok(()),
@@ -264,11 +274,7 @@ impl Replica {
 
     /// An error's text with anything secret removed.
     pub fn describe(&self, e: &BackendError) -> String {
-        let mut text = e.to_string();
-        if let Some(token) = self.primary.token.as_deref().filter(|t| !t.is_empty()) {
-            text = text.replace(token, "[redacted]");
-        }
-        text.replace(&self.primary.url, &redact_url(&self.primary.url))
+        self.primary.redact(&e.to_string())
     }
 }
 
