@@ -83,7 +83,7 @@ pub fn filter_sql(req: &SearchRequest, params: &mut Vec<Value>) -> String {
         );
         sql.push_str(&format!(
             " AND EXISTS (SELECT 1 FROM relationships r WHERE (r.from_id = n.id OR r.to_id = n.id)
-                 AND r.valid_until IS NULL AND r.rel_type IN ({list}))"
+                 AND +r.valid_until IS NULL AND r.rel_type IN ({list}))"
         ));
     }
     for piece in &req.literal {

@@ -199,32 +199,36 @@ async fn walk(
     max_depth: u32,
 ) -> Result<Vec<RelatedMemory>> {
     let tf = type_filter(types);
+    // The plan is spelled out, because without statistics SQLite guesses wrong and scans
+    // every relationship or every memory: `+r.valid_until` keeps it off the partial index
+    // of current links (nearly every row), and CROSS JOIN fixes the join order to start
+    // from the few nodes reached.
     let sql = format!(
         "WITH RECURSIVE walk(node, depth) AS (
              SELECT ?1, 0
              UNION
-             SELECT r.to_id, w.depth + 1 FROM walk w JOIN relationships r ON r.from_id = w.node
-              WHERE w.depth < ?2 AND r.valid_until IS NULL{tf}
+             SELECT r.to_id, w.depth + 1 FROM walk w CROSS JOIN relationships r ON r.from_id = w.node
+              WHERE w.depth < ?2 AND +r.valid_until IS NULL{tf}
              UNION
-             SELECT r.from_id, w.depth + 1 FROM walk w JOIN relationships r ON r.to_id = w.node
-              WHERE w.depth < ?2 AND r.valid_until IS NULL{tf}
+             SELECT r.from_id, w.depth + 1 FROM walk w CROSS JOIN relationships r ON r.to_id = w.node
+              WHERE w.depth < ?2 AND +r.valid_until IS NULL{tf}
          ),
          reached AS MATERIALIZED (SELECT node, min(depth) AS depth FROM walk GROUP BY node),
          links(depth, rrow, target) AS (
              SELECT re.depth, r.rowid, r.to_id FROM reached prev
-               JOIN relationships r ON r.from_id = prev.node
-               JOIN reached re ON re.node = r.to_id AND re.depth = prev.depth + 1
-              WHERE r.valid_until IS NULL{tf}
+               CROSS JOIN relationships r ON r.from_id = prev.node
+               CROSS JOIN reached re ON re.node = r.to_id AND re.depth = prev.depth + 1
+              WHERE +r.valid_until IS NULL{tf}
              UNION ALL
              SELECT re.depth, r.rowid, r.from_id FROM reached prev
-               JOIN relationships r ON r.to_id = prev.node
-               JOIN reached re ON re.node = r.from_id AND re.depth = prev.depth + 1
-              WHERE r.valid_until IS NULL{tf}
+               CROSS JOIN relationships r ON r.to_id = prev.node
+               CROSS JOIN reached re ON re.node = r.from_id AND re.depth = prev.depth + 1
+              WHERE +r.valid_until IS NULL{tf}
          )
          SELECT l.depth, {RELATIONSHIP_COLUMNS}, l.target, n.properties
            FROM links l
-           JOIN relationships r ON r.rowid = l.rrow
-           JOIN nodes n ON n.id = l.target
+           CROSS JOIN relationships r ON r.rowid = l.rrow
+           CROSS JOIN nodes n ON n.id = l.target
           WHERE +n.label = 'Memory'
           ORDER BY l.depth, json_extract(r.properties, '$.strength') DESC, r.created_at"
     );

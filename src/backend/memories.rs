@@ -422,7 +422,7 @@ async fn relationships_of(conn: &Connection, id: &str) -> Result<Vec<Relationshi
         .query(
             &format!(
                 "SELECT {RELATIONSHIP_COLUMNS} FROM relationships r
-                 WHERE (r.from_id = ?1 OR r.to_id = ?1) AND r.valid_until IS NULL
+                 WHERE (r.from_id = ?1 OR r.to_id = ?1) AND +r.valid_until IS NULL
                  ORDER BY json_extract(r.properties, '$.strength') DESC, r.created_at"
             ),
             libsql::params![id],

@@ -521,7 +521,7 @@ async fn add_neighbours(conn: &Connection, hits: &mut Vec<SearchHit>) -> Result<
                         coalesce(json_extract(r.properties, '$.strength'), 0.5) AS strength, n.properties
                  FROM relationships r
                  JOIN nodes n ON n.label = 'Memory' AND n.id = CASE WHEN r.from_id = ?1 THEN r.to_id ELSE r.from_id END
-                 WHERE (r.from_id = ?1 OR r.to_id = ?1) AND r.valid_until IS NULL AND r.from_id <> r.to_id
+                 WHERE (r.from_id = ?1 OR r.to_id = ?1) AND +r.valid_until IS NULL AND r.from_id <> r.to_id
                  ORDER BY strength DESC, r.created_at LIMIT 8",
                 libsql::params![hit.memory.id.as_str()],
             )
