@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+pub use crate::backend::Durability;
+
 /// Settings as given on the command line or in the environment, before checking.
 #[derive(Debug, Clone, Default, Args)]
 pub struct Settings {
@@ -55,9 +57,10 @@ pub struct Settings {
         env = "TURSO_AUTH_TOKEN",
         global = true,
         value_name = "TOKEN",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = parse_secret
     )]
-    pub auth_token: Option<String>,
+    pub auth_token: Option<Secret>,
 
     /// Sync with the primary automatically: true or false [default: true].
     #[arg(
@@ -114,6 +117,17 @@ pub struct Settings {
         allow_hyphen_values = true
     )]
     pub max_response_chars: Option<String>,
+
+    /// What a stored memory survives: `normal` (a crash of the program or of the editor) or
+    /// `full` (also a power cut or an OS crash, at the cost of one fsync per write)
+    /// [default: normal].
+    #[arg(
+        long = "durability",
+        env = "MEMORY_DURABILITY",
+        global = true,
+        value_name = "normal|full"
+    )]
+    pub durability: Option<String>,
 }
 
 /// Which tools are offered.
@@ -144,6 +158,18 @@ impl Secret {
     }
 }
 
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_string())
+    }
+}
+
+/// Reads a token from the command line or the environment straight into a `Secret`, so
+/// not even the parsed arguments can print it.
+fn parse_secret(raw: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret(raw.to_string()))
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
@@ -164,6 +190,7 @@ pub struct Config {
     pub log_level: String,
     pub allow_cycles: bool,
     pub max_response_chars: usize,
+    pub durability: Durability,
 }
 
 /// A setting that cannot be used; the message is the one line printed before exiting.
@@ -235,8 +262,8 @@ impl Config {
             .map(str::to_string);
         let auth_token = s
             .auth_token
-            .as_deref()
-            .map(str::trim)
+            .as_ref()
+            .map(|t| t.expose().trim())
             .filter(|t| !t.is_empty())
             .map(|t| Secret(t.to_string()));
         if let Some(url) = &database_url {
@@ -310,6 +337,12 @@ impl Config {
                 }
             },
         };
+        let durability = match s.durability.as_deref().map(str::trim) {
+            None | Some("") => Durability::Normal,
+            Some(raw) => raw
+                .parse()
+                .map_err(|p| bad("MEMORY_DURABILITY", "durability", p))?,
+        };
         Ok(Config {
             database_path,
             path_source,
@@ -321,6 +354,7 @@ impl Config {
             log_level,
             allow_cycles,
             max_response_chars,
+            durability,
         })
     }
 
@@ -532,6 +566,7 @@ mod tests {
             auth_token: Some("sekrit-token".into()),
             ..settings()
         };
+        assert!(!format!("{s:?}").contains("sekrit"));
         let c = Config::from_settings(&s, Some(Path::new("/h"))).unwrap();
         assert!(!format!("{c:?}").contains("sekrit"));
     }

@@ -17,6 +17,7 @@ async fn open_backend(config: &Config) -> Result<TursoBackend> {
         path: config.database_path.clone(),
         allow_cycles: config.allow_cycles,
         primary: primary_of(config),
+        durability: config.durability,
     })
     .await
     .with_context(|| {

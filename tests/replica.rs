@@ -419,10 +419,30 @@ fn the_auth_token_is_checked_and_never_shown() {
         ("health", json!({})),
         ("sync", json!({})),
         ("search_memories", json!({"query": "token"})),
+        ("get_memory", json!({"memory_id": "no-such-memory"})),
+        (
+            "store_memory",
+            json!({"type": "fix", "title": "x", "content": "c", "tags": 5}),
+        ),
     ] {
         answers.push_str(&server.call(tool, args).to_string());
     }
     assert!(answers.contains("a valid token works"));
+    // Errors while the primary is away carry its address, never the token.
+    let mut sqld = sqld;
+    sqld.kill();
+    for (tool, args) in [
+        ("sync", json!({})),
+        ("health", json!({})),
+        (
+            "store_memory",
+            json!({"type": "fix", "title": "offline", "content": "queued"}),
+        ),
+    ] {
+        answers.push_str(&server.call(tool, args).to_string());
+    }
+    assert!(answers.contains("queued"), "{answers}");
+    sqld.restart();
     std::thread::sleep(Duration::from_millis(200));
     let log = server.stderr();
     assert!(server.stop().success());

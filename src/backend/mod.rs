@@ -47,6 +47,49 @@ pub struct BackendOptions {
     pub allow_cycles: bool,
     /// `Some` for replica mode: the primary the file replicates.
     pub primary: Option<Primary>,
+    /// What an acknowledged local write survives.
+    pub durability: Durability,
+}
+
+/// What an acknowledged write survives. Both keep the file consistent whatever happens
+/// (write-ahead log); they differ in what a power cut may take back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// WAL with `synchronous=NORMAL`: a write survives any crash of the program; a power cut
+    /// or OS crash may take back the last writes before the next checkpoint, never corrupt.
+    #[default]
+    Normal,
+    /// WAL with `synchronous=FULL`: every commit is fsynced before it is acknowledged, so
+    /// it survives a power cut too. Costs one fsync per write.
+    Full,
+}
+
+impl Durability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Normal => "normal",
+            Durability::Full => "full",
+        }
+    }
+
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Normal => "PRAGMA synchronous = NORMAL",
+            Durability::Full => "PRAGMA synchronous = FULL",
+        }
+    }
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "normal" => Ok(Durability::Normal),
+            "full" => Ok(Durability::Full),
+            _ => Err(format!("{s:?} is not a durability; allowed: normal, full")),
+        }
+    }
 }
 
 /// The memory store: one libsql database, local or an embedded replica of a primary, one
@@ -57,6 +100,7 @@ pub struct TursoBackend {
     conn: Mutex<Connection>,
     path: PathBuf,
     allow_cycles: bool,
+    durability: Durability,
     /// Replica mode: the replica's database and sync state.
     replica: Option<replica::Replica>,
     /// Woken after every write, so the sync task pulls soon.
@@ -76,18 +120,20 @@ impl TursoBackend {
         ensure_parent_dir(&path)?;
         let backend = match options.primary {
             None => {
+                create_private_file(&path)?;
                 let db = libsql::Builder::new_local(&path)
                     .build()
                     .await
                     .doing("opening the database file")?;
                 let conn = db.connect().doing("connecting to the database")?;
-                configure(&conn).await?;
+                configure(&conn, options.durability).await?;
                 schema::migrate(&conn).await?;
                 TursoBackend {
                     _db: Some(db),
                     conn: Mutex::new(conn),
                     path,
                     allow_cycles: options.allow_cycles,
+                    durability: options.durability,
                     replica: None,
                     written: tokio::sync::Notify::new(),
                     writes: Default::default(),
@@ -106,6 +152,7 @@ impl TursoBackend {
                     conn: Mutex::new(conn),
                     path,
                     allow_cycles: options.allow_cycles,
+                    durability: options.durability,
                     replica: Some(replica::Replica::new(db, primary, queue)),
                     written: tokio::sync::Notify::new(),
                     writes: Default::default(),
@@ -234,17 +281,59 @@ fn ensure_parent_dir(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A memory file holds private notes: readable by its owner only.
+/// A memory file holds private notes: readable by its owner only. SQLite gives the log and
+/// shared-memory files the database file's mode, so a new file is created private before
+/// SQLite opens it; files made by an older version are tightened here, with their companions.
 fn restrict_permissions(path: &Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path)
-            && meta.permissions().mode() & 0o077 != 0
-        {
-            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        for suffix in [
+            "",
+            "-wal",
+            "-shm",
+            "-info",
+            ".queue",
+            ".queue-wal",
+            ".queue-shm",
+        ] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            if let Ok(meta) = std::fs::metadata(&file)
+                && meta.is_file()
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+            }
         }
     }
+}
+
+/// Creates a missing database file empty (a valid empty database) and private, so that
+/// SQLite's own companion files inherit the private mode from the start.
+fn create_private_file(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(BackendError::Io {
+                    doing: format!("creating the database file {}", path.display()),
+                    source,
+                });
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Switches a file to write-ahead logging (a pragma that answers with a row, so it is
@@ -260,13 +349,16 @@ async fn use_write_ahead_log(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-async fn configure(conn: &Connection) -> Result<()> {
+async fn configure(conn: &Connection, durability: Durability) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .doing("setting the busy timeout")?;
     use_write_ahead_log(conn).await?;
-    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-        .await
-        .doing("setting connection pragmas")?;
+    conn.execute_batch(&format!(
+        "{}; PRAGMA foreign_keys = ON;",
+        durability.pragma()
+    ))
+    .await
+    .doing("setting connection pragmas")?;
     Ok(())
 }
 

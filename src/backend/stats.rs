@@ -31,6 +31,8 @@ pub struct BackendHealth {
     pub supported_schema_version: i64,
     pub sqlite_version: String,
     pub full_text_indexed: i64,
+    /// `normal` or `full` (MEMORY_DURABILITY): what an acknowledged local write survives.
+    pub durability: String,
 }
 
 impl TursoBackend {
@@ -135,6 +137,7 @@ impl TursoBackend {
             supported_schema_version: SCHEMA_VERSION,
             sqlite_version,
             full_text_indexed,
+            durability: self.durability.as_str().to_string(),
         })
     }
 }

@@ -33,6 +33,10 @@ pub struct StoreMemoryParams {
     /// technologies, git_commit, git_branch, working_directory, timestamp, session_id,
     /// user_id, additional_metadata, tenant_id, team_id, visibility, created_by.
     pub context: Option<Map<String, Value>>,
+    /// Store text that looks like a secret (a private key, an access key, a token) anyway.
+    /// Without it such a memory is refused: memories are plain text, shown to models and
+    /// synced to every machine.
+    pub allow_secrets: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -58,6 +62,29 @@ pub struct UpdateMemoryParams {
     pub tags: Option<Vec<String>>,
     #[schemars(range(min = 0.0, max = 1.0))]
     pub importance: Option<f64>,
+    /// Accept new text that looks like a secret, as in store_memory.
+    pub allow_secrets: Option<bool>,
+}
+
+/// For the tools that take no parameters: an unknown one is refused by name like anywhere
+/// else, so a caller's mistake is never silently ignored.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+impl JsonSchema for NoParams {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "NoParams".into()
+    }
+
+    /// `properties` is spelled out (empty): some clients expect it on every tool.
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "object",
+            "properties": {},
+            "additionalProperties": false
+        })
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -1,10 +1,13 @@
 //! JSON-RPC over stdin/stdout, one message per line, answering what rmcp's own stdio
 //! transport drops in silence: a line that is not JSON gets a `-32700` parse error, a JSON
 //! value that is not a message gets `-32600`, and a line over the size limit is discarded
-//! without buffering it whole and answered with `-32600`. Every outgoing line goes through
-//! one writer task, so replies never interleave.
+//! without buffering it whole and answered with `-32600`, and a request reusing the id of
+//! one still in flight gets `-32600` (rmcp would drop it, leaving the client waiting). Every
+//! outgoing line goes through one writer task, so replies never interleave.
 
+use std::collections::HashSet;
 use std::io;
+use std::sync::{Arc, Mutex};
 
 use rmcp::RoleServer;
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
@@ -23,6 +26,26 @@ pub struct LineTransport<R> {
     line: Vec<u8>,
     discarding: bool,
     out: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    in_flight: InFlight,
+}
+
+/// The ids of requests received and not yet answered, as JSON text (`5` and `"5"` differ).
+#[derive(Clone, Default)]
+struct InFlight(Arc<Mutex<HashSet<String>>>);
+
+impl InFlight {
+    fn key(id: &impl serde::Serialize) -> String {
+        serde_json::to_string(id).unwrap_or_default()
+    }
+
+    /// Records a new request's id; false when a request with that id is still in flight.
+    fn begin(&self, id: &Value) -> bool {
+        self.0.lock().unwrap().insert(Self::key(id))
+    }
+
+    fn end(&self, id: &impl serde::Serialize) {
+        self.0.lock().unwrap().remove(&Self::key(id));
+    }
 }
 
 /// Starts the writer task and returns the transport plus the task, which ends once every
@@ -40,6 +63,7 @@ where
             line: Vec::new(),
             discarding: false,
             out: Some(tx),
+            in_flight: InFlight::default(),
         },
         writer,
     )
@@ -140,8 +164,27 @@ impl<R: AsyncRead + Unpin + Send> LineTransport<R> {
         }
         let id = value.get("id").cloned();
         let is_notification = id.is_none() && value.get("method").is_some();
+        let is_request = value.get("method").is_some() && id.is_some();
+        if value.get("method").and_then(Value::as_str) == Some("notifications/cancelled")
+            && let Some(cancelled) = value.pointer("/params/requestId")
+        {
+            // A cancelled request may never be answered; its id is free again.
+            self.in_flight.end(cancelled);
+        }
         match serde_json::from_value::<RxJsonRpcMessage<RoleServer>>(value) {
-            Ok(message) => Some(message),
+            Ok(message) => {
+                if let Some(id) = id.filter(|_| is_request)
+                    && !self.in_flight.begin(&id)
+                {
+                    self.reply_error(
+                        id,
+                        -32600,
+                        "Invalid Request: a request with this id is still in flight; ids must be unique until answered",
+                    );
+                    return None;
+                }
+                Some(message)
+            }
             Err(e) => {
                 if is_notification {
                     // Notifications get no answer, not even an error.
@@ -166,6 +209,15 @@ impl<R: AsyncRead + Unpin + Send + 'static> Transport<RoleServer> for LineTransp
         item: TxJsonRpcMessage<RoleServer>,
     ) -> impl Future<Output = Result<(), io::Error>> + Send + 'static {
         let out = self.out.clone();
+        match &item {
+            TxJsonRpcMessage::<RoleServer>::Response(r) => self.in_flight.end(&r.id),
+            TxJsonRpcMessage::<RoleServer>::Error(e) => {
+                if let Some(id) = &e.id {
+                    self.in_flight.end(id);
+                }
+            }
+            _ => {}
+        }
         async move {
             let line = serde_json::to_vec(&item).map_err(io::Error::other)?;
             out.ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "transport closed"))?

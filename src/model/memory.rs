@@ -6,6 +6,7 @@ use std::str::FromStr;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::secrets::refuse_secrets;
 use super::{InvalidInput, MemoryContext, check_unit_interval, limits};
 
 /// The thirteen kinds of memory MemoryGraph knows; stored as their snake_case name.
@@ -165,6 +166,19 @@ impl NewMemory {
             context,
         })
     }
+
+    /// Refuses a memory whose text holds a likely secret (see `secrets`).
+    pub fn refuse_secrets(&self) -> Result<(), InvalidInput> {
+        refuse_secrets(
+            [
+                ("title", self.title.as_str()),
+                ("content", self.content.as_str()),
+                ("summary", self.summary.as_deref().unwrap_or_default()),
+            ]
+            .into_iter()
+            .chain(self.tags.iter().map(|t| ("tags", t.as_str()))),
+        )
+    }
 }
 
 /// The fields an update may change; `None` leaves a field as it is.
@@ -196,6 +210,20 @@ impl MemoryPatch {
                 .map(|v| check_unit_interval("importance", v))
                 .transpose()?,
         })
+    }
+
+    /// Refuses an update whose new text holds a likely secret (see `secrets`).
+    pub fn refuse_secrets(&self) -> Result<(), InvalidInput> {
+        refuse_secrets(
+            [
+                ("title", self.title.as_deref()),
+                ("content", self.content.as_deref()),
+                ("summary", self.summary.as_ref().and_then(|s| s.as_deref())),
+            ]
+            .into_iter()
+            .filter_map(|(field, text)| text.map(|t| (field, t)))
+            .chain(self.tags.iter().flatten().map(|t| ("tags", t.as_str()))),
+        )
     }
 
     pub fn is_empty(&self) -> bool {

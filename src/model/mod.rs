@@ -5,10 +5,12 @@ mod context;
 mod context_text;
 mod memory;
 mod relationship;
+mod secrets;
 
 pub use context::{CONTEXT_FIELDS, MemoryContext};
 pub use memory::{Memory, MemoryPatch, MemoryType, NewMemory, normalise_tags};
 pub use relationship::{NewRelationship, Relationship, RelationshipContext, RelationshipType};
+pub use secrets::{SecretFinding, find_secret, refuse_secrets};
 
 /// Limits a memory must respect; checked before anything is written.
 pub mod limits {

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Environment variables the server reads; cleared so the caller's shell cannot leak in.
-const SERVER_VARS: [&str; 11] = [
+const SERVER_VARS: [&str; 12] = [
     "MEMORY_BACKEND",
     "MEMORY_TURSO_PATH",
     "MEMORY_SQLITE_PATH",
@@ -29,6 +29,7 @@ const SERVER_VARS: [&str; 11] = [
     "MEMORY_LOG_LEVEL",
     "MEMORY_ALLOW_CYCLES",
     "MEMORY_MAX_RESPONSE_CHARS",
+    "MEMORY_DURABILITY",
 ];
 
 pub fn binary() -> &'static str {
@@ -204,6 +205,27 @@ impl Server {
     pub fn stop(mut self) -> ExitStatus {
         drop(self.stdin.take());
         self.wait()
+    }
+
+    /// Hands stdin to the caller (to write from another thread); the server ends when it is
+    /// dropped.
+    pub fn take_stdin(&mut self) -> ChildStdin {
+        self.stdin.take().expect("stdin is open")
+    }
+
+    /// The next line the server writes, or `None` when it writes nothing within `wait`.
+    pub fn recv_within(&mut self, wait: Duration) -> Option<Value> {
+        let line = self.lines.recv_timeout(wait).ok()?;
+        Some(
+            serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}")),
+        )
+    }
+
+    /// Kills the server with SIGKILL, as a crash would, and reaps it.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     pub fn pid(&self) -> u32 {

@@ -128,6 +128,7 @@ async fn raw_backend(path: &Path) -> TursoBackend {
         path: path.to_path_buf(),
         allow_cycles: false,
         primary: None,
+        durability: Default::default(),
     })
     .await
     .expect("open the raw database")

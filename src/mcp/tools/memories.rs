@@ -91,6 +91,9 @@ impl MemoryServer {
             context,
         )
         .map_err(|e| e.to_string())?;
+        if !p.allow_secrets.unwrap_or(false) {
+            new.refuse_secrets().map_err(|e| e.to_string())?;
+        }
         let stored = self
             .backend
             .store_memory(new, p.supersedes.as_deref())
@@ -208,6 +211,9 @@ impl MemoryServer {
             return Err(String::from(
                 "Nothing to update: give at least one of title, content, summary, tags, importance",
             ));
+        }
+        if !p.allow_secrets.unwrap_or(false) {
+            patch.refuse_secrets().map_err(|e| e.to_string())?;
         }
         let updated_fields: Vec<String> = [
             ("title", patch.title.is_some()),

@@ -8,7 +8,7 @@ use crate::mcp::args::Parameters;
 use crate::mcp::output::{
     HealthOutput, MemoryBrief, QueueReport, RecentActivityOutput, StatisticsOutput, SyncOutput,
 };
-use crate::mcp::params::{GetRecentActivityParams, bounded};
+use crate::mcp::params::{GetRecentActivityParams, NoParams, bounded};
 use crate::mcp::render::{ToolResult, backend_failure, brief_line, reply};
 
 /// How long the `sync` tool waits for the primary.
@@ -82,7 +82,7 @@ impl MemoryServer {
         output_schema = schema_for_output::<StatisticsOutput>(),
         annotations(read_only_hint = true, open_world_hint = false)
     )]
-    pub async fn get_memory_statistics(&self) -> ToolResult {
+    pub async fn get_memory_statistics(&self, Parameters(_): Parameters<NoParams>) -> ToolResult {
         match self.backend.statistics().await {
             Ok(s) => {
                 let mut text = format!("Total memories: {}\n", s.total_memories);
@@ -111,7 +111,7 @@ impl MemoryServer {
         output_schema = schema_for_output::<HealthOutput>(),
         annotations(read_only_hint = true, open_world_hint = false)
     )]
-    pub async fn health(&self) -> ToolResult {
+    pub async fn health(&self, Parameters(_): Parameters<NoParams>) -> ToolResult {
         match self.backend.health().await {
             Ok(db) => {
                 let out = HealthOutput {
@@ -128,7 +128,7 @@ impl MemoryServer {
                     queue: self.queue_report().await?,
                 };
                 let text = format!(
-                    "ok: {} {} in {} mode ({}); {} memories, {} relationships; database {} ({} bytes, schema v{}); SQLite {}, libsql crate {}",
+                    "ok: {} {} in {} mode ({}); {} memories, {} relationships; database {} ({} bytes, schema v{}, durability {}); SQLite {}, libsql crate {}",
                     out.server_name,
                     out.server_version,
                     out.mode,
@@ -138,6 +138,7 @@ impl MemoryServer {
                     out.database.database_path,
                     out.database.database_bytes,
                     out.database.schema_version,
+                    out.database.durability,
                     out.database.sqlite_version,
                     out.libsql_crate_version
                 );
@@ -176,7 +177,7 @@ impl MemoryServer {
         output_schema = schema_for_output::<SyncOutput>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
-    pub async fn sync(&self) -> ToolResult {
+    pub async fn sync(&self, Parameters(_): Parameters<NoParams>) -> ToolResult {
         let status = match self.backend.sync_now(SYNC_WAIT).await {
             Ok(Some(status)) => status,
             Ok(None) => {
