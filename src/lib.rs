@@ -3,7 +3,9 @@
 //! MCP layers cost on top of libsql.
 
 pub mod backend;
+pub mod cli;
 pub mod config;
+pub mod exchange;
 pub mod mcp;
 pub mod model;
 pub mod serve;

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::mcp::transport::line_transport;
 use crate::mcp::{MemoryServer, ServerSettings};
 
-async fn open_backend(config: &Config) -> Result<TursoBackend> {
+pub(crate) async fn open_backend(config: &Config) -> Result<TursoBackend> {
     TursoBackend::open(BackendOptions {
         path: config.database_path.clone(),
         allow_cycles: config.allow_cycles,
@@ -37,10 +37,9 @@ fn primary_of(config: &Config) -> Option<Primary> {
     })
 }
 
-/// Serves MCP on stdin/stdout.
-pub async fn run(config: Config) -> Result<()> {
-    let backend = Arc::new(open_backend(&config).await?);
-    let (mode, mode_reason) = match &config.database_url {
+/// The mode the configuration selects, and why, as `health` reports it.
+pub(crate) fn mode_of(config: &Config) -> (&'static str, String) {
+    match &config.database_url {
         Some(url) => (
             "replica",
             format!(
@@ -56,7 +55,13 @@ pub async fn run(config: Config) -> Result<()> {
                 config.path_source
             ),
         ),
-    };
+    }
+}
+
+/// Serves MCP on stdin/stdout.
+pub async fn run(config: Config) -> Result<()> {
+    let backend = Arc::new(open_backend(&config).await?);
+    let (mode, mode_reason) = mode_of(&config);
     tracing::info!(
         path = %config.database_path.display(),
         profile = config.profile.as_str(),
@@ -200,7 +205,7 @@ pub async fn migrate(config: Config, to_replica: bool, from: &std::path::Path) -
     close(backend).await
 }
 
-async fn close(backend: Arc<TursoBackend>) -> Result<()> {
+pub(crate) async fn close(backend: Arc<TursoBackend>) -> Result<()> {
     match Arc::try_unwrap(backend) {
         Ok(backend) => backend.close().await.context("closing the database"),
         Err(_) => {

@@ -13,6 +13,33 @@ const LIST_FIELDS: [&str; 4] = ["files_involved", "languages", "frameworks", "te
 
 /// Builds a new memory's properties in MemoryGraph's key order.
 pub fn encode_new_memory(id: &str, m: &NewMemory, now: &str) -> String {
+    encode_memory(id, m, &MemoryTimes::new(now))
+}
+
+/// What a memory carries besides its content: when it was made and changed, and how it
+/// was used. New memories get "now" and no use; imported ones keep what the file says.
+pub struct MemoryTimes<'a> {
+    pub created_at: &'a str,
+    pub updated_at: &'a str,
+    pub usage_count: i64,
+    pub last_accessed: Option<&'a str>,
+    pub effectiveness: Option<f64>,
+}
+
+impl<'a> MemoryTimes<'a> {
+    pub fn new(now: &'a str) -> Self {
+        MemoryTimes {
+            created_at: now,
+            updated_at: now,
+            usage_count: 0,
+            last_accessed: None,
+            effectiveness: None,
+        }
+    }
+}
+
+/// Builds a memory's properties in MemoryGraph's key order, with the given times.
+pub fn encode_memory(id: &str, m: &NewMemory, times: &MemoryTimes) -> String {
     let mut p = Map::new();
     p.insert("id".into(), id.into());
     p.insert("type".into(), m.memory_type.as_str().into());
@@ -21,11 +48,17 @@ pub fn encode_new_memory(id: &str, m: &NewMemory, now: &str) -> String {
     p.insert("tags".into(), m.tags.clone().into());
     p.insert("importance".into(), m.importance.into());
     p.insert("confidence".into(), m.confidence.into());
-    p.insert("usage_count".into(), 0.into());
-    p.insert("created_at".into(), now.into());
-    p.insert("updated_at".into(), now.into());
+    p.insert("usage_count".into(), times.usage_count.into());
+    p.insert("created_at".into(), times.created_at.into());
+    p.insert("updated_at".into(), times.updated_at.into());
     if let Some(summary) = &m.summary {
         p.insert("summary".into(), summary.clone().into());
+    }
+    if let Some(effectiveness) = times.effectiveness {
+        p.insert("effectiveness".into(), effectiveness.into());
+    }
+    if let Some(last) = times.last_accessed {
+        p.insert("last_accessed".into(), last.into());
     }
     if let Some(ctx) = &m.context {
         flatten_context(ctx, &mut p);

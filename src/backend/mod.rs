@@ -4,6 +4,7 @@
 
 mod codec;
 mod error;
+mod exchange;
 mod filters;
 mod fts_query;
 mod graph;
@@ -26,8 +27,14 @@ use libsql::{Connection, Database, Row, Value};
 use tokio::sync::Mutex;
 
 pub use error::{BackendError, Result};
+pub use exchange::{
+    Everything, ImportBatch, ImportOptions, ImportReport, ImportedMemory, ImportedRelationship,
+    StoredRelationship,
+};
 pub use graph::RelationshipQuery;
 pub use migrate::copy_to_primary;
+/// JSON in the form MemoryGraph wrote inside its rows (Python `json.dumps` defaults).
+pub use pyjson::to_string as python_json;
 pub use queue::Conflict;
 pub use replica::{Primary, SyncStatus, redact_url};
 pub use search::{Correction, MatchMode, Neighbour, SearchPage, SearchRequest, Tolerance};

@@ -260,7 +260,7 @@ impl TursoBackend {
 
     /// True when a write must go to the queue without trying the primary: the primary is
     /// known to be away, or older writes still wait (order matters).
-    async fn must_queue(&self) -> Result<bool> {
+    pub(super) async fn must_queue(&self) -> Result<bool> {
         let Some(replica) = &self.replica else {
             return Ok(false);
         };

@@ -2,6 +2,7 @@
 //! and check arguments, call the backend, and render; they never write SQL.
 
 mod args;
+mod direct;
 mod output;
 mod params;
 mod render;

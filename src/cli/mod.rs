@@ -1,0 +1,183 @@
+//! The command line: `serve` (the default) for MCP clients, and commands for people and
+//! scripts that read and write the same memory from a shell.
+//!
+//! Data flows one way: a command calls a tool in-process (so answers and checks are the
+//! tools' own) or the backend, never SQL. Human-readable output by default, `--json` for
+//! scripts. Exit codes: 0 success, 1 the command failed (not found, refused, database
+//! error), 2 the command line or configuration is wrong.
+
+mod exchange;
+mod progress;
+mod tools;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Settings};
+use crate::serve;
+
+/// Shown under `--help`: what scripts may rely on.
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 the command failed (a memory not found, a refused write, \
+a database or network error); 2 wrong usage or configuration (unknown flag, bad value, invalid setting).";
+
+#[derive(Debug, Parser)]
+#[command(name = "memorygraph", version, about, long_about = None, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+
+    /// Print the answer as JSON (the structured answer the matching MCP tool returns).
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the MCP server on stdin/stdout (the default).
+    Serve,
+    /// Store a memory (what the store_memory tool does).
+    Store(tools::StoreArgs),
+    /// Show one memory in full, with its relationships (get_memory).
+    Get(tools::GetArgs),
+    /// Find memories by words and filters, most relevant first (search_memories).
+    Search(tools::SearchArgs),
+    /// Recall memories for a question: relevance blended with importance and recency
+    /// (recall_memories).
+    Recall(tools::RecallArgs),
+    /// Memories linked to one memory, nearest first (get_related_memories).
+    Related(tools::RelatedArgs),
+    /// Counts of memories and relationships by type (get_memory_statistics).
+    Stats,
+    /// The database's state: mode, file, counts, schema, sync (health).
+    Health,
+    /// Replica mode: replay queued writes and pull from the primary now, then report.
+    Sync,
+    /// Write every memory and relationship to a file: MemoryGraph's JSON export, Markdown
+    /// (one file per memory) or a picture of the graph (Graphviz DOT, Mermaid).
+    Export(exchange::ExportArgs),
+    /// Read memories and relationships from MemoryGraph's JSON export or the reference
+    /// memory server's JSON Lines file. All or nothing: a failed import writes nothing.
+    Import(exchange::ImportArgs),
+    /// Copy a local database file into the primary named by TURSO_DATABASE_URL, verify
+    /// the copy, and create a fresh replica at MEMORY_TURSO_PATH. The local file is only
+    /// read. Running it again skips what the primary already has.
+    Migrate {
+        /// Move from a local file to replica mode (the one direction that needs copying;
+        /// a replica file opens in local mode as it is).
+        #[arg(long)]
+        to_replica: bool,
+        /// The local database file to copy.
+        #[arg(long, value_name = "FILE")]
+        from: std::path::PathBuf,
+    },
+    /// Rebuild the full-text search index from the stored memories.
+    Reindex,
+}
+
+/// A mistake on the command line found after parsing; exits with code 2 like clap's own.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Parses the command line, runs the command, and turns the outcome into an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(std::path::PathBuf::from);
+    let config = match Config::from_settings(&cli.settings, home.as_deref())
+        .and_then(|c| c.prepare_database_folder().map(|()| c))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("memorygraph: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config.log_level);
+    // One thread: requests are short and the database is one connection, so a second
+    // thread would only add hand-offs between threads to every request.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("memorygraph: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let json = cli.json;
+    let result = runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config, json));
+    // A blocked read of stdin must not keep the process alive once we are done.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<UsageError>().is_some() => {
+            eprintln!("memorygraph: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("memorygraph: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config, json: bool) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve::run(config).await,
+        Command::Store(args) => tools::store(config, args, json).await,
+        Command::Get(args) => tools::get(config, args, json).await,
+        Command::Search(args) => tools::search(config, args, json).await,
+        Command::Recall(args) => tools::recall(config, args, json).await,
+        Command::Related(args) => tools::related(config, args, json).await,
+        Command::Stats => tools::simple(config, "get_memory_statistics", json).await,
+        Command::Health => tools::simple(config, "health", json).await,
+        Command::Sync if json => tools::sync_json(config).await,
+        Command::Sync => serve::sync(config).await,
+        Command::Export(args) => exchange::export(config, args, json).await,
+        Command::Import(args) => exchange::import(config, args, json).await,
+        Command::Migrate { to_replica, from } => {
+            let spinner = progress::spinner("copying into the primary");
+            let done = serve::migrate(config, to_replica, &from).await;
+            spinner.finish_and_clear();
+            done
+        }
+        Command::Reindex => {
+            let spinner = progress::spinner("rebuilding the full-text index");
+            let done = serve::reindex(config).await;
+            spinner.finish_and_clear();
+            done
+        }
+    }
+}
+
+/// Logs go to stderr only: stdout carries JSON-RPC. Libraries speak at `warn` (libsql's
+/// chatty timing warnings only from `debug` on), never louder than our own level.
+fn init_logging(level: &str) {
+    let libraries = match level {
+        "off" | "error" => level,
+        "debug" | "trace" => "warn",
+        _ => "error",
+    };
+    let filter = tracing_subscriber::EnvFilter::new(format!(
+        "{},rmcp={},memorygraph={level}",
+        libraries,
+        if level == "off" || level == "error" {
+            level
+        } else {
+            "warn"
+        }
+    ));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .init();
+}

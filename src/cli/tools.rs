@@ -1,0 +1,262 @@
+//! Commands that ask one MCP tool, in-process: the tool checks the input and builds the
+//! answer; the command prints the tool's text, or with `--json` its structured answer.
+
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow};
+use clap::Args;
+use serde_json::{Map, Value, json};
+
+use crate::config::Config;
+use crate::mcp::{MemoryServer, ServerSettings};
+use crate::model::{MemoryType, RelationshipType};
+use crate::serve;
+
+fn memory_type(s: &str) -> Result<String, String> {
+    s.parse::<MemoryType>()
+        .map(|t| t.as_str().to_string())
+        .map_err(|e| e.rule)
+}
+
+fn relationship_type(s: &str) -> Result<String, String> {
+    RelationshipType::parse_field("type", s)
+        .map(|t| t.as_str().to_string())
+        .map_err(|e| e.rule)
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// The kind of memory: task, code_pattern, problem, solution, project, technology,
+    /// error, fix, command, file_context, workflow, general, conversation.
+    #[arg(long = "type", value_name = "TYPE", value_parser = memory_type)]
+    memory_type: String,
+    /// A short, specific title (1–200 characters).
+    #[arg(long)]
+    title: String,
+    /// The text worth remembering; `-` reads it from stdin.
+    #[arg(long)]
+    content: String,
+    /// One or two sentences.
+    #[arg(long)]
+    summary: Option<String>,
+    /// A keyword; repeat or separate with commas.
+    #[arg(long = "tag", value_name = "TAG", value_delimiter = ',')]
+    tags: Vec<String>,
+    /// 0.0–1.0 (default 0.5); higher ranks first.
+    #[arg(long)]
+    importance: Option<f64>,
+    /// The project the memory belongs to (its context's project_path).
+    #[arg(long, value_name = "PATH")]
+    project: Option<String>,
+    /// The id of a memory this one replaces.
+    #[arg(long, value_name = "ID")]
+    supersedes: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The memory's id.
+    id: String,
+    /// Leave out the memory's relationships.
+    #[arg(long)]
+    no_relationships: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Words to look for (typos are forgiven).
+    query: Option<String>,
+    /// Only memories of this type; repeat for several.
+    #[arg(long = "type", value_name = "TYPE", value_parser = memory_type)]
+    types: Vec<String>,
+    /// Only memories with this tag; repeat for several (any of them matches).
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// Only memories of this project.
+    #[arg(long, value_name = "PATH")]
+    project: Option<String>,
+    /// Only memories at least this important (0.0–1.0).
+    #[arg(long, value_name = "N")]
+    min_importance: Option<f64>,
+    /// Whether any or all of the words must match.
+    #[arg(long = "match", value_name = "MODE", value_parser = ["any", "all"])]
+    match_mode: Option<String>,
+    /// How forgiving to be with spelling.
+    #[arg(long, value_parser = ["strict", "normal", "fuzzy"])]
+    tolerance: Option<String>,
+    /// Results per page (1–1000, default 20).
+    #[arg(long)]
+    limit: Option<i64>,
+    /// Results to skip, for the next page.
+    #[arg(long)]
+    offset: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct RecallArgs {
+    /// A question or topic in plain words.
+    query: String,
+    /// Only memories of this type; repeat for several.
+    #[arg(long = "type", value_name = "TYPE", value_parser = memory_type)]
+    types: Vec<String>,
+    /// Only memories of this project.
+    #[arg(long, value_name = "PATH")]
+    project: Option<String>,
+    /// Results per page (1–1000).
+    #[arg(long)]
+    limit: Option<i64>,
+    /// Results to skip, for the next page.
+    #[arg(long)]
+    offset: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct RelatedArgs {
+    /// The memory to start from.
+    id: String,
+    /// Follow only relationships of this type; repeat for several.
+    #[arg(long = "type", value_name = "TYPE", value_parser = relationship_type)]
+    types: Vec<String>,
+    /// How many hops to follow (1–5, default 2).
+    #[arg(long, value_name = "N")]
+    depth: Option<i64>,
+}
+
+/// Arguments with the unset ones left out, so the tool applies its own defaults.
+struct Arguments(Map<String, Value>);
+
+impl Arguments {
+    fn new() -> Self {
+        Arguments(Map::new())
+    }
+
+    fn set(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.0.insert(key.into(), value.into());
+        self
+    }
+
+    fn maybe<T: Into<Value>>(self, key: &str, value: Option<T>) -> Self {
+        match value {
+            Some(v) => self.set(key, v),
+            None => self,
+        }
+    }
+
+    fn list(self, key: &str, values: Vec<String>) -> Self {
+        if values.is_empty() {
+            self
+        } else {
+            self.set(key, values)
+        }
+    }
+}
+
+/// Opens the database, runs one tool, closes the database, and prints the answer.
+/// A tool error becomes a failure (exit code 1) with the tool's message.
+async fn ask(config: Config, tool: &str, arguments: Arguments, json: bool) -> Result<Value> {
+    let backend = Arc::new(serve::open_backend(&config).await?);
+    let (mode, mode_reason) = serve::mode_of(&config);
+    let server = MemoryServer::new(
+        backend.clone(),
+        ServerSettings {
+            profile: config.profile,
+            max_response_chars: config.max_response_chars,
+            mode,
+            mode_reason,
+        },
+    );
+    let answer = server
+        .call_tool_directly(tool, Value::Object(arguments.0))
+        .await;
+    drop(server);
+    serve::close(backend).await?;
+    let answer = answer.map_err(|message| anyhow!(message))?;
+    let structured = answer.structured_content.clone().unwrap_or(Value::Null);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&structured)?);
+    } else {
+        for block in &answer.content {
+            if let Some(text) = block.as_text() {
+                println!("{}", text.text.trim_end());
+            }
+        }
+    }
+    Ok(structured)
+}
+
+pub async fn store(config: Config, a: StoreArgs, json: bool) -> Result<()> {
+    let content = if a.content == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        a.content
+    };
+    let args = Arguments::new()
+        .set("type", a.memory_type)
+        .set("title", a.title)
+        .set("content", content)
+        .maybe("summary", a.summary)
+        .list("tags", a.tags)
+        .maybe("importance", a.importance)
+        .maybe("supersedes", a.supersedes)
+        .maybe("context", a.project.map(|p| json!({ "project_path": p })));
+    ask(config, "store_memory", args, json).await.map(drop)
+}
+
+pub async fn get(config: Config, a: GetArgs, json: bool) -> Result<()> {
+    let args = Arguments::new()
+        .set("memory_id", a.id)
+        .set("include_relationships", !a.no_relationships);
+    ask(config, "get_memory", args, json).await.map(drop)
+}
+
+pub async fn search(config: Config, a: SearchArgs, json: bool) -> Result<()> {
+    let args = Arguments::new()
+        .maybe("query", a.query)
+        .list("memory_types", a.types)
+        .list("tags", a.tags)
+        .maybe("project_path", a.project)
+        .maybe("min_importance", a.min_importance)
+        .maybe("match_mode", a.match_mode)
+        .maybe("search_tolerance", a.tolerance)
+        .maybe("limit", a.limit)
+        .maybe("offset", a.offset);
+    ask(config, "search_memories", args, json).await.map(drop)
+}
+
+pub async fn recall(config: Config, a: RecallArgs, json: bool) -> Result<()> {
+    let args = Arguments::new()
+        .set("query", a.query)
+        .list("memory_types", a.types)
+        .maybe("project_path", a.project)
+        .maybe("limit", a.limit)
+        .maybe("offset", a.offset);
+    ask(config, "recall_memories", args, json).await.map(drop)
+}
+
+pub async fn related(config: Config, a: RelatedArgs, json: bool) -> Result<()> {
+    let args = Arguments::new()
+        .set("memory_id", a.id)
+        .list("relationship_types", a.types)
+        .maybe("max_depth", a.depth);
+    ask(config, "get_related_memories", args, json)
+        .await
+        .map(drop)
+}
+
+/// A tool without arguments (statistics, health).
+pub async fn simple(config: Config, tool: &str, json: bool) -> Result<()> {
+    ask(config, tool, Arguments::new(), json).await.map(drop)
+}
+
+/// `sync --json`: the sync tool's answer; a database with nothing to sync is a failure,
+/// as it is for the plain `sync`.
+pub async fn sync_json(config: Config) -> Result<()> {
+    let answer = ask(config, "sync", Arguments::new(), true).await?;
+    if answer.get("synced") == Some(&Value::Bool(true)) {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "nothing to sync: TURSO_DATABASE_URL is not set, so this is a local database"
+        ))
+    }
+}
