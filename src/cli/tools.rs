@@ -51,6 +51,9 @@ pub struct StoreArgs {
     /// The id of a memory this one replaces.
     #[arg(long, value_name = "ID")]
     supersedes: Option<String>,
+    /// Store it even if it looks like it holds a secret (a private key, an access token).
+    #[arg(long)]
+    allow_secrets: bool,
 }
 
 #[derive(Debug, Args)]
@@ -198,7 +201,8 @@ pub async fn store(config: Config, a: StoreArgs, json: bool) -> Result<()> {
         .list("tags", a.tags)
         .maybe("importance", a.importance)
         .maybe("supersedes", a.supersedes)
-        .maybe("context", a.project.map(|p| json!({ "project_path": p })));
+        .maybe("context", a.project.map(|p| json!({ "project_path": p })))
+        .maybe("allow_secrets", a.allow_secrets.then_some(true));
     ask(config, "store_memory", args, json).await.map(drop)
 }
 

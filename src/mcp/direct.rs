@@ -36,9 +36,12 @@ impl MemoryServer {
                 self.get_recent_activity(Parameters(parse(arguments)?))
                     .await
             }
-            "get_memory_statistics" => self.get_memory_statistics().await,
-            "health" => self.health().await,
-            "sync" => self.sync().await,
+            "get_memory_statistics" => {
+                self.get_memory_statistics(Parameters(parse(arguments)?))
+                    .await
+            }
+            "health" => self.health(Parameters(parse(arguments)?)).await,
+            "sync" => self.sync(Parameters(parse(arguments)?)).await,
             other => Err(format!("unknown tool {other:?}")),
         }
     }
