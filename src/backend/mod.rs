@@ -19,6 +19,7 @@ mod search;
 mod stats;
 mod sync_loop;
 mod typo;
+mod vocabulary;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -115,7 +116,7 @@ pub struct TursoBackend {
     /// Writes made through this backend; tells caches the index changed.
     writes: std::sync::atomic::AtomicU64,
     /// The typo corrector's vocabulary cache.
-    vocabulary: std::sync::Mutex<Option<search::Vocabulary>>,
+    vocabulary: std::sync::Mutex<Option<vocabulary::Vocabulary>>,
     /// Use counts not written yet (see `count_use`).
     pending_uses: std::sync::Mutex<std::collections::HashMap<String, (i64, String)>>,
 }

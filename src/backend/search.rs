@@ -493,8 +493,8 @@ async fn correct(
         let vocabulary = backend.vocabulary(conn).await?;
         let candidates = vocabulary
             .iter()
-            .filter(|(term, _)| (shortest..=longest).contains(&term.chars().count()))
-            .map(|(term, docs)| (term.as_str(), *docs));
+            .filter(|(_, chars, _)| (shortest..=longest).contains(&usize::from(*chars)))
+            .map(|(term, _, docs)| (term, i64::from(docs)));
         let best = typo::best_correction(word, candidates).map(str::to_string);
         match best {
             Some(stem) => {
@@ -555,45 +555,3 @@ async fn add_neighbours(conn: &Connection, hits: &mut Vec<SearchHit>) -> Result<
     Ok(())
 }
 
-/// The index's vocabulary (stem, memories containing it), read once and kept until the
-/// index changes: reading it walks the whole index, which is too slow to do per query.
-pub(super) struct Vocabulary {
-    stamp: (i64, u64),
-    terms: std::sync::Arc<Vec<(String, i64)>>,
-}
-
-impl TursoBackend {
-    async fn vocabulary(&self, conn: &Connection) -> Result<std::sync::Arc<Vec<(String, i64)>>> {
-        // data_version moves when another connection commits; our own writes are counted.
-        let stamp = (
-            scalar_i64(
-                conn,
-                "SELECT data_version FROM pragma_data_version()",
-                vec![],
-                "checking for changes",
-            )
-            .await?,
-            self.writes.load(std::sync::atomic::Ordering::SeqCst),
-        );
-        if let Some(cached) = self.vocabulary.lock().expect("vocabulary lock").as_ref()
-            && cached.stamp == stamp
-        {
-            return Ok(cached.terms.clone());
-        }
-        let rows = conn
-            .query("SELECT term, doc FROM memory_fts_vocab", ())
-            .await
-            .doing("reading the index vocabulary")?;
-        let terms: Vec<(String, i64)> = all_rows(rows, "reading the index vocabulary")
-            .await?
-            .iter()
-            .map(|r| (r.text(0), r.int(1)))
-            .collect();
-        let terms = std::sync::Arc::new(terms);
-        *self.vocabulary.lock().expect("vocabulary lock") = Some(Vocabulary {
-            stamp,
-            terms: terms.clone(),
-        });
-        Ok(terms)
-    }
-}
