@@ -220,13 +220,28 @@ fn store_refuses_a_likely_secret_unless_allowed() {
     let db = scratch.db();
     let key = "AKIAIOSFODNN7EXAMPLE";
     let content = format!("aws_access_key_id = {key}");
-    let args = ["store", "--type", "fix", "--title", "keys", "--content", &content];
+    let args = [
+        "store",
+        "--type",
+        "fix",
+        "--title",
+        "keys",
+        "--content",
+        &content,
+    ];
     let refused = run(&db, &args);
     assert_eq!(refused.code, 1, "{}", refused.stderr);
-    assert!(refused.stderr.contains("allow_secrets"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("allow_secrets"),
+        "{}",
+        refused.stderr
+    );
     assert!(!refused.stderr.contains(key), "{}", refused.stderr);
     let stats = run(&db, &["--json", "stats"]).ok().json();
-    assert_eq!(stats["total_memories"], 0, "the refused memory was not written");
+    assert_eq!(
+        stats["total_memories"], 0,
+        "the refused memory was not written"
+    );
 
     let mut allowed = args.to_vec();
     allowed.push("--allow-secrets");

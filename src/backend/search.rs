@@ -554,4 +554,3 @@ async fn add_neighbours(conn: &Connection, hits: &mut Vec<SearchHit>) -> Result<
     hits.extend(added);
     Ok(())
 }
-

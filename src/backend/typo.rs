@@ -13,22 +13,39 @@ pub fn max_edits(chars: usize) -> usize {
 /// Most characters porter strips from a word ("-ation" and the like).
 const MAX_STRIPPED: usize = 4;
 
+#[cfg(test)]
+pub fn distance_to_stem(word: &str, stem: &str) -> Option<usize> {
+    let w: Vec<char> = word.chars().collect();
+    distance_chars(&w, stem)
+}
+
+/// Longest stem compared, in characters (the vocabulary keeps terms of at most 40 bytes).
+const MAX_STEM_CHARS: usize = 48;
+
 /// The distance between a typed word and an indexed stem, or `None` when it is beyond
 /// the allowed edits. Comparing over the stem's length (the rest of the word taken for a
 /// suffix porter stripped) costs one edit more than a whole-word match, so a stem that
 /// merely starts the typed word never beats a real near-match.
-pub fn distance_to_stem(word: &str, stem: &str) -> Option<usize> {
-    let w: Vec<char> = word.chars().collect();
-    let s: Vec<char> = stem.chars().collect();
+fn distance_chars(w: &[char], stem: &str) -> Option<usize> {
+    let mut buffer = ['\0'; MAX_STEM_CHARS];
+    let mut len = 0;
+    for c in stem.chars() {
+        if len == MAX_STEM_CHARS {
+            return None;
+        }
+        buffer[len] = c;
+        len += 1;
+    }
+    let s = &buffer[..len];
     let limit = max_edits(w.len());
-    let mut best = osa(&w, &s);
+    let mut best = osa(w, s, limit);
     if w.len() > 3 && w.last() == Some(&'s') {
-        best = best.min(osa(&w[..w.len() - 1], &s));
+        best = best.min(osa(&w[..w.len() - 1], s, limit));
     }
     if w.len() >= 5 && s.len() + MAX_STRIPPED >= w.len() {
         for cut in [s.len(), s.len() + 1] {
-            if cut < w.len() {
-                best = best.min(osa(&w[..cut], &s) + 1);
+            if cut < w.len() && best > 1 {
+                best = best.min(osa(&w[..cut], s, limit - 1) + 1);
             }
         }
     }
@@ -36,29 +53,40 @@ pub fn distance_to_stem(word: &str, stem: &str) -> Option<usize> {
 }
 
 /// Optimal string alignment distance: insertions, deletions, substitutions and swaps of
-/// neighbours each cost one.
-fn osa(a: &[char], b: &[char]) -> usize {
+/// neighbours each cost one. Gives up early with `bound + 1` once the distance must exceed
+/// `bound`: the corrector compares a word with every stem of similar length, and nearly all
+/// are far off after a few characters.
+fn osa(a: &[char], b: &[char], bound: usize) -> usize {
     let (n, m) = (a.len(), b.len());
-    let mut d = vec![vec![0usize; m + 1]; n + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
+    if n.abs_diff(m) > bound {
+        return bound + 1;
     }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
+    // Three rolling rows: two back (for swaps), one back, and the current one.
+    let mut rows = vec![0usize; 3 * (m + 1)];
+    let (mut before, mut previous, mut current) = (0, m + 1, 2 * (m + 1));
+    for j in 0..=m {
+        rows[previous + j] = j;
     }
     for i in 1..=n {
+        rows[current] = i;
+        let mut row_min = i;
         for j in 1..=m {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
+            let mut v = (rows[previous + j] + 1)
+                .min(rows[current + j - 1] + 1)
+                .min(rows[previous + j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(d[i - 2][j - 2] + 1);
+                v = v.min(rows[before + j - 2] + 1);
             }
-            d[i][j] = v;
+            rows[current + j] = v;
+            row_min = row_min.min(v);
         }
+        if row_min > bound {
+            return bound + 1;
+        }
+        (before, previous, current) = (previous, current, before);
     }
-    d[n][m]
+    rows[previous + m].min(bound + 1)
 }
 
 /// Picks the best correction among `(stem, documents)` candidates: fewest edits, then the
@@ -67,9 +95,10 @@ pub fn best_correction<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = (&'a str, i64)>,
 ) -> Option<&'a str> {
+    let w: Vec<char> = word.chars().collect();
     candidates
         .into_iter()
-        .filter_map(|(stem, docs)| distance_to_stem(word, stem).map(|d| (d, -docs, stem)))
+        .filter_map(|(stem, docs)| distance_chars(&w, stem).map(|d| (d, -docs, stem)))
         .min()
         .map(|(_, _, stem)| stem)
 }

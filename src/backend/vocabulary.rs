@@ -150,10 +150,7 @@ mod tests {
         t.push("café", 1);
         t.push("redis", 2);
         let all: Vec<_> = t.iter().collect();
-        assert_eq!(
-            all,
-            vec![("cache", 5, 3), ("café", 4, 1), ("redis", 5, 2)]
-        );
+        assert_eq!(all, vec![("cache", 5, 3), ("café", 4, 1), ("redis", 5, 2)]);
         t.keep_at_least(2);
         assert_eq!(
             t.iter().map(|(s, _, _)| s).collect::<Vec<_>>(),
