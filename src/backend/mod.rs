@@ -361,8 +361,11 @@ async fn configure(conn: &Connection, durability: Durability) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .doing("setting the busy timeout")?;
     use_write_ahead_log(conn).await?;
+    // A checkpoint copies each changed page once, however often it changed: every store
+    // rewrites the same full-text and index pages, so a longer log (8,192 pages, 32 MiB)
+    // between checkpoints means fewer copies and fsyncs per store.
     conn.execute_batch(&format!(
-        "{}; PRAGMA foreign_keys = ON;",
+        "{}; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 8192;",
         durability.pragma()
     ))
     .await

@@ -249,11 +249,18 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// A server a test leaves behind is closed like a client closes it (stdin, then a short
+    /// wait), so it shuts down cleanly and writes its coverage profile; killed only if stuck.
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        drop(self.stdin.take());
+        for _ in 0..40 {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
