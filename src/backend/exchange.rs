@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use libsql::{Connection, TransactionBehavior};
+use libsql::Connection;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -206,10 +206,7 @@ impl TursoBackend {
             }
         }
         let conn = self.conn.lock().await;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .await
-            .doing("starting an import")?;
+        let tx = super::begin_write(&conn, "starting an import").await?;
         // A relationship may name the one that superseded it further down the file.
         tx.execute("PRAGMA defer_foreign_keys = ON", ())
             .await

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use libsql::{Connection, TransactionBehavior, Value};
+use libsql::{Connection, Value};
 use serde::Serialize;
 
 use super::error::{BackendError, DbContext, Result};
@@ -45,10 +45,7 @@ impl TursoBackend {
         new: &NewRelationship,
     ) -> Result<(Relationship, bool)> {
         let conn = self.conn.lock().await;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .await
-            .doing("starting a relationship")?;
+        let tx = super::begin_write(&conn, "starting a relationship").await?;
         for id in [&new.from_id, &new.to_id] {
             load_properties(&tx, id).await?;
         }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use libsql::{Connection, TransactionBehavior, Value};
+use libsql::{Connection, Value};
 use serde::Serialize;
 
 use super::codec::{self, RelationshipRow};
@@ -52,10 +52,7 @@ impl TursoBackend {
         let properties = codec::encode_new_memory(id, new, now);
         let column_time = column_timestamp(now);
         let conn = self.conn.lock().await;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .await
-            .doing("starting a store")?;
+        let tx = super::begin_write(&conn, "starting a store").await?;
         if let Some(existing) = first_row(
             &tx,
             "SELECT id, properties FROM nodes
@@ -160,10 +157,7 @@ impl TursoBackend {
         now: &str,
     ) -> Result<Memory> {
         let conn = self.conn.lock().await;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .await
-            .doing("starting an update")?;
+        let tx = super::begin_write(&conn, "starting an update").await?;
         let properties = load_properties(&tx, id).await?;
         let updated = codec::apply_patch(&properties, patch, now).map_err(|source| {
             BackendError::CorruptRow {
@@ -191,10 +185,7 @@ impl TursoBackend {
     /// relationships went with it.
     pub(super) async fn delete_online(&self, id: &str) -> Result<u64> {
         let conn = self.conn.lock().await;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .await
-            .doing("starting a delete")?;
+        let tx = super::begin_write(&conn, "starting a delete").await?;
         load_properties(&tx, id).await?;
         let removed = tx
             .execute(
@@ -338,10 +329,7 @@ async fn write_uses(
     if uses.is_empty() {
         return Ok(());
     }
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .await
-        .doing("starting a usage update")?;
+    let tx = super::begin_write(conn, "starting a usage update").await?;
     for (id, (count, last)) in uses {
         tx.execute(
             "INSERT INTO memory_usage (memory_id, usage_count, last_accessed) VALUES (?1, ?2, ?3)

@@ -289,6 +289,42 @@ fn ensure_parent_dir(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// How often a write retries a lock that another process holds past the busy timeout.
+const LOCK_RETRIES: u32 = 3;
+
+/// Starts a write transaction, taking the write lock up front so that the transaction can
+/// never fail halfway for want of it. Another process (a second editor window) holding the
+/// lock makes SQLite wait up to the busy timeout; if it still reports the file locked, or
+/// reports it without waiting, the start is retried a few times before the caller hears of
+/// it.
+pub(super) async fn begin_write(
+    conn: &Connection,
+    doing: &'static str,
+) -> Result<libsql::Transaction> {
+    let mut attempt = 0;
+    loop {
+        match conn
+            .transaction_with_behavior(libsql::TransactionBehavior::Immediate)
+            .await
+        {
+            Err(e) if is_locked(&e) && attempt < LOCK_RETRIES => {
+                attempt += 1;
+                tracing::debug!("{doing}: the database is locked, retry {attempt}: {e}");
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+            }
+            other => return other.doing(doing),
+        }
+    }
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED, with any extended code.
+fn is_locked(e: &libsql::Error) -> bool {
+    match e {
+        libsql::Error::SqliteFailure(code, _) => matches!(code & 0xff, 5 | 6),
+        other => other.to_string().contains("database is locked"),
+    }
+}
+
 /// A memory file holds private notes: readable by its owner only. SQLite gives the log and
 /// shared-memory files the database file's mode, so a new file is created private before
 /// SQLite opens it; files made by an older version are tightened here, with their companions.

@@ -5,7 +5,6 @@
 
 use std::time::Instant;
 
-use libsql::TransactionBehavior;
 use serde_json::{Map, Value};
 
 use super::codec;
@@ -358,10 +357,7 @@ enum Applied {
 /// Applies one queued write on the primary, idempotently: a write already there (same
 /// id, same `updated_at`) is not applied twice.
 async fn apply(conn: &libsql::Connection, op: &WriteOp) -> Result<Applied> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .await
-        .doing("replaying a queued write")?;
+    let tx = super::begin_write(conn, "replaying a queued write").await?;
     let outcome = match op {
         WriteOp::Store {
             id,

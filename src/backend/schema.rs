@@ -4,7 +4,7 @@
 //! by MemoryGraph in between is always safe to upgrade again. MemoryGraph itself ignores
 //! everything we add and keeps reading and writing the file.
 
-use libsql::{Connection, TransactionBehavior};
+use libsql::Connection;
 
 use super::error::{BackendError, DbContext, Result};
 
@@ -164,10 +164,7 @@ pub async fn version(conn: &Connection) -> Result<i64> {
 /// processes at once: each step re-reads the version under the write lock.
 pub async fn migrate(conn: &Connection) -> Result<()> {
     loop {
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .await
-            .doing("starting a schema upgrade")?;
+        let tx = super::begin_write(conn, "starting a schema upgrade").await?;
         let current = version(&tx).await?;
         if current > SCHEMA_VERSION {
             return Err(BackendError::NewerSchema {
