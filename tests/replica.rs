@@ -318,6 +318,83 @@ fn an_offline_update_that_collides_is_recorded_not_dropped() {
     assert_eq!(a.ok("health", json!({}))["queue"]["conflicts"], 1);
 }
 
+#[test]
+fn every_kind_of_offline_write_reaches_the_primary_in_order() {
+    let scratch = Scratch::new();
+    let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
+        return;
+    };
+    let mut a = device(scratch.dir.path(), "a", &sqld, "60");
+    let kept = store(&mut a, "problem", "Flaky deploys", "before", json!({}));
+    let doomed = store(&mut a, "general", "Soon deleted", "bye", json!({}));
+    sqld.kill();
+    a.err("sync", json!({}));
+
+    // Every write while the primary is away is acknowledged as queued.
+    let fix = a.ok(
+        "store_memory",
+        json!({"type": "fix", "title": "Pin the base image", "content": "offline fix", "supersedes": doomed}),
+    );
+    assert_eq!(fix["queued"], true);
+    let fix = fix["memory_id"].as_str().unwrap().to_string();
+    let updated = a.ok(
+        "update_memory",
+        json!({"memory_id": kept, "content": "after, offline", "tags": ["ci"]}),
+    );
+    assert_eq!(updated["queued"], true);
+    let linked = a.ok(
+        "create_relationship",
+        json!({"from_memory_id": fix, "to_memory_id": kept, "relationship_type": "SOLVES"}),
+    );
+    assert_eq!(linked["queued"], true, "{linked}");
+    let deleted = a.ok("delete_memory", json!({"memory_id": doomed}));
+    assert_eq!(deleted["queued"], true, "{deleted}");
+    // Reads on this device already show the queued state.
+    assert_eq!(
+        a.ok("get_memory", json!({"memory_id": kept}))["memory"]["content"],
+        "after, offline"
+    );
+
+    sqld.restart();
+    let drained = eventually(Duration::from_secs(20), || {
+        a.call("sync", json!({}))["isError"] == false
+            && a.ok("health", json!({}))["queue"]["queued_writes"] == 0
+    });
+    assert!(drained, "the queue drains once the primary is back");
+    assert_eq!(a.ok("health", json!({}))["queue"]["conflicts"], 0);
+
+    // A device that never saw any of it finds exactly the final state.
+    let mut fresh = device(scratch.dir.path(), "fresh", &sqld, "60");
+    let memory = fresh.ok("get_memory", json!({"memory_id": kept}))["memory"].clone();
+    assert_eq!(memory["content"], "after, offline");
+    assert_eq!(memory["tags"], json!(["ci"]));
+    let related = fresh.ok(
+        "get_related_memories",
+        json!({"memory_id": kept, "max_depth": 1}),
+    );
+    let links: Vec<(String, String)> = related["related"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["memory"]["id"].as_str().unwrap_or_default().to_string(),
+                r["relationship"]["type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        links,
+        vec![(fix.clone(), "SOLVES".to_string())],
+        "{related}"
+    );
+    fresh.err("get_memory", json!({"memory_id": doomed}));
+    assert_eq!(fresh.ok("health", json!({}))["database"]["memories"], 2);
+}
+
 /// Base64url without padding, as JWTs use.
 fn b64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
