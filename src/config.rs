@@ -167,7 +167,7 @@ impl From<&str> for Secret {
 /// Reads a token from the command line or the environment straight into a `Secret`, so
 /// not even the parsed arguments can print it.
 fn parse_secret(raw: &str) -> Result<Secret, std::convert::Infallible> {
-    Ok(Secret(raw.to_string()))
+    Ok(Secret::from(raw))
 }
 
 impl fmt::Debug for Secret {

@@ -37,9 +37,11 @@ fn primary_of(config: &Config) -> Option<Primary> {
     })
 }
 
-/// The mode the configuration selects, and why, as `health` reports it.
-pub(crate) fn mode_of(config: &Config) -> (&'static str, String) {
-    match &config.database_url {
+/// What the tools need from the configuration: profile, answer size, and the mode with the
+/// reason for it, as `health` reports them. The server and the command line build their
+/// tools from this one place.
+pub(crate) fn server_settings(config: &Config) -> ServerSettings {
+    let (mode, mode_reason) = match &config.database_url {
         Some(url) => (
             "replica",
             format!(
@@ -55,33 +57,33 @@ pub(crate) fn mode_of(config: &Config) -> (&'static str, String) {
                 config.path_source
             ),
         ),
+    };
+    ServerSettings {
+        profile: config.profile,
+        max_response_chars: config.max_response_chars,
+        mode,
+        mode_reason,
     }
 }
 
 /// Serves MCP on stdin/stdout.
 pub async fn run(config: Config) -> Result<()> {
     let backend = Arc::new(open_backend(&config).await?);
-    let (mode, mode_reason) = mode_of(&config);
+    let settings = server_settings(&config);
     tracing::info!(
         path = %config.database_path.display(),
         profile = config.profile.as_str(),
-        "memorygraph {} serving MCP on stdio in {mode} mode ({mode_reason})",
-        env!("CARGO_PKG_VERSION")
+        "memorygraph {} serving MCP on stdio in {} mode ({})",
+        env!("CARGO_PKG_VERSION"),
+        settings.mode,
+        settings.mode_reason
     );
     let sync_task = tokio::spawn(
         backend
             .clone()
             .keep_in_sync(config.auto_sync.then_some(config.sync_interval)),
     );
-    let server = MemoryServer::new(
-        backend.clone(),
-        ServerSettings {
-            profile: config.profile,
-            max_response_chars: config.max_response_chars,
-            mode,
-            mode_reason,
-        },
-    );
+    let server = MemoryServer::new(backend.clone(), settings);
     let (read, write) = rmcp::transport::stdio_pipes();
     let (transport, writer) = line_transport(read, write);
     let running = server

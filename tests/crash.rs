@@ -40,13 +40,7 @@ impl Lcg {
 /// What the file holds, read in-process with the server dead: integrity checks and every
 /// memory's id, title and content.
 fn inspect(db: &Path) -> (String, String, HashMap<String, (String, String)>) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let database = libsql::Builder::new_local(db).build().await.unwrap();
-        let conn = database.connect().unwrap();
+    common::on_database(db, async |conn| {
         let mut rows = conn.query("PRAGMA integrity_check", ()).await.unwrap();
         let integrity: String = rows.next().await.unwrap().unwrap().get(0).unwrap();
         let fts = match conn

@@ -544,26 +544,11 @@ fn piped_commands_draw_no_progress() {
     }
 }
 
-/// MemoryGraph 0.12.4's executable (`MEMORYGRAPH_PY_BIN`), or `None` outside CI.
-fn memorygraph_python() -> Option<String> {
-    match std::env::var("MEMORYGRAPH_PY_BIN") {
-        Ok(bin) if !bin.is_empty() => Some(bin),
-        _ => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "MEMORYGRAPH_PY_BIN must name MemoryGraph 0.12.4's executable under CI"
-            );
-            eprintln!(
-                "skipped: set MEMORYGRAPH_PY_BIN to MemoryGraph 0.12.4's `memorygraph` to run this check"
-            );
-            None
-        }
-    }
-}
-
 #[test]
 fn memorygraph_imports_our_export() {
-    let Some(python_bin) = memorygraph_python() else {
+    let Some(python_bin) =
+        common::external_tool("MEMORYGRAPH_PY_BIN", "MemoryGraph 0.12.4's `memorygraph`")
+    else {
         return;
     };
     let scratch = Scratch::new();

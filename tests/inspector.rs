@@ -12,24 +12,8 @@ use std::process::{Command, Stdio};
 use common::Scratch;
 use serde_json::Value;
 
-fn inspector() -> Option<String> {
-    match std::env::var("MCP_INSPECTOR_BIN") {
-        Ok(bin) if !bin.is_empty() => Some(bin),
-        _ => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "MCP_INSPECTOR_BIN must name the MCP Inspector's `mcp-inspector` under CI; .ci/run installs it"
-            );
-            eprintln!(
-                "skipped: set MCP_INSPECTOR_BIN to the MCP Inspector's `mcp-inspector` to run this check"
-            );
-            None
-        }
-    }
-}
-
 /// `mcp-inspector --cli memorygraph -e MEMORY_TURSO_PATH=… ARGS`, its stdout as JSON.
-fn inspect(bin: &str, scratch: &Scratch, args: &[&str]) -> Value {
+fn inspect(bin: &std::path::Path, scratch: &Scratch, args: &[&str]) -> Value {
     let db = scratch.db();
     let out = Command::new(bin)
         .current_dir(scratch.dir.path())
@@ -57,7 +41,9 @@ fn inspect(bin: &str, scratch: &Scratch, args: &[&str]) -> Value {
 
 #[test]
 fn the_inspector_lists_the_tools_and_calls_them() {
-    let Some(bin) = inspector() else {
+    let Some(bin) =
+        common::external_tool("MCP_INSPECTOR_BIN", "the MCP Inspector's `mcp-inspector`")
+    else {
         return;
     };
     let scratch = Scratch::new();

@@ -13,13 +13,7 @@ const MEMORIES: usize = 100_000;
 /// Fills the file with 100,000 memories in one transaction, through SQL so the test does
 /// not wait for 100,000 tool calls; the full-text triggers index them as any writer's.
 fn fill(db: &std::path::Path) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let database = libsql::Builder::new_local(db).build().await.unwrap();
-        let conn = database.connect().unwrap();
+    common::on_database(db, async |conn| {
         conn.execute_batch(&format!(
             "BEGIN;
              WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {MEMORIES})

@@ -13,22 +13,6 @@ use std::process::Command;
 use common::{Scratch, Server, store};
 use serde_json::{Value, json};
 
-fn memorygraph_python() -> Option<String> {
-    match std::env::var("MEMORYGRAPH_PY_BIN") {
-        Ok(bin) if !bin.is_empty() => Some(bin),
-        _ => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "MEMORYGRAPH_PY_BIN must name MemoryGraph 0.12.4's executable under CI"
-            );
-            eprintln!(
-                "skipped: set MEMORYGRAPH_PY_BIN to MemoryGraph 0.12.4's `memorygraph` to run this check"
-            );
-            None
-        }
-    }
-}
-
 fn text_of(result: &Value) -> String {
     result["content"][0]["text"]
         .as_str()
@@ -44,7 +28,9 @@ fn first_uuid(text: &str) -> Option<String> {
 
 #[test]
 fn memorygraph_reads_and_writes_our_file() {
-    let Some(python_bin) = memorygraph_python() else {
+    let Some(python_bin) =
+        common::external_tool("MEMORYGRAPH_PY_BIN", "MemoryGraph 0.12.4's `memorygraph`")
+    else {
         return;
     };
     let scratch = Scratch::new();

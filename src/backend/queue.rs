@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use libsql::{Connection, Database, TransactionBehavior};
+use libsql::{Connection, Database};
 use serde::{Deserialize, Serialize};
 
 use super::error::{BackendError, DbContext, Result};
@@ -229,11 +229,7 @@ impl Queue {
         reason: &str,
         primary_version: Option<&str>,
     ) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .await
-            .doing("recording a conflict")?;
+        let tx = super::begin_write(&self.conn, "recording a conflict").await?;
         tx.execute(
             "INSERT INTO conflicts (op, reason, primary_version, detected_at) VALUES (?1, ?2, ?3, ?4)",
             libsql::params![

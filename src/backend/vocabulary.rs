@@ -35,19 +35,20 @@ pub struct Terms {
 
 impl Terms {
     fn push(&mut self, term: &str, docs: u32) {
-        self.text.push_str(term);
         let chars = term.chars().count().min(usize::from(u8::MAX)) as u8;
+        self.push_counted(term, chars, docs);
+    }
+
+    fn push_counted(&mut self, term: &str, chars: u8, docs: u32) {
+        self.text.push_str(term);
         self.entries.push((self.text.len() as u32, chars, docs));
     }
 
     /// Keeps only the terms found in at least `min_docs` memories.
     fn keep_at_least(&mut self, min_docs: u32) {
         let mut kept = Terms::default();
-        for (term, chars, docs) in self.iter() {
-            if docs >= min_docs {
-                kept.text.push_str(term);
-                kept.entries.push((kept.text.len() as u32, chars, docs));
-            }
+        for (term, chars, docs) in self.iter().filter(|&(_, _, docs)| docs >= min_docs) {
+            kept.push_counted(term, chars, docs);
         }
         *self = kept;
     }

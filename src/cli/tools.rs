@@ -8,7 +8,7 @@ use clap::Args;
 use serde_json::{Map, Value, json};
 
 use crate::config::Config;
-use crate::mcp::{MemoryServer, ServerSettings};
+use crate::mcp::MemoryServer;
 use crate::model::{MemoryType, RelationshipType};
 use crate::serve;
 
@@ -158,16 +158,7 @@ impl Arguments {
 /// A tool error becomes a failure (exit code 1) with the tool's message.
 async fn ask(config: Config, tool: &str, arguments: Arguments, json: bool) -> Result<Value> {
     let backend = Arc::new(serve::open_backend(&config).await?);
-    let (mode, mode_reason) = serve::mode_of(&config);
-    let server = MemoryServer::new(
-        backend.clone(),
-        ServerSettings {
-            profile: config.profile,
-            max_response_chars: config.max_response_chars,
-            mode,
-            mode_reason,
-        },
-    );
+    let server = MemoryServer::new(backend.clone(), serve::server_settings(&config));
     let answer = server
         .call_tool_directly(tool, Value::Object(arguments.0))
         .await;

@@ -264,6 +264,37 @@ impl Drop for Server {
     }
 }
 
+/// An external program a test needs, named by the environment variable `var` (`.ci/run`
+/// installs each one). Outside CI a missing one skips the test with a note; under CI it fails
+/// it, so a broken install can never pass as skipped.
+pub fn external_tool(var: &str, what: &str) -> Option<PathBuf> {
+    match std::env::var_os(var).map(PathBuf::from) {
+        Some(bin) if bin.is_file() => Some(bin),
+        other => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{var} must name {what} under CI (got {other:?}); .ci/run installs it"
+            );
+            eprintln!("skipped: set {var} to {what} to run this check");
+            None
+        }
+    }
+}
+
+/// Runs `work` on a connection to the file `db` in-process, with no server on it: for the
+/// tests that prepare or inspect the file itself.
+pub fn on_database<T>(db: &Path, work: impl AsyncFnOnce(&libsql::Connection) -> T) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let database = libsql::Builder::new_local(db).build().await.unwrap();
+        let conn = database.connect().unwrap();
+        work(&conn).await
+    })
+}
+
 /// A temporary folder with a database path inside it.
 pub struct Scratch {
     pub dir: tempfile::TempDir,

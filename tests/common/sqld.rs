@@ -17,17 +17,7 @@ pub struct Sqld {
 
 /// The sqld binary, or `None` (outside CI) when it is not installed.
 pub fn binary() -> Option<PathBuf> {
-    match std::env::var_os("SQLD_BIN").map(PathBuf::from) {
-        Some(bin) if bin.is_file() => Some(bin),
-        other => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "SQLD_BIN must name an sqld binary under CI (got {other:?}); .ci/run installs it"
-            );
-            eprintln!("skipped: set SQLD_BIN to an sqld binary to run the replica tests");
-            None
-        }
-    }
+    super::external_tool("SQLD_BIN", "an sqld binary")
 }
 
 fn free_port() -> u16 {
