@@ -14,6 +14,11 @@ pub enum BackendError {
     #[error("{0}")]
     Refused(String),
 
+    /// The primary's history no longer matches the replica (replica mode): syncing is
+    /// stopped until the user chooses what to keep.
+    #[error("{0}")]
+    Diverged(String),
+
     /// The primary could not be reached (replica mode).
     #[error("the primary is unreachable: {0}")]
     Unreachable(String),

@@ -207,84 +207,88 @@ impl TursoBackend {
         }
         let conn = self.conn.lock().await;
         let tx = super::begin_write(&conn, "starting an import").await?;
-        // A relationship may name the one that superseded it further down the file.
-        tx.execute("PRAGMA defer_foreign_keys = ON", ())
-            .await
-            .doing("deferring foreign keys")?;
-        let mut report = ImportReport {
-            dry_run: options.dry_run,
-            ..Default::default()
-        };
-        let mut done = 0u64;
-        for m in &batch.memories {
-            if exists(&tx, "nodes", &m.id).await? {
-                if !options.skip_duplicates {
-                    return Err(BackendError::Refused(format!(
-                        "memory {} is already in the database; nothing was imported. Pass --skip-duplicates to \
-                         keep the memories already there and import the rest",
-                        m.id
-                    )));
-                }
-                report.memories_skipped += 1;
-            } else {
-                insert_memory(&tx, m).await?;
-                report.memories_imported += 1;
-            }
-            done += 1;
-            progress(done);
-        }
-        let relationship_ids: HashSet<&str> = batch
-            .relationships
-            .iter()
-            .filter_map(|r| r.id.as_deref())
-            .collect();
-        for r in &batch.relationships {
-            done += 1;
-            let ends_exist = exists_memory(&tx, &r.from_id).await?
-                && (r.to_id == r.from_id || exists_memory(&tx, &r.to_id).await?);
-            if !ends_exist {
-                report.relationships_skipped_missing_endpoint += 1;
-                if report.missing_endpoints.len() < LISTED_MISSING {
-                    report
-                        .missing_endpoints
-                        .push(format!("{} -[{}]-> {}", r.from_id, r.rel_type, r.to_id));
-                }
-                progress(done);
-                continue;
-            }
-            let already = match &r.id {
-                Some(id) => exists(&tx, "relationships", id).await?,
-                None => same_current_link(&tx, r).await?,
+        let outcome: Result<ImportReport> = async {
+            // A relationship may name the one that superseded it further down the file.
+            tx.execute("PRAGMA defer_foreign_keys = ON", ())
+                .await
+                .doing("deferring foreign keys")?;
+            let mut report = ImportReport {
+                dry_run: options.dry_run,
+                ..Default::default()
             };
-            if already {
-                if r.id.is_some() && !options.skip_duplicates {
-                    return Err(BackendError::Refused(format!(
-                        "relationship {} is already in the database; nothing was imported. Pass --skip-duplicates \
-                         to keep what is there and import the rest",
-                        r.id.as_deref().unwrap_or_default()
-                    )));
+            let mut done = 0u64;
+            for m in &batch.memories {
+                if exists(&tx, "nodes", &m.id).await? {
+                    if !options.skip_duplicates {
+                        return Err(BackendError::Refused(format!(
+                            "memory {} is already in the database; nothing was imported. Pass --skip-duplicates to \
+                             keep the memories already there and import the rest",
+                            m.id
+                        )));
+                    }
+                    report.memories_skipped += 1;
+                } else {
+                    insert_memory(&tx, m).await?;
+                    report.memories_imported += 1;
                 }
-                report.relationships_skipped_existing += 1;
+                done += 1;
                 progress(done);
-                continue;
             }
-            let invalidated_by = match &r.invalidated_by {
-                Some(by) if relationship_ids.contains(by.as_str()) => Some(by.clone()),
-                Some(by) if exists(&tx, "relationships", by).await? => Some(by.clone()),
-                // The superseding link is not coming along; the end of validity still is.
-                _ => None,
-            };
-            insert_relationship(&tx, r, invalidated_by.as_deref()).await?;
-            report.relationships_imported += 1;
-            progress(done);
+            let relationship_ids: HashSet<&str> = batch
+                .relationships
+                .iter()
+                .filter_map(|r| r.id.as_deref())
+                .collect();
+            for r in &batch.relationships {
+                done += 1;
+                let ends_exist = exists_memory(&tx, &r.from_id).await?
+                    && (r.to_id == r.from_id || exists_memory(&tx, &r.to_id).await?);
+                if !ends_exist {
+                    report.relationships_skipped_missing_endpoint += 1;
+                    if report.missing_endpoints.len() < LISTED_MISSING {
+                        report
+                            .missing_endpoints
+                            .push(format!("{} -[{}]-> {}", r.from_id, r.rel_type, r.to_id));
+                    }
+                    progress(done);
+                    continue;
+                }
+                let already = match &r.id {
+                    Some(id) => exists(&tx, "relationships", id).await?,
+                    None => same_current_link(&tx, r).await?,
+                };
+                if already {
+                    if r.id.is_some() && !options.skip_duplicates {
+                        return Err(BackendError::Refused(format!(
+                            "relationship {} is already in the database; nothing was imported. Pass --skip-duplicates \
+                             to keep what is there and import the rest",
+                            r.id.as_deref().unwrap_or_default()
+                        )));
+                    }
+                    report.relationships_skipped_existing += 1;
+                    progress(done);
+                    continue;
+                }
+                let invalidated_by = match &r.invalidated_by {
+                    Some(by) if relationship_ids.contains(by.as_str()) => Some(by.clone()),
+                    Some(by) if exists(&tx, "relationships", by).await? => Some(by.clone()),
+                    // The superseding link is not coming along; the end of validity still is.
+                    _ => None,
+                };
+                insert_relationship(&tx, r, invalidated_by.as_deref()).await?;
+                report.relationships_imported += 1;
+                progress(done);
+            }
+            Ok(report)
         }
-        if options.dry_run {
+        .await;
+        if options.dry_run && outcome.is_ok() {
             tx.rollback().await.doing("undoing a dry run")?;
-        } else {
-            tx.commit().await.doing("committing an import")?;
-            if report.memories_imported + report.relationships_imported > 0 {
-                self.after_write();
-            }
+            return outcome;
+        }
+        let report = super::end_write(tx, outcome, "committing an import").await?;
+        if report.memories_imported + report.relationships_imported > 0 {
+            self.after_write();
         }
         Ok(report)
     }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::error::{BackendError, DbContext, Result};
 use super::memories::{RELATIONSHIP_COLUMNS, decode, load_properties, relationship_from_row};
+use super::queue::RelationshipRow;
 use super::{TursoBackend, all_rows};
 use crate::model::{Memory, NewRelationship, Relationship, RelationshipType};
 
@@ -43,28 +44,28 @@ impl TursoBackend {
     pub(super) async fn relate_online(
         &self,
         new: &NewRelationship,
+        row: &RelationshipRow,
     ) -> Result<(Relationship, bool)> {
-        let conn = self.conn.lock().await;
-        let tx = super::begin_write(&conn, "starting a relationship").await?;
-        for id in [&new.from_id, &new.to_id] {
-            load_properties(&tx, id).await?;
+        let allow_cycles = self.allow_cycles;
+        let outcome = self
+            .write("starting a relationship", async |tx| {
+                for id in [&new.from_id, &new.to_id] {
+                    load_properties(tx, id).await?;
+                }
+                if let Some(existing) = find_same_link(tx, new).await? {
+                    return Ok((existing, false));
+                }
+                if !allow_cycles && would_close_cycle(tx, new).await? {
+                    return Err(BackendError::Refused(cycle_refusal(new)));
+                }
+                row.insert(tx).await?;
+                Ok((read_relationship(tx, &row.id).await?, true))
+            })
+            .await?;
+        if outcome.1 {
+            self.after_write();
         }
-        if let Some(existing) = find_same_link(&tx, new).await? {
-            tx.commit().await.doing("finishing a relationship")?;
-            return Ok((existing, false));
-        }
-        if !self.allow_cycles && would_close_cycle(&tx, new).await? {
-            return Err(BackendError::Refused(format!(
-                "Cannot create relationship {} → {}: it would create a cycle in the {} relationship graph. \
-                 Check the chain of {} links first, or allow cycles with MEMORY_ALLOW_CYCLES=true",
-                new.from_id, new.to_id, new.rel_type, new.rel_type
-            )));
-        }
-        let id = insert_relationship(&tx, new).await?;
-        let created = read_relationship(&tx, &id).await?;
-        tx.commit().await.doing("committing a relationship")?;
-        self.after_write();
-        Ok((created, true))
+        Ok(outcome)
     }
 
     /// Walks current relationships out from `id`, both directions, up to `max_depth` hops,
@@ -171,14 +172,19 @@ impl TursoBackend {
     }
 }
 
-/// Writes a new relationship row and returns its id.
-pub(super) async fn insert_relationship(
-    conn: &Connection,
-    new: &NewRelationship,
-) -> Result<String> {
-    let row = super::queue::RelationshipRow::new(new);
-    row.insert(conn).await?;
-    Ok(row.id)
+/// Why a link is refused as a cycle (the same words online and in offline replay).
+pub(super) fn cycle_refusal(new: &NewRelationship) -> String {
+    if new.from_id == new.to_id {
+        return format!(
+            "Cannot create relationship {} → {}: a memory cannot be linked to itself unless MEMORY_ALLOW_CYCLES=true",
+            new.from_id, new.to_id
+        );
+    }
+    format!(
+        "Cannot create relationship {} → {}: it would create a cycle in the {} relationship graph. \
+         Check the chain of {} links first, or allow cycles with MEMORY_ALLOW_CYCLES=true",
+        new.from_id, new.to_id, new.rel_type, new.rel_type
+    )
 }
 
 fn type_filter(types: &[RelationshipType]) -> String {
@@ -269,7 +275,10 @@ async fn read_relationship(conn: &Connection, id: &str) -> Result<Relationship> 
     relationship_from_row(&row, 0)
 }
 
-async fn find_same_link(conn: &Connection, new: &NewRelationship) -> Result<Option<Relationship>> {
+pub(super) async fn find_same_link(
+    conn: &Connection,
+    new: &NewRelationship,
+) -> Result<Option<Relationship>> {
     let reverse = if new.rel_type.is_symmetric() {
         " OR (r.from_id = ?2 AND r.to_id = ?1)"
     } else {
@@ -302,7 +311,7 @@ async fn find_same_link(conn: &Connection, new: &NewRelationship) -> Result<Opti
 /// A new link from→to closes a cycle when `from` is already reachable from `to` along
 /// current links of the same type. Symmetric types read both ways and are never cycles;
 /// a link from a memory to itself always is.
-async fn would_close_cycle(conn: &Connection, new: &NewRelationship) -> Result<bool> {
+pub(super) async fn would_close_cycle(conn: &Connection, new: &NewRelationship) -> Result<bool> {
     if new.from_id == new.to_id {
         return Ok(true);
     }

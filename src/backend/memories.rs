@@ -5,13 +5,11 @@ use std::collections::BTreeMap;
 use libsql::{Connection, Value};
 use serde::Serialize;
 
-use super::codec::{self, RelationshipRow};
+use super::codec::{self, RelationshipRow as RelationshipColumns};
 use super::error::{BackendError, DbContext, Result};
+use super::queue::RelationshipRow;
 use super::{Record, TursoBackend, all_rows, first_row, scalar_i64};
-use crate::model::{
-    Memory, MemoryPatch, NewMemory, NewRelationship, Relationship, RelationshipType,
-    column_timestamp, now_iso,
-};
+use crate::model::{Memory, MemoryPatch, NewMemory, Relationship, column_timestamp, now_iso};
 
 /// The outcome of a store.
 #[derive(Debug, Clone)]
@@ -47,63 +45,39 @@ impl TursoBackend {
         id: &str,
         now: &str,
         new: &NewMemory,
-        supersedes: Option<&str>,
+        supersedes: Option<&RelationshipRow>,
     ) -> Result<StoredMemory> {
         let properties = codec::encode_new_memory(id, new, now);
         let column_time = column_timestamp(now);
-        let conn = self.conn.lock().await;
-        let tx = super::begin_write(&conn, "starting a store").await?;
-        if let Some(existing) = first_row(
-            &tx,
-            "SELECT id, properties FROM nodes
-             WHERE label = 'Memory' AND json_extract(properties, '$.title') = ?1
-               AND json_extract(properties, '$.type') = ?2 AND json_extract(properties, '$.content') = ?3
-             LIMIT 1",
-            libsql::params![new.title.as_str(), new.memory_type.as_str(), new.content.as_str()],
-            "looking for a duplicate",
-        )
-        .await?
-        {
-            tx.commit().await.doing("finishing a store")?;
+        let stored = self
+            .write("starting a store", async |tx| {
+                if let Some(existing) = find_duplicate(tx, new).await? {
+                    return Ok(Some(existing));
+                }
+                if let Some(link) = supersedes {
+                    load_properties(tx, &link.to_id)
+                        .await
+                        .map_err(|e| no_superseded_memory(e, &link.to_id))?;
+                }
+                tx.execute(
+                    "INSERT INTO nodes (id, label, properties, created_at, updated_at) VALUES (?1, 'Memory', ?2, ?3, ?3)",
+                    libsql::params![id, properties.as_str(), column_time.as_str()],
+                )
+                .await
+                .doing("storing a memory")?;
+                if let Some(link) = supersedes {
+                    link.insert(tx).await?;
+                }
+                Ok(None)
+            })
+            .await?;
+        if let Some(existing) = stored {
             return Ok(StoredMemory {
-                memory: decode(&existing.text(0), &existing.text(1))?,
+                memory: existing,
                 duplicate: true,
                 queued: false,
             });
         }
-        if let Some(old) = supersedes {
-            load_properties(&tx, old).await.map_err(|e| match e {
-                BackendError::NotFound { id, .. } => {
-                    BackendError::Invalid(crate::model::InvalidInput::new(
-                        "supersedes",
-                        format!("no memory with id {id}"),
-                    ))
-                }
-                other => other,
-            })?;
-        }
-        tx.execute(
-            "INSERT INTO nodes (id, label, properties, created_at, updated_at) VALUES (?1, 'Memory', ?2, ?3, ?3)",
-            libsql::params![id, properties.as_str(), column_time.as_str()],
-        )
-        .await
-        .doing("storing a memory")?;
-        if let Some(old) = supersedes {
-            let replaces = RelationshipType::Replaces;
-            super::graph::insert_relationship(
-                &tx,
-                &NewRelationship {
-                    from_id: id.to_string(),
-                    to_id: old.to_string(),
-                    rel_type: replaces,
-                    strength: replaces.default_strength(),
-                    confidence: replaces.default_confidence(),
-                    context: None,
-                },
-            )
-            .await?;
-        }
-        tx.commit().await.doing("committing a store")?;
         self.after_write();
         Ok(StoredMemory {
             memory: decode(id, &properties)?,
@@ -156,51 +130,32 @@ impl TursoBackend {
         patch: &MemoryPatch,
         now: &str,
     ) -> Result<Memory> {
-        let conn = self.conn.lock().await;
-        let tx = super::begin_write(&conn, "starting an update").await?;
-        let properties = load_properties(&tx, id).await?;
-        let updated = codec::apply_patch(&properties, patch, now).map_err(|source| {
-            BackendError::CorruptRow {
-                what: "memory",
-                id: id.to_string(),
-                source,
-            }
-        })?;
-        tx.execute(
-            "UPDATE nodes SET properties = ?2, updated_at = ?3 WHERE id = ?1 AND label = 'Memory'",
-            libsql::params![id, updated.as_str(), column_timestamp(now)],
-        )
-        .await
-        .doing("updating a memory")?;
-        tx.commit().await.doing("committing an update")?;
+        let updated = self
+            .write("starting an update", async |tx| {
+                let properties = load_properties(tx, id).await?;
+                let updated = apply_patch(id, &properties, patch, now)?;
+                tx.execute(
+                    "UPDATE nodes SET properties = ?2, updated_at = ?3 WHERE id = ?1 AND label = 'Memory'",
+                    libsql::params![id, updated.as_str(), column_timestamp(now)],
+                )
+                .await
+                .doing("updating a memory")?;
+                Ok(updated)
+            })
+            .await?;
         self.after_write();
-        codec::decode_memory(id, &updated).map_err(|source| BackendError::CorruptRow {
-            what: "memory",
-            id: id.to_string(),
-            source,
-        })
+        decode(id, &updated)
     }
 
     /// Removes a memory and every relationship that touches it; returns how many
     /// relationships went with it.
     pub(super) async fn delete_online(&self, id: &str) -> Result<u64> {
-        let conn = self.conn.lock().await;
-        let tx = super::begin_write(&conn, "starting a delete").await?;
-        load_properties(&tx, id).await?;
-        let removed = tx
-            .execute(
-                "DELETE FROM relationships WHERE from_id = ?1 OR to_id = ?1",
-                libsql::params![id],
-            )
-            .await
-            .doing("deleting a memory's relationships")?;
-        tx.execute(
-            "DELETE FROM nodes WHERE id = ?1 AND label = 'Memory'",
-            libsql::params![id],
-        )
-        .await
-        .doing("deleting a memory")?;
-        tx.commit().await.doing("committing a delete")?;
+        let removed = self
+            .write("starting a delete", async |tx| {
+                load_properties(tx, id).await?;
+                delete_rows(tx, id).await
+            })
+            .await?;
         self.after_write();
         Ok(removed)
     }
@@ -329,17 +284,81 @@ async fn write_uses(
     if uses.is_empty() {
         return Ok(());
     }
-    let tx = super::begin_write(conn, "starting a usage update").await?;
-    for (id, (count, last)) in uses {
-        tx.execute(
-            "INSERT INTO memory_usage (memory_id, usage_count, last_accessed) VALUES (?1, ?2, ?3)
-             ON CONFLICT(memory_id) DO UPDATE SET usage_count = usage_count + ?2, last_accessed = ?3",
-            libsql::params![id.as_str(), *count, last.as_str()],
+    super::in_write(conn, "starting a usage update", async |tx| {
+        for (id, (count, last)) in uses {
+            tx.execute(
+                "INSERT INTO memory_usage (memory_id, usage_count, last_accessed) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(memory_id) DO UPDATE SET usage_count = usage_count + ?2, last_accessed = ?3",
+                libsql::params![id.as_str(), *count, last.as_str()],
+            )
+            .await
+            .doing("counting uses")?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// The memory identical in type, title and content to `new`, if one exists: a store of it
+/// returns that one instead of a second copy.
+pub(super) async fn find_duplicate(conn: &Connection, new: &NewMemory) -> Result<Option<Memory>> {
+    match first_row(
+        conn,
+        "SELECT id, properties FROM nodes
+         WHERE label = 'Memory' AND json_extract(properties, '$.title') = ?1
+           AND json_extract(properties, '$.type') = ?2 AND json_extract(properties, '$.content') = ?3
+         LIMIT 1",
+        libsql::params![new.title.as_str(), new.memory_type.as_str(), new.content.as_str()],
+        "looking for a duplicate",
+    )
+    .await?
+    {
+        Some(row) => Ok(Some(decode(&row.text(0), &row.text(1))?)),
+        None => Ok(None),
+    }
+}
+
+/// A `supersedes` naming no memory is the caller's mistake, reported against that field.
+pub(super) fn no_superseded_memory(e: BackendError, old: &str) -> BackendError {
+    match e {
+        BackendError::NotFound { .. } => BackendError::Invalid(crate::model::InvalidInput::new(
+            "supersedes",
+            format!("no memory with id {old}"),
+        )),
+        other => other,
+    }
+}
+
+/// Applies an update to stored properties.
+pub(super) fn apply_patch(
+    id: &str,
+    properties: &str,
+    patch: &MemoryPatch,
+    now: &str,
+) -> Result<String> {
+    codec::apply_patch(properties, patch, now).map_err(|source| BackendError::CorruptRow {
+        what: "memory",
+        id: id.to_string(),
+        source,
+    })
+}
+
+/// Deletes a memory's relationships and then the memory; returns the relationships removed.
+pub(super) async fn delete_rows(conn: &Connection, id: &str) -> Result<u64> {
+    let removed = conn
+        .execute(
+            "DELETE FROM relationships WHERE from_id = ?1 OR to_id = ?1",
+            libsql::params![id],
         )
         .await
-        .doing("counting uses")?;
-    }
-    tx.commit().await.doing("committing a usage update")
+        .doing("deleting a memory's relationships")?;
+    conn.execute(
+        "DELETE FROM nodes WHERE id = ?1 AND label = 'Memory'",
+        libsql::params![id],
+    )
+    .await
+    .doing("deleting a memory")?;
+    Ok(removed)
 }
 
 /// Reads the raw properties of a memory, or says it does not exist.
@@ -393,7 +412,7 @@ pub(super) const RELATIONSHIP_COLUMNS: &str =
 
 /// Decodes the seven [`RELATIONSHIP_COLUMNS`] starting at `at`.
 pub(super) fn relationship_from_row(row: &Record, at: usize) -> Result<Relationship> {
-    Ok(codec::decode_relationship(RelationshipRow {
+    Ok(codec::decode_relationship(RelationshipColumns {
         id: row.text(at),
         from_id: row.text(at + 1),
         to_id: row.text(at + 2),

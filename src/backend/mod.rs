@@ -9,15 +9,11 @@ mod filters;
 mod fts_query;
 mod graph;
 mod memories;
-mod migrate;
-mod offline;
 mod pyjson;
-mod queue;
-mod replica;
 mod schema;
 mod search;
 mod stats;
-mod sync_loop;
+mod sync;
 mod typo;
 mod vocabulary;
 
@@ -33,18 +29,19 @@ pub use exchange::{
     StoredRelationship,
 };
 pub use graph::RelationshipQuery;
-pub use migrate::copy_to_primary;
 /// JSON in the form MemoryGraph wrote inside its rows (Python `json.dumps` defaults).
 pub use pyjson::to_string as python_json;
 pub use queue::Conflict;
 pub use replica::{Primary, SyncStatus, redact_url};
 pub use search::{Correction, MatchMode, Neighbour, SearchPage, SearchRequest, Tolerance};
 pub use stats::{BackendHealth, Statistics};
+pub use sync::migrate::copy_to_primary;
 
 use error::DbContext;
+use sync::{queue, replica};
 
 /// How long a statement waits for another process's write lock before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Settings the backend needs from the configuration.
 #[derive(Debug, Clone)]
@@ -119,12 +116,14 @@ pub struct TursoBackend {
     vocabulary: std::sync::Mutex<Option<vocabulary::Vocabulary>>,
     /// Use counts not written yet (see `count_use`).
     pending_uses: std::sync::Mutex<std::collections::HashMap<String, (i64, String)>>,
+    /// Replica mode: the lock that makes this process the replica file's only writer.
+    slot: Option<sync::slot::Slot>,
 }
 
 impl TursoBackend {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub async fn open(options: BackendOptions) -> Result<Self> {
-        let path = options.path;
+        let path = options.path.clone();
         ensure_parent_dir(&path)?;
         let backend = match options.primary {
             None => {
@@ -147,38 +146,19 @@ impl TursoBackend {
                     writes: Default::default(),
                     vocabulary: Default::default(),
                     pending_uses: Default::default(),
+                    slot: None,
                 }
             }
             Some(primary) => {
-                let db = replica::open(&path, &primary).await?;
-                let conn = db.connect().doing("connecting to the replica")?;
-                conn.busy_timeout(BUSY_TIMEOUT)
-                    .doing("setting the busy timeout")?;
-                let queue = queue::Queue::open(&path).await?;
-                let backend = TursoBackend {
-                    _db: None,
-                    conn: Mutex::new(conn),
-                    path,
-                    allow_cycles: options.allow_cycles,
-                    durability: options.durability,
-                    replica: Some(replica::Replica::new(db, primary, queue)),
-                    written: tokio::sync::Notify::new(),
-                    writes: Default::default(),
-                    vocabulary: Default::default(),
-                    pending_uses: Default::default(),
-                };
-                // Start even when the primary is away: reads are served from the replica
-                // and the sync task keeps trying.
-                replica::check_credentials(
-                    &backend.replica.as_ref().expect("replica mode").primary,
+                TursoBackend::open_replica(
+                    BackendOptions {
+                        path,
+                        primary: None,
+                        ..options
+                    },
+                    primary,
                 )
-                .await?;
-                if let Err(e) = backend.sync_now(replica::CONNECT_WAIT).await {
-                    tracing::warn!(
-                        "the primary is not reachable yet; serving the local replica: {e}"
-                    );
-                }
-                backend
+                .await?
             }
         };
         restrict_permissions(&backend.path);
@@ -201,47 +181,6 @@ impl TursoBackend {
             .doing("checkpointing the write-ahead log")?;
         drop(conn);
         Ok(())
-    }
-
-    /// Replica mode: brings the schema up to date if it is behind (the primary may have
-    /// been away at start), then pulls new frames from the primary. Syncs never overlap.
-    /// Local mode: nothing to do.
-    pub async fn sync_now(&self, wait: std::time::Duration) -> Result<Option<SyncStatus>> {
-        let Some(replica) = &self.replica else {
-            return Ok(None);
-        };
-        let _one_at_a_time = replica.lock.lock().await;
-        // Queued writes first, so the pull brings them back with everything else.
-        if !replica.queue.is_empty().await? {
-            let started = std::time::Instant::now();
-            if let Err(e) = self.replay().await {
-                replica.record(started, Err(replica.describe(&e)));
-                return Err(e);
-            }
-        }
-        // Pulling does not hold the connection: while the primary is away a pull can take
-        // seconds, and local reads must not wait for it.
-        replica.pull(wait).await?;
-        let conn = self.conn.lock().await;
-        if schema::version(&conn).await? < schema::SCHEMA_VERSION {
-            let started = std::time::Instant::now();
-            let migrated = tokio::time::timeout(wait * 4, schema::migrate(&conn)).await;
-            let outcome = match migrated {
-                Ok(r) => r,
-                Err(_) => Err(BackendError::Unreachable(
-                    "the schema upgrade timed out".into(),
-                )),
-            };
-            replica.record(
-                started,
-                outcome
-                    .as_ref()
-                    .map(|_| None)
-                    .map_err(|e| replica.describe(e)),
-            );
-            outcome?;
-        }
-        Ok(Some(replica.status()))
     }
 
     /// The sync state, in replica mode.
@@ -317,6 +256,79 @@ pub(super) async fn begin_write(
     }
 }
 
+/// Runs `body` in a write transaction and always ends it: commit when `body` succeeded,
+/// rollback when it failed. libsql 0.10 does not roll back a transaction that is merely
+/// dropped on a replica (the primary keeps it open and every later `BEGIN` fails), so no
+/// path may leave one behind.
+pub(super) async fn in_write<T>(
+    conn: &Connection,
+    doing: &'static str,
+    body: impl AsyncFnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    let tx = begin_write(conn, doing).await?;
+    let outcome = body(&tx).await;
+    end_write(tx, outcome, doing).await
+}
+
+/// Ends a write transaction explicitly: commit on success, rollback on failure (the
+/// failure is what the caller hears about, whatever the rollback says).
+pub(super) async fn end_write<T>(
+    tx: libsql::Transaction,
+    outcome: Result<T>,
+    doing: &'static str,
+) -> Result<T> {
+    match outcome {
+        Ok(value) => {
+            tx.commit().await.doing(doing)?;
+            Ok(value)
+        }
+        Err(e) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::debug!("{doing}: rolling back after \"{e}\" failed too: {rollback}");
+            }
+            Err(e)
+        }
+    }
+}
+
+impl TursoBackend {
+    /// One write tool call: a write transaction on the connection, ended explicitly on
+    /// every path. In replica mode the whole exchange with the primary has a deadline
+    /// ([`replica::WRITE_DEADLINE`]), and after any failure the connection is replaced by a
+    /// fresh one, so a transaction the primary may still hold open (a timeout, a cut
+    /// stream) can never leak into the next call.
+    pub(super) async fn write<T>(
+        &self,
+        doing: &'static str,
+        body: impl AsyncFnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.conn.lock().await;
+        let outcome = match &self.replica {
+            None => in_write(&conn, doing, body).await,
+            Some(_) => {
+                match tokio::time::timeout(replica::WRITE_DEADLINE, in_write(&conn, doing, body))
+                    .await
+                {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(BackendError::Unreachable(format!(
+                        "the primary did not answer within {} s",
+                        replica::WRITE_DEADLINE.as_secs()
+                    ))),
+                }
+            }
+        };
+        if outcome.is_err()
+            && let Some(replica) = &self.replica
+        {
+            match replica.fresh_connection() {
+                Ok(fresh) => *conn = fresh,
+                Err(e) => tracing::warn!("could not replace the replica connection: {e}"),
+            }
+        }
+        outcome
+    }
+}
+
 /// SQLITE_BUSY or SQLITE_LOCKED, with any extended code.
 fn is_locked(e: &libsql::Error) -> bool {
     match e {
@@ -337,6 +349,8 @@ fn restrict_permissions(path: &Path) {
             "-wal",
             "-shm",
             "-info",
+            "-client_wal_index",
+            ".lock",
             ".queue",
             ".queue-wal",
             ".queue-shm",

@@ -130,6 +130,17 @@ END;
 CREATE INDEX IF NOT EXISTS idx_memory_title ON nodes(json_extract(properties, '$.title')) WHERE label = 'Memory';
 "#;
 
+/// Who this database is: a random id made once, where the schema is first created (on the
+/// primary, in replica mode). Replicas compare it before pulling, so a reset or replaced
+/// primary is noticed instead of silently replacing the local copy.
+const IDENTITY: &str = r#"
+CREATE TABLE IF NOT EXISTS memorygraph_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+INSERT OR IGNORE INTO memorygraph_meta (key, value) VALUES ('database_id', lower(hex(randomblob(16))));
+"#;
+
 /// The migrations in order; migration `i` (1-based) brings the file to `user_version = i`.
 /// A migration: its name and a function writing its SQL.
 type Migration = (&'static str, fn() -> String);
@@ -143,6 +154,7 @@ const MIGRATIONS: &[Migration] = &[
     ("vocabulary for typo correction, usage counts", || {
         VOCABULARY_AND_USAGE.to_string()
     }),
+    ("an id for the database", || IDENTITY.to_string()),
 ];
 
 /// The schema version this build writes.
@@ -164,27 +176,31 @@ pub async fn version(conn: &Connection) -> Result<i64> {
 /// processes at once: each step re-reads the version under the write lock.
 pub async fn migrate(conn: &Connection) -> Result<()> {
     loop {
-        let tx = super::begin_write(conn, "starting a schema upgrade").await?;
-        let current = version(&tx).await?;
-        if current > SCHEMA_VERSION {
-            return Err(BackendError::NewerSchema {
-                found: current,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        if current == SCHEMA_VERSION {
-            tx.commit().await.doing("finishing the schema check")?;
+        let done = super::in_write(conn, "upgrading the schema", async |tx| {
+            let current = version(tx).await?;
+            if current > SCHEMA_VERSION {
+                return Err(BackendError::NewerSchema {
+                    found: current,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            if current == SCHEMA_VERSION {
+                return Ok(true);
+            }
+            let (name, sql) = MIGRATIONS[current as usize];
+            tracing::info!(from = current, to = current + 1, "upgrading schema: {name}");
+            tx.execute_batch(&sql())
+                .await
+                .doing("upgrading the schema")?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", current + 1))
+                .await
+                .doing("recording the schema version")?;
+            Ok(false)
+        })
+        .await?;
+        if done {
             return Ok(());
         }
-        let (name, sql) = MIGRATIONS[current as usize];
-        tracing::info!(from = current, to = current + 1, "upgrading schema: {name}");
-        tx.execute_batch(&sql())
-            .await
-            .doing("upgrading the schema")?;
-        tx.execute_batch(&format!("PRAGMA user_version = {}", current + 1))
-            .await
-            .doing("recording the schema version")?;
-        tx.commit().await.doing("committing a schema upgrade")?;
     }
 }
 

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::TursoBackend;
-use super::replica::CONNECT_WAIT;
+use crate::backend::TursoBackend;
+use crate::backend::replica::PULL_WAIT;
 
 /// First retry delay after a failed sync; doubles per failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -19,23 +19,33 @@ impl TursoBackend {
             return;
         }
         let mut failures: u32 = 0;
+        // The first round runs at once: start-up only pulled, and the queue (however long)
+        // is replayed here, in the background, while reads are served.
+        let mut first = true;
         loop {
-            let wait = if failures > 0 {
+            let wait = if first {
+                Duration::ZERO
+            } else if failures > 0 {
                 backoff(failures)
             } else {
                 interval.unwrap_or(Duration::MAX)
             };
+            first = false;
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.written() => {}
             }
-            match self.sync_now(CONNECT_WAIT).await {
+            match self.sync_now(PULL_WAIT).await {
                 Ok(_) => {
                     if failures > 0 {
                         tracing::info!(
                             "the primary is reachable again after {failures} failed sync(s)"
                         );
                     }
+                    failures = 0;
+                }
+                Err(crate::backend::BackendError::Diverged(_)) => {
+                    // Said once when found; nothing to retry until the user resyncs.
                     failures = 0;
                 }
                 Err(e) => {

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use libsql::{Connection, Database};
 use serde::{Deserialize, Serialize};
 
-use super::error::{BackendError, DbContext, Result};
-use super::{Record, all_rows, first_row, scalar_i64};
+use crate::backend::error::{BackendError, DbContext, Result};
+use crate::backend::{Record, all_rows, first_row, scalar_i64};
 
 /// A relationship row exactly as it will be inserted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,13 +34,41 @@ impl RelationshipRow {
         let id = uuid::Uuid::new_v4().to_string();
         let now = crate::model::now_iso();
         RelationshipRow {
-            properties: super::codec::encode_new_relationship(&id, new, &now),
+            properties: crate::backend::codec::encode_new_relationship(&id, new, &now),
             id,
             from_id: new.from_id.clone(),
             to_id: new.to_id.clone(),
             rel_type: new.rel_type.as_str().to_string(),
             column_time: crate::model::column_timestamp(&now),
             at: now,
+        }
+    }
+
+    /// The relationship as it will read back once stored.
+    pub fn relationship(&self) -> crate::model::Relationship {
+        crate::backend::codec::decode_relationship(crate::backend::codec::RelationshipRow {
+            id: self.id.clone(),
+            from_id: self.from_id.clone(),
+            to_id: self.to_id.clone(),
+            rel_type: self.rel_type.clone(),
+            properties: self.properties.clone(),
+            valid_from: Some(self.at.clone()),
+            valid_until: None,
+        })
+    }
+
+    /// The link's ends and type, for the rules the online path checks.
+    pub fn as_new(&self) -> crate::model::NewRelationship {
+        let rel_type =
+            crate::model::RelationshipType::parse_field("relationship_type", &self.rel_type)
+                .unwrap_or(crate::model::RelationshipType::RelatedTo);
+        crate::model::NewRelationship {
+            from_id: self.from_id.clone(),
+            to_id: self.to_id.clone(),
+            rel_type,
+            strength: rel_type.default_strength(),
+            confidence: rel_type.default_confidence(),
+            context: None,
         }
     }
 
@@ -97,6 +125,10 @@ pub enum WriteOp {
     },
     Delete {
         id: String,
+        /// `updated_at` of the version that was deleted: a primary whose copy changed
+        /// since (another device's edit) keeps it, and the delete becomes a conflict.
+        #[serde(default)]
+        base_updated_at: Option<String>,
     },
     Relate(RelationshipRow),
 }
@@ -105,7 +137,9 @@ impl WriteOp {
     /// The memory (or relationship) the operation is about, for messages.
     pub fn subject(&self) -> &str {
         match self {
-            WriteOp::Store { id, .. } | WriteOp::Update { id, .. } | WriteOp::Delete { id } => id,
+            WriteOp::Store { id, .. } | WriteOp::Update { id, .. } | WriteOp::Delete { id, .. } => {
+                id
+            }
             WriteOp::Relate(row) => &row.id,
         }
     }
@@ -134,6 +168,10 @@ CREATE TABLE IF NOT EXISTS pending (
     op TEXT NOT NULL,
     queued_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS conflicts (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     op TEXT NOT NULL,
@@ -143,11 +181,16 @@ CREATE TABLE IF NOT EXISTS conflicts (
 );";
 
 impl Queue {
-    /// Opens the queue file beside the replica (`<replica>.queue`).
-    pub async fn open(replica_path: &Path) -> Result<Queue> {
+    /// The queue file that goes with a replica file.
+    pub fn path_for(replica_path: &Path) -> PathBuf {
         let mut path = replica_path.as_os_str().to_owned();
         path.push(".queue");
-        let path = PathBuf::from(path);
+        PathBuf::from(path)
+    }
+
+    /// Opens the queue file beside the replica (`<replica>.queue`).
+    pub async fn open(replica_path: &Path) -> Result<Queue> {
+        let path = Queue::path_for(replica_path);
         let db = libsql::Builder::new_local(&path)
             .build()
             .await
@@ -155,7 +198,7 @@ impl Queue {
         let conn = db.connect().doing("opening the offline queue")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .doing("opening the offline queue")?;
-        super::use_write_ahead_log(&conn).await?;
+        crate::backend::use_write_ahead_log(&conn).await?;
         conn.execute_batch(&format!("PRAGMA synchronous = FULL; {SCHEMA}"))
             .await
             .doing("creating the offline queue")?;
@@ -229,22 +272,58 @@ impl Queue {
         reason: &str,
         primary_version: Option<&str>,
     ) -> Result<()> {
-        let tx = super::begin_write(&self.conn, "recording a conflict").await?;
-        tx.execute(
-            "INSERT INTO conflicts (op, reason, primary_version, detected_at) VALUES (?1, ?2, ?3, ?4)",
-            libsql::params![
-                serde_json::to_string(op).expect("operations are plain data"),
-                reason,
-                primary_version,
-                crate::model::now_iso()
-            ],
-        )
-        .await
-        .doing("recording a conflict")?;
-        tx.execute("DELETE FROM pending WHERE seq = ?1", libsql::params![seq])
+        crate::backend::in_write(&self.conn, "recording a conflict", async |tx| {
+            tx.execute(
+                "INSERT INTO conflicts (op, reason, primary_version, detected_at) VALUES (?1, ?2, ?3, ?4)",
+                libsql::params![
+                    serde_json::to_string(op).expect("operations are plain data"),
+                    reason,
+                    primary_version,
+                    crate::model::now_iso()
+                ],
+            )
             .await
             .doing("recording a conflict")?;
-        tx.commit().await.doing("recording a conflict")
+            tx.execute("DELETE FROM pending WHERE seq = ?1", libsql::params![seq])
+                .await
+                .doing("recording a conflict")?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// A value this replica remembers across restarts (the primary's identity, a
+    /// divergence found), or `None`.
+    pub async fn state(&self, key: &str) -> Result<Option<String>> {
+        Ok(first_row(
+            &self.conn,
+            "SELECT value FROM state WHERE key = ?1",
+            libsql::params![key],
+            "reading the replica state",
+        )
+        .await?
+        .map(|r| r.text(0)))
+    }
+
+    /// Sets (or, with `None`, forgets) a remembered value, durably.
+    pub async fn set_state(&self, key: &str, value: Option<&str>) -> Result<()> {
+        match value {
+            Some(v) => {
+                self.conn
+                    .execute(
+                        "INSERT INTO state (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+                        libsql::params![key, v],
+                    )
+                    .await
+            }
+            None => {
+                self.conn
+                    .execute("DELETE FROM state WHERE key = ?1", libsql::params![key])
+                    .await
+            }
+        }
+        .doing("saving the replica state")?;
+        Ok(())
     }
 
     /// The conflict log, newest first, at most `limit`.

@@ -9,9 +9,9 @@ use std::path::Path;
 use libsql::{Connection, TransactionBehavior, Value};
 use serde::Serialize;
 
-use super::error::{BackendError, DbContext, Result};
-use super::replica::{Primary, libsql_url};
-use super::{Record, all_rows, schema};
+use crate::backend::error::{BackendError, DbContext, Result};
+use crate::backend::replica::{Primary, libsql_url};
+use crate::backend::{Record, all_rows, schema};
 
 /// Rows copied per transaction on the primary.
 const BATCH: usize = 200;

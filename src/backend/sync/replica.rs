@@ -1,0 +1,492 @@
+//! Replica mode: the database file is an embedded replica of a libsql primary (sqld or
+//! Turso). Reads are local; writes are delegated to the primary by libsql; `sync` pulls the
+//! primary's new frames. This module opens the replica and keeps the truth about syncing:
+//! when it last worked, how long it took, what failed.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use libsql::{Database, SyncProtocol};
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use crate::backend::error::{BackendError, DbContext, Result};
+
+/// Where the primary is and how to authenticate. The token never leaves this struct
+/// except to libsql; `Debug` hides it.
+#[derive(Clone)]
+pub struct Primary {
+    pub url: String,
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for Primary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Primary")
+            .field("url", &redact_url(&self.url))
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+impl Primary {
+    /// `text` with the token and any credentials in the URL removed, fit to show or log.
+    pub fn redact(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        if let Some(token) = self.token.as_deref().filter(|t| !t.is_empty()) {
+            text = text.replace(token, "[redacted]");
+        }
+        text.replace(&self.url, &redact_url(&self.url))
+    }
+}
+
+/// A URL without credentials: no user or password, no query string (Turso clients accept
+/// `?authToken=`), so it can be shown and logged.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (format!("{s}://"), r),
+        None => (String::new(), url),
+    };
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    format!("{scheme}{host}{path}")
+}
+
+/// How long start-up waits for the primary, in all, before serving local reads anyway
+/// (the credential check and the first pull share it; the queue is never replayed first).
+pub const CONNECT_WAIT: Duration = Duration::from_millis(2500);
+
+/// How long one pull may take in the background before it counts as failed.
+pub const PULL_WAIT: Duration = Duration::from_secs(3);
+
+/// How long one write may wait on the primary before it goes to the offline queue instead.
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(4);
+
+/// How many recent sync durations `health` computes its percentiles over.
+const LATENCY_WINDOW: usize = 1024;
+
+/// Opens (creating if needed) the replica file. Uses sync protocol V1, which opens without
+/// reaching the primary, so a machine that is offline still starts and serves reads.
+pub async fn open(path: &Path, primary: &Primary) -> Result<Database> {
+    refuse_local_file(path)?;
+    libsql::Builder::new_remote_replica(
+        path,
+        libsql_url(&primary.url),
+        primary.token.clone().unwrap_or_default(),
+    )
+    .sync_protocol(SyncProtocol::V1)
+    // Our own pull follows every write, after the check that the primary is still the
+    // database this replica came from; libsql's would skip that check.
+    .read_your_writes(false)
+    .build()
+    .await
+    .doing("opening the replica")
+}
+
+/// Asks the primary one trivial question over HTTP with our token. A refusal of the token
+/// stops start-up with a clear message (retrying cannot fix it); an unreachable primary
+/// does not (the replica serves reads and the sync task keeps trying).
+pub async fn check_credentials(primary: &Primary, wait: Duration) -> Result<()> {
+    let probe = async {
+        let db = remote(primary).await?;
+        let conn = db.connect().doing("connecting to the primary")?;
+        conn.query("SELECT 1", ())
+            .await
+            .doing("checking the auth token")
+            .map(|_| ())
+    };
+    match tokio::time::timeout(wait, probe).await {
+        Ok(Err(e)) if is_auth_failure(&e) => Err(BackendError::Refused(explain(&e, primary))),
+        Ok(Err(e)) => {
+            tracing::debug!(
+                "credential check could not reach the primary: {}",
+                primary.redact(&e.to_string())
+            );
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A plain remote connection to the primary (HTTP), for questions asked of the primary
+/// itself rather than of the replica.
+pub async fn remote(primary: &Primary) -> Result<Database> {
+    libsql::Builder::new_remote(
+        libsql_url(&primary.url),
+        primary.token.clone().unwrap_or_default(),
+    )
+    .build()
+    .await
+    .doing("connecting to the primary")
+}
+
+/// libsql speaks HTTP(S) to the primary; `libsql://` means HTTPS.
+pub(super) fn libsql_url(url: &str) -> String {
+    match url.strip_prefix("libsql://") {
+        Some(rest) => format!("https://{rest}"),
+        None => url.to_string(),
+    }
+}
+
+/// libsql cannot turn an existing local file into a replica ("Can not sync a database
+/// without a wal_index"); say what to do instead of failing obscurely later.
+fn refuse_local_file(path: &Path) -> Result<()> {
+    let mut marker = path.as_os_str().to_owned();
+    marker.push("-client_wal_index");
+    let has_data = std::fs::metadata(path)
+        .map(|m| m.len() > 0)
+        .unwrap_or(false);
+    if has_data && !Path::new(&marker).exists() {
+        return Err(BackendError::Refused(format!(
+            "{} is a local database, not a replica, and libsql cannot turn it into one. Move it aside, then run \
+             `memorygraph migrate --to-replica --from <moved file>` to copy its memories into the primary, \
+             or point MEMORY_TURSO_PATH at a new file",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// True when the primary answered but refused our credentials (an invalid, expired or
+/// rotated token, or a read-only one asked to write): retrying cannot help until the user
+/// fixes TURSO_AUTH_TOKEN.
+pub fn is_auth_failure(e: &BackendError) -> bool {
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    [
+        "unauthenticated",
+        "permissiondenied",
+        "permission denied",
+        "autherror",
+        "401 unauthorized",
+        "403 forbidden",
+        "unauthorized",
+        "forbidden",
+        "jwt",
+        "readonly",
+        "read-only",
+        "read only",
+    ]
+    .iter()
+    .any(|sign| lower.contains(sign))
+}
+
+/// True when the primary no longer has our tables: it was reset or replaced.
+pub fn is_missing_tables(e: &BackendError) -> bool {
+    e.to_string().contains("no such table")
+}
+
+/// True when an error means the primary could not be reached (as opposed to the primary
+/// refusing a statement or our credentials), so the operation may be retried later.
+pub fn is_unreachable(e: &BackendError) -> bool {
+    if is_auth_failure(e) {
+        return false;
+    }
+    match e {
+        BackendError::Database { source, .. } => matches!(
+            source,
+            libsql::Error::ConnectionFailed(_)
+                | libsql::Error::Hrana(_)
+                | libsql::Error::WriteDelegation(_)
+                | libsql::Error::Replication(_)
+                | libsql::Error::Sync(_)
+        ),
+        BackendError::Unreachable(_) => true,
+        _ => false,
+    }
+}
+
+/// A write that may succeed later: the primary is away, refuses our token for now, or
+/// lost its tables. Such a write waits in the offline queue rather than failing.
+pub fn may_succeed_later(e: &BackendError) -> bool {
+    is_unreachable(e) || is_auth_failure(e) || is_missing_tables(e)
+}
+
+/// One sentence naming what went wrong with the primary, never a header dump and never
+/// the token. Details go to the debug log.
+pub fn explain(e: &BackendError, primary: &Primary) -> String {
+    let url = redact_url(&primary.url);
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    tracing::debug!("primary error in full: {}", primary.redact(&text));
+    if let BackendError::Diverged(reason) = e {
+        return reason.clone();
+    }
+    let sentence = if [
+        "readonly",
+        "read-only",
+        "read only",
+        "permissiondenied",
+        "permission denied",
+        "403",
+        "forbidden",
+    ]
+    .iter()
+    .any(|s| lower.contains(s))
+    {
+        format!(
+            "the primary {url} refused a write: the auth token (TURSO_AUTH_TOKEN) is read-only or lacks permission"
+        )
+    } else if is_auth_failure(e) {
+        format!(
+            "the primary {url} refused the auth token (TURSO_AUTH_TOKEN): it is invalid, expired or was rotated"
+        )
+    } else if is_missing_tables(e) {
+        format!("the primary {url} has no memorygraph tables: it was reset or replaced")
+    } else if is_unreachable(e) {
+        let why = if lower.contains("refused") {
+            "connection refused"
+        } else if lower.contains("did not answer")
+            || lower.contains("timed out")
+            || lower.contains("timeout")
+        {
+            "no answer in time"
+        } else {
+            "network error"
+        };
+        format!("the primary {url} is unreachable ({why})")
+    } else {
+        let first = primary.redact(text.lines().next().unwrap_or(""));
+        let cut: String = first.chars().take(200).collect();
+        if cut.len() < first.len() {
+            format!("{cut}…")
+        } else {
+            cut
+        }
+    };
+    sentence
+}
+
+/// What `health` and `sync` report about syncing.
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+pub struct SyncStatus {
+    /// The primary, without credentials.
+    pub primary_url: String,
+    pub last_success_at: Option<String>,
+    pub last_duration_ms: Option<f64>,
+    /// The replica's position in the primary's log.
+    pub frame_no: Option<u64>,
+    pub consecutive_failures: u32,
+    /// What the last failed contact said, in one sentence; cleared by a good sync.
+    pub last_error: Option<String>,
+    pub last_attempt_at: Option<String>,
+    /// Whether the last contact with the primary worked.
+    pub online: bool,
+    /// False until this replica has synced once and holds the schema: reads then answer
+    /// empty and writes wait in the queue.
+    pub first_sync_done: bool,
+    /// Set when the primary's history no longer matches this replica (reset, replaced or
+    /// restored): syncing is stopped, the local copy and queue are kept, and this says what
+    /// to run.
+    pub diverged: Option<String>,
+    /// Syncs (queue replay and pull) since start, and how many failed.
+    pub syncs: u64,
+    pub sync_failures: u64,
+    /// Queued writes replayed onto the primary since start, and conflicts recorded.
+    pub replayed_writes: u64,
+    pub replay_conflicts: u64,
+    /// Duration of successful syncs since start, over the last 1,024.
+    pub sync_latency_p50_ms: Option<f64>,
+    pub sync_latency_p99_ms: Option<f64>,
+}
+
+/// The replica's sync state, shared by tools and the background task. `lock` makes syncs
+/// run one at a time.
+pub struct Replica {
+    pub db: Database,
+    /// A plain HTTP connection to the primary, for its identity.
+    pub remote: Database,
+    pub primary: Primary,
+    pub queue: crate::backend::queue::Queue,
+    pub status: std::sync::Mutex<SyncStatus>,
+    pub lock: Mutex<()>,
+    /// Whether the local file holds the schema (it does not before the first sync).
+    ready: std::sync::atomic::AtomicBool,
+    latencies: std::sync::Mutex<std::collections::VecDeque<f64>>,
+}
+
+impl Replica {
+    pub fn new(
+        db: Database,
+        remote: Database,
+        primary: Primary,
+        queue: crate::backend::queue::Queue,
+        ready: bool,
+        diverged: Option<String>,
+    ) -> Self {
+        let status = SyncStatus {
+            primary_url: redact_url(&primary.url),
+            first_sync_done: ready,
+            diverged,
+            ..Default::default()
+        };
+        Replica {
+            db,
+            remote,
+            primary,
+            queue,
+            status: std::sync::Mutex::new(status),
+            lock: Mutex::new(()),
+            ready: std::sync::atomic::AtomicBool::new(ready),
+            latencies: Default::default(),
+        }
+    }
+
+    pub fn status(&self) -> SyncStatus {
+        let mut s = self.status.lock().expect("sync status lock").clone();
+        let latencies = self.latencies.lock().expect("latency lock");
+        let mut sorted: Vec<f64> = latencies.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            (!sorted.is_empty()).then(|| sorted[((sorted.len() - 1) as f64 * q).round() as usize])
+        };
+        s.sync_latency_p50_ms = at(0.5);
+        s.sync_latency_p99_ms = at(0.99);
+        s
+    }
+
+    /// A new connection to the replica, configured like the first.
+    pub fn fresh_connection(&self) -> Result<libsql::Connection> {
+        let conn = self.db.connect().doing("connecting to the replica")?;
+        conn.busy_timeout(crate::backend::BUSY_TIMEOUT)
+            .doing("setting the busy timeout")?;
+        Ok(conn)
+    }
+
+    /// Whether the local file holds the schema yet.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.status
+            .lock()
+            .expect("sync status lock")
+            .first_sync_done = true;
+    }
+
+    /// The divergence found, if any (syncing is stopped while there is one).
+    pub fn diverged(&self) -> Option<String> {
+        self.status
+            .lock()
+            .expect("sync status lock")
+            .diverged
+            .clone()
+    }
+
+    /// Stops syncing for good (until `memorygraph resync`): the reason is kept in the
+    /// queue file, so a restart does not pull over the local copy either.
+    pub async fn mark_diverged(&self, reason: &str) -> Result<()> {
+        tracing::error!("{reason}");
+        self.status.lock().expect("sync status lock").diverged = Some(reason.to_string());
+        self.queue.set_state(DIVERGED, Some(reason)).await
+    }
+
+    /// Pulls new frames from the primary, at most `wait` long. Returns the frame reached.
+    pub async fn pull(&self, wait: Duration) -> Result<Option<u64>> {
+        match tokio::time::timeout(wait, self.db.sync()).await {
+            Ok(Ok(replicated)) => Ok(replicated.frame_no()),
+            Ok(Err(e)) => Err(BackendError::Database {
+                doing: "syncing with the primary",
+                source: e,
+            }),
+            Err(_) => Err(BackendError::Unreachable(format!(
+                "the primary did not answer within {} s",
+                wait.as_secs_f64()
+            ))),
+        }
+    }
+
+    /// Records the result of a whole sync (replay and pull): the figures `health` shows.
+    pub fn record_sync(
+        &self,
+        started: Instant,
+        outcome: std::result::Result<(Option<u64>, u64, u64), String>,
+    ) {
+        let ms = (started.elapsed().as_secs_f64() * 1e5).round() / 100.0;
+        {
+            let mut s = self.status.lock().expect("sync status lock");
+            s.syncs += 1;
+            match &outcome {
+                Ok((_, replayed, conflicts)) => {
+                    s.replayed_writes += replayed;
+                    s.replay_conflicts += conflicts;
+                }
+                Err(_) => s.sync_failures += 1,
+            }
+        }
+        if outcome.is_ok() {
+            let mut l = self.latencies.lock().expect("latency lock");
+            if l.len() == LATENCY_WINDOW {
+                l.pop_front();
+            }
+            l.push_back(ms);
+        }
+        self.record(started, outcome.map(|(frame, _, _)| frame));
+    }
+
+    /// Records the result of any contact with the primary.
+    pub fn record(&self, started: Instant, outcome: std::result::Result<Option<u64>, String>) {
+        let now = crate::model::now_iso();
+        let mut s = self.status.lock().expect("sync status lock");
+        s.last_attempt_at = Some(now.clone());
+        match outcome {
+            Ok(frame_no) => {
+                s.last_success_at = Some(now);
+                s.last_duration_ms = Some((started.elapsed().as_secs_f64() * 1e5).round() / 100.0);
+                if frame_no.is_some() {
+                    s.frame_no = frame_no;
+                }
+                s.consecutive_failures = 0;
+                s.last_error = None;
+                s.online = true;
+            }
+            Err(message) => {
+                s.consecutive_failures += 1;
+                s.last_error = Some(message);
+                s.online = false;
+            }
+        }
+    }
+
+    /// An error's one-sentence explanation, with anything secret removed.
+    pub fn describe(&self, e: &BackendError) -> String {
+        explain(e, &self.primary)
+    }
+}
+
+/// Queue-file state keys.
+pub const DIVERGED: &str = "diverged";
+pub const PRIMARY_ID: &str = "primary_database_id";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(
+            redact_url("libsql://db-user.turso.io?authToken=abc"),
+            "libsql://db-user.turso.io"
+        );
+        assert_eq!(
+            redact_url("https://me:pw@example.com:8080/x?y=1"),
+            "https://example.com:8080/x"
+        );
+        assert_eq!(redact_url("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+        let p = Primary {
+            url: "http://u:secret@h".into(),
+            token: Some("tok-123".into()),
+        };
+        let shown = format!("{p:?}");
+        assert!(
+            !shown.contains("secret") && !shown.contains("tok-123"),
+            "{shown}"
+        );
+    }
+}
