@@ -7,7 +7,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use rmcp::ServiceExt;
 
-use crate::backend::{BackendOptions, Primary, TursoBackend, copy_to_primary, redact_url};
+use crate::backend::{
+    BackendOptions, LocalCopy, Primary, TursoBackend, copy_to_primary, redact_url,
+    resync as backend_resync,
+};
 use crate::config::Config;
 use crate::mcp::transport::line_transport;
 use crate::mcp::{MemoryServer, ServerSettings};
@@ -205,6 +208,62 @@ pub async fn migrate(config: Config, to_replica: bool, from: &std::path::Path) -
         from.display()
     );
     close(backend).await
+}
+
+/// Rebuilds the replica from the primary, keeping the queue, then syncs and reports.
+pub async fn resync(config: Config, local: LocalCopy) -> Result<()> {
+    let Some(primary) = primary_of(&config) else {
+        bail!(
+            "nothing to resync: TURSO_DATABASE_URL is not set, so {} is a local database",
+            config.database_path.display()
+        );
+    };
+    let reports = backend_resync(&config.database_path, &primary, local)
+        .await
+        .context("rebuilding the replica")?;
+    for r in &reports {
+        if let Some(p) = &r.pushed {
+            println!(
+                "Put {} memories ({} already there) and {} relationships ({} already there) from {} on {}.",
+                p.memories,
+                p.memories_already_there,
+                p.relationships,
+                p.relationships_already_there,
+                r.slot.display(),
+                redact_url(&primary.url)
+            );
+        }
+        match &r.moved_to {
+            Some(folder) => println!(
+                "Moved the old replica files of {} to {}.",
+                r.slot.display(),
+                folder.display()
+            ),
+            None => println!("{} had no replica files to move.", r.slot.display()),
+        }
+    }
+    let backend = Arc::new(open_backend(&config).await?);
+    let outcome = backend.sync_now(Duration::from_secs(10)).await;
+    let health = backend.health().await.context("reading the new replica")?;
+    let queue = backend.queue_state(0).await.ok().flatten();
+    close(backend).await?;
+    let queued = queue.map(|(q, _, _)| q).unwrap_or(0);
+    match outcome {
+        Ok(_) => {
+            println!(
+                "The replica {} was rebuilt from {}: {} memories and {} relationships; {queued} queued write(s) left.",
+                health.database_path,
+                redact_url(&primary.url),
+                health.memories,
+                health.relationships
+            );
+            Ok(())
+        }
+        Err(e) => bail!(
+            "the replica files were moved aside, but the first sync failed: {e}; {queued} write(s) wait in the queue. \
+             The next start syncs again"
+        ),
+    }
 }
 
 pub(crate) async fn close(backend: Arc<TursoBackend>) -> Result<()> {

@@ -32,10 +32,11 @@ pub use graph::RelationshipQuery;
 /// JSON in the form MemoryGraph wrote inside its rows (Python `json.dumps` defaults).
 pub use pyjson::to_string as python_json;
 pub use queue::Conflict;
-pub use replica::{Primary, SyncStatus, redact_url};
+pub use replica::{PULL_WAIT, Primary, SyncStatus, redact_url};
 pub use search::{Correction, MatchMode, Neighbour, SearchPage, SearchRequest, Tolerance};
 pub use stats::{BackendHealth, Statistics};
 pub use sync::migrate::copy_to_primary;
+pub use sync::resync::{LocalCopy, ResyncReport, resync};
 
 use error::DbContext;
 use sync::{queue, replica};
@@ -193,13 +194,11 @@ impl TursoBackend {
         self.written.notified().await
     }
 
-    /// Called after every successful write.
+    /// Called after every successful write. (In replica mode the write's caller pulls it
+    /// back at once, and wakes the sync task only when that could not happen.)
     fn after_write(&self) {
         self.writes
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if self.replica.is_some() {
-            self.written.notify_one();
-        }
     }
 
     /// Rebuilds the full-text index from scratch.

@@ -32,7 +32,15 @@ pub struct BackendHealth {
     pub sqlite_version: String,
     pub full_text_indexed: i64,
     /// `normal` or `full` (MEMORY_DURABILITY): what an acknowledged local write survives.
+    /// In replica mode the primary holds acknowledged writes (or the fsynced offline
+    /// queue does), so this names that instead.
     pub durability: String,
+    /// How relationship ends are kept valid: SQLite's foreign keys in local mode; in
+    /// replica mode the pragma does not reach the primary, so every write checks its ends.
+    pub foreign_keys: String,
+    /// Replica mode: which replica file this process owns (1 is the configured file; other
+    /// processes on the same machine get 2, 3, …).
+    pub replica_slot: Option<u32>,
 }
 
 impl TursoBackend {
@@ -137,7 +145,15 @@ impl TursoBackend {
             supported_schema_version: SCHEMA_VERSION,
             sqlite_version,
             full_text_indexed,
-            durability: self.durability.as_str().to_string(),
+            durability: match &self.replica {
+                None => self.durability.as_str().to_string(),
+                Some(_) => "primary: a write is acknowledged once the primary has it, or once it is fsynced in the offline queue".to_string(),
+            },
+            foreign_keys: match &self.replica {
+                None => "on".to_string(),
+                Some(_) => "checked by memorygraph on every write (the pragma does not reach the primary)".to_string(),
+            },
+            replica_slot: self.slot.as_ref().map(|s| s.number),
         })
     }
 }

@@ -76,6 +76,18 @@ enum Command {
     },
     /// Rebuild the full-text search index from the stored memories.
     Reindex,
+    /// Replica mode: rebuild the local replica from the primary (a damaged or deleted
+    /// replica, or a primary that was reset or replaced). The old replica files are moved
+    /// aside, never deleted; queued writes are kept and replayed.
+    Resync {
+        /// The primary's history no longer matches: first put this copy's memories and
+        /// relationships on the primary (by id; nothing is doubled).
+        #[arg(long, conflicts_with = "discard_local")]
+        push_local: bool,
+        /// The primary's history no longer matches: adopt the primary as it is.
+        #[arg(long)]
+        discard_local: bool,
+    },
 }
 
 /// A mistake on the command line found after parsing; exits with code 2 like clap's own.
@@ -145,6 +157,20 @@ async fn run(command: Command, config: Config, json: bool) -> anyhow::Result<()>
         Command::Migrate { to_replica, from } => {
             let spinner = progress::spinner("copying into the primary");
             let done = serve::migrate(config, to_replica, &from).await;
+            spinner.finish_and_clear();
+            done
+        }
+        Command::Resync {
+            push_local,
+            discard_local,
+        } => {
+            let local = match (push_local, discard_local) {
+                (true, _) => crate::backend::LocalCopy::Push,
+                (_, true) => crate::backend::LocalCopy::Discard,
+                _ => crate::backend::LocalCopy::Rebuild,
+            };
+            let spinner = progress::spinner("rebuilding the replica");
+            let done = serve::resync(config, local).await;
             spinner.finish_and_clear();
             done
         }

@@ -96,6 +96,14 @@ impl Sqld {
         }
     }
 
+    /// Replaces the primary with an empty one on the same port, as a rebuilt or replaced
+    /// primary looks to a replica.
+    pub fn reset(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.data);
+        self.launch();
+    }
+
     /// Starts the primary again on the same data and port.
     pub fn restart(&mut self) {
         self.kill();

@@ -101,6 +101,9 @@ impl TursoBackend {
         let mut report = super::offline::ReplayReport::default();
         if replay {
             report = self.replay().await?;
+            let orphaned = self.replay_other_slots(replica).await?;
+            report.applied += orphaned.applied;
+            report.conflicts += orphaned.conflicts;
             if report.applied > 0 {
                 frame = replica.pull(wait).await?.or(frame);
             }
@@ -141,13 +144,50 @@ impl TursoBackend {
         self.remember_primary(replica).await
     }
 
+    /// Replays the queues of other slots that no process holds now (a second window that
+    /// was closed with writes still queued), so they reach the primary without waiting for
+    /// a process to take that slot again. Only queues of this same primary are touched.
+    async fn replay_other_slots(&self, replica: &Replica) -> Result<super::offline::ReplayReport> {
+        let mut total = super::offline::ReplayReport::default();
+        let (Some(mine), Some(base)) = (&self.slot, self.slot.as_ref().map(|s| s.base.clone()))
+        else {
+            return Ok(total);
+        };
+        let ours = replica.queue.state(replica::PRIMARY_ID).await?;
+        for path in slot::other_slots(&base, mine.number) {
+            let Ok(_lock) = slot::claim_exactly(&path) else {
+                continue;
+            };
+            let queue = Queue::open(&path).await?;
+            let theirs = queue.state(replica::PRIMARY_ID).await?;
+            if queue.is_empty().await?
+                || queue.state(DIVERGED).await?.is_some()
+                || (theirs.is_some() && theirs != ours)
+            {
+                continue;
+            }
+            tracing::info!("replaying the writes {} left queued", path.display());
+            let report = self.replay_queue(&queue).await?;
+            total.applied += report.applied;
+            total.conflicts += report.conflicts;
+        }
+        Ok(total)
+    }
+
     /// After a write went to the primary: check the primary and pull, so the next read
     /// sees the write. A failure is only logged (the write itself is on the primary).
     pub(crate) async fn pull_after_write(&self) {
         let Some(replica) = &self.replica else {
             return;
         };
-        let _one_at_a_time = replica.lock.lock().await;
+        // A sync under way normally ends within milliseconds; behind a slow one, the
+        // write does not wait but leaves the pull to the sync task.
+        let Ok(_one_at_a_time) =
+            tokio::time::timeout(Duration::from_secs(1), replica.lock.lock()).await
+        else {
+            self.written.notify_one();
+            return;
+        };
         let outcome = async {
             self.check_primary(replica, replica::PULL_WAIT).await?;
             replica.pull(replica::PULL_WAIT).await
@@ -155,6 +195,7 @@ impl TursoBackend {
         .await;
         if let Err(e) = outcome {
             tracing::debug!("pull after a write failed: {}", replica.describe(&e));
+            self.written.notify_one();
         }
     }
 }

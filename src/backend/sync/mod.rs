@@ -10,5 +10,6 @@ pub(super) mod migrate;
 pub(super) mod offline;
 pub(super) mod queue;
 pub(super) mod replica;
+pub(super) mod resync;
 pub(super) mod slot;
 mod sync_loop;

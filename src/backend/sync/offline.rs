@@ -116,14 +116,13 @@ impl TursoBackend {
             )));
         }
         let properties = codec::encode_new_memory(&id, &new, &now);
-        self.queue()?
-            .push(&WriteOp::Store {
-                id: id.clone(),
-                properties: properties.clone(),
-                column_time: column_timestamp(&now),
-                supersedes: link,
-            })
-            .await?;
+        self.enqueue(&WriteOp::Store {
+            id: id.clone(),
+            properties: properties.clone(),
+            column_time: column_timestamp(&now),
+            supersedes: link,
+        })
+        .await?;
         Ok(StoredMemory {
             memory: decode(&id, &properties)?,
             duplicate: false,
@@ -143,14 +142,13 @@ impl TursoBackend {
         let current = self.memory_anywhere(id).await?;
         let properties = self.properties_anywhere(id).await?;
         let updated = apply_patch(id, &properties, patch, &now)?;
-        self.queue()?
-            .push(&WriteOp::Update {
-                id: id.to_string(),
-                patch: PatchRecord::from(patch),
-                base_updated_at: current.updated_at.clone(),
-                updated_at: now,
-            })
-            .await?;
+        self.enqueue(&WriteOp::Update {
+            id: id.to_string(),
+            patch: PatchRecord::from(patch),
+            base_updated_at: current.updated_at.clone(),
+            updated_at: now,
+        })
+        .await?;
         Ok(queued(decode(id, &updated)?))
     }
 
@@ -172,12 +170,11 @@ impl TursoBackend {
         };
         let links = known.links_touching(id).await?;
         let base_updated_at = decode(id, &properties)?.updated_at;
-        self.queue()?
-            .push(&WriteOp::Delete {
-                id: id.to_string(),
-                base_updated_at: Some(base_updated_at),
-            })
-            .await?;
+        self.enqueue(&WriteOp::Delete {
+            id: id.to_string(),
+            base_updated_at: Some(base_updated_at),
+        })
+        .await?;
         Ok(queued(links))
     }
 
@@ -209,7 +206,7 @@ impl TursoBackend {
         if !self.allow_cycles && known.would_close_cycle(&new).await? {
             return Err(BackendError::Refused(cycle_refusal(&new)));
         }
-        self.queue()?.push(&WriteOp::Relate(row.clone())).await?;
+        self.enqueue(&WriteOp::Relate(row.clone())).await?;
         Ok(queued((row.relationship(), true)))
     }
 
@@ -227,12 +224,23 @@ impl TursoBackend {
     /// take now (unreachable, credentials); a write that can never apply goes to the
     /// conflict log with its reason, and the rest of the queue drains.
     pub(crate) async fn replay(&self) -> Result<ReplayReport> {
+        match &self.replica {
+            Some(replica) => self.replay_queue(&replica.queue).await,
+            None => Ok(ReplayReport::default()),
+        }
+    }
+
+    /// Replays one queue: this process's own, or one another process left behind.
+    pub(crate) async fn replay_queue(
+        &self,
+        queue: &crate::backend::queue::Queue,
+    ) -> Result<ReplayReport> {
         let Some(replica) = &self.replica else {
             return Ok(ReplayReport::default());
         };
         let mut report = ReplayReport::default();
         let allow_cycles = self.allow_cycles;
-        for (seq, op) in replica.queue.pending().await? {
+        for (seq, op) in queue.pending().await? {
             let outcome = self
                 .write("replaying a queued write", async |tx| {
                     apply(tx, &op, allow_cycles).await
@@ -240,7 +248,7 @@ impl TursoBackend {
                 .await;
             let (reason, primary_version) = match outcome {
                 Ok(Applied::Done) => {
-                    replica.queue.done(seq).await?;
+                    queue.done(seq).await?;
                     report.applied += 1;
                     continue;
                 }
@@ -258,8 +266,7 @@ impl TursoBackend {
                 ),
             };
             tracing::warn!(memory = op.subject(), "queued write conflicts: {reason}");
-            replica
-                .queue
+            queue
                 .conflict(seq, &op, &reason, primary_version.as_deref())
                 .await?;
             report.conflicts += 1;
@@ -297,6 +304,13 @@ impl TursoBackend {
             }
             _ => false,
         }
+    }
+
+    /// Queues a write durably and wakes the sync task to try the primary again.
+    async fn enqueue(&self, op: &WriteOp) -> Result<()> {
+        self.queue()?.push(op).await?;
+        self.written.notify_one();
+        Ok(())
     }
 
     fn queue(&self) -> Result<&crate::backend::queue::Queue> {

@@ -60,8 +60,10 @@ pub fn redact_url(url: &str) -> String {
 /// (the credential check and the first pull share it; the queue is never replayed first).
 pub const CONNECT_WAIT: Duration = Duration::from_millis(2500);
 
-/// How long one pull may take in the background before it counts as failed.
-pub const PULL_WAIT: Duration = Duration::from_secs(3);
+/// How long one sync contact (a pull, the identity check) may take in the background
+/// before it counts as failed. A pull after a long replay moves many frames, so this is
+/// longer than start-up's wait; writes never wait for it.
+pub const PULL_WAIT: Duration = Duration::from_secs(10);
 
 /// How long one write may wait on the primary before it goes to the offline queue instead.
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(4);
@@ -216,7 +218,7 @@ pub fn explain(e: &BackendError, primary: &Primary) -> String {
     if let BackendError::Diverged(reason) = e {
         return reason.clone();
     }
-    let sentence = if [
+    if [
         "readonly",
         "read-only",
         "read only",
@@ -257,8 +259,7 @@ pub fn explain(e: &BackendError, primary: &Primary) -> String {
         } else {
             cut
         }
-    };
-    sentence
+    }
 }
 
 /// What `health` and `sync` report about syncing.

@@ -20,6 +20,8 @@ pub struct Slot {
     _lock: File,
     pub number: u32,
     pub path: PathBuf,
+    /// The configured replica path the slots are numbered from.
+    pub base: PathBuf,
 }
 
 /// The replica file of slot `number` for the configured `base` path.
@@ -54,6 +56,7 @@ pub fn claim(base: &Path) -> Result<Slot> {
                 _lock: lock,
                 number,
                 path,
+                base: base.to_path_buf(),
             });
         }
     }

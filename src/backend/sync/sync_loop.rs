@@ -31,9 +31,14 @@ impl TursoBackend {
                 interval.unwrap_or(Duration::MAX)
             };
             first = false;
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.written() => {}
+            if failures > 0 {
+                // While the primary is away, writes queue; they do not hurry the retries.
+                tokio::time::sleep(wait).await;
+            } else {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = self.written() => {}
+                }
             }
             match self.sync_now(PULL_WAIT).await {
                 Ok(_) => {

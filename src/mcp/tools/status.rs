@@ -12,7 +12,7 @@ use crate::mcp::params::{GetRecentActivityParams, NoParams, bounded};
 use crate::mcp::render::{ToolResult, backend_failure, brief_line, reply};
 
 /// How long the `sync` tool waits for the primary.
-const SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const SYNC_WAIT: std::time::Duration = crate::backend::PULL_WAIT;
 
 /// The libsql crate this binary was built with (checked against Cargo.lock by a test).
 pub const LIBSQL_CRATE_VERSION: &str = "0.10.0";
@@ -163,6 +163,14 @@ impl MemoryServer {
                             .map(|e| format!(", last error: {e}"))
                             .unwrap_or_default()
                     ));
+                    if !sync.first_sync_done {
+                        text.push_str(
+                            "; the first sync has not happened yet: reads answer from an empty replica and writes wait in the offline queue",
+                        );
+                    }
+                    if let Some(diverged) = &sync.diverged {
+                        text.push_str(&format!("; DIVERGED: {diverged}"));
+                    }
                 }
                 reply(text, &out)
             }

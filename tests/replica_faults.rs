@@ -1,0 +1,483 @@
+//! Replica mode under real use, against a real sqld on 127.0.0.1: failed writes, several
+//! processes on one replica file, a primary that was reset, a new device offline, a long
+//! offline queue at start-up, a primary that stops answering, and a damaged replica.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::proxy::Proxy;
+use common::sqld::Sqld;
+use common::{Scratch, Server, store};
+use serde_json::{Value, json};
+
+/// A server in replica mode on `db`, syncing every `interval` seconds.
+fn replica(db: &Path, url: &str, interval: &str) -> Server {
+    Server::started(
+        db,
+        &[
+            ("TURSO_DATABASE_URL", url),
+            ("MEMORY_TURSO_SYNC_INTERVAL", interval),
+            ("MEMORY_TOOL_PROFILE", "extended"),
+        ],
+    )
+}
+
+/// Stores a memory and returns the whole answer (`memory_id`, `queued`, …).
+fn put(server: &mut Server, title: &str, content: &str) -> Value {
+    server.ok(
+        "store_memory",
+        json!({"type": "general", "title": title, "content": content}),
+    )
+}
+
+fn ids(server: &mut Server) -> BTreeSet<String> {
+    common::search_ids(server, json!({"limit": 1000}))
+}
+
+fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    check()
+}
+
+/// Runs a command-line command in replica mode.
+fn run_replica(db: &Path, url: &str, args: &[&str]) -> common::run::Ran {
+    let mut cmd = common::command(db.parent().unwrap());
+    cmd.env("MEMORY_TURSO_PATH", db)
+        .env("TURSO_DATABASE_URL", url)
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    let out = cmd.output().expect("run memorygraph");
+    common::run::Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The memory ids a fresh device finds on the primary.
+fn ids_on_primary(dir: &Path, url: &str) -> BTreeSet<String> {
+    let fresh = dir.join(format!("fresh-{}.db", uuid_like()));
+    let mut s = replica(&fresh, url, "60");
+    let found = ids(&mut s);
+    s.stop();
+    found
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+#[test]
+fn a_failed_write_changes_nothing_for_the_next_one() {
+    let scratch = Scratch::new();
+    let Some(sqld) = Sqld::start(scratch.dir.path(), &[]) else {
+        return;
+    };
+    let mut s = replica(&scratch.dir.path().join("a.db"), &sqld.url(), "60");
+    let a = store(&mut s, "fix", "First", "one", json!({}));
+    let b = store(&mut s, "fix", "Second", "two", json!({}));
+    s.ok(
+        "create_relationship",
+        json!({"from_memory_id": a, "to_memory_id": b, "relationship_type": "CAUSES"}),
+    );
+    let failing: Vec<(&str, Value)> = vec![
+        (
+            "update_memory",
+            json!({"memory_id": "no-such-id", "title": "x"}),
+        ),
+        ("delete_memory", json!({"memory_id": "no-such-id"})),
+        (
+            "create_relationship",
+            json!({"from_memory_id": b, "to_memory_id": a, "relationship_type": "CAUSES"}),
+        ),
+        (
+            "create_relationship",
+            json!({"from_memory_id": a, "to_memory_id": "no-such-id", "relationship_type": "SOLVES"}),
+        ),
+        (
+            "store_memory",
+            json!({"type": "fix", "title": "Third", "content": "three", "supersedes": "no-such-id"}),
+        ),
+    ];
+    let words = ["alpha", "bravo", "charlie", "delta", "echo"];
+    for (round, (tool, args)) in failing.into_iter().enumerate() {
+        let word = words[round];
+        s.err(tool, args);
+        // Every kind of write still works right after.
+        let id = store(
+            &mut s,
+            "general",
+            &format!("After {word}"),
+            "still fine",
+            json!({}),
+        );
+        assert_eq!(
+            s.ok("update_memory", json!({"memory_id": id, "importance": 0.9}))["queued"],
+            false
+        );
+        s.ok(
+            "create_relationship",
+            json!({"from_memory_id": id, "to_memory_id": a, "relationship_type": "RELATED_TO"}),
+        );
+        assert_eq!(s.ok("search_memories", json!({"query": word}))["total"], 1);
+    }
+    let health = s.ok("health", json!({}));
+    assert_eq!(health["queue"]["queued_writes"], 0, "{health}");
+    assert_eq!(ids(&mut s).len(), 7);
+    s.stop();
+    assert_eq!(ids_on_primary(scratch.dir.path(), &sqld.url()).len(), 7);
+}
+
+#[test]
+fn four_processes_share_one_replica_file() {
+    let scratch = Scratch::new();
+    let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
+        return;
+    };
+    let db = scratch.dir.path().join("memory.db");
+    let url = sqld.url();
+    let mut servers: Vec<Server> = (0..4).map(|_| replica(&db, &url, "1")).collect();
+    let slots: BTreeSet<i64> = servers
+        .iter_mut()
+        .map(|s| {
+            s.ok("health", json!({}))["database"]["replica_slot"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        slots,
+        BTreeSet::from([1, 2, 3, 4]),
+        "each process owns a replica"
+    );
+    let mut acknowledged = BTreeSet::new();
+    for round in 0..60 {
+        if round == 30 {
+            sqld.restart();
+        }
+        for (n, s) in servers.iter_mut().enumerate() {
+            let stored = store(
+                s,
+                "general",
+                &format!("process {n} round {round}"),
+                &format!("written by process {n} in round {round}"),
+                json!({}),
+            );
+            acknowledged.insert(stored);
+            s.ok("search_memories", json!({"query": format!("process {n}")}));
+        }
+    }
+    for s in servers.iter_mut() {
+        assert!(
+            eventually(Duration::from_secs(30), || {
+                s.call("sync", json!({}));
+                s.ok("health", json!({}))["queue"]["queued_writes"] == 0
+            }),
+            "the queue drains"
+        );
+    }
+    // Each process sees every other's writes after a sync.
+    for s in servers.iter_mut() {
+        s.ok("sync", json!({}));
+        assert_eq!(ids(s), acknowledged);
+    }
+    for s in servers {
+        s.stop();
+    }
+    for n in 1..=4 {
+        let file = if n == 1 {
+            db.clone()
+        } else {
+            PathBuf::from(format!("{}.slot{n}", db.display()))
+        };
+        let check: String = common::on_database(&file, async |c| {
+            let mut rows = c.query("PRAGMA integrity_check", ()).await.unwrap();
+            rows.next()
+                .await
+                .unwrap()
+                .unwrap()
+                .get::<String>(0)
+                .unwrap()
+        });
+        assert_eq!(check, "ok", "{}", file.display());
+    }
+    let on_primary = ids_on_primary(scratch.dir.path(), &url);
+    assert_eq!(
+        on_primary, acknowledged,
+        "every acknowledged write is on the primary once"
+    );
+}
+
+#[test]
+fn a_reset_primary_is_detected_and_the_local_copy_put_back() {
+    let scratch = Scratch::new();
+    let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
+        return;
+    };
+    let url = sqld.url();
+    let a_db = scratch.dir.path().join("a.db");
+    let mut a = replica(&a_db, &url, "1");
+    let mut ours = BTreeSet::new();
+    for i in 0..100 {
+        let m = store(
+            &mut a,
+            "general",
+            &format!("memory {i}"),
+            "kept on device A",
+            json!({}),
+        );
+        ours.insert(m);
+    }
+    let first: Vec<&String> = ours.iter().take(2).collect();
+    a.ok(
+        "create_relationship",
+        json!({"from_memory_id": first[0], "to_memory_id": first[1], "relationship_type": "RELATED_TO"}),
+    );
+    sqld.reset();
+    // Another device makes the schema again and stores five.
+    let mut other = replica(&scratch.dir.path().join("b.db"), &url, "60");
+    let mut theirs = BTreeSet::new();
+    for i in 0..5 {
+        let m = store(
+            &mut other,
+            "general",
+            &format!("new {i}"),
+            "on the new primary",
+            json!({}),
+        );
+        theirs.insert(m);
+    }
+    other.stop();
+    let failed = a.err("sync", json!({}));
+    assert!(
+        failed.contains("no longer the database") || failed.contains("lost its"),
+        "{failed}"
+    );
+    assert!(failed.contains("memorygraph resync"), "{failed}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(ids(&mut a), ours, "the local copy is intact");
+    let queued = put(&mut a, "written while diverged", "waits in the queue");
+    assert_eq!(queued["queued"], true);
+    let health = a.ok("health", json!({}));
+    assert!(health["sync"]["diverged"].is_string(), "{health}");
+    a.stop();
+    // A restart does not pull over the local copy either.
+    let mut a = replica(&a_db, &url, "60");
+    assert!(ids(&mut a).is_superset(&ours));
+    a.stop();
+
+    let ran = run_replica(&a_db, &url, &["resync", "--push-local"]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    let mut a = replica(&a_db, &url, "60");
+    a.ok("sync", json!({}));
+    let mut everything = ours.clone();
+    everything.extend(theirs);
+    everything.insert(queued["memory_id"].as_str().unwrap().to_string());
+    assert_eq!(ids(&mut a), everything, "nothing lost, nothing doubled");
+    let health = a.ok("health", json!({}));
+    assert!(health["sync"]["diverged"].is_null(), "{health}");
+    assert_eq!(health["database"]["relationships"], 1);
+    a.stop();
+    assert_eq!(ids_on_primary(scratch.dir.path(), &url), everything);
+}
+
+#[test]
+fn a_new_device_with_the_primary_down_serves_and_catches_up() {
+    let scratch = Scratch::new();
+    let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
+        return;
+    };
+    let url = sqld.url();
+    let mut a = replica(&scratch.dir.path().join("a.db"), &url, "1");
+    store(
+        &mut a,
+        "general",
+        "Already there",
+        "on the primary",
+        json!({}),
+    );
+    a.stop();
+    sqld.kill();
+    let mut fresh = replica(&scratch.dir.path().join("new.db"), &url, "1");
+    let health = fresh.ok("health", json!({}));
+    assert_eq!(health["sync"]["first_sync_done"], false, "{health}");
+    let text = fresh.call("health", json!({}))["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains("first sync has not happened"), "{text}");
+    assert_eq!(
+        fresh.ok("search_memories", json!({"query": "there"}))["total"],
+        0
+    );
+    fresh.ok("recall_memories", json!({"query": "anything there"}));
+    fresh.ok("get_recent_activity", json!({}));
+    let stored = put(&mut fresh, "Written offline", "on a train");
+    assert_eq!(stored["queued"], true);
+    let id = stored["memory_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        fresh.ok("get_memory", json!({"memory_id": id}))["memory"]["title"],
+        "Written offline"
+    );
+    sqld.restart();
+    assert!(eventually(Duration::from_secs(30), || {
+        fresh.ok("health", json!({}))["queue"]["queued_writes"] == 0
+            && fresh.ok("search_memories", json!({"query": "there"}))["total"] == 1
+    }));
+    assert_eq!(
+        fresh.ok("search_memories", json!({"query": "offline"}))["total"],
+        1
+    );
+    fresh.stop();
+    assert_eq!(ids_on_primary(scratch.dir.path(), &url).len(), 2);
+}
+
+#[test]
+fn a_long_offline_queue_does_not_delay_start_up() {
+    let scratch = Scratch::new();
+    let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
+        return;
+    };
+    let url = sqld.url();
+    let db = scratch.dir.path().join("a.db");
+    let mut a = replica(&db, &url, "60");
+    store(&mut a, "general", "seed", "before the outage", json!({}));
+    sqld.kill();
+    for i in 0..2000 {
+        store(
+            &mut a,
+            "general",
+            &format!("queued {i}"),
+            "written offline",
+            json!({}),
+        );
+    }
+    assert_eq!(a.ok("health", json!({}))["queue"]["queued_writes"], 2000);
+    a.stop();
+    sqld.restart();
+    let started = Instant::now();
+    let mut a = replica(&db, &url, "60");
+    let handshake = started.elapsed();
+    assert!(
+        handshake < Duration::from_secs(3),
+        "initialize took {handshake:?}"
+    );
+    // Reads are served while the queue replays.
+    a.ok("search_memories", json!({"query": "seed"}));
+    assert!(eventually(Duration::from_secs(120), || {
+        a.ok("health", json!({}))["queue"]["queued_writes"] == 0
+    }));
+    let sync = a.ok("sync", json!({}));
+    let health = a.ok("health", json!({}));
+    assert_eq!(health["sync"]["replayed_writes"], 2000, "{health}");
+    assert!(health["sync"]["syncs"].as_u64().unwrap() >= 2, "{health}");
+    assert!(
+        health["sync"]["sync_latency_p50_ms"].is_number(),
+        "{health}"
+    );
+    assert_eq!(sync["synced"], true);
+    assert_eq!(ids(&mut a).len(), 2001);
+    a.stop();
+}
+
+#[test]
+fn a_primary_that_stops_answering_turns_writes_into_queued_writes() {
+    let scratch = Scratch::new();
+    let Some(sqld) = Sqld::start(scratch.dir.path(), &[]) else {
+        return;
+    };
+    let proxy = Proxy::start(sqld.port);
+    let mut a = replica(&scratch.dir.path().join("a.db"), &proxy.url(), "60");
+    store(
+        &mut a,
+        "general",
+        "before",
+        "the network went quiet",
+        json!({}),
+    );
+    proxy.black_hole();
+    proxy.cut();
+    let started = Instant::now();
+    let stored = put(&mut a, "during", "the black hole");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(stored["queued"], true);
+    let started = Instant::now();
+    assert_eq!(
+        a.ok("search_memories", json!({"query": "before"}))["total"],
+        1
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let started = Instant::now();
+    let later = put(&mut a, "later", "straight to the queue");
+    assert_eq!(later["queued"], true);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    a.err("sync", json!({}));
+    let health = a.ok("health", json!({}));
+    let error = health["sync"]["last_error"].as_str().unwrap().to_string();
+    assert!(error.contains("unreachable"), "{error}");
+    assert!(!error.contains('\n') && error.len() < 300, "{error}");
+    proxy.forward();
+    proxy.cut();
+    assert!(eventually(Duration::from_secs(60), || {
+        a.call("sync", json!({}));
+        a.ok("health", json!({}))["queue"]["queued_writes"] == 0
+    }));
+    let health = a.ok("health", json!({}));
+    assert!(
+        health["sync"]["last_error"].is_null(),
+        "a good sync clears it: {health}"
+    );
+    a.stop();
+    assert_eq!(ids_on_primary(scratch.dir.path(), &sqld.url()).len(), 3);
+}
+
+#[test]
+fn a_damaged_replica_is_rebuilt_without_losing_the_queue() {
+    let scratch = Scratch::new();
+    let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
+        return;
+    };
+    let url = sqld.url();
+    let db = scratch.dir.path().join("memory.db");
+    let mut a = replica(&db, &url, "60");
+    store(&mut a, "general", "on the primary", "synced", json!({}));
+    sqld.kill();
+    store(&mut a, "general", "in the queue", "waiting", json!({}));
+    a.stop();
+    // The replica file is lost, its side files are not.
+    std::fs::remove_file(&db).unwrap();
+    sqld.restart();
+    let ran = run_replica(&db, &url, &["resync"]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.contains("rebuilt"), "{}", ran.stdout);
+    let mut a = replica(&db, &url, "60");
+    assert!(eventually(Duration::from_secs(30), || {
+        a.call("sync", json!({}));
+        ids(&mut a).len() == 2
+    }));
+    a.stop();
+    // Resync refuses a replica a running process owns.
+    let _running = replica(&db, &url, "60");
+    let ran = run_replica(&db, &url, &["resync"]);
+    assert_ne!(ran.code, 0);
+    assert!(ran.stderr.contains("in use"), "{}", ran.stderr);
+}
