@@ -51,8 +51,9 @@ impl TursoBackend {
             for (_, op) in replica.queue.pending().await? {
                 match &op {
                     WriteOp::Relate(row) => known.links.push(row.clone()),
-                    WriteOp::Store { id, .. } => {
+                    WriteOp::Store { id, supersedes, .. } => {
                         known.touched.insert(id.clone(), apply_to(None, &op));
+                        known.links.extend(supersedes.iter().cloned());
                     }
                     WriteOp::Update { id, .. } | WriteOp::Delete { id, .. } => {
                         let before = match known.touched.remove(id) {
