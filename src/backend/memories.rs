@@ -30,13 +30,16 @@ pub struct RecentActivity {
     pub project: Option<String>,
     pub total_count: i64,
     pub memories_by_type: BTreeMap<String, i64>,
-    /// The newest memories of the period, newest first (at most 20).
+    /// The newest memories of the period, newest first: one page of at most 20.
     pub recent_memories: Vec<Memory>,
+    /// How many problems and errors of the period are unresolved.
+    pub unresolved_total: i64,
     /// Problems and errors of the period that nothing `SOLVES` or `ADDRESSES` yet.
     pub unresolved_problems: Vec<Memory>,
 }
 
-const RECENT_LIMIT: u32 = 20;
+/// Most memories per list in one page of recent activity.
+pub const RECENT_LIMIT: u32 = 20;
 
 impl TursoBackend {
     /// Stores a new memory (id and time chosen by the caller) and returns it as it will be
@@ -53,6 +56,20 @@ impl TursoBackend {
         let column_time = column_timestamp(now);
         let conn = self.conn.lock().await;
         let tx = super::begin_write(&conn, "starting a store").await?;
+        if let Some(old) = supersedes
+            && let Err(e) = load_properties(&tx, old).await
+        {
+            tx.rollback().await.doing("abandoning a store")?;
+            return Err(match e {
+                BackendError::NotFound { id, .. } => {
+                    BackendError::Invalid(crate::model::InvalidInput::new(
+                        "supersedes",
+                        format!("no memory with id {}", crate::model::shorten(&id)),
+                    ))
+                }
+                other => other,
+            });
+        }
         if let Some(existing) = first_row(
             &tx,
             "SELECT id, properties FROM nodes
@@ -64,23 +81,37 @@ impl TursoBackend {
         )
         .await?
         {
+            // The memory exists already; what `supersedes` says of it still holds.
+            let existing_id = existing.text(0);
+            if let Some(old) = supersedes.filter(|old| *old != existing_id) {
+                let link = replaces_link(&existing_id, old);
+                let linked = scalar_i64(
+                    &tx,
+                    "SELECT count(*) FROM relationships WHERE from_id = ?1 AND to_id = ?2
+                       AND rel_type = 'REPLACES' AND valid_until IS NULL",
+                    vec![Value::from(existing_id.clone()), Value::from(old.to_string())],
+                    "looking for a REPLACES link",
+                )
+                .await;
+                let inserted = match linked {
+                    Ok(0) => super::graph::insert_relationship(&tx, &link).await.map(drop),
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = inserted {
+                    tx.rollback().await.doing("abandoning a store")?;
+                    return Err(e);
+                }
+            }
             tx.commit().await.doing("finishing a store")?;
+            if supersedes.is_some() {
+                self.after_write();
+            }
             return Ok(StoredMemory {
-                memory: decode(&existing.text(0), &existing.text(1))?,
+                memory: decode(&existing_id, &existing.text(1))?,
                 duplicate: true,
                 queued: false,
             });
-        }
-        if let Some(old) = supersedes {
-            load_properties(&tx, old).await.map_err(|e| match e {
-                BackendError::NotFound { id, .. } => {
-                    BackendError::Invalid(crate::model::InvalidInput::new(
-                        "supersedes",
-                        format!("no memory with id {id}"),
-                    ))
-                }
-                other => other,
-            })?;
         }
         tx.execute(
             "INSERT INTO nodes (id, label, properties, created_at, updated_at) VALUES (?1, 'Memory', ?2, ?3, ?3)",
@@ -89,19 +120,7 @@ impl TursoBackend {
         .await
         .doing("storing a memory")?;
         if let Some(old) = supersedes {
-            let replaces = RelationshipType::Replaces;
-            super::graph::insert_relationship(
-                &tx,
-                &NewRelationship {
-                    from_id: id.to_string(),
-                    to_id: old.to_string(),
-                    rel_type: replaces,
-                    strength: replaces.default_strength(),
-                    confidence: replaces.default_confidence(),
-                    context: None,
-                },
-            )
-            .await?;
+            super::graph::insert_relationship(&tx, &replaces_link(id, old)).await?;
         }
         tx.commit().await.doing("committing a store")?;
         self.after_write();
@@ -210,6 +229,7 @@ impl TursoBackend {
         &self,
         days: u32,
         project: Option<&str>,
+        offset: u32,
     ) -> Result<RecentActivity> {
         let since = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
         let since = crate::model::iso_from(since);
@@ -247,20 +267,31 @@ impl TursoBackend {
             &tx,
             &format!(
                 "SELECT id, properties FROM nodes WHERE {filter}
-                 ORDER BY json_extract(properties, '$.created_at') DESC LIMIT {RECENT_LIMIT}"
+                 ORDER BY json_extract(properties, '$.created_at') DESC, id
+                 LIMIT {RECENT_LIMIT} OFFSET {offset}"
             ),
             params.clone(),
+        )
+        .await?;
+        let unresolved = format!(
+            "{filter} AND json_extract(properties, '$.type') IN ('problem', 'error')
+               AND NOT EXISTS (SELECT 1 FROM relationships r
+                               WHERE r.to_id = nodes.id AND r.valid_until IS NULL
+                                 AND r.rel_type IN ('SOLVES', 'ADDRESSES'))"
+        );
+        let unresolved_total = scalar_i64(
+            &tx,
+            &format!("SELECT count(*) FROM nodes WHERE {unresolved}"),
+            params.clone(),
+            "counting unresolved problems",
         )
         .await?;
         let unresolved_problems = query_memories(
             &tx,
             &format!(
-                "SELECT id, properties FROM nodes WHERE {filter}
-                   AND json_extract(properties, '$.type') IN ('problem', 'error')
-                   AND NOT EXISTS (SELECT 1 FROM relationships r
-                                   WHERE r.to_id = nodes.id AND r.valid_until IS NULL
-                                     AND r.rel_type IN ('SOLVES', 'ADDRESSES'))
-                 ORDER BY json_extract(properties, '$.created_at') DESC LIMIT {RECENT_LIMIT}"
+                "SELECT id, properties FROM nodes WHERE {unresolved}
+                 ORDER BY json_extract(properties, '$.created_at') DESC, id
+                 LIMIT {RECENT_LIMIT} OFFSET {offset}"
             ),
             params,
         )
@@ -272,6 +303,7 @@ impl TursoBackend {
             total_count,
             memories_by_type,
             recent_memories,
+            unresolved_total,
             unresolved_problems,
         })
     }
@@ -340,6 +372,19 @@ async fn write_uses(
         .doing("counting uses")?;
     }
     tx.commit().await.doing("committing a usage update")
+}
+
+/// The link a memory gets to the memory it supersedes.
+fn replaces_link(new_id: &str, old_id: &str) -> NewRelationship {
+    let replaces = RelationshipType::Replaces;
+    NewRelationship {
+        from_id: new_id.to_string(),
+        to_id: old_id.to_string(),
+        rel_type: replaces,
+        strength: replaces.default_strength(),
+        confidence: replaces.default_confidence(),
+        context: None,
+    }
 }
 
 /// Reads the raw properties of a memory, or says it does not exist.
@@ -411,7 +456,7 @@ async fn relationships_of(conn: &Connection, id: &str) -> Result<Vec<Relationshi
             &format!(
                 "SELECT {RELATIONSHIP_COLUMNS} FROM relationships r
                  WHERE (r.from_id = ?1 OR r.to_id = ?1) AND +r.valid_until IS NULL
-                 ORDER BY json_extract(r.properties, '$.strength') DESC, r.created_at"
+                 ORDER BY json_extract(r.properties, '$.strength') DESC, r.created_at, r.id"
             ),
             libsql::params![id],
         )

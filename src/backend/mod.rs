@@ -38,7 +38,9 @@ pub use migrate::copy_to_primary;
 pub use pyjson::to_string as python_json;
 pub use queue::Conflict;
 pub use replica::{Primary, SyncStatus, redact_url};
-pub use search::{Correction, MatchMode, Neighbour, SearchPage, SearchRequest, Tolerance};
+pub use search::{
+    Correction, MatchMode, Neighbour, SearchHit, SearchPage, SearchRequest, Tolerance,
+};
 pub use stats::{BackendHealth, Statistics};
 
 use error::DbContext;
