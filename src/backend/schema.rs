@@ -167,10 +167,20 @@ pub async fn migrate(conn: &Connection) -> Result<()> {
         let tx = super::begin_write(conn, "starting a schema upgrade").await?;
         let current = version(&tx).await?;
         if current > SCHEMA_VERSION {
+            tx.rollback().await.doing("ending the schema check")?;
             return Err(BackendError::NewerSchema {
                 found: current,
                 supported: SCHEMA_VERSION,
             });
+        }
+        if current < 0 {
+            tx.rollback().await.doing("ending the schema check")?;
+            return Err(BackendError::Refused(format!(
+                "the database file says its schema version (PRAGMA user_version) is {current}; no version of \
+                 memorygraph or MemoryGraph writes a negative one, so another program changed it. Every upgrade \
+                 step is safe to repeat: after a backup, `sqlite3 FILE 'PRAGMA user_version = 0'` lets \
+                 memorygraph upgrade it again"
+            )));
         }
         if current == SCHEMA_VERSION {
             tx.commit().await.doing("finishing the schema check")?;
