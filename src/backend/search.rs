@@ -516,7 +516,7 @@ async fn correct(
             continue;
         }
         if chars < typo::MIN_STEM_CHARS || word.chars().all(|c| c.is_ascii_digit()) {
-            checked.unmatched.push(word.clone());
+            checked.unmatched.push(crate::model::shorten(word));
             out.push(term.clone());
             continue;
         }
@@ -530,13 +530,13 @@ async fn correct(
         match best {
             Some(stem) => {
                 checked.corrections.push(Correction {
-                    from: word.clone(),
+                    from: crate::model::shorten(word),
                     to: stem.clone(),
                 });
                 out.push(Term::Stem(stem));
             }
             None => {
-                checked.unmatched.push(word.clone());
+                checked.unmatched.push(crate::model::shorten(word));
                 out.push(term.clone());
             }
         }

@@ -38,8 +38,9 @@ pub mod limits {
     pub const CONTEXT_MAX_DEPTH: usize = 8;
     /// Largest `context` of a memory, in characters of its JSON.
     pub const CONTEXT_MAX_CHARS: usize = 4_000;
-    /// Longest search query, in characters.
-    pub const QUERY_MAX_CHARS: usize = 1_000;
+    /// Longest search query, in characters: room for a pasted error message or stack
+    /// trace (only its first 32 distinct words are searched).
+    pub const QUERY_MAX_CHARS: usize = 20_000;
     /// Most items in a list a search takes (`terms`, `tags`, `memory_types`, ...).
     pub const QUERY_LIST_MAX_ITEMS: usize = 50;
     /// Longest item of such a list, or short filter value (`project_path`, a date), in
