@@ -118,6 +118,11 @@ fn unportable(schema: &Value, at: &str, found: &mut Vec<String>) {
             if map.get("type").is_some_and(Value::is_array) {
                 found.push(format!("{at}: type list"));
             }
+            if let Some(Value::String(d)) = map.get("description")
+                && d.contains('\n')
+            {
+                found.push(format!("{at}: description with a line break"));
+            }
             for (k, v) in map {
                 unportable(v, &format!("{at}/{k}"), found);
             }

@@ -19,8 +19,12 @@ pub enum Side {
     Output,
 }
 
-/// Rewrites a schema in place, at every depth.
+/// Rewrites a schema in place, at every depth. Descriptions (from doc comments, which
+/// break lines mid-sentence) become one line each.
 pub fn make_portable(schema: &mut Map<String, Value>, side: Side) {
+    if let Some(Value::String(description)) = schema.get_mut("description") {
+        *description = description.split_whitespace().collect::<Vec<_>>().join(" ");
+    }
     if schema
         .get("format")
         .and_then(Value::as_str)
@@ -92,7 +96,7 @@ mod tests {
     fn formats_and_type_lists_go() {
         let mut s = json!({"type": "object", "properties": {
             "a": {"type": ["integer", "null"], "format": "uint32", "minimum": 0},
-            "b": {"anyOf": [{"$ref": "#/$defs/X"}, {"type": "null"}], "description": "d"}
+            "b": {"anyOf": [{"$ref": "#/$defs/X"}, {"type": "null"}], "description": "one\ntwo"}
         }});
         make_portable(s.as_object_mut().unwrap(), Side::Input);
         assert_eq!(
@@ -101,7 +105,7 @@ mod tests {
         );
         assert_eq!(
             s["properties"]["b"],
-            json!({"$ref": "#/$defs/X", "description": "d"})
+            json!({"$ref": "#/$defs/X", "description": "one two"})
         );
         let mut o = json!({"type": ["string", "null"], "format": "uint64"});
         make_portable(o.as_object_mut().unwrap(), Side::Output);
