@@ -70,7 +70,9 @@ pub struct GetMemoryOutput {
     /// Current relationships touching the memory, strongest first: one page of them
     /// (empty unless asked for).
     pub relationships: Vec<Relationship>,
-    /// How many current relationships the memory has.
+    /// How many current relationships the memory has (0 when they are not listed: with
+    /// `include_relationships: false`, or on a later part of the content without
+    /// `relationships_offset`).
     pub relationships_total: usize,
     /// Where this page of relationships starts.
     pub relationships_offset: usize,
