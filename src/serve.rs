@@ -89,10 +89,19 @@ pub async fn run(config: Config) -> Result<()> {
     let server = MemoryServer::new(backend.clone(), settings);
     let (read, write) = rmcp::transport::stdio_pipes();
     let (transport, writer) = line_transport(read, write);
-    let running = server
-        .serve(transport)
-        .await
-        .context("starting the MCP session")?;
+    let running = match server.serve(transport).await {
+        Ok(running) => running,
+        Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => {
+            // The client left before choosing a lifecycle: a `server/discover` probe (or a
+            // ping) and nothing else is a complete session. Its answers are already queued.
+            tracing::debug!("the client closed stdin before a session began");
+            let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+            sync_task.abort();
+            let _ = sync_task.await;
+            return close(backend).await;
+        }
+        Err(e) => return Err(e).context("starting the MCP session"),
+    };
     let cancel = running.cancellation_token();
     let stop = tokio::spawn(async move {
         let reason = shutdown_signal().await;

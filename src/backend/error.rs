@@ -8,7 +8,7 @@ pub enum BackendError {
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
 
-    #[error("{what} not found: {id}")]
+    #[error("{what} not found: {}", crate::model::shorten(.id))]
     NotFound { what: &'static str, id: String },
 
     #[error("{0}")]
@@ -30,7 +30,7 @@ pub enum BackendError {
         source: libsql::Error,
     },
 
-    #[error("stored {what} {id} is not valid JSON: {source}")]
+    #[error("Stored {what} {id} is not valid JSON: {source}")]
     CorruptRow {
         what: &'static str,
         id: String,

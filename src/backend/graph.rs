@@ -32,6 +32,7 @@ pub struct RelationshipQuery {
     pub components: Vec<String>,
     pub temporal: Option<String>,
     pub limit: u32,
+    pub offset: u32,
 }
 
 /// The context JSON of a relationship row `r`, or NULL when it is not valid JSON.
@@ -85,11 +86,12 @@ impl TursoBackend {
         Ok(related)
     }
 
-    /// Finds current relationships whose extracted context matches every given filter.
+    /// Finds current relationships whose extracted context matches every given filter:
+    /// one page of them, strongest first, and how many match in all.
     pub async fn search_relationships_by_context(
         &self,
         q: &RelationshipQuery,
-    ) -> Result<Vec<Relationship>> {
+    ) -> Result<(Vec<Relationship>, u64)> {
         let mut clauses = vec![
             "r.valid_until IS NULL".to_string(),
             format!("{CONTEXT_JSON} IS NOT NULL"),
@@ -140,20 +142,31 @@ impl TursoBackend {
         }
         let sql = format!(
             "SELECT {RELATIONSHIP_COLUMNS} FROM relationships r WHERE {}
-             ORDER BY json_extract(r.properties, '$.strength') DESC, r.created_at DESC LIMIT {}",
+             ORDER BY json_extract(r.properties, '$.strength') DESC, r.created_at DESC, r.id
+             LIMIT {} OFFSET {}",
             clauses.join(" AND "),
-            q.limit
+            q.limit,
+            q.offset
+        );
+        let count = format!(
+            "SELECT count(*) FROM relationships r WHERE {}",
+            clauses.join(" AND ")
         );
         let conn = self.conn.lock().await;
-        let rows = conn
+        let tx = self.reading(&conn).await?;
+        let total =
+            super::scalar_i64(&tx, &count, params.clone(), "counting relationships").await?;
+        let rows = tx
             .query(&sql, params)
             .await
             .doing("searching relationships")?;
-        all_rows(rows, "searching relationships")
+        let found = all_rows(rows, "searching relationships")
             .await?
             .iter()
             .map(|row| relationship_from_row(row, 0))
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        tx.finish().await?;
+        Ok((found, total.max(0) as u64))
     }
 
     /// The ids of the memories within `max_depth` hops of `id` (not `id` itself).
@@ -233,7 +246,7 @@ async fn walk(
            CROSS JOIN relationships r ON r.rowid = l.rrow
            CROSS JOIN nodes n ON n.id = l.target
           WHERE +n.label = 'Memory'
-          ORDER BY l.depth, json_extract(r.properties, '$.strength') DESC, r.created_at"
+          ORDER BY l.depth, json_extract(r.properties, '$.strength') DESC, r.created_at, r.id, l.target"
     );
     let rows = conn
         .query(&sql, libsql::params![id, i64::from(max_depth)])

@@ -28,13 +28,16 @@ pub struct RecentActivity {
     pub project: Option<String>,
     pub total_count: i64,
     pub memories_by_type: BTreeMap<String, i64>,
-    /// The newest memories of the period, newest first (at most 20).
+    /// The newest memories of the period, newest first: one page of at most 20.
     pub recent_memories: Vec<Memory>,
+    /// How many problems and errors of the period are unresolved.
+    pub unresolved_total: i64,
     /// Problems and errors of the period that nothing `SOLVES` or `ADDRESSES` yet.
     pub unresolved_problems: Vec<Memory>,
 }
 
-const RECENT_LIMIT: u32 = 20;
+/// Most memories per list in one page of recent activity.
+pub const RECENT_LIMIT: u32 = 20;
 
 impl TursoBackend {
     /// Stores a new memory (id and time chosen by the caller) and returns it as it will be
@@ -51,13 +54,20 @@ impl TursoBackend {
         let column_time = column_timestamp(now);
         let stored = self
             .write("starting a store", async |tx| {
-                if let Some(existing) = find_duplicate(tx, new).await? {
-                    return Ok(Some(existing));
-                }
                 if let Some(link) = supersedes {
                     load_properties(tx, &link.to_id)
                         .await
                         .map_err(|e| no_superseded_memory(e, &link.to_id))?;
+                }
+                if let Some(existing) = find_duplicate(tx, new).await? {
+                    // The memory exists already; what `supersedes` says of it still holds.
+                    if let Some(link) = supersedes.filter(|l| l.to_id != existing.id) {
+                        let link = link.from(&existing.id);
+                        if super::graph::find_same_link(tx, &link.as_new()).await?.is_none() {
+                            link.insert(tx).await?;
+                        }
+                    }
+                    return Ok(Some(existing));
                 }
                 tx.execute(
                     "INSERT INTO nodes (id, label, properties, created_at, updated_at) VALUES (?1, 'Memory', ?2, ?3, ?3)",
@@ -72,6 +82,9 @@ impl TursoBackend {
             })
             .await?;
         if let Some(existing) = stored {
+            if supersedes.is_some() {
+                self.after_write();
+            }
             return Ok(StoredMemory {
                 memory: existing,
                 duplicate: true,
@@ -165,6 +178,7 @@ impl TursoBackend {
         &self,
         days: u32,
         project: Option<&str>,
+        offset: u32,
     ) -> Result<RecentActivity> {
         let since = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
         let since = crate::model::iso_from(since);
@@ -202,20 +216,31 @@ impl TursoBackend {
             &tx,
             &format!(
                 "SELECT id, properties FROM nodes WHERE {filter}
-                 ORDER BY json_extract(properties, '$.created_at') DESC LIMIT {RECENT_LIMIT}"
+                 ORDER BY json_extract(properties, '$.created_at') DESC, id
+                 LIMIT {RECENT_LIMIT} OFFSET {offset}"
             ),
             params.clone(),
+        )
+        .await?;
+        let unresolved = format!(
+            "{filter} AND json_extract(properties, '$.type') IN ('problem', 'error')
+               AND NOT EXISTS (SELECT 1 FROM relationships r
+                               WHERE r.to_id = nodes.id AND r.valid_until IS NULL
+                                 AND r.rel_type IN ('SOLVES', 'ADDRESSES'))"
+        );
+        let unresolved_total = scalar_i64(
+            &tx,
+            &format!("SELECT count(*) FROM nodes WHERE {unresolved}"),
+            params.clone(),
+            "counting unresolved problems",
         )
         .await?;
         let unresolved_problems = query_memories(
             &tx,
             &format!(
-                "SELECT id, properties FROM nodes WHERE {filter}
-                   AND json_extract(properties, '$.type') IN ('problem', 'error')
-                   AND NOT EXISTS (SELECT 1 FROM relationships r
-                                   WHERE r.to_id = nodes.id AND r.valid_until IS NULL
-                                     AND r.rel_type IN ('SOLVES', 'ADDRESSES'))
-                 ORDER BY json_extract(properties, '$.created_at') DESC LIMIT {RECENT_LIMIT}"
+                "SELECT id, properties FROM nodes WHERE {unresolved}
+                 ORDER BY json_extract(properties, '$.created_at') DESC, id
+                 LIMIT {RECENT_LIMIT} OFFSET {offset}"
             ),
             params,
         )
@@ -227,6 +252,7 @@ impl TursoBackend {
             total_count,
             memories_by_type,
             recent_memories,
+            unresolved_total,
             unresolved_problems,
         })
     }
@@ -323,7 +349,7 @@ pub(super) fn no_superseded_memory(e: BackendError, old: &str) -> BackendError {
     match e {
         BackendError::NotFound { .. } => BackendError::Invalid(crate::model::InvalidInput::new(
             "supersedes",
-            format!("no memory with id {old}"),
+            format!("no memory with id {}", crate::model::shorten(old)),
         )),
         other => other,
     }
@@ -430,7 +456,7 @@ async fn relationships_of(conn: &Connection, id: &str) -> Result<Vec<Relationshi
             &format!(
                 "SELECT {RELATIONSHIP_COLUMNS} FROM relationships r
                  WHERE (r.from_id = ?1 OR r.to_id = ?1) AND +r.valid_until IS NULL
-                 ORDER BY json_extract(r.properties, '$.strength') DESC, r.created_at"
+                 ORDER BY json_extract(r.properties, '$.strength') DESC, r.created_at, r.id"
             ),
             libsql::params![id],
         )

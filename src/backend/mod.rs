@@ -33,7 +33,9 @@ pub use graph::RelationshipQuery;
 pub use pyjson::to_string as python_json;
 pub use queue::Conflict;
 pub use replica::{PULL_WAIT, Primary, SyncStatus, redact_url};
-pub use search::{Correction, MatchMode, Neighbour, SearchPage, SearchRequest, Tolerance};
+pub use search::{
+    Correction, MatchMode, Neighbour, SearchHit, SearchPage, SearchRequest, Tolerance,
+};
 pub use stats::{BackendHealth, Statistics};
 pub use sync::migrate::copy_to_primary;
 pub use sync::resync::{LocalCopy, ResyncReport, resync};

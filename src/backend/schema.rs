@@ -184,6 +184,14 @@ pub async fn migrate(conn: &Connection) -> Result<()> {
                     supported: SCHEMA_VERSION,
                 });
             }
+            if current < 0 {
+                return Err(BackendError::Refused(format!(
+                    "the database file says its schema version (PRAGMA user_version) is {current}; no version of \
+                     memorygraph or MemoryGraph writes a negative one, so another program changed it. Every upgrade \
+                     step is safe to repeat: after a backup, `sqlite3 FILE 'PRAGMA user_version = 0'` lets \
+                     memorygraph upgrade it again"
+                )));
+            }
             if current == SCHEMA_VERSION {
                 return Ok(true);
             }

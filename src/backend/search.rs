@@ -147,15 +147,16 @@ pub struct SearchPage {
     pub next_offset: Option<u32>,
     /// Query words that matched nothing and were corrected.
     pub corrections: Vec<Correction>,
+    /// Query words that matched nothing and had no near neighbour in the index: left as
+    /// they are, they match nothing.
+    pub unmatched: Vec<String>,
+    /// Recall only: memories linked to the hits of this page, listed apart. They are not
+    /// hits, so they count neither in `total` nor in the paging.
+    pub neighbours: Vec<SearchHit>,
 }
 
 impl SearchPage {
-    fn new(
-        hits: Vec<SearchHit>,
-        total: i64,
-        req: &SearchRequest,
-        corrections: Vec<Correction>,
-    ) -> Self {
+    fn new(hits: Vec<SearchHit>, total: i64, req: &SearchRequest, checked: Checked) -> Self {
         let total = total.max(0) as u64;
         let end = u64::from(req.offset) + hits.len() as u64;
         let has_more = end < total;
@@ -166,7 +167,9 @@ impl SearchPage {
             limit: req.limit,
             has_more,
             next_offset: has_more.then_some(end as u32),
-            corrections,
+            corrections: checked.corrections,
+            unmatched: checked.unmatched,
+            neighbours: Vec::new(),
         }
     }
 }
@@ -177,9 +180,10 @@ const RECALL_SCORE: &str = "0.6 * rel / max(max(rel) OVER (), 1e-9)
      + 0.25 * importance
      + 0.15 / (1.0 + max(julianday('now') - coalesce(julianday(created), julianday('now')), 0) / 30.0)";
 
-/// Recall blends the scores of this many most relevant matches (twice the requested page
-/// depth when that is more): importance and recency re-rank relevant memories, they do not
-/// pull in irrelevant ones, and the JSON of every match need not be read.
+/// Recall blends the scores of this many most relevant matches: importance and recency
+/// re-rank relevant memories, they do not pull in irrelevant ones, and the JSON of every
+/// match need not be read. The rest follow by relevance alone. The set does not depend on
+/// the page asked for, so every page is cut from one ranking.
 const RECALL_CANDIDATES: usize = 500;
 
 /// How many of recall's top hits get a linked neighbour added.
@@ -203,8 +207,8 @@ impl TursoBackend {
         let page = if req.terms.is_empty() {
             list(&tx, req).await?
         } else {
-            let (terms, corrections) = correct(self, &tx, &req.terms, req.tolerance).await?;
-            ranked(&tx, req, &terms, corrections).await?
+            let (terms, checked) = correct(self, &tx, &req.terms, req.tolerance).await?;
+            ranked(&tx, req, &terms, checked).await?
         };
         tx.finish().await?;
         Ok(page)
@@ -230,12 +234,17 @@ impl TursoBackend {
             } else {
                 meaningful
             };
-            let (terms, corrections) = correct(self, &tx, &terms, req.tolerance).await?;
-            blended(&tx, req, &terms, corrections).await?
+            let (terms, checked) = correct(self, &tx, &terms, req.tolerance).await?;
+            blended(&tx, req, &terms, checked).await?
         };
-        add_neighbours(&tx, &mut page.hits).await?;
+        page.neighbours = neighbours(&tx, &page.hits, req).await?;
         tx.finish().await?;
-        let used: Vec<&str> = page.hits.iter().map(|h| h.memory.id.as_str()).collect();
+        let used: Vec<&str> = page
+            .hits
+            .iter()
+            .chain(&page.neighbours)
+            .map(|h| h.memory.id.as_str())
+            .collect();
         self.count_use(&conn, &used).await;
         Ok(page)
     }
@@ -278,7 +287,7 @@ async fn list(conn: &Connection, req: &SearchRequest) -> Result<SearchPage> {
     );
     let rows = conn.query(&sql, params).await.doing("listing memories")?;
     let hits = hits_from(all_rows(rows, "listing memories").await?, false)?;
-    Ok(SearchPage::new(hits, total, req, Vec::new()))
+    Ok(SearchPage::new(hits, total, req, Checked::default()))
 }
 
 /// The match expressions for a request: the one that selects, and, when memories
@@ -357,7 +366,7 @@ async fn ranked(
     conn: &Connection,
     req: &SearchRequest,
     terms: &[Term],
-    corrections: Vec<Correction>,
+    checked: Checked,
 ) -> Result<SearchPage> {
     let (matching, first) = match_expressions(req, terms);
     let total = count_matches(conn, req, &matching).await?;
@@ -387,15 +396,16 @@ async fn ranked(
     );
     let rows = conn.query(&sql, params).await.doing("searching memories")?;
     let hits = hits_from(all_rows(rows, "searching memories").await?, true)?;
-    Ok(SearchPage::new(hits, total, req, corrections))
+    Ok(SearchPage::new(hits, total, req, checked))
 }
 
-/// Ranked by recall's blended score.
+/// Ranked by recall's blended score among the [`RECALL_CANDIDATES`] most relevant matches,
+/// then the other matches by relevance.
 async fn blended(
     conn: &Connection,
     req: &SearchRequest,
     terms: &[Term],
-    corrections: Vec<Correction>,
+    checked: Checked,
 ) -> Result<SearchPage> {
     let prefix = req.tolerance == Tolerance::Fuzzy;
     let matching = fts_query::any_of(terms, prefix);
@@ -403,31 +413,41 @@ async fn blended(
     let superseded = superseded_key(conn).await?;
     let mut params = vec![Value::from(matching)];
     let filters = filter_sql(req, &mut params);
-    let candidates = RECALL_CANDIDATES.max(2 * (req.offset as usize + req.limit as usize));
     let source = matches_of(&filters, false);
     let sql = format!(
-        "WITH top AS MATERIALIZED (
+        "WITH matches AS MATERIALIZED (
              SELECT memory_fts.rowid AS rid, -bm25(memory_fts, {BM25_WEIGHTS}) AS rel
              FROM {source}
-             ORDER BY rel DESC LIMIT {candidates}
+         ),
+         ordered AS (
+             SELECT rid, rel, row_number() OVER (ORDER BY rel DESC, rid) AS place FROM matches
          ),
          hits AS (
-             SELECT top.rid AS rid, n.id AS id, top.rel AS rel,
+             SELECT o.rid AS rid, o.rel AS rel,
                     coalesce(json_extract(n.properties, '$.importance'), 0.5) AS importance,
                     json_extract(n.properties, '$.created_at') AS created,
                     {superseded} AS superseded, coalesce(u.usage_count, 0) AS used
-             FROM top JOIN nodes n ON n.rowid = top.rid
+             FROM ordered o JOIN nodes n ON n.rowid = o.rid
              LEFT JOIN memory_usage u ON u.memory_id = n.id
+             WHERE o.place <= {RECALL_CANDIDATES}
+         ),
+         ranked AS (
+             SELECT rid, rel AS relevance, superseded, used, {RECALL_SCORE} AS score, 0 AS grp,
+                    0.0 AS rest FROM hits
+             UNION ALL
+             SELECT rid, rel, 0, 0, NULL, 1, rel FROM ordered WHERE place > {RECALL_CANDIDATES}
          ),
          page AS MATERIALIZED (
-             SELECT rid, id, rel AS relevance, superseded, used, {RECALL_SCORE} AS score FROM hits
-             ORDER BY superseded, score DESC, used DESC, rid
+             SELECT rid, relevance, superseded, used, score, grp, rest FROM ranked
+             ORDER BY grp, superseded, score DESC, rest DESC, used DESC, rid
              LIMIT {} OFFSET {}
          )
          {}",
         req.limit,
         req.offset,
-        page_details("page.superseded, page.score DESC, page.used DESC, page.rid")
+        page_details(
+            "page.grp, page.superseded, page.score DESC, page.rest DESC, page.used DESC, page.rid"
+        )
     );
     let rows = conn.query(&sql, params).await.doing("recalling memories")?;
     let records = all_rows(rows, "recalling memories").await?;
@@ -435,7 +455,7 @@ async fn blended(
     for (hit, record) in hits.iter_mut().zip(&records) {
         hit.score = record.real(5).map(|s| (s * 1000.0).round() / 1000.0);
     }
-    Ok(SearchPage::new(hits, total, req, corrections))
+    Ok(SearchPage::new(hits, total, req, checked))
 }
 
 /// Reads rows of `id, properties, relevance, snippet, superseded_by`.
@@ -455,19 +475,26 @@ fn hits_from(records: Vec<Record>, ranked: bool) -> Result<Vec<SearchHit>> {
         .collect()
 }
 
+/// What checking the query words against the index found.
+#[derive(Debug, Default)]
+struct Checked {
+    corrections: Vec<Correction>,
+    unmatched: Vec<String>,
+}
+
 /// Replaces each word that matches nothing with the closest indexed stem, unless the
-/// search is strict.
+/// search is strict; a word with no near neighbour stays as it is and is reported.
 async fn correct(
     backend: &TursoBackend,
     conn: &Connection,
     terms: &[Term],
     tolerance: Tolerance,
-) -> Result<(Vec<Term>, Vec<Correction>)> {
+) -> Result<(Vec<Term>, Checked)> {
     if tolerance == Tolerance::Strict {
-        return Ok((terms.to_vec(), Vec::new()));
+        return Ok((terms.to_vec(), Checked::default()));
     }
     let mut out = Vec::with_capacity(terms.len());
-    let mut corrections = Vec::new();
+    let mut checked = Checked::default();
     for term in terms {
         let Term::Word(word) = term else {
             out.push(term.clone());
@@ -484,12 +511,16 @@ async fn correct(
         )
         .await?;
         let chars = word.chars().count();
-        if known > 0 || chars < 3 || word.chars().all(|c| c.is_ascii_digit()) {
+        if known > 0 {
             out.push(term.clone());
             continue;
         }
-        let limit = typo::max_edits(chars);
-        let (shortest, longest) = (chars.saturating_sub(4 + limit).max(1), chars + limit);
+        if chars < typo::MIN_STEM_CHARS || word.chars().all(|c| c.is_ascii_digit()) {
+            checked.unmatched.push(crate::model::shorten(word));
+            out.push(term.clone());
+            continue;
+        }
+        let (shortest, longest) = typo::candidate_lengths(chars);
         let vocabulary = backend.vocabulary(conn).await?;
         let candidates = vocabulary
             .iter()
@@ -498,22 +529,29 @@ async fn correct(
         let best = typo::best_correction(word, candidates).map(str::to_string);
         match best {
             Some(stem) => {
-                corrections.push(Correction {
-                    from: word.clone(),
+                checked.corrections.push(Correction {
+                    from: crate::model::shorten(word),
                     to: stem.clone(),
                 });
                 out.push(Term::Stem(stem));
             }
-            None => out.push(term.clone()),
+            None => {
+                checked.unmatched.push(crate::model::shorten(word));
+                out.push(term.clone());
+            }
         }
     }
-    Ok((out, corrections))
+    Ok((out, checked))
 }
 
-/// Adds, after the hits, the strongest current neighbour of each of the top hits that is
-/// not already in the answer.
-async fn add_neighbours(conn: &Connection, hits: &mut Vec<SearchHit>) -> Result<()> {
-    let mut added = Vec::new();
+/// The strongest current neighbour of each of the first hits that is not a hit itself and
+/// passes the request's type and project filters, each memory once.
+async fn neighbours(
+    conn: &Connection,
+    hits: &[SearchHit],
+    req: &SearchRequest,
+) -> Result<Vec<SearchHit>> {
+    let mut added: Vec<SearchHit> = Vec::new();
     for hit in hits.iter().take(RECALL_NEIGHBOURS) {
         let rows = conn
             .query(
@@ -522,7 +560,7 @@ async fn add_neighbours(conn: &Connection, hits: &mut Vec<SearchHit>) -> Result<
                  FROM relationships r
                  JOIN nodes n ON n.label = 'Memory' AND n.id = CASE WHEN r.from_id = ?1 THEN r.to_id ELSE r.from_id END
                  WHERE (r.from_id = ?1 OR r.to_id = ?1) AND +r.valid_until IS NULL AND r.from_id <> r.to_id
-                 ORDER BY strength DESC, r.created_at LIMIT 8",
+                 ORDER BY strength DESC, r.created_at, r.id LIMIT 8",
                 libsql::params![hit.memory.id.as_str()],
             )
             .await
@@ -536,8 +574,21 @@ async fn add_neighbours(conn: &Connection, hits: &mut Vec<SearchHit>) -> Result<
             if present {
                 continue;
             }
+            let memory = decode(&other, &row.text(3))?;
+            let type_ok = req.memory_types.is_empty()
+                || req
+                    .memory_types
+                    .iter()
+                    .any(|t| t.as_str() == memory.memory_type);
+            let project_ok = req
+                .project_path
+                .as_deref()
+                .is_none_or(|p| memory.project_path() == Some(p));
+            if !type_ok || !project_ok {
+                continue;
+            }
             added.push(SearchHit {
-                memory: decode(&other, &row.text(3))?,
+                memory,
                 relevance: None,
                 score: None,
                 snippet: None,
@@ -551,6 +602,5 @@ async fn add_neighbours(conn: &Connection, hits: &mut Vec<SearchHit>) -> Result<
             break;
         }
     }
-    hits.extend(added);
-    Ok(())
+    Ok(added)
 }

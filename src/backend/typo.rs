@@ -13,6 +13,20 @@ pub fn max_edits(chars: usize) -> usize {
 /// Most characters porter strips from a word ("-ation" and the like).
 const MAX_STRIPPED: usize = 4;
 
+/// Shortest stem a word is corrected to: "zebra" must not become every word starting
+/// with "a".
+pub const MIN_STEM_CHARS: usize = 3;
+
+/// The lengths of the stems a word of `chars` characters may be corrected to: comparable to
+/// the word (a stem may be shorter by what porter strips), never under [`MIN_STEM_CHARS`].
+pub fn candidate_lengths(chars: usize) -> (usize, usize) {
+    let shortest = chars
+        .saturating_sub(MAX_STRIPPED)
+        .max(chars.div_ceil(2))
+        .max(MIN_STEM_CHARS);
+    (shortest, chars + max_edits(chars))
+}
+
 #[cfg(test)]
 pub fn distance_to_stem(word: &str, stem: &str) -> Option<usize> {
     let w: Vec<char> = word.chars().collect();
@@ -37,12 +51,18 @@ fn distance_chars(w: &[char], stem: &str) -> Option<usize> {
         len += 1;
     }
     let s = &buffer[..len];
-    let limit = max_edits(w.len());
+    let (shortest, _) = candidate_lengths(w.len());
+    if s.len() < shortest {
+        return None;
+    }
+    // Edits allowed also depend on the stem: a short stem changed in two of its letters is
+    // another word, not a typo of this one.
+    let limit = max_edits(w.len()).min(max_edits(s.len()));
     let mut best = osa(w, s, limit);
     if w.len() > 3 && w.last() == Some(&'s') {
         best = best.min(osa(&w[..w.len() - 1], s, limit));
     }
-    if w.len() >= 5 && s.len() + MAX_STRIPPED >= w.len() {
+    if w.len() >= 5 && s.len() >= 4 && s.len() + MAX_STRIPPED >= w.len() {
         for cut in [s.len(), s.len() + 1] {
             if cut < w.len() && best > 1 {
                 best = best.min(osa(&w[..cut], s, limit - 1) + 1);
@@ -128,6 +148,24 @@ mod tests {
             "a short stem is not a prefix match"
         );
         assert_eq!(distance_to_stem("redsi", "redi"), Some(1));
+    }
+
+    #[test]
+    fn never_to_a_letter_or_two() {
+        for (word, stem) in [
+            ("zebra", "a"),
+            ("zebra", "ze"),
+            ("third", "a"),
+            ("third", "thi"),
+            ("limit", "a"),
+            ("limit", "li"),
+            ("limit", "lim"),
+            ("zebra", "zeb"),
+        ] {
+            assert_eq!(distance_to_stem(word, stem), None, "{word} -> {stem}");
+        }
+        assert_eq!(candidate_lengths(5).0, 3);
+        assert_eq!(candidate_lengths(12).0, 8);
     }
 
     #[test]

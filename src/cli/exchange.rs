@@ -74,6 +74,10 @@ pub struct ImportArgs {
     /// Check the file and count what would be imported, then write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Import memories and relationships whose text looks like a secret (a private key, an
+    /// access key, a token). Without it such a file is refused and nothing is written.
+    #[arg(long)]
+    allow_secrets: bool,
 }
 
 pub async fn export(config: Config, a: ExportArgs, json: bool) -> Result<()> {
@@ -113,8 +117,7 @@ pub async fn export(config: Config, a: ExportArgs, json: bool) -> Result<()> {
             let bar = progress::bar(files.len() as u64, "writing Markdown");
             for file in &files {
                 let path = dir.join(&file.name);
-                std::fs::write(&path, &file.text)
-                    .with_context(|| format!("writing {}", path.display()))?;
+                write_private(&path, &file.text)?;
                 bar.inc(1);
             }
             bar.finish_and_clear();
@@ -169,11 +172,72 @@ pub async fn export(config: Config, a: ExportArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a file holding text that looks like a secret, as store_memory does, naming the
+/// memory or relationship and the field, never the secret.
+fn refuse_secrets(batch: &crate::backend::ImportBatch) -> Result<()> {
+    for m in &batch.memories {
+        m.memory.refuse_secrets().map_err(|e| {
+            anyhow::anyhow!(
+                "memory {}: {e}. Nothing was imported; pass --allow-secrets to import it anyway",
+                crate::model::shorten(&m.id)
+            )
+        })?;
+    }
+    for r in &batch.relationships {
+        let texts = r.context.iter().map(|c| ("context", c.as_str()));
+        crate::model::refuse_secrets(texts).map_err(|e| {
+            anyhow::anyhow!(
+                "the relationship {} -[{}]-> {}: {e}. Nothing was imported; pass --allow-secrets to import it anyway",
+                crate::model::shorten(&r.from_id),
+                r.rel_type,
+                crate::model::shorten(&r.to_id)
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Writes an export file so that it is never seen half-written and is readable by its
+/// owner only: a private temporary file next to it, flushed to disk, then renamed over it.
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "export".into());
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = (|| -> std::io::Result<()> {
+        let mut file = options.open(&temp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&temp, path)?;
+        // The rename itself reaches the disk with the folder.
+        if let Ok(folder) = std::fs::File::open(dir) {
+            let _ = folder.sync_all();
+        }
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written.with_context(|| format!("writing {}", path.display()))
+}
+
 fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
     match path {
-        Some(path) if path != Path::new("-") => {
-            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-        }
+        Some(path) if path != Path::new("-") => write_private(path, text),
         _ => {
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes())
@@ -209,6 +273,10 @@ pub async fn import(config: Config, a: ImportArgs, json: bool) -> Result<()> {
         ImportFormat::Jsonl => exchange::jsonl::parse(&text),
     }
     .with_context(|| format!("reading {}", a.input.display()))?;
+    if !a.allow_secrets {
+        refuse_secrets(&parsed.batch)
+            .with_context(|| format!("importing {}", a.input.display()))?;
+    }
     let total = (parsed.batch.memories.len() + parsed.batch.relationships.len()) as u64;
     let backend = Arc::new(serve::open_backend(&config).await?);
     let bar = progress::bar(total, if a.dry_run { "checking" } else { "importing" });

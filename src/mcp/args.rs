@@ -10,6 +10,8 @@ use rmcp::handler::server::tool::ToolCallContext;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
+use crate::model::clip_quoted;
+
 pub struct Parameters<T>(pub T);
 
 impl<T: JsonSchema> JsonSchema for Parameters<T> {
@@ -22,25 +24,29 @@ impl<T: JsonSchema> JsonSchema for Parameters<T> {
     }
 }
 
+/// What rmcp looks for at the start of an argument error to answer it as a tool error
+/// (`isError: true`) instead of a protocol error; the handler takes it off again.
+pub const RMCP_ARGUMENT_ERROR: &str = "failed to deserialize parameters: ";
+
 impl<S, T: DeserializeOwned> FromContextPart<ToolCallContext<'_, S>> for Parameters<T> {
     fn from_context_part(context: &mut ToolCallContext<S>) -> Result<Self, ErrorData> {
         let arguments = context.arguments.take().unwrap_or_default();
         parse(serde_json::Value::Object(arguments))
             .map(Parameters)
-            .map_err(|m| ErrorData::invalid_params(m, None))
+            .map_err(|m| ErrorData::invalid_params(format!("{RMCP_ARGUMENT_ERROR}{m}"), None))
     }
 }
 
-/// Deserialises arguments, naming the field at fault. The message starts the way rmcp
-/// expects of an argument error, so the caller gets a tool error (`isError: true`) it can
-/// read and correct, not a protocol error.
+/// Deserialises arguments, naming the field at fault. Whatever the caller sent, the
+/// message stays short: a long field name or value is quoted by its first characters.
 pub fn parse<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, String> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        if path == "." {
-            format!("failed to deserialize parameters: {}", e.inner())
+        let message = if path == "." {
+            format!("Invalid arguments: {}", e.inner())
         } else {
-            format!("failed to deserialize parameters: `{path}`: {}", e.inner())
-        }
+            format!("Invalid `{path}`: {}", e.inner())
+        };
+        clip_quoted(&message)
     })
 }

@@ -42,7 +42,7 @@ impl MemoryServer {
             }
             "health" => self.health(Parameters(parse(arguments)?)).await,
             "sync" => self.sync(Parameters(parse(arguments)?)).await,
-            other => Err(format!("unknown tool {other:?}")),
+            other => Err(format!("Unknown tool {}", crate::model::quote(other))),
         }
     }
 }

@@ -6,6 +6,7 @@ mod direct;
 mod output;
 mod params;
 mod render;
+mod schema;
 mod server;
 mod tools;
 pub mod transport;

@@ -67,8 +67,18 @@ pub struct GetMemoryOutput {
     /// Pass as `content_offset` to read the rest of a long content.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content_next_offset: Option<usize>,
-    /// Current relationships touching the memory (empty unless asked for).
+    /// Current relationships touching the memory, strongest first: one page of them
+    /// (empty unless asked for).
     pub relationships: Vec<Relationship>,
+    /// How many current relationships the memory has (0 when they are not listed: with
+    /// `include_relationships: false`, or on a later part of the content without
+    /// `relationships_offset`).
+    pub relationships_total: usize,
+    /// Where this page of relationships starts.
+    pub relationships_offset: usize,
+    /// Pass as `relationships_offset` for the next relationships.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relationships_next_offset: Option<usize>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -125,6 +135,14 @@ pub struct SearchOutput {
     /// Query words that matched nothing and were read as the closest indexed word.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub corrections: Vec<Correction>,
+    /// Query words that matched nothing and had no indexed word close enough to correct
+    /// them to; they match nothing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unmatched: Vec<String>,
+    /// recall_memories: memories linked to the results of this page (each marked with
+    /// `related_to`). Not results themselves: they count neither in `total` nor in paging.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub neighbours: Vec<SearchResult>,
     /// Set when the page was cut to fit the answer size limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -152,7 +170,15 @@ pub struct RelatedOutput {
     pub memory_id: String,
     pub max_depth: u32,
     pub related: Vec<RelatedResult>,
+    /// All related memories across pages.
     pub total: u64,
+    pub offset: u32,
+    pub limit: u32,
+    pub has_more: bool,
+    /// Pass as `offset` to get the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<u32>,
+    /// Set when the page was cut to fit the answer size limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
@@ -162,10 +188,24 @@ pub struct RecentActivityOutput {
     pub days: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// Memories created in the period: the length of `recent_memories` across pages.
     pub total_count: i64,
     pub memories_by_type: std::collections::BTreeMap<String, i64>,
+    /// The newest memories, newest first: one page.
     pub recent_memories: Vec<MemoryBrief>,
+    /// Problems and errors of the period nothing solves yet, newest first: one page.
     pub unresolved_problems: Vec<MemoryBrief>,
+    /// All unresolved problems across pages.
+    pub unresolved_total: i64,
+    /// Where this page starts in both lists.
+    pub offset: u32,
+    pub has_more: bool,
+    /// Pass as `offset` for the next page of both lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<u32>,
+    /// Set when the page was cut to fit the answer size limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -177,7 +217,14 @@ pub struct StatisticsOutput {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct RelationshipsOutput {
     pub relationships: Vec<Relationship>,
+    /// All matching relationships across pages.
     pub total: u64,
+    pub offset: u32,
+    pub limit: u32,
+    pub has_more: bool,
+    /// Pass as `offset` to get the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }

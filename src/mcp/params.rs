@@ -48,6 +48,9 @@ pub struct GetMemoryParams {
     /// For a long content: the character to start from (default 0).
     #[schemars(range(min = 0))]
     pub content_offset: Option<i64>,
+    /// For a memory with many relationships: the first one to list (default 0).
+    #[schemars(range(min = 0))]
+    pub relationships_offset: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -189,8 +192,11 @@ pub struct CreateRelationshipParams {
     /// 0.0–1.0; default depends on the type.
     #[schemars(range(min = 0.0, max = 1.0))]
     pub confidence: Option<f64>,
-    /// Free text: when and how the link holds ("fixes it only when the cache is cold").
+    /// Free text: when and how the link holds ("fixes it only when the cache is cold"); up
+    /// to 2,000 characters.
     pub context: Option<String>,
+    /// Accept a context that looks like a secret, as in store_memory.
+    pub allow_secrets: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -203,6 +209,12 @@ pub struct GetRelatedMemoriesParams {
     /// Hops to follow, 1–5, default 2.
     #[schemars(range(min = 1, max = 5))]
     pub max_depth: Option<i64>,
+    /// 1–1000, default 50.
+    #[schemars(range(min = 1, max = 1000))]
+    pub limit: Option<i64>,
+    /// How many related memories to skip, for the next page.
+    #[schemars(range(min = 0))]
+    pub offset: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -213,6 +225,10 @@ pub struct GetRecentActivityParams {
     pub days: Option<i64>,
     /// Only this project path.
     pub project: Option<String>,
+    /// How many of the newest memories (and of the unresolved problems) to skip, for the
+    /// next page.
+    #[schemars(range(min = 0))]
+    pub offset: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -231,6 +247,9 @@ pub struct SearchRelationshipsByContextParams {
     /// 1–100, default 20.
     #[schemars(range(min = 1, max = 100))]
     pub limit: Option<i64>,
+    /// How many relationships to skip, for the next page.
+    #[schemars(range(min = 0))]
+    pub offset: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
@@ -260,6 +279,53 @@ pub struct ContextualSearchParams {
     /// Hops around the memory, 1–5, default 2.
     #[schemars(range(min = 1, max = 5))]
     pub max_depth: Option<i64>,
+    /// 1–1000, default 50.
+    #[schemars(range(min = 1, max = 1000))]
+    pub limit: Option<i64>,
+    /// How many results to skip, for the next page.
+    #[schemars(range(min = 0))]
+    pub offset: Option<i64>,
+}
+
+/// Checks a caller's text against its length limit, naming the field.
+pub fn short_text(field: &'static str, value: &str, max: usize) -> Result<(), String> {
+    let chars = value.chars().count();
+    if chars > max {
+        return Err(format!(
+            "Invalid `{field}`: must be at most {max} characters, got {chars}"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an optional list: how many items, and how long each may be.
+pub fn short_list(
+    field: &'static str,
+    items: Option<&[String]>,
+    max_items: usize,
+    max_chars: usize,
+) -> Result<(), String> {
+    let items = items.unwrap_or_default();
+    if items.len() > max_items {
+        return Err(format!(
+            "Invalid `{field}`: at most {max_items} items, got {}",
+            items.len()
+        ));
+    }
+    for item in items {
+        let chars = item.chars().count();
+        if chars > max_chars {
+            return Err(format!(
+                "Invalid `{field}`: each item must be at most {max_chars} characters, got one of {chars}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a memory id's length (a longer one cannot exist).
+pub fn memory_id(field: &'static str, id: &str) -> Result<(), String> {
+    short_text(field, id, crate::model::limits::ID_MAX_CHARS)
 }
 
 /// Checks an optional whole number against its bounds, naming the field.

@@ -3,8 +3,16 @@
 use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
-use rmcp::{ServerHandler, tool_handler};
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, ContentBlock, Implementation, ServerCapabilities,
+    ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
+
+use super::args::RMCP_ARGUMENT_ERROR;
+use super::schema::{Side, make_portable};
 
 use crate::backend::TursoBackend;
 use crate::config::ToolProfile;
@@ -43,6 +51,9 @@ impl MemoryServer {
                 tool_router.remove_route(name);
             }
         }
+        for route in tool_router.map.values_mut() {
+            polish(&mut route.attr);
+        }
         MemoryServer {
             backend,
             settings: Arc::new(settings),
@@ -56,8 +67,81 @@ at hand. After solving a problem, fixing an error or making a decision, store_me
 and link related memories with create_relationship (e.g. a fix SOLVES a problem). Results are paged: pass next_offset \
 as offset for more.";
 
+/// Longest tool error text, in characters: an error says what was wrong in a sentence or two.
+pub const ERROR_MAX_CHARS: usize = 1_000;
+
+/// Readies a tool's published description for every client: one paragraph (doc comments
+/// break lines mid-sentence), a title, a title in the annotations for older clients, and
+/// schemas without the constructs strict validators warn about.
+fn polish(tool: &mut Tool) {
+    if let Some(description) = &tool.description {
+        let joined = description.split_whitespace().collect::<Vec<_>>().join(" ");
+        tool.description = Some(joined.into());
+    }
+    if let (Some(title), Some(annotations)) = (&tool.title, tool.annotations.as_mut()) {
+        annotations.title.get_or_insert_with(|| title.clone());
+    }
+    make_portable(
+        std::sync::Arc::make_mut(&mut tool.input_schema),
+        Side::Input,
+    );
+    if let Some(output) = tool.output_schema.as_mut() {
+        make_portable(std::sync::Arc::make_mut(output), Side::Output);
+    }
+}
+
+/// Gives every tool error the same shape: rmcp's marker for argument errors removed, a
+/// capital first letter, and no more than [`ERROR_MAX_CHARS`].
+fn tidy_error(text: &str) -> String {
+    let text = text
+        .strip_prefix(RMCP_ARGUMENT_ERROR)
+        .unwrap_or(text)
+        .trim();
+    let mut chars = text.chars();
+    let mut out: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => "The tool failed".to_string(),
+    };
+    let count = out.chars().count();
+    if count > ERROR_MAX_CHARS {
+        out = out.chars().take(ERROR_MAX_CHARS - 40).collect();
+        out.push_str(&format!("… (error cut from {count} characters)"));
+    }
+    out
+}
+
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for MemoryServer {
+    /// Runs a tool. An unknown tool is a protocol error naming it (MCP: -32602); every tool
+    /// error is tidied by [`tidy_error`].
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if self.tool_router.get(&request.name).is_none() {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "Unknown tool {}: tools/list names the tools this server offers",
+                    crate::model::quote(&request.name)
+                ),
+                None,
+            ));
+        }
+        let call = ToolCallContext::new(self, request, context);
+        let mut response = self.tool_router.call(call).await?;
+        if let CallToolResponse::Complete(result) = &mut response
+            && result.is_error == Some(true)
+        {
+            for block in result.content.iter_mut() {
+                if let Some(text) = block.as_text() {
+                    *block = ContentBlock::text(tidy_error(&text.text));
+                }
+            }
+        }
+        Ok(response)
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new(

@@ -27,7 +27,14 @@ pub struct LineTransport<R> {
     discarding: bool,
     out: Option<mpsc::UnboundedSender<Vec<u8>>>,
     in_flight: InFlight,
+    /// Requests of the 2026-07-28 era (protocol version in their own `_meta`): their results
+    /// carry the server's identity in `_meta`, as that revision asks of every result.
+    inline: InFlight,
 }
+
+/// Where a 2026-07-28 request names its protocol version, and a result names its server.
+const PROTOCOL_VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
+const SERVER_INFO_META: &str = "io.modelcontextprotocol/serverInfo";
 
 /// The ids of requests received and not yet answered, as JSON text (`5` and `"5"` differ).
 #[derive(Clone, Default)]
@@ -43,8 +50,9 @@ impl InFlight {
         self.0.lock().unwrap().insert(Self::key(id))
     }
 
-    fn end(&self, id: &impl serde::Serialize) {
-        self.0.lock().unwrap().remove(&Self::key(id));
+    /// Forgets an id; true when it was recorded.
+    fn end(&self, id: &impl serde::Serialize) -> bool {
+        self.0.lock().unwrap().remove(&Self::key(id))
     }
 }
 
@@ -64,6 +72,7 @@ where
             discarding: false,
             out: Some(tx),
             in_flight: InFlight::default(),
+            inline: InFlight::default(),
         },
         writer,
     )
@@ -165,23 +174,50 @@ impl<R: AsyncRead + Unpin + Send> LineTransport<R> {
         let id = value.get("id").cloned();
         let is_notification = id.is_none() && value.get("method").is_some();
         let is_request = value.get("method").is_some() && id.is_some();
+        if is_request
+            && value.get("method").and_then(Value::as_str) == Some("tools/call")
+            && let Some(arguments) = value.pointer("/params/arguments")
+            && !arguments.is_object()
+            && !arguments.is_null()
+        {
+            let kind = match arguments {
+                Value::Array(_) => "an array",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                _ => "a boolean",
+            };
+            self.reply_error(
+                id.unwrap_or(Value::Null),
+                -32602,
+                &format!("Invalid params: `arguments` must be an object (the tool's named arguments), got {kind}"),
+            );
+            return None;
+        }
+        let inline = value
+            .pointer("/params/_meta")
+            .and_then(|m| m.get(PROTOCOL_VERSION_META))
+            .is_some();
         if value.get("method").and_then(Value::as_str) == Some("notifications/cancelled")
             && let Some(cancelled) = value.pointer("/params/requestId")
         {
             // A cancelled request may never be answered; its id is free again.
             self.in_flight.end(cancelled);
+            self.inline.end(cancelled);
         }
         match serde_json::from_value::<RxJsonRpcMessage<RoleServer>>(value) {
             Ok(message) => {
-                if let Some(id) = id.filter(|_| is_request)
-                    && !self.in_flight.begin(&id)
-                {
-                    self.reply_error(
-                        id,
-                        -32600,
-                        "Invalid Request: a request with this id is still in flight; ids must be unique until answered",
-                    );
-                    return None;
+                if let Some(id) = id.filter(|_| is_request) {
+                    if !self.in_flight.begin(&id) {
+                        self.reply_error(
+                            id,
+                            -32600,
+                            "Invalid Request: a request with this id is still in flight; ids must be unique until answered",
+                        );
+                        return None;
+                    }
+                    if inline {
+                        self.inline.begin(&id);
+                    }
                 }
                 Some(message)
             }
@@ -209,17 +245,37 @@ impl<R: AsyncRead + Unpin + Send + 'static> Transport<RoleServer> for LineTransp
         item: TxJsonRpcMessage<RoleServer>,
     ) -> impl Future<Output = Result<(), io::Error>> + Send + 'static {
         let out = self.out.clone();
+        let mut identify = false;
         match &item {
-            TxJsonRpcMessage::<RoleServer>::Response(r) => self.in_flight.end(&r.id),
+            TxJsonRpcMessage::<RoleServer>::Response(r) => {
+                self.in_flight.end(&r.id);
+                identify = self.inline.end(&r.id);
+            }
             TxJsonRpcMessage::<RoleServer>::Error(e) => {
                 if let Some(id) = &e.id {
                     self.in_flight.end(id);
+                    self.inline.end(id);
                 }
             }
             _ => {}
         }
         async move {
-            let line = serde_json::to_vec(&item).map_err(io::Error::other)?;
+            let line = if identify {
+                let mut value = serde_json::to_value(&item).map_err(io::Error::other)?;
+                if let Some(result) = value.get_mut("result").and_then(Value::as_object_mut) {
+                    let meta = result
+                        .entry("_meta")
+                        .or_insert_with(|| Value::Object(Default::default()));
+                    if let Some(meta) = meta.as_object_mut() {
+                        meta.entry(SERVER_INFO_META).or_insert_with(|| {
+                            json!({"name": env!("CARGO_PKG_NAME"), "version": env!("CARGO_PKG_VERSION")})
+                        });
+                    }
+                }
+                serde_json::to_vec(&value).map_err(io::Error::other)?
+            } else {
+                serde_json::to_vec(&item).map_err(io::Error::other)?
+            };
             out.ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "transport closed"))?
                 .send(line)
                 .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "stdout closed"))

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::InvalidInput;
+use super::{InvalidInput, limits, quote};
 
 /// MemoryGraph's context fields, in the order it writes them.
 pub const CONTEXT_FIELDS: [&str; 16] = [
@@ -79,6 +79,7 @@ impl MemoryContext {
     /// dropped, so nothing the caller sent is lost. `timestamp` defaults to `now` and
     /// `visibility` to `project`, as in MemoryGraph.
     pub fn from_input(input: &Map<String, Value>, now: &str) -> Result<Self, InvalidInput> {
+        check_size(input)?;
         let mut ctx = MemoryContext::default();
         let mut extra = Map::new();
         for (key, value) in input {
@@ -110,8 +111,9 @@ impl MemoryContext {
                         return Err(InvalidInput::new(
                             "context",
                             format!(
-                                "`visibility` must be one of {}, got {v:?}",
-                                VISIBILITIES.join(", ")
+                                "`visibility` must be one of {}, got {}",
+                                VISIBILITIES.join(", "),
+                                super::quote(&v)
                             ),
                         ));
                     }
@@ -142,6 +144,128 @@ impl MemoryContext {
     }
 }
 
+/// The limits on a whole context: its JSON size, its nesting, and each known string field.
+fn check_size(input: &Map<String, Value>) -> Result<(), InvalidInput> {
+    let depth = input.values().map(depth_of).max().unwrap_or(0);
+    if depth > limits::CONTEXT_MAX_DEPTH {
+        return Err(InvalidInput::new(
+            "context",
+            format!(
+                "objects and lists may nest at most {} levels deep, got {depth}",
+                limits::CONTEXT_MAX_DEPTH
+            ),
+        ));
+    }
+    for (key, value) in input {
+        if key.chars().count() > limits::QUERY_ITEM_MAX_CHARS {
+            return Err(InvalidInput::new(
+                "context",
+                format!(
+                    "a key must be at most {} characters, got {}",
+                    limits::QUERY_ITEM_MAX_CHARS,
+                    quote(key)
+                ),
+            ));
+        }
+        if let Value::String(s) = value {
+            let chars = s.chars().count();
+            if chars > limits::CONTEXT_FIELD_MAX_CHARS {
+                return Err(InvalidInput::new(
+                    "context",
+                    format!(
+                        "`{}` must be at most {} characters, got {chars}",
+                        super::shorten(key),
+                        limits::CONTEXT_FIELD_MAX_CHARS
+                    ),
+                ));
+            }
+        }
+        if let Value::Array(items) = value
+            && items.len() > limits::CONTEXT_LIST_MAX_ITEMS
+        {
+            return Err(InvalidInput::new(
+                "context",
+                format!(
+                    "`{}` may hold at most {} items, got {}",
+                    super::shorten(key),
+                    limits::CONTEXT_LIST_MAX_ITEMS,
+                    items.len()
+                ),
+            ));
+        }
+    }
+    let chars = serde_json::to_string(input)
+        .map(|s| s.chars().count())
+        .unwrap_or(usize::MAX);
+    if chars > limits::CONTEXT_MAX_CHARS {
+        return Err(InvalidInput::new(
+            "context",
+            format!(
+                "must be at most {} characters as JSON, got {chars}",
+                limits::CONTEXT_MAX_CHARS
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// How deep objects and arrays nest in a value (a string or number is 0).
+fn depth_of(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth_of).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(depth_of).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+impl MemoryContext {
+    /// Every string of the context (keys of `additional_metadata` included), for the
+    /// secret check.
+    pub fn texts(&self) -> Vec<&str> {
+        fn collect<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+            match value {
+                Value::String(s) => out.push(s),
+                Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
+                Value::Object(map) => {
+                    for (k, v) in map {
+                        out.push(k);
+                        collect(v, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out: Vec<&str> = [
+            &self.project_path,
+            &self.git_commit,
+            &self.git_branch,
+            &self.working_directory,
+            &self.session_id,
+            &self.user_id,
+            &self.tenant_id,
+            &self.team_id,
+            &self.created_by,
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+        for list in [
+            &self.files_involved,
+            &self.languages,
+            &self.frameworks,
+            &self.technologies,
+        ] {
+            out.extend(list.iter().map(String::as_str));
+        }
+        for (k, v) in &self.additional_metadata {
+            out.push(k);
+            collect(v, &mut out);
+        }
+        out
+    }
+}
+
 fn string_field(key: &str, value: &Value) -> Result<String, InvalidInput> {
     match value {
         Value::String(s) => Ok(s.clone()),
@@ -168,7 +292,10 @@ fn normalise_timestamp(raw: &str) -> Result<String, InvalidInput> {
     let parsed = chrono::DateTime::parse_from_rfc3339(raw.trim()).map_err(|_| {
         InvalidInput::new(
             "context",
-            format!("`timestamp` must be an ISO 8601 date-time, got {raw:?}"),
+            format!(
+                "`timestamp` must be an ISO 8601 date-time, got {}",
+                super::quote(raw)
+            ),
         )
     })?;
     let utc = parsed.with_timezone(&chrono::Utc);

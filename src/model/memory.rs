@@ -82,7 +82,8 @@ impl FromStr for MemoryType {
                 InvalidInput::new(
                     "type",
                     format!(
-                        "unknown memory type {s:?}; allowed: {}",
+                        "unknown memory type {}; allowed: {}",
+                        super::quote(s),
                         MemoryType::ALL.map(|t| t.as_str()).join(", ")
                     ),
                 )
@@ -176,7 +177,13 @@ impl NewMemory {
                 ("summary", self.summary.as_deref().unwrap_or_default()),
             ]
             .into_iter()
-            .chain(self.tags.iter().map(|t| ("tags", t.as_str()))),
+            .chain(self.tags.iter().map(|t| ("tags", t.as_str())))
+            .chain(
+                self.context
+                    .iter()
+                    .flat_map(|c| c.texts())
+                    .map(|t| ("context", t)),
+            ),
         )
     }
 }

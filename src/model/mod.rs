@@ -6,11 +6,13 @@ mod context_text;
 mod memory;
 mod relationship;
 mod secrets;
+mod text;
 
 pub use context::{CONTEXT_FIELDS, MemoryContext};
 pub use memory::{Memory, MemoryPatch, MemoryType, NewMemory, normalise_tags};
 pub use relationship::{NewRelationship, Relationship, RelationshipContext, RelationshipType};
 pub use secrets::{SecretFinding, find_secret, refuse_secrets};
+pub use text::{clip_quoted, quote, shorten};
 
 /// Limits a memory must respect; checked before anything is written.
 pub mod limits {
@@ -28,11 +30,29 @@ pub mod limits {
     pub const RELATIONSHIP_CONTEXT_MAX_CHARS: usize = 2_000;
     /// Deepest graph traversal a caller may ask for.
     pub const MAX_DEPTH: u32 = 5;
+    /// Longest string field of a memory's `context` (`project_path`, `git_branch`, ...).
+    pub const CONTEXT_FIELD_MAX_CHARS: usize = 1_000;
+    /// Most items in a list field of a memory's `context` (`files_involved`, ...).
+    pub const CONTEXT_LIST_MAX_ITEMS: usize = 100;
+    /// Deepest nesting of objects and arrays inside a memory's `context`.
+    pub const CONTEXT_MAX_DEPTH: usize = 8;
+    /// Largest `context` of a memory, in characters of its JSON.
+    pub const CONTEXT_MAX_CHARS: usize = 4_000;
+    /// Longest search query, in characters: room for a pasted error message or stack
+    /// trace (only its first 32 distinct words are searched).
+    pub const QUERY_MAX_CHARS: usize = 20_000;
+    /// Most items in a list a search takes (`terms`, `tags`, `memory_types`, ...).
+    pub const QUERY_LIST_MAX_ITEMS: usize = 50;
+    /// Longest item of such a list, or short filter value (`project_path`, a date), in
+    /// characters.
+    pub const QUERY_ITEM_MAX_CHARS: usize = 200;
+    /// Longest memory id accepted anywhere (ours are 36 characters).
+    pub const ID_MAX_CHARS: usize = 200;
 }
 
 /// A caller's value broke a rule; names the field and the rule so the caller can fix it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("invalid `{field}`: {rule}")]
+#[error("Invalid `{field}`: {rule}")]
 pub struct InvalidInput {
     pub field: &'static str,
     pub rule: String,

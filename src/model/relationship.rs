@@ -129,7 +129,8 @@ impl RelationshipType {
                 InvalidInput::new(
                     field,
                     format!(
-                        "unknown relationship type {s:?}; allowed: {}",
+                        "unknown relationship type {}; allowed: {}",
+                        super::quote(s),
                         RelationshipType::ALL
                             .iter()
                             .map(|t| t.as_str())

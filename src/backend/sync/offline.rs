@@ -100,20 +100,29 @@ impl TursoBackend {
             }
         }
         let mut known = self.known().await?;
-        if let Some(existing) = known.duplicate_of(&new).await? {
-            return Ok(StoredMemory {
-                memory: existing,
-                duplicate: true,
-                queued: false,
-            });
-        }
         if let Some(old) = supersedes
             && !known.has(old).await?
         {
             return Err(BackendError::Invalid(InvalidInput::new(
                 "supersedes",
-                format!("no memory with id {old}"),
+                format!("no memory with id {}", crate::model::shorten(old)),
             )));
+        }
+        if let Some(existing) = known.duplicate_of(&new).await? {
+            // As online: what `supersedes` says of the memory still holds.
+            let mut queued = false;
+            if let Some(link) = link.filter(|l| l.to_id != existing.id) {
+                let link = link.from(&existing.id);
+                if known.same_link(&link.as_new()).await?.is_none() {
+                    self.enqueue(&WriteOp::Relate(link)).await?;
+                    queued = true;
+                }
+            }
+            return Ok(StoredMemory {
+                memory: existing,
+                duplicate: true,
+                queued,
+            });
         }
         let properties = codec::encode_new_memory(&id, &new, &now);
         self.enqueue(&WriteOp::Store {

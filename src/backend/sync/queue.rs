@@ -57,6 +57,14 @@ impl RelationshipRow {
         })
     }
 
+    /// The same link, made from another memory (a new row).
+    pub fn from(&self, from_id: &str) -> RelationshipRow {
+        RelationshipRow::new(&crate::model::NewRelationship {
+            from_id: from_id.to_string(),
+            ..self.as_new()
+        })
+    }
+
     /// The link's ends and type, for the rules the online path checks.
     pub fn as_new(&self) -> crate::model::NewRelationship {
         let rel_type =

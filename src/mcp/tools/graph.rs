@@ -10,7 +10,8 @@ use crate::mcp::output::{
     CreateRelationshipOutput, MemoryBrief, RelatedOutput, RelatedResult, RelationshipsOutput,
 };
 use crate::mcp::params::{
-    CreateRelationshipParams, GetRelatedMemoriesParams, SearchRelationshipsByContextParams, bounded,
+    CreateRelationshipParams, GetRelatedMemoriesParams, SearchRelationshipsByContextParams,
+    bounded, memory_id, short_list, short_text,
 };
 use crate::mcp::render::{
     ToolResult, backend_failure, brief_line, cut_note, fit, list_budget, reply,
@@ -26,6 +27,7 @@ impl MemoryServer {
     /// CAUSES another). Strength and confidence default per type.
     #[tool(
         name = "create_relationship",
+        title = "Link two memories",
         output_schema = schema_for_output::<CreateRelationshipOutput>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
@@ -33,7 +35,15 @@ impl MemoryServer {
         &self,
         Parameters(p): Parameters<CreateRelationshipParams>,
     ) -> ToolResult {
+        memory_id("from_memory_id", &p.from_memory_id)?;
+        memory_id("to_memory_id", &p.to_memory_id)?;
         let new = new_relationship(&p).map_err(|e| e.to_string())?;
+        if !p.allow_secrets.unwrap_or(false)
+            && let Some(context) = &new.context
+        {
+            crate::model::refuse_secrets([("context", context.text.as_str())])
+                .map_err(|e| e.to_string())?;
+        }
         match self.backend.create_relationship(new).await {
             Ok(written) => {
                 let (relationship, created) = written.value;
@@ -68,6 +78,7 @@ impl MemoryServer {
     /// max_depth hops (default 2), nearest and strongest first.
     #[tool(
         name = "get_related_memories",
+        title = "Related memories",
         output_schema = schema_for_output::<RelatedOutput>(),
         annotations(read_only_hint = true, open_world_hint = false)
     )]
@@ -75,7 +86,16 @@ impl MemoryServer {
         &self,
         Parameters(p): Parameters<GetRelatedMemoriesParams>,
     ) -> ToolResult {
+        memory_id("memory_id", &p.memory_id)?;
+        short_list(
+            "relationship_types",
+            p.relationship_types.as_deref(),
+            limits::QUERY_LIST_MAX_ITEMS,
+            limits::QUERY_ITEM_MAX_CHARS,
+        )?;
         let depth = bounded("max_depth", p.max_depth, 2, 1, i64::from(limits::MAX_DEPTH))?;
+        let limit = bounded("limit", p.limit, 50, 1, 1000)? as usize;
+        let offset = bounded("offset", p.offset, 0, 0, 1_000_000)? as usize;
         let types: Vec<RelationshipType> = p
             .relationship_types
             .iter()
@@ -91,6 +111,8 @@ impl MemoryServer {
         let total = related.len() as u64;
         let mut results: Vec<RelatedResult> = related
             .into_iter()
+            .skip(offset)
+            .take(limit)
             .map(|r| RelatedResult {
                 depth: r.depth,
                 memory: MemoryBrief::from(&r.memory),
@@ -114,14 +136,16 @@ impl MemoryServer {
             line,
             list_budget(self.settings.max_response_chars),
         );
-        let note = (kept < results.len()).then(|| {
-            format!("Showing the nearest {kept} of {total} related memories to stay within the answer size limit; lower max_depth or filter by relationship_types.")
-        });
+        let note = (kept < results.len()).then(|| cut_note(kept, offset as u32, total));
         results.truncate(kept);
+        let end = (offset + results.len()) as u64;
+        let has_more = end < total;
+        let next_offset = has_more.then_some(end as u32);
         let mut text = format!(
-            "{total} memor{} related to {} within {depth} hop(s):\n",
+            "{total} memor{} related to {} within {depth} hop(s) (showing {}–{end}):\n",
             if total == 1 { "y" } else { "ies" },
-            p.memory_id
+            p.memory_id,
+            if results.is_empty() { 0 } else { offset + 1 },
         );
         for r in &results {
             text.push_str(&line(r));
@@ -129,6 +153,8 @@ impl MemoryServer {
         }
         if let Some(n) = &note {
             text.push_str(n);
+        } else if let Some(next) = next_offset {
+            text.push_str(&format!("More: call again with offset={next}.\n"));
         }
         reply(
             text,
@@ -137,6 +163,10 @@ impl MemoryServer {
                 max_depth: depth,
                 related: results,
                 total,
+                offset: offset as u32,
+                limit: limit as u32,
+                has_more,
+                next_offset,
                 note,
             },
         )
@@ -146,6 +176,7 @@ impl MemoryServer {
     /// conditional), conditions, evidence, components, time.
     #[tool(
         name = "search_relationships_by_context",
+        title = "Search relationships by context",
         output_schema = schema_for_output::<RelationshipsOutput>(),
         annotations(read_only_hint = true, open_world_hint = false)
     )]
@@ -154,6 +185,24 @@ impl MemoryServer {
         Parameters(p): Parameters<SearchRelationshipsByContextParams>,
     ) -> ToolResult {
         let limit = bounded("limit", p.limit, 20, 1, 100)?;
+        let offset = bounded("offset", p.offset, 0, 0, 1_000_000)?;
+        for (field, list) in [
+            ("conditions", &p.conditions),
+            ("evidence", &p.evidence),
+            ("components", &p.components),
+        ] {
+            short_list(
+                field,
+                list.as_deref(),
+                limits::QUERY_LIST_MAX_ITEMS,
+                limits::QUERY_ITEM_MAX_CHARS,
+            )?;
+        }
+        short_text(
+            "temporal",
+            p.temporal.as_deref().unwrap_or(""),
+            limits::QUERY_ITEM_MAX_CHARS,
+        )?;
         let query = RelationshipQuery {
             scope: p.scope.map(|s| s.as_str().to_string()),
             conditions: p.conditions.clone().unwrap_or_default(),
@@ -162,13 +211,13 @@ impl MemoryServer {
             components: p.components.clone().unwrap_or_default(),
             temporal: p.temporal.clone(),
             limit,
+            offset,
         };
-        let mut found = self
+        let (mut found, total) = self
             .backend
             .search_relationships_by_context(&query)
             .await
             .map_err(backend_failure)?;
-        let total = found.len() as u64;
         let line = |r: &crate::model::Relationship| {
             format!(
                 "- {} {} → {}: {}",
@@ -179,18 +228,30 @@ impl MemoryServer {
             )
         };
         let kept = fit(&found, line, list_budget(self.settings.max_response_chars));
-        let note = (kept < found.len()).then(|| cut_note(kept, 0, total));
+        let note = (kept < found.len()).then(|| cut_note(kept, offset, total));
         found.truncate(kept);
+        let end = u64::from(offset) + found.len() as u64;
+        let has_more = end < total;
+        let next_offset = has_more.then_some(end as u32);
         let mut text = format!("{total} relationship(s) match:\n");
         for r in &found {
             text.push_str(&line(r));
             text.push('\n');
+        }
+        if let Some(n) = &note {
+            text.push_str(n);
+        } else if let Some(next) = next_offset {
+            text.push_str(&format!("More: call again with offset={next}.\n"));
         }
         reply(
             text,
             &RelationshipsOutput {
                 relationships: found,
                 total,
+                offset,
+                limit,
+                has_more,
+                next_offset,
                 note,
             },
         )

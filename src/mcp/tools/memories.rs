@@ -9,7 +9,7 @@ use crate::mcp::output::{
     DeleteMemoryOutput, GetMemoryOutput, MemoryBrief, StoreMemoryOutput, UpdateMemoryOutput,
 };
 use crate::mcp::params::{
-    DeleteMemoryParams, GetMemoryParams, StoreMemoryParams, UpdateMemoryParams, bounded,
+    DeleteMemoryParams, GetMemoryParams, StoreMemoryParams, UpdateMemoryParams, bounded, memory_id,
 };
 use crate::mcp::render::{ToolResult, backend_failure, relationship_line, reply};
 use crate::model::{MemoryContext, MemoryPatch, NewMemory, now_iso};
@@ -23,8 +23,29 @@ pub(in crate::mcp) fn queued_note(queued: bool) -> &'static str {
     }
 }
 
-/// Most relationships listed with a memory; the graph tools page through more.
-const MAX_LISTED_RELATIONSHIPS: usize = 50;
+/// Most relationships listed in one answer; `relationships_offset` pages through more.
+const MAX_LISTED_RELATIONSHIPS: usize = 20;
+
+/// Room kept in a `get_memory` answer for the lines that say how to read on.
+const ANSWER_MARGIN: usize = 400;
+
+/// The text and structured sizes of an answer, in characters.
+fn sizes(out: &GetMemoryOutput) -> (usize, usize) {
+    let text = render_memory(out).chars().count();
+    let json = serde_json::to_string(out)
+        .map(|s| s.chars().count())
+        .unwrap_or(0);
+    (text, json)
+}
+
+/// How many characters a character takes in a JSON string.
+fn json_chars(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if u32::from(c) < 0x20 => 6,
+        _ => 1,
+    }
+}
 
 /// The text answer for one memory.
 fn render_memory(out: &GetMemoryOutput) -> String {
@@ -57,10 +78,20 @@ fn render_memory(out: &GetMemoryOutput) -> String {
         ));
     }
     if !out.relationships.is_empty() {
-        text.push_str("\nRelationships:\n");
+        text.push_str(&format!(
+            "\nRelationships ({}–{} of {}):\n",
+            out.relationships_offset + 1,
+            out.relationships_offset + out.relationships.len(),
+            out.relationships_total
+        ));
         for r in &out.relationships {
             text.push_str(&format!("- {}\n", relationship_line(r, &memory.id)));
         }
+    }
+    if let Some(next) = out.relationships_next_offset {
+        text.push_str(&format!(
+            "[more relationships: call get_memory with relationships_offset={next}]\n"
+        ));
     }
     text
 }
@@ -71,10 +102,14 @@ impl MemoryServer {
     /// decision, a command. Returns its id.
     #[tool(
         name = "store_memory",
+        title = "Store a memory",
         output_schema = schema_for_output::<StoreMemoryOutput>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
     )]
     pub async fn store_memory(&self, Parameters(p): Parameters<StoreMemoryParams>) -> ToolResult {
+        if let Some(old) = &p.supersedes {
+            memory_id("supersedes", old)?;
+        }
         let context = p
             .context
             .as_ref()
@@ -109,8 +144,14 @@ impl MemoryServer {
                 queued_note(true)
             )
         } else if stored.duplicate {
+            let replaces = p
+                .supersedes
+                .as_deref()
+                .filter(|old| *old != m.id)
+                .map(|old| format!("; it replaces {old}"))
+                .unwrap_or_default();
             format!(
-                "Already stored as memory {} ({}): {} — nothing new was written",
+                "Already stored as memory {} ({}): {} — no second copy was written{replaces}",
                 m.id, m.memory_type, m.title
             )
         } else if let Some(old) = &p.supersedes {
@@ -127,7 +168,7 @@ impl MemoryServer {
                 memory_id: m.id.clone(),
                 duplicate: stored.duplicate,
                 queued: stored.queued,
-                supersedes: p.supersedes.clone().filter(|_| !stored.duplicate),
+                supersedes: p.supersedes.clone().filter(|old| *old != m.id),
                 memory: MemoryBrief::from(m),
             },
         )
@@ -137,11 +178,16 @@ impl MemoryServer {
     /// false.
     #[tool(
         name = "get_memory",
+        title = "Read a memory",
         output_schema = schema_for_output::<GetMemoryOutput>(),
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     pub async fn get_memory(&self, Parameters(p): Parameters<GetMemoryParams>) -> ToolResult {
-        let with_relationships = p.include_relationships.unwrap_or(true);
+        memory_id("memory_id", &p.memory_id)?;
+        // Relationships come with the first part of the content, or when a page of them is
+        // asked for: reading on through a long content does not list them again.
+        let with_relationships = p.include_relationships.unwrap_or(true)
+            && (p.content_offset.unwrap_or(0) == 0 || p.relationships_offset.is_some());
         let offset = bounded(
             "content_offset",
             p.content_offset,
@@ -149,12 +195,18 @@ impl MemoryServer {
             0,
             i64::from(u32::MAX),
         )? as usize;
-        let (mut memory, mut relationships) = self
+        let rel_offset = bounded(
+            "relationships_offset",
+            p.relationships_offset,
+            0,
+            0,
+            i64::from(u32::MAX),
+        )? as usize;
+        let (mut memory, relationships) = self
             .backend
             .get_memory(&p.memory_id, with_relationships)
             .await
             .map_err(backend_failure)?;
-        relationships.truncate(MAX_LISTED_RELATIONSHIPS);
         let content: Vec<char> = memory.content.chars().collect();
         let content_length = content.len();
         if offset > content_length {
@@ -162,26 +214,63 @@ impl MemoryServer {
                 "Invalid `content_offset`: the content has {content_length} characters, got {offset}"
             ));
         }
-        // The content appears twice (text and structured content); everything else once.
+        let relationships_total = relationships.len();
+        if rel_offset > relationships_total {
+            return Err(format!(
+                "Invalid `relationships_offset`: the memory has {relationships_total} current relationship(s), got {rel_offset}"
+            ));
+        }
         memory.content = String::new();
         let mut output = GetMemoryOutput {
             memory,
             content_length,
             content_offset: offset,
             content_next_offset: None,
-            relationships,
+            relationships: Vec::new(),
+            relationships_total,
+            relationships_offset: rel_offset,
+            relationships_next_offset: None,
         };
-        let fixed = render_memory(&output).len()
-            + serde_json::to_string(&output).map(|s| s.len()).unwrap_or(0);
-        let room = self.settings.max_response_chars.saturating_sub(fixed + 600) / 2;
-        let mut end = content_length;
-        let mut used = 0;
-        for (i, c) in content.iter().enumerate().skip(offset) {
-            used += c.len_utf8() + usize::from(!c.is_ascii()) * 4;
-            if used > room {
-                end = i;
+        // The text and the structured answer each stay within the limit: measure both
+        // without content or relationships, give relationships up to a quarter of the room
+        // (at least one, so paging them always moves on), and the content the rest.
+        let limit = self.settings.max_response_chars;
+        let (text_fixed, json_fixed) = sizes(&output);
+        let room = |fixed: usize| limit.saturating_sub(fixed + ANSWER_MARGIN);
+        let (mut text_room, mut json_room) = (room(text_fixed), room(json_fixed));
+        let share = (limit / 4).min(text_room).min(json_room);
+        let (mut text_used, mut json_used) = (0, 0);
+        for r in relationships.into_iter().skip(rel_offset) {
+            let text = relationship_line(&r, &output.memory.id).chars().count() + 3;
+            let json = serde_json::to_string(&r)
+                .map(|j| j.chars().count())
+                .unwrap_or(0)
+                + 1;
+            let fits = text_used + text <= share && json_used + json <= share;
+            if output.relationships.len() == MAX_LISTED_RELATIONSHIPS
+                || (!output.relationships.is_empty() && !fits)
+            {
                 break;
             }
+            text_used += text;
+            json_used += json;
+            output.relationships.push(r);
+        }
+        let listed = rel_offset + output.relationships.len();
+        output.relationships_next_offset = (listed < relationships_total).then_some(listed);
+        text_room = text_room.saturating_sub(text_used);
+        json_room = json_room.saturating_sub(json_used);
+        // Content by characters, each costed as written: once in the text, and in the JSON
+        // as serde escapes it. At least one character, so reading always moves on.
+        let mut end = offset;
+        let (mut text_used, mut json_used) = (0, 0);
+        for c in &content[offset..] {
+            text_used += 1;
+            json_used += json_chars(*c);
+            if end > offset && (text_used > text_room || json_used > json_room) {
+                break;
+            }
+            end += 1;
         }
         output.memory.content = content[offset..end].iter().collect();
         output.content_next_offset = (end < content_length).then_some(end);
@@ -192,10 +281,12 @@ impl MemoryServer {
     /// others stay as they are.
     #[tool(
         name = "update_memory",
+        title = "Update a memory",
         output_schema = schema_for_output::<UpdateMemoryOutput>(),
-        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
     pub async fn update_memory(&self, Parameters(p): Parameters<UpdateMemoryParams>) -> ToolResult {
+        memory_id("memory_id", &p.memory_id)?;
         let mut patch = MemoryPatch::validate(
             p.title.as_deref(),
             p.content.as_deref(),
@@ -252,10 +343,12 @@ impl MemoryServer {
     /// Delete a memory and all of its relationships. Cannot be undone.
     #[tool(
         name = "delete_memory",
+        title = "Delete a memory",
         output_schema = schema_for_output::<DeleteMemoryOutput>(),
         annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = false)
     )]
     pub async fn delete_memory(&self, Parameters(p): Parameters<DeleteMemoryParams>) -> ToolResult {
+        memory_id("memory_id", &p.memory_id)?;
         let written = self
             .backend
             .delete_memory(&p.memory_id)

@@ -3,17 +3,18 @@
 use rmcp::handler::server::common::schema_for_output;
 use rmcp::{tool, tool_router};
 
-use crate::backend::{SearchPage, SearchRequest, Tolerance};
+use crate::backend::{SearchHit, SearchPage, SearchRequest, Tolerance};
 use crate::mcp::MemoryServer;
 use crate::mcp::args::Parameters;
 use crate::mcp::output::{MemoryBrief, SearchOutput, SearchResult};
 use crate::mcp::params::{
-    ContextualSearchParams, RecallMemoriesParams, SearchMemoriesParams, bounded,
+    ContextualSearchParams, RecallMemoriesParams, SearchMemoriesParams, bounded, memory_id,
+    short_list, short_text,
 };
 use crate::mcp::render::{
     ToolResult, backend_failure, brief_line, cut_note, fit, list_budget, reply,
 };
-use crate::model::{RelationshipType, normalise_tags};
+use crate::model::{RelationshipType, limits, normalise_tags};
 
 /// Largest `offset` accepted; deeper pages are never useful to a model.
 const MAX_OFFSET: i64 = 1_000_000;
@@ -25,6 +26,7 @@ impl MemoryServer {
     /// memories by importance. Paged with limit/offset.
     #[tool(
         name = "search_memories",
+        title = "Search memories",
         output_schema = schema_for_output::<SearchOutput>(),
         annotations(read_only_hint = true, open_world_hint = false)
     )]
@@ -43,6 +45,7 @@ impl MemoryServer {
     /// relevant memories with a short excerpt each.
     #[tool(
         name = "recall_memories",
+        title = "Recall memories",
         output_schema = schema_for_output::<SearchOutput>(),
         annotations(read_only_hint = true, open_world_hint = false)
     )]
@@ -52,7 +55,23 @@ impl MemoryServer {
     ) -> ToolResult {
         let limit = bounded("limit", p.limit, 20, 1, 1000)?;
         let offset = bounded("offset", p.offset, 0, 0, MAX_OFFSET)?;
-        let mut request = SearchRequest::new(p.query.as_deref().unwrap_or(""), limit);
+        let query = p.query.as_deref().unwrap_or("");
+        short_text("query", query, limits::QUERY_MAX_CHARS)?;
+        short_text(
+            "project_path",
+            p.project_path.as_deref().unwrap_or(""),
+            limits::CONTEXT_FIELD_MAX_CHARS,
+        )?;
+        if p.memory_types
+            .as_ref()
+            .is_some_and(|t| t.len() > limits::QUERY_LIST_MAX_ITEMS)
+        {
+            return Err(format!(
+                "Invalid `memory_types`: at most {} items",
+                limits::QUERY_LIST_MAX_ITEMS
+            ));
+        }
+        let mut request = SearchRequest::new(query, limit);
         request.offset = offset;
         request.memory_types = p.memory_types.clone().unwrap_or_default();
         request.project_path = p.project_path.clone();
@@ -65,6 +84,7 @@ impl MemoryServer {
     /// Search only among the memories linked to one memory (within max_depth hops).
     #[tool(
         name = "contextual_search",
+        title = "Search around a memory",
         output_schema = schema_for_output::<SearchOutput>(),
         annotations(read_only_hint = true, open_world_hint = false)
     )]
@@ -72,8 +92,13 @@ impl MemoryServer {
         &self,
         Parameters(p): Parameters<ContextualSearchParams>,
     ) -> ToolResult {
+        memory_id("memory_id", &p.memory_id)?;
+        short_text("query", &p.query, limits::QUERY_MAX_CHARS)?;
         let depth = bounded("max_depth", p.max_depth, 2, 1, 5)?;
-        let request = SearchRequest::new(&p.query, 50);
+        let limit = bounded("limit", p.limit, 50, 1, 1000)?;
+        let offset = bounded("offset", p.offset, 0, 0, MAX_OFFSET)?;
+        let mut request = SearchRequest::new(&p.query, limit);
+        request.offset = offset;
         match self
             .backend
             .contextual_search(&p.memory_id, request, depth)
@@ -87,19 +112,9 @@ impl MemoryServer {
 
 impl MemoryServer {
     /// Renders a page of hits, cut to the answer size limit with a note saying how to go on.
+    /// Recall's neighbours follow in a list of their own, for the hits shown.
     fn render_page(&self, verb: &str, page: SearchPage) -> ToolResult {
-        let results: Vec<SearchResult> = page
-            .hits
-            .iter()
-            .map(|h| SearchResult {
-                memory: MemoryBrief::from(&h.memory),
-                relevance: h.relevance.map(|r| (r * 1000.0).round() / 1000.0),
-                score: h.score,
-                snippet: h.snippet.clone(),
-                superseded_by: h.superseded_by.clone(),
-                related_to: h.related_to.clone(),
-            })
-            .collect();
+        let results: Vec<SearchResult> = page.hits.iter().map(result_of).collect();
         let line = |r: &SearchResult| {
             let mut line = format!("- {}", brief_line(&r.memory));
             if let Some(by) = &r.superseded_by {
@@ -116,11 +131,8 @@ impl MemoryServer {
             }
             line
         };
-        let kept = fit(
-            &results,
-            line,
-            list_budget(self.settings.max_response_chars),
-        );
+        let budget = list_budget(self.settings.max_response_chars);
+        let kept = fit(&results, line, budget);
         let mut output = SearchOutput {
             total: page.total,
             offset: page.offset,
@@ -129,7 +141,9 @@ impl MemoryServer {
             next_offset: page.next_offset,
             note: None,
             corrections: page.corrections.clone(),
+            unmatched: page.unmatched.clone(),
             results,
+            neighbours: Vec::new(),
         };
         if kept < output.results.len() {
             output.results.truncate(kept);
@@ -137,6 +151,29 @@ impl MemoryServer {
             output.next_offset = Some(page.offset + kept as u32);
             output.note = Some(cut_note(kept, page.offset, page.total));
         }
+        let shown: Vec<&str> = output
+            .results
+            .iter()
+            .map(|r| r.memory.id.as_str())
+            .collect();
+        let neighbours: Vec<SearchResult> = page
+            .neighbours
+            .iter()
+            .filter(|n| {
+                n.related_to
+                    .as_ref()
+                    .is_some_and(|r| shown.contains(&r.memory_id.as_str()))
+            })
+            .map(result_of)
+            .collect();
+        let spent: usize = output
+            .results
+            .iter()
+            .map(|r| serde_json::to_string(r).map(|j| j.len()).unwrap_or(0) + line(r).len() + 2)
+            .sum();
+        let room = budget.saturating_sub(spent);
+        let kept_neighbours = fit(&neighbours, line, room);
+        output.neighbours = neighbours.into_iter().take(kept_neighbours).collect();
         let mut text = format!(
             "{verb} {} memor{} (showing {}–{}):\n",
             output.total,
@@ -154,9 +191,21 @@ impl MemoryServer {
                 c.from, c.to
             ));
         }
+        for w in &output.unmatched {
+            text.push_str(&format!(
+                "(no match for \"{w}\", and no indexed word close enough to correct it to)\n"
+            ));
+        }
         for r in &output.results {
             text.push_str(&line(r));
             text.push('\n');
+        }
+        if !output.neighbours.is_empty() {
+            text.push_str("Linked to these results (not counted above):\n");
+            for r in &output.neighbours {
+                text.push_str(&line(r));
+                text.push('\n');
+            }
         }
         if let Some(note) = &output.note {
             text.push_str(note);
@@ -168,9 +217,75 @@ impl MemoryServer {
     }
 }
 
+/// One hit as a result, as every search tool shows it.
+fn result_of(h: &SearchHit) -> SearchResult {
+    SearchResult {
+        memory: MemoryBrief::from(&h.memory),
+        relevance: h.relevance.map(significant),
+        score: h.score,
+        snippet: h.snippet.clone(),
+        superseded_by: h.superseded_by.clone(),
+        related_to: h.related_to.clone(),
+    }
+}
+
+/// A relevance to three significant digits: BM25 gives a word found in most memories a
+/// tiny weight, which must not round to 0 when it is the only match.
+fn significant(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let scale = 10f64.powi(2 - x.abs().log10().floor() as i32);
+    (x * scale).round() / scale
+}
+
 fn search_request(p: &SearchMemoriesParams) -> Result<SearchRequest, String> {
     let limit = bounded("limit", p.limit, 50, 1, 1000)?;
     let offset = bounded("offset", p.offset, 0, 0, MAX_OFFSET)?;
+    short_text(
+        "query",
+        p.query.as_deref().unwrap_or(""),
+        limits::QUERY_MAX_CHARS,
+    )?;
+    short_list(
+        "terms",
+        p.terms.as_deref(),
+        limits::QUERY_LIST_MAX_ITEMS,
+        limits::QUERY_ITEM_MAX_CHARS,
+    )?;
+    short_list(
+        "tags",
+        p.tags.as_deref(),
+        limits::QUERY_LIST_MAX_ITEMS,
+        limits::TAG_MAX_CHARS,
+    )?;
+    short_list(
+        "relationship_filter",
+        p.relationship_filter.as_deref(),
+        limits::QUERY_LIST_MAX_ITEMS,
+        limits::QUERY_ITEM_MAX_CHARS,
+    )?;
+    if p.memory_types
+        .as_ref()
+        .is_some_and(|t| t.len() > limits::QUERY_LIST_MAX_ITEMS)
+    {
+        return Err(format!(
+            "Invalid `memory_types`: at most {} items",
+            limits::QUERY_LIST_MAX_ITEMS
+        ));
+    }
+    for (field, value) in [
+        ("project_path", &p.project_path),
+        ("created_after", &p.created_after),
+        ("created_before", &p.created_before),
+    ] {
+        let max = if field == "project_path" {
+            limits::CONTEXT_FIELD_MAX_CHARS
+        } else {
+            limits::QUERY_ITEM_MAX_CHARS
+        };
+        short_text(field, value.as_deref().unwrap_or(""), max)?;
+    }
     if let Some(min) = p.min_importance {
         crate::model::check_unit_interval("min_importance", min).map_err(|e| e.to_string())?;
     }
@@ -227,6 +342,7 @@ fn instant(field: &str, raw: &str) -> Result<String, String> {
         return Ok(format!("{d}T00:00:00.000000+00:00"));
     }
     Err(format!(
-        "Invalid `{field}`: expected an ISO 8601 date (2026-01-31) or date-time (2026-01-31T12:00:00Z), got {raw:?}"
+        "Invalid `{field}`: expected an ISO 8601 date (2026-01-31) or date-time (2026-01-31T12:00:00Z), got {}",
+        crate::model::quote(raw)
     ))
 }

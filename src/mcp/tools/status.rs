@@ -8,8 +8,9 @@ use crate::mcp::args::Parameters;
 use crate::mcp::output::{
     HealthOutput, MemoryBrief, QueueReport, RecentActivityOutput, StatisticsOutput, SyncOutput,
 };
-use crate::mcp::params::{GetRecentActivityParams, NoParams, bounded};
-use crate::mcp::render::{ToolResult, backend_failure, brief_line, reply};
+use crate::mcp::params::{GetRecentActivityParams, NoParams, bounded, short_text};
+use crate::mcp::render::{ToolResult, backend_failure, brief_line, list_budget, reply};
+use crate::model::limits;
 
 /// How long the `sync` tool waits for the primary.
 const SYNC_WAIT: std::time::Duration = crate::backend::PULL_WAIT;
@@ -23,6 +24,7 @@ impl MemoryServer {
     /// yet solved, over the last `days` days (default 7), optionally for one project.
     #[tool(
         name = "get_recent_activity",
+        title = "Recent activity",
         output_schema = schema_for_output::<RecentActivityOutput>(),
         annotations(read_only_hint = true, open_world_hint = false)
     )]
@@ -31,54 +33,112 @@ impl MemoryServer {
         Parameters(p): Parameters<GetRecentActivityParams>,
     ) -> ToolResult {
         let days = bounded("days", p.days, 7, 1, 365)?;
+        let offset = bounded("offset", p.offset, 0, 0, 1_000_000)?;
+        short_text(
+            "project",
+            p.project.as_deref().unwrap_or(""),
+            limits::CONTEXT_FIELD_MAX_CHARS,
+        )?;
         let project = p
             .project
             .as_deref()
             .map(str::trim)
             .filter(|s| !s.is_empty());
-        match self.backend.recent_activity(days, project).await {
-            Ok(a) => {
-                let out = RecentActivityOutput {
-                    days: a.days,
-                    project: a.project,
-                    total_count: a.total_count,
-                    memories_by_type: a.memories_by_type,
-                    recent_memories: a.recent_memories.iter().map(MemoryBrief::from).collect(),
-                    unresolved_problems: a
-                        .unresolved_problems
-                        .iter()
-                        .map(MemoryBrief::from)
-                        .collect(),
-                };
-                let mut text = format!("{} memories in the last {days} day(s)", out.total_count);
-                if let Some(project) = &out.project {
-                    text.push_str(&format!(" for {project}"));
-                }
-                text.push('\n');
-                for (t, n) in &out.memories_by_type {
-                    text.push_str(&format!("- {t}: {n}\n"));
-                }
-                if !out.recent_memories.is_empty() {
-                    text.push_str("Newest:\n");
-                    for m in &out.recent_memories {
-                        text.push_str(&format!("- {}\n", brief_line(m)));
-                    }
-                }
-                if !out.unresolved_problems.is_empty() {
-                    text.push_str("Unresolved problems:\n");
-                    for m in &out.unresolved_problems {
-                        text.push_str(&format!("- {}\n", brief_line(m)));
-                    }
-                }
-                reply(text, &out)
+        let a = self
+            .backend
+            .recent_activity(days, project, offset)
+            .await
+            .map_err(backend_failure)?;
+        let recent: Vec<MemoryBrief> = a.recent_memories.iter().map(MemoryBrief::from).collect();
+        let unresolved: Vec<MemoryBrief> = a
+            .unresolved_problems
+            .iter()
+            .map(MemoryBrief::from)
+            .collect();
+        let line = |m: &MemoryBrief| format!("- {}", brief_line(m));
+        // One page covers the same places in both lists, so the two are cut alike: the
+        // longest common length whose items fit the budget together.
+        let budget = list_budget(self.settings.max_response_chars);
+        let fetched = recent.len().max(unresolved.len());
+        let mut shown = 0;
+        let mut used = 0;
+        for i in 0..fetched {
+            let cost: usize = [recent.get(i), unresolved.get(i)]
+                .into_iter()
+                .flatten()
+                .map(|m| serde_json::to_string(m).map(|j| j.len()).unwrap_or(0) + line(m).len() + 2)
+                .sum();
+            if used + cost > budget {
+                break;
             }
-            Err(e) => Err(backend_failure(e)),
+            used += cost;
+            shown = i + 1;
         }
+        let end = i64::from(offset) + shown as i64;
+        let has_more = end < a.total_count || end < a.unresolved_total;
+        let note = (shown < fetched).then(|| {
+            format!(
+                "Cut to {shown} of each list to stay within the answer size limit; call again with offset={end} for the next ones."
+            )
+        });
+        let out = RecentActivityOutput {
+            days: a.days,
+            project: a.project,
+            total_count: a.total_count,
+            memories_by_type: a.memories_by_type,
+            recent_memories: recent.into_iter().take(shown).collect(),
+            unresolved_problems: unresolved.into_iter().take(shown).collect(),
+            unresolved_total: a.unresolved_total,
+            offset,
+            has_more,
+            next_offset: has_more.then_some(end as u32),
+            note,
+        };
+        let mut text = format!("{} memories in the last {days} day(s)", out.total_count);
+        if let Some(project) = &out.project {
+            text.push_str(&format!(" for {project}"));
+        }
+        text.push('\n');
+        for (t, n) in &out.memories_by_type {
+            text.push_str(&format!("- {t}: {n}\n"));
+        }
+        if !out.recent_memories.is_empty() {
+            text.push_str(&format!(
+                "Newest ({}–{} of {}):\n",
+                offset + 1,
+                offset as usize + out.recent_memories.len(),
+                out.total_count
+            ));
+            for m in &out.recent_memories {
+                text.push_str(&line(m));
+                text.push('\n');
+            }
+        }
+        if !out.unresolved_problems.is_empty() {
+            text.push_str(&format!(
+                "Unresolved problems ({}–{} of {}):\n",
+                offset + 1,
+                offset as usize + out.unresolved_problems.len(),
+                out.unresolved_total
+            ));
+            for m in &out.unresolved_problems {
+                text.push_str(&line(m));
+                text.push('\n');
+            }
+        }
+        if let Some(note) = &out.note {
+            text.push_str(note);
+            text.push('\n');
+        } else if let Some(next) = out.next_offset {
+            text.push_str(&format!("More: call again with offset={next}.\n"));
+        }
+        reply(text, &out)
     }
 
     /// Counts of memories and relationships by type, and average importance.
     #[tool(
         name = "get_memory_statistics",
+        title = "Memory statistics",
         output_schema = schema_for_output::<StatisticsOutput>(),
         annotations(read_only_hint = true, open_world_hint = false)
     )]
@@ -108,6 +168,7 @@ impl MemoryServer {
     /// Is the memory store working? Mode, database file, sizes, counts, versions.
     #[tool(
         name = "health",
+        title = "Health",
         output_schema = schema_for_output::<HealthOutput>(),
         annotations(read_only_hint = true, open_world_hint = false)
     )]
@@ -182,6 +243,7 @@ impl MemoryServer {
     /// sync and this says so.
     #[tool(
         name = "sync",
+        title = "Sync with the primary",
         output_schema = schema_for_output::<SyncOutput>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
