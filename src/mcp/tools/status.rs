@@ -14,7 +14,7 @@ use crate::mcp::render::{ToolResult, backend_failure, brief_line, reply};
 /// How long the `sync` tool waits for the primary.
 const SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The libsql crate this binary was built with (checked against Cargo.lock by a test).
+/// The libsql crate this binary was built with (tests/docs.rs checks it against Cargo.lock).
 pub const LIBSQL_CRATE_VERSION: &str = "0.10.0";
 
 #[tool_router(router = status_tools, vis = "pub(in crate::mcp)")]
@@ -105,7 +105,9 @@ impl MemoryServer {
         }
     }
 
-    /// Is the memory store working? Mode, database file, sizes, counts, versions.
+    /// Is the memory store working? Mode, database file, sizes, counts, versions; in replica
+    /// mode also the last sync (primary, time, duration, frame, failures, last error) and the
+    /// offline queue (writes waiting for the primary, conflicts).
     #[tool(
         name = "health",
         output_schema = schema_for_output::<HealthOutput>(),
