@@ -183,7 +183,11 @@ pub struct Config {
     /// Which setting chose the path, for messages ("MEMORY_TURSO_PATH", "default", ...).
     pub path_source: &'static str,
     pub database_url: Option<String>,
+    /// `MEMORY_BACKEND=sqlite` chose local mode, whatever `TURSO_DATABASE_URL` says.
+    pub sqlite_backend: bool,
     pub auth_token: Option<Secret>,
+    /// Whether the server syncs on its own (at start, after writes, every interval and at
+    /// shutdown); when off, only the `sync` tool and command sync.
     pub auto_sync: bool,
     pub sync_interval: Duration,
     pub profile: ToolProfile,
@@ -254,11 +258,13 @@ impl Config {
                 (home.join(".memorygraph").join("memory.db"), "default")
             }
         };
+        // `sqlite` is MemoryGraph's way to say "this local file": local mode, even when a
+        // TURSO_DATABASE_URL is still exported for other programs.
         let database_url = s
             .database_url
             .as_deref()
             .map(str::trim)
-            .filter(|u| !u.is_empty())
+            .filter(|u| !u.is_empty() && !use_sqlite_path)
             .map(str::to_string);
         let auth_token = s
             .auth_token
@@ -347,6 +353,7 @@ impl Config {
             database_path,
             path_source,
             database_url,
+            sqlite_backend: use_sqlite_path,
             auth_token,
             auto_sync,
             sync_interval,
@@ -490,6 +497,21 @@ mod tests {
         };
         let c = Config::from_settings(&s, Some(Path::new("/h"))).unwrap();
         assert_eq!(c.database_path, Path::new("/h/x.db"));
+    }
+
+    #[test]
+    fn sqlite_backend_is_local_even_with_a_primary_url_exported() {
+        let s = Settings {
+            backend: Some("sqlite".into()),
+            sqlite_path: Some("/data/memory.db".into()),
+            database_url: Some("libsql://db.turso.io".into()),
+            auth_token: Some("t".into()),
+            ..settings()
+        };
+        let c = Config::from_settings(&s, Some(Path::new("/h"))).unwrap();
+        assert_eq!(c.database_path, Path::new("/data/memory.db"));
+        assert!(c.database_url.is_none());
+        assert!(c.sqlite_backend);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub(crate) async fn open_backend(config: &Config) -> Result<TursoBackend> {
         allow_cycles: config.allow_cycles,
         primary: primary_of(config),
         durability: config.durability,
+        auto_sync: config.auto_sync,
     })
     .await
     .with_context(|| {
@@ -53,6 +54,13 @@ pub(crate) fn server_settings(config: &Config) -> ServerSettings {
                 config.path_source
             ),
         ),
+        None if config.sqlite_backend => (
+            "local",
+            format!(
+                "MEMORY_BACKEND is sqlite (a local file; TURSO_DATABASE_URL is not used); database file from {}",
+                config.path_source
+            ),
+        ),
         None => (
             "local",
             format!(
@@ -81,11 +89,11 @@ pub async fn run(config: Config) -> Result<()> {
         settings.mode,
         settings.mode_reason
     );
-    let sync_task = tokio::spawn(
-        backend
-            .clone()
-            .keep_in_sync(config.auto_sync.then_some(config.sync_interval)),
-    );
+    // With MEMORY_TURSO_AUTO_SYNC=false nothing syncs on its own: no task after writes or
+    // every interval (and the backend skips the syncs at start and at shutdown).
+    let sync_task = config
+        .auto_sync
+        .then(|| tokio::spawn(backend.clone().keep_in_sync(Some(config.sync_interval))));
     let server = MemoryServer::new(backend.clone(), settings);
     let (read, write) = rmcp::transport::stdio_pipes();
     let (transport, writer) = line_transport(read, write);
@@ -96,8 +104,10 @@ pub async fn run(config: Config) -> Result<()> {
             // ping) and nothing else is a complete session. Its answers are already queued.
             tracing::debug!("the client closed stdin before a session began");
             let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
-            sync_task.abort();
-            let _ = sync_task.await;
+            if let Some(task) = sync_task {
+                task.abort();
+                let _ = task.await;
+            }
             return close(backend).await;
         }
         Err(e) => return Err(e).context("starting the MCP session"),
@@ -115,8 +125,10 @@ pub async fn run(config: Config) -> Result<()> {
         Err(e) => tracing::warn!("MCP session ended with an error: {e}"),
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
-    sync_task.abort();
-    let _ = sync_task.await;
+    if let Some(sync_task) = sync_task {
+        sync_task.abort();
+        let _ = sync_task.await;
+    }
     close(backend).await
 }
 
@@ -208,6 +220,13 @@ pub async fn migrate(config: Config, to_replica: bool, from: &std::path::Path) -
         report.id_checksum
     );
     let backend = Arc::new(open_backend(&config).await?);
+    if !config.auto_sync {
+        // Opening did not sync; the new replica needs its first pull to hold anything.
+        backend
+            .sync_now(Duration::from_secs(10))
+            .await
+            .context("the first sync of the new replica")?;
+    }
     let health = backend.health().await.context("reading the new replica")?;
     println!(
         "The replica {} holds {} memories and {} relationships. {} was not changed.",

@@ -545,12 +545,12 @@ fn piped_commands_draw_no_progress() {
 }
 
 #[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs MemoryGraph 0.12.4 from PyPI; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
 fn memorygraph_imports_our_export() {
-    let Some(python_bin) =
-        common::external_tool("MEMORYGRAPH_PY_BIN", "MemoryGraph 0.12.4's `memorygraph`")
-    else {
-        return;
-    };
+    let python_bin = common::tools::memorygraph_py();
     let scratch = Scratch::new();
     let db = fixture_db(&scratch);
     let file = scratch.dir.path().join("ours.json");

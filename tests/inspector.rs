@@ -1,9 +1,10 @@
 //! The MCP Inspector's command-line mode against the real binary, as docs/clients.md tells
-//! users to run it: list the tools, store a memory, read it back.
+//! users to run it: list the tools, store a memory, read it back. Both the current release
+//! (what `npx @modelcontextprotocol/inspector` gives today) and the 0.x line run, and neither
+//! may warn about our tool schemas.
 //!
-//! Needs the Inspector installed outside the repository; `MCP_INSPECTOR_BIN` names its
-//! `mcp-inspector` executable (`.ci/run` installs it from npm). Without it the test says
-//! so and passes, except under CI, where it fails.
+//! `MCP_INSPECTOR_BIN` (0.17.2) and `MCP_INSPECTOR_2_BIN` (2.12.0) name the `mcp-inspector`
+//! executables; without them the tests install both from npm (see `common::tools`).
 
 mod common;
 
@@ -12,8 +13,9 @@ use std::process::{Command, Stdio};
 use common::Scratch;
 use serde_json::Value;
 
-/// `mcp-inspector --cli memorygraph -e MEMORY_TURSO_PATH=… ARGS`, its stdout as JSON.
-fn inspect(bin: &std::path::Path, scratch: &Scratch, args: &[&str]) -> Value {
+/// `mcp-inspector --cli memorygraph -e MEMORY_TURSO_PATH=… ARGS`: its stdout as JSON, and
+/// its stderr.
+fn inspect(bin: &std::path::Path, scratch: &Scratch, args: &[&str]) -> (Value, String) {
     let db = scratch.db();
     let out = Command::new(bin)
         .current_dir(scratch.dir.path())
@@ -26,28 +28,46 @@ fn inspect(bin: &std::path::Path, scratch: &Scratch, args: &[&str]) -> Value {
         .stdin(Stdio::null())
         .output()
         .expect("run the MCP Inspector");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(
         out.status.success(),
-        "inspector {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        "inspector {args:?} failed ({}):\n{stderr}",
+        out.status
     );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "inspector output is not JSON ({e}):\n{}",
             String::from_utf8_lossy(&out.stdout)
         )
-    })
+    });
+    (json, stderr)
 }
 
-#[test]
-fn the_inspector_lists_the_tools_and_calls_them() {
-    let Some(bin) =
-        common::external_tool("MCP_INSPECTOR_BIN", "the MCP Inspector's `mcp-inspector`")
-    else {
-        return;
-    };
+/// Lists the tools (checking the Inspector has nothing to say about their schemas), stores a
+/// memory and reads it back, with the Inspector release `version`.
+fn lists_and_calls(version: &str) {
+    let bin = common::tools::inspector(version);
     let scratch = Scratch::new();
-    let listed = inspect(&bin, &scratch, &["--method", "tools/list"]);
+    // The 2.x Inspector checks every tool schema for portability; `--strict` prints each
+    // problem in full on stderr (the 0.x line has no such check and no such flag).
+    let strict: &[&str] = if version.starts_with("0.") {
+        &[]
+    } else {
+        &["--strict"]
+    };
+    let (listed, stderr) = inspect(
+        &bin,
+        &scratch,
+        &[&["--method", "tools/list"], strict].concat(),
+    );
+    if stderr.to_ascii_lowercase().contains("warning") || stderr.contains("Error") {
+        let first: Vec<&str> = stderr.lines().take(24).collect();
+        let last = stderr.lines().last().unwrap_or_default();
+        panic!(
+            "the MCP Inspector {version} warns about our tool schemas:\n{}\n…\n{last}",
+            first.join("\n")
+        );
+    }
     let names: Vec<&str> = listed["tools"]
         .as_array()
         .unwrap()
@@ -64,7 +84,7 @@ fn the_inspector_lists_the_tools_and_calls_them() {
         assert!(names.contains(&tool), "{tool} listed: {names:?}");
     }
 
-    let stored = inspect(
+    let (stored, _) = inspect(
         &bin,
         &scratch,
         &[
@@ -80,10 +100,10 @@ fn the_inspector_lists_the_tools_and_calls_them() {
             "content=The worker reads its configuration only at start.",
         ],
     );
-    assert_eq!(stored["isError"], false);
+    assert_eq!(stored["isError"], false, "{stored}");
     let id = stored["structuredContent"]["memory_id"].as_str().unwrap();
 
-    let got = inspect(
+    let (got, _) = inspect(
         &bin,
         &scratch,
         &[
@@ -99,4 +119,22 @@ fn the_inspector_lists_the_tools_and_calls_them() {
         got["structuredContent"]["memory"]["title"],
         "Restart the worker after a config change"
     );
+}
+
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs the MCP Inspector from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
+fn the_current_inspector_lists_the_tools_and_calls_them() {
+    lists_and_calls(common::tools::INSPECTOR_VERSIONS[1]);
+}
+
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs the MCP Inspector from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
+fn the_0x_inspector_lists_the_tools_and_calls_them() {
+    lists_and_calls(common::tools::INSPECTOR_VERSIONS[0]);
 }

@@ -2,9 +2,8 @@
 //! and what MemoryGraph writes into it is found by our search (the index triggers run
 //! inside its SQLite too).
 //!
-//! Needs MemoryGraph installed outside the repository; `MEMORYGRAPH_PY_BIN` names its
-//! `memorygraph` executable (`.ci/run` installs it into a virtual environment). Without
-//! it the test says so and passes, except under CI, where it fails.
+//! Needs MemoryGraph: `MEMORYGRAPH_PY_BIN` names its `memorygraph` executable, or the test
+//! installs it into a virtual environment under `target/` (see `common::tools`).
 
 mod common;
 
@@ -27,12 +26,12 @@ fn first_uuid(text: &str) -> Option<String> {
 }
 
 #[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs MemoryGraph 0.12.4 from PyPI; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
 fn memorygraph_reads_and_writes_our_file() {
-    let Some(python_bin) =
-        common::external_tool("MEMORYGRAPH_PY_BIN", "MemoryGraph 0.12.4's `memorygraph`")
-    else {
-        return;
-    };
+    let python_bin = common::tools::memorygraph_py();
     let scratch = Scratch::new();
     let db = scratch.db();
 

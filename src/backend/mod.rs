@@ -57,6 +57,9 @@ pub struct BackendOptions {
     pub primary: Option<Primary>,
     /// What an acknowledged local write survives.
     pub durability: Durability,
+    /// Replica mode: sync at open and at close (`MEMORY_TURSO_AUTO_SYNC`); when off, only an
+    /// explicit `sync_now` syncs.
+    pub auto_sync: bool,
 }
 
 /// What an acknowledged write survives. Both keep the file consistent whatever happens
@@ -109,6 +112,8 @@ pub struct TursoBackend {
     path: PathBuf,
     allow_cycles: bool,
     durability: Durability,
+    /// Replica mode: whether opening and closing sync.
+    auto_sync: bool,
     /// Replica mode: the replica's database and sync state.
     replica: Option<replica::Replica>,
     /// Woken after every write, so the sync task pulls soon.
@@ -144,6 +149,7 @@ impl TursoBackend {
                     path,
                     allow_cycles: options.allow_cycles,
                     durability: options.durability,
+                    auto_sync: options.auto_sync,
                     replica: None,
                     written: tokio::sync::Notify::new(),
                     writes: Default::default(),
@@ -173,6 +179,9 @@ impl TursoBackend {
     pub async fn close(self) -> Result<()> {
         self.flush_uses(&*self.conn.lock().await).await;
         if self.replica.is_some() {
+            if !self.auto_sync {
+                return Ok(());
+            }
             if let Err(e) = self.sync_now(replica::CONNECT_WAIT).await {
                 tracing::warn!("last sync before closing failed: {e}");
             }

@@ -6,6 +6,7 @@
 pub mod proxy;
 pub mod run;
 pub mod sqld;
+pub mod tools;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ use serde_json::{Value, json};
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Environment variables the server reads; cleared so the caller's shell cannot leak in.
-const SERVER_VARS: [&str; 12] = [
+pub const SERVER_VARS: [&str; 12] = [
     "MEMORY_BACKEND",
     "MEMORY_TURSO_PATH",
     "MEMORY_SQLITE_PATH",
@@ -265,21 +266,16 @@ impl Drop for Server {
     }
 }
 
-/// An external program a test needs, named by the environment variable `var` (`.ci/run`
-/// installs each one). Outside CI a missing one skips the test with a note; under CI it fails
-/// it, so a broken install can never pass as skipped.
+/// An external program a test needs, named by the environment variable `var` or installed
+/// by the tests themselves (see `tools`). Never `None`: a program that can be neither found
+/// nor installed fails the test with a message saying how to provide it.
 pub fn external_tool(var: &str, what: &str) -> Option<PathBuf> {
-    match std::env::var_os(var).map(PathBuf::from) {
-        Some(bin) if bin.is_file() => Some(bin),
-        other => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{var} must name {what} under CI (got {other:?}); .ci/run installs it"
-            );
-            eprintln!("skipped: set {var} to {what} to run this check");
-            None
-        }
-    }
+    Some(match var {
+        "SQLD_BIN" => tools::sqld(),
+        "MEMORYGRAPH_PY_BIN" => tools::memorygraph_py(),
+        "MCP_INSPECTOR_BIN" => tools::inspector(tools::INSPECTOR_VERSIONS[0]),
+        other => panic!("no way to provide {what}: {other} is not a known tool variable"),
+    })
 }
 
 /// Runs `work` on a connection to the file `db` in-process, with no server on it: for the

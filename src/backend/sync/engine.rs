@@ -44,6 +44,7 @@ impl TursoBackend {
             path: slot.path.clone(),
             allow_cycles: options.allow_cycles,
             durability: options.durability,
+            auto_sync: options.auto_sync,
             replica: Some(Replica::new(db, remote, primary, queue, ready, diverged)),
             written: tokio::sync::Notify::new(),
             writes: Default::default(),
@@ -55,7 +56,9 @@ impl TursoBackend {
         let deadline = Instant::now() + CONNECT_WAIT;
         replica::check_credentials(&replica.primary, CONNECT_WAIT).await?;
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if !backend.auto_sync {
+            tracing::info!("automatic sync is off: only the sync tool or command syncs");
+        } else if left.is_zero() {
             tracing::warn!("the primary is not reachable yet; serving the local replica");
         } else if let Err(e) = backend.sync_with(left, false).await {
             tracing::warn!(

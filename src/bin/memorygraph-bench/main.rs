@@ -129,6 +129,7 @@ async fn raw_backend(path: &Path) -> TursoBackend {
         allow_cycles: false,
         primary: None,
         durability: Default::default(),
+        auto_sync: true,
     })
     .await
     .expect("open the raw database")

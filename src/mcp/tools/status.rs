@@ -15,7 +15,7 @@ use crate::model::limits;
 /// How long the `sync` tool waits for the primary.
 const SYNC_WAIT: std::time::Duration = crate::backend::PULL_WAIT;
 
-/// The libsql crate this binary was built with (checked against Cargo.lock by a test).
+/// The libsql crate this binary was built with (tests/docs.rs checks it against Cargo.lock).
 pub const LIBSQL_CRATE_VERSION: &str = "0.10.0";
 
 #[tool_router(router = status_tools, vis = "pub(in crate::mcp)")]
@@ -165,7 +165,9 @@ impl MemoryServer {
         }
     }
 
-    /// Is the memory store working? Mode, database file, sizes, counts, versions.
+    /// Is the memory store working? Mode, database file, sizes, counts, versions; in replica
+    /// mode also the last sync (primary, time, duration, frame, failures, last error) and the
+    /// offline queue (writes waiting for the primary, conflicts).
     #[tool(
         name = "health",
         title = "Health",

