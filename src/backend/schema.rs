@@ -130,16 +130,36 @@ END;
 CREATE INDEX IF NOT EXISTS idx_memory_title ON nodes(json_extract(properties, '$.title')) WHERE label = 'Memory';
 "#;
 
-/// Who this database is: a random id made once, where the schema is first created (on the
-/// primary, in replica mode). Replicas compare it before pulling, so a reset or replaced
-/// primary is noticed instead of silently replacing the local copy.
-const IDENTITY: &str = r#"
+/// Who this database is and how far its history goes: a random id made once, where the
+/// schema is first created (on the primary, in replica mode), and a count of changes that
+/// triggers raise with every write to memories or relationships, by any writer. Replicas
+/// compare both before pulling: another id means a reset or replaced primary; fewer changes
+/// than the replica has seen means a primary restored from an older copy. Either is noticed
+/// instead of silently replacing (or corrupting) the local copy.
+fn identity() -> String {
+    let mut sql = String::from(
+        r#"
 CREATE TABLE IF NOT EXISTS memorygraph_meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
 INSERT OR IGNORE INTO memorygraph_meta (key, value) VALUES ('database_id', lower(hex(randomblob(16))));
-"#;
+INSERT OR IGNORE INTO memorygraph_meta (key, value) VALUES ('changes', '0');
+"#,
+    );
+    for table in ["nodes", "relationships"] {
+        for event in ["INSERT", "UPDATE", "DELETE"] {
+            sql.push_str(&format!(
+                "CREATE TRIGGER IF NOT EXISTS memorygraph_changes_{table}_{event} AFTER {event} ON {table} BEGIN
+    UPDATE memorygraph_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'changes';
+END;
+",
+                event = event.to_lowercase()
+            ));
+        }
+    }
+    sql
+}
 
 /// The migrations in order; migration `i` (1-based) brings the file to `user_version = i`.
 /// A migration: its name and a function writing its SQL.
@@ -154,7 +174,7 @@ const MIGRATIONS: &[Migration] = &[
     ("vocabulary for typo correction, usage counts", || {
         VOCABULARY_AND_USAGE.to_string()
     }),
-    ("an id for the database", || IDENTITY.to_string()),
+    ("an id and a change count for the database", identity),
 ];
 
 /// The schema version this build writes.

@@ -67,6 +67,21 @@ at hand. After solving a problem, fixing an error or making a decision, store_me
 and link related memories with create_relationship (e.g. a fix SOLVES a problem). Results are paged: pass next_offset \
 as offset for more.";
 
+/// Tools that only read: while a new replica has not synced once, their answers come from
+/// an empty stand-in and say so.
+const READS: [&str; 8] = [
+    "get_memory",
+    "search_memories",
+    "recall_memories",
+    "get_related_memories",
+    "get_recent_activity",
+    "get_memory_statistics",
+    "search_relationships_by_context",
+    "contextual_search",
+];
+
+const FIRST_SYNC_NOTE: &str = "Note: this replica has not synced with its primary yet (the primary has been unreachable since it was created), so this answer only knows the writes made here; everything else arrives with the first sync.";
+
 /// Longest tool error text, in characters: an error says what was wrong in a sentence or two.
 pub const ERROR_MAX_CHARS: usize = 1_000;
 
@@ -128,8 +143,19 @@ impl ServerHandler for MemoryServer {
                 None,
             ));
         }
+        let read_only = READS.contains(&request.name.as_ref());
         let call = ToolCallContext::new(self, request, context);
         let mut response = self.tool_router.call(call).await?;
+        if read_only
+            && let CallToolResponse::Complete(result) = &mut response
+            && result.is_error != Some(true)
+            && self
+                .backend
+                .sync_status()
+                .is_some_and(|s| !s.first_sync_done)
+        {
+            result.content.push(ContentBlock::text(FIRST_SYNC_NOTE));
+        }
         if let CallToolResponse::Complete(result) = &mut response
             && result.is_error == Some(true)
         {

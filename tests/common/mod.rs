@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod jwt;
 pub mod proxy;
 pub mod run;
 pub mod sqld;

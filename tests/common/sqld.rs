@@ -104,6 +104,28 @@ impl Sqld {
         self.launch();
     }
 
+    /// Stops the primary and copies its data folder aside (a backup), then starts it again.
+    pub fn snapshot(&mut self) {
+        self.kill();
+        copy_dir(&self.data, &self.data.with_extension("snapshot"));
+        self.launch();
+    }
+
+    /// Replaces the primary's data with the last snapshot, as restoring an old backup does.
+    pub fn restore_snapshot(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.data);
+        copy_dir(&self.data.with_extension("snapshot"), &self.data);
+        self.launch();
+    }
+
+    /// Starts the primary again on the same data and port with other extra arguments (a
+    /// rotated auth key, say).
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.restart();
+    }
+
     /// Starts the primary again on the same data and port.
     pub fn restart(&mut self) {
         self.kill();
@@ -114,5 +136,19 @@ impl Sqld {
 impl Drop for Sqld {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
     }
 }

@@ -86,7 +86,7 @@ impl TursoBackend {
             started,
             outcome
                 .as_ref()
-                .map(|(frame, report)| (*frame, report.applied, report.conflicts))
+                .map(|(frame, _)| *frame)
                 .map_err(|e| replica.describe(e)),
         );
         outcome.map(|_| Some(replica.status()))

@@ -17,8 +17,14 @@ enum Identity {
     NoTables,
     /// Tables from before the id existed.
     NoId,
-    Id(String),
+    /// The id and how many changes the primary's history holds.
+    Id(String, i64),
 }
+
+/// Reads the id and the change count (in one statement, one round trip).
+const IDENTITY_QUERY: &str =
+    "SELECT (SELECT value FROM memorygraph_meta WHERE key = 'database_id'),
+        (SELECT CAST(value AS INTEGER) FROM memorygraph_meta WHERE key = 'changes')";
 
 /// What to tell the user to run when the histories part.
 pub const RESYNC_HINT: &str = "syncing is stopped and the local copy and offline queue are kept; run `memorygraph resync --push-local` \
@@ -45,8 +51,15 @@ impl TursoBackend {
             None => self.local_identity(replica).await,
         };
         let url = redact_url(&replica.primary.url);
+        let local_changes = self.local_changes(replica).await;
         let reason = match (&seen, &expected) {
-            (Identity::Id(id), Some(known)) if id != known => Some(format!(
+            (Identity::Id(id, changes), Some(known)) if id == known && *changes < local_changes => {
+                Some(format!(
+                    "the primary {url} is behind this replica ({changes} changes where this replica has seen {local_changes}): \
+                     it was restored from an older copy"
+                ))
+            }
+            (Identity::Id(id, _), Some(known)) if id != known => Some(format!(
                 "the primary {url} is no longer the database this replica came from (its id changed from {known} to {id}: \
                  it was reset, replaced or restored)"
             )),
@@ -102,6 +115,20 @@ impl TursoBackend {
         .map(|r| r.text(0))
     }
 
+    /// How many changes the local copy has seen (0 before the count existed).
+    async fn local_changes(&self, replica: &Replica) -> i64 {
+        if !replica.is_ready() {
+            return 0;
+        }
+        let conn = self.conn.lock().await;
+        first_row(&conn, IDENTITY_QUERY, (), "reading the change count")
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.int(1))
+            .unwrap_or(0)
+    }
+
     async fn local_memories(&self, replica: &Replica) -> i64 {
         if !replica.is_ready() {
             return 0;
@@ -130,16 +157,10 @@ async fn identity(replica: &Replica) -> Result<Identity> {
         .remote
         .connect()
         .doing("connecting to the primary")?;
-    let asked = first_row(
-        &conn,
-        "SELECT value FROM memorygraph_meta WHERE key = 'database_id'",
-        (),
-        "asking the primary for its id",
-    )
-    .await;
+    let asked = first_row(&conn, IDENTITY_QUERY, (), "asking the primary for its id").await;
     match asked {
-        Ok(Some(row)) => Ok(Identity::Id(row.text(0))),
-        Ok(None) => Ok(Identity::NoId),
+        Ok(Some(row)) if row.opt_text(0).is_some() => Ok(Identity::Id(row.text(0), row.int(1))),
+        Ok(_) => Ok(Identity::NoId),
         Err(e) if is_missing_tables(&e) => {
             let nodes = first_row(
                 &conn,

@@ -258,6 +258,7 @@ impl TursoBackend {
             let (reason, primary_version) = match outcome {
                 Ok(Applied::Done) => {
                     queue.done(seq).await?;
+                    replica.count_replayed(false);
                     report.applied += 1;
                     continue;
                 }
@@ -278,6 +279,7 @@ impl TursoBackend {
             queue
                 .conflict(seq, &op, &reason, primary_version.as_deref())
                 .await?;
+            replica.count_replayed(true);
             report.conflicts += 1;
         }
         if report.applied + report.conflicts > 0 {

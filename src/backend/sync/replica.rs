@@ -403,22 +403,25 @@ impl Replica {
         }
     }
 
+    /// Counts one queued write replayed (or recorded as a conflict), as it happens, so a
+    /// sync that fails later still counts what it did.
+    pub fn count_replayed(&self, conflict: bool) {
+        let mut s = self.status.lock().expect("sync status lock");
+        if conflict {
+            s.replay_conflicts += 1;
+        } else {
+            s.replayed_writes += 1;
+        }
+    }
+
     /// Records the result of a whole sync (replay and pull): the figures `health` shows.
-    pub fn record_sync(
-        &self,
-        started: Instant,
-        outcome: std::result::Result<(Option<u64>, u64, u64), String>,
-    ) {
+    pub fn record_sync(&self, started: Instant, outcome: std::result::Result<Option<u64>, String>) {
         let ms = (started.elapsed().as_secs_f64() * 1e5).round() / 100.0;
         {
             let mut s = self.status.lock().expect("sync status lock");
             s.syncs += 1;
-            match &outcome {
-                Ok((_, replayed, conflicts)) => {
-                    s.replayed_writes += replayed;
-                    s.replay_conflicts += conflicts;
-                }
-                Err(_) => s.sync_failures += 1,
+            if outcome.is_err() {
+                s.sync_failures += 1;
             }
         }
         if outcome.is_ok() {
@@ -428,7 +431,7 @@ impl Replica {
             }
             l.push_back(ms);
         }
-        self.record(started, outcome.map(|(frame, _, _)| frame));
+        self.record(started, outcome);
     }
 
     /// Records the result of any contact with the primary.
