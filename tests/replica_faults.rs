@@ -173,23 +173,41 @@ fn four_processes_share_one_replica_file() {
         BTreeSet::from([1, 2, 3, 4]),
         "each process owns a replica"
     );
+    // Each process stores and searches as fast as it can, at the same time; the primary
+    // is restarted once while they run.
+    let workers: Vec<_> = servers
+        .into_iter()
+        .enumerate()
+        .map(|(n, mut s)| {
+            std::thread::spawn(move || {
+                let mut mine = Vec::new();
+                for round in 0..100 {
+                    mine.push(store(
+                        &mut s,
+                        "general",
+                        &format!("process {n} round {round}"),
+                        &format!("written by process {n} in round {round}"),
+                        json!({}),
+                    ));
+                    s.ok(
+                        "search_memories",
+                        json!({"query": format!("round {round}")}),
+                    );
+                }
+                (s, mine)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    sqld.restart();
     let mut acknowledged = BTreeSet::new();
-    for round in 0..60 {
-        if round == 30 {
-            sqld.restart();
-        }
-        for (n, s) in servers.iter_mut().enumerate() {
-            let stored = store(
-                s,
-                "general",
-                &format!("process {n} round {round}"),
-                &format!("written by process {n} in round {round}"),
-                json!({}),
-            );
-            acknowledged.insert(stored);
-            s.ok("search_memories", json!({"query": format!("process {n}")}));
-        }
+    let mut servers = Vec::new();
+    for worker in workers {
+        let (s, mine) = worker.join().expect("a process's calls all answered");
+        acknowledged.extend(mine);
+        servers.push(s);
     }
+    assert_eq!(acknowledged.len(), 400);
     for s in servers.iter_mut() {
         assert!(
             eventually(Duration::from_secs(30), || {
