@@ -166,14 +166,15 @@ pub async fn sync(config: Config) -> Result<()> {
     match outcome {
         Ok(_) => {
             println!(
-                "Synced {} with {} in {} ms (frame {}); {queued} write(s) queued, {conflicts} conflict(s) recorded.",
+                "Synced {} with {} in {} ms (frame {}); {} queued write(s) replayed, {queued} still queued, {conflicts} conflict(s) recorded.",
                 config.database_path.display(),
                 status.primary_url,
                 status.last_duration_ms.unwrap_or(0.0),
                 status
                     .frame_no
                     .map(|f| f.to_string())
-                    .unwrap_or_else(|| "none".into())
+                    .unwrap_or_else(|| "none".into()),
+                status.replayed_writes
             );
             Ok(())
         }

@@ -604,7 +604,7 @@ fn the_sync_command_reports_and_fails_loudly() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("0 write(s) queued"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 still queued"));
     sqld.kill();
     let out = common::command(scratch.dir.path())
         .env("TURSO_DATABASE_URL", sqld.url())

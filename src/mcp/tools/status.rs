@@ -250,6 +250,11 @@ impl MemoryServer {
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
     pub async fn sync(&self, Parameters(_): Parameters<NoParams>) -> ToolResult {
+        let replayed_before = self
+            .backend
+            .sync_status()
+            .map(|s| s.replayed_writes)
+            .unwrap_or(0);
         let status = match self.backend.sync_now(SYNC_WAIT).await {
             Ok(Some(status)) => status,
             Ok(None) => {
@@ -283,13 +288,14 @@ impl MemoryServer {
         };
         let queue = self.queue_report().await?;
         let mut message = format!(
-            "Synced with {} in {} ms (frame {}).",
+            "Synced with {} in {} ms (frame {}); {} queued write(s) replayed.",
             status.primary_url,
             status.last_duration_ms.unwrap_or(0.0),
             status
                 .frame_no
                 .map(|f| f.to_string())
-                .unwrap_or_else(|| "none yet".into())
+                .unwrap_or_else(|| "none yet".into()),
+            status.replayed_writes.saturating_sub(replayed_before)
         );
         if let Some(q) = &queue {
             message.push_str(&format!(
