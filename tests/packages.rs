@@ -84,15 +84,15 @@ fn mcp_session(cmd: Command, how: &str) {
 /// Builds the wheel with maturin into `out` and returns its path.
 ///
 /// maturin compiles the binaries itself, as `cargo build` does, whose dependencies are built
-/// with other features than `cargo test`'s: it gets a target folder of its own (kept between
-/// runs), so it never replaces a binary the other tests are running, and a dev build without
-/// debug info, the cheapest there is.
+/// with other features than `cargo test`'s: it gets a target folder of its own beside the
+/// installed tools (kept between runs, also by CI), so it never replaces a binary the other
+/// tests are running, and a dev build without debug info, the cheapest there is.
 fn build_wheel(tools: &Path, out: &Path) -> PathBuf {
     let mut maturin = Command::new(tools.join("maturin"));
     maturin
         .current_dir(repo())
         .args(["build", "--profile", "dev", "--locked", "--target-dir"])
-        .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("wheel-build"))
+        .arg(common::tools::cache_dir().join("wheel-build"))
         .arg("--out")
         .arg(out)
         .env("CARGO_PROFILE_DEV_DEBUG", "false");

