@@ -7,39 +7,14 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::replica::{eventually, ids, replica};
 use common::sqld::Sqld;
 use common::{Scratch, Server, store};
 use serde_json::json;
 
 /// A server on its own replica file `name` in `dir`, syncing every `interval` seconds.
 fn device(dir: &Path, name: &str, sqld: &Sqld, interval: &str) -> Server {
-    let db = dir.join(format!("{name}.db"));
-    Server::started(
-        &db,
-        &[
-            ("TURSO_DATABASE_URL", &sqld.url()),
-            ("MEMORY_TURSO_SYNC_INTERVAL", interval),
-            ("MEMORY_TOOL_PROFILE", "extended"),
-        ],
-    )
-}
-
-fn all_ids(server: &mut Server) -> BTreeSet<String> {
-    common::search_ids(server, json!({"limit": 1000}))
-}
-
-/// Waits until `check` holds, for at most `limit`.
-fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    replica(&dir.join(format!("{name}.db")), &sqld.url(), interval)
 }
 
 #[test]
@@ -49,9 +24,7 @@ fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
 )]
 fn two_devices_share_memories_and_relationships() {
     let scratch = Scratch::new();
-    let Some(sqld) = Sqld::start(scratch.dir.path(), &[]) else {
-        return;
-    };
+    let sqld = Sqld::start(scratch.dir.path(), &[]);
     let mut a = device(scratch.dir.path(), "a", &sqld, "1");
     let mut b = device(scratch.dir.path(), "b", &sqld, "1");
     assert_eq!(a.ok("health", json!({}))["mode"], "replica");
@@ -120,9 +93,7 @@ fn two_devices_share_memories_and_relationships() {
 )]
 fn three_devices_writing_at_once_converge() {
     let scratch = Scratch::new();
-    let Some(sqld) = Sqld::start(scratch.dir.path(), &[]) else {
-        return;
-    };
+    let sqld = Sqld::start(scratch.dir.path(), &[]);
     let dir = scratch.dir.path().to_path_buf();
     let url_holder = sqld.url();
     let writers: Vec<_> = ["a", "b", "c"]
@@ -164,7 +135,7 @@ fn three_devices_writing_at_once_converge() {
     assert_eq!(expected.len(), 60);
     for s in &mut servers {
         s.ok("sync", json!({}));
-        let held = all_ids(s);
+        let held = ids(s);
         assert_eq!(
             held.len(),
             60,
@@ -183,9 +154,7 @@ fn three_devices_writing_at_once_converge() {
 )]
 fn no_acknowledged_write_is_lost_when_the_primary_dies() {
     let scratch = Scratch::new();
-    let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
-        return;
-    };
+    let mut sqld = Sqld::start(scratch.dir.path(), &[]);
     let mut a = device(scratch.dir.path(), "a", &sqld, "1");
     let mut acknowledged = Vec::new();
     let mut queued = 0;
@@ -280,9 +249,7 @@ fn no_acknowledged_write_is_lost_when_the_primary_dies() {
 )]
 fn an_offline_update_that_collides_is_recorded_not_dropped() {
     let scratch = Scratch::new();
-    let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
-        return;
-    };
+    let mut sqld = Sqld::start(scratch.dir.path(), &[]);
     let mut a = device(scratch.dir.path(), "a", &sqld, "60");
     let mut b = device(scratch.dir.path(), "b", &sqld, "60");
     let id = store(
@@ -341,9 +308,7 @@ fn an_offline_update_that_collides_is_recorded_not_dropped() {
 )]
 fn every_kind_of_offline_write_reaches_the_primary_in_order() {
     let scratch = Scratch::new();
-    let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
-        return;
-    };
+    let mut sqld = Sqld::start(scratch.dir.path(), &[]);
     let mut a = device(scratch.dir.path(), "a", &sqld, "60");
     let kept = store(&mut a, "problem", "Flaky deploys", "before", json!({}));
     let doomed = store(&mut a, "general", "Soon deleted", "bye", json!({}));
@@ -422,16 +387,11 @@ fn every_kind_of_offline_write_reaches_the_primary_in_order() {
 )]
 fn the_auth_token_is_checked_and_never_shown() {
     let scratch = Scratch::new();
-    if common::sqld::binary().is_none() {
-        return;
-    }
     let (public_key, token) = common::jwt::signed_token(scratch.dir.path(), r#"{"a":"rw"}"#);
-    let Some(sqld) = Sqld::start(
+    let sqld = Sqld::start(
         scratch.dir.path(),
         &["--auth-jwt-key-file", public_key.to_str().unwrap()],
-    ) else {
-        return;
-    };
+    );
     let db = scratch.dir.path().join("device.db");
     let mut server = Server::started(
         &db,
@@ -507,9 +467,7 @@ fn the_auth_token_is_checked_and_never_shown() {
 )]
 fn a_memorygraph_file_moves_into_the_primary_and_back() {
     let scratch = Scratch::new();
-    let Some(sqld) = Sqld::start(scratch.dir.path(), &[]) else {
-        return;
-    };
+    let sqld = Sqld::start(scratch.dir.path(), &[]);
     let local = scratch.fixture("memorygraph-0.12.4.db");
     let before = std::fs::read(&local).unwrap();
     let replica = scratch.dir.path().join("replica.db");
@@ -586,9 +544,7 @@ fn a_memorygraph_file_moves_into_the_primary_and_back() {
 )]
 fn the_sync_command_reports_and_fails_loudly() {
     let scratch = Scratch::new();
-    let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
-        return;
-    };
+    let mut sqld = Sqld::start(scratch.dir.path(), &[]);
     let db = scratch.dir.path().join("cli.db");
     let run = || {
         common::command(scratch.dir.path())

@@ -5,80 +5,20 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::proxy::Proxy;
+use common::replica::{eventually, ids, ids_on_primary, replica, run_replica};
 use common::sqld::Sqld;
 use common::{Scratch, Server, store};
 use serde_json::{Value, json};
-
-/// A server in replica mode on `db`, syncing every `interval` seconds.
-fn replica(db: &Path, url: &str, interval: &str) -> Server {
-    Server::started(
-        db,
-        &[
-            ("TURSO_DATABASE_URL", url),
-            ("MEMORY_TURSO_SYNC_INTERVAL", interval),
-            ("MEMORY_TOOL_PROFILE", "extended"),
-        ],
-    )
-}
 
 /// Stores a memory and returns the whole answer (`memory_id`, `queued`, …).
 fn put(server: &mut Server, title: &str, content: &str) -> Value {
     server.ok(
         "store_memory",
         json!({"type": "general", "title": title, "content": content}),
-    )
-}
-
-fn ids(server: &mut Server) -> BTreeSet<String> {
-    common::search_ids(server, json!({"limit": 1000}))
-}
-
-fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    check()
-}
-
-/// Runs a command-line command in replica mode.
-fn run_replica(db: &Path, url: &str, args: &[&str]) -> common::run::Ran {
-    let mut cmd = common::command(db.parent().unwrap());
-    cmd.env("MEMORY_TURSO_PATH", db)
-        .env("TURSO_DATABASE_URL", url)
-        .args(args)
-        .stdin(std::process::Stdio::null());
-    let out = cmd.output().expect("run memorygraph");
-    common::run::Ran {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// The memory ids a fresh device finds on the primary.
-fn ids_on_primary(dir: &Path, url: &str) -> BTreeSet<String> {
-    let fresh = dir.join(format!("fresh-{}.db", uuid_like()));
-    let mut s = replica(&fresh, url, "60");
-    let found = ids(&mut s);
-    s.stop();
-    found
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
     )
 }
 
@@ -89,9 +29,7 @@ fn uuid_like() -> String {
 )]
 fn a_failed_write_changes_nothing_for_the_next_one() {
     let scratch = Scratch::new();
-    let Some(sqld) = Sqld::start(scratch.dir.path(), &[]) else {
-        return;
-    };
+    let sqld = Sqld::start(scratch.dir.path(), &[]);
     let mut s = replica(&scratch.dir.path().join("a.db"), &sqld.url(), "60");
     let a = store(&mut s, "fix", "First", "one", json!({}));
     let b = store(&mut s, "fix", "Second", "two", json!({}));
@@ -154,9 +92,7 @@ fn a_failed_write_changes_nothing_for_the_next_one() {
 )]
 fn four_processes_share_one_replica_file() {
     let scratch = Scratch::new();
-    let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
-        return;
-    };
+    let mut sqld = Sqld::start(scratch.dir.path(), &[]);
     let db = scratch.dir.path().join("memory.db");
     let url = sqld.url();
     let mut servers: Vec<Server> = (0..4).map(|_| replica(&db, &url, "1")).collect();
@@ -256,9 +192,7 @@ fn four_processes_share_one_replica_file() {
 )]
 fn a_reset_primary_is_detected_and_the_local_copy_put_back() {
     let scratch = Scratch::new();
-    let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
-        return;
-    };
+    let mut sqld = Sqld::start(scratch.dir.path(), &[]);
     let url = sqld.url();
     let a_db = scratch.dir.path().join("a.db");
     let mut a = replica(&a_db, &url, "1");
@@ -333,9 +267,7 @@ fn a_reset_primary_is_detected_and_the_local_copy_put_back() {
 )]
 fn a_new_device_with_the_primary_down_serves_and_catches_up() {
     let scratch = Scratch::new();
-    let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
-        return;
-    };
+    let mut sqld = Sqld::start(scratch.dir.path(), &[]);
     let url = sqld.url();
     let mut a = replica(&scratch.dir.path().join("a.db"), &url, "1");
     store(
@@ -390,9 +322,7 @@ fn a_new_device_with_the_primary_down_serves_and_catches_up() {
 )]
 fn a_long_offline_queue_does_not_delay_start_up() {
     let scratch = Scratch::new();
-    let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
-        return;
-    };
+    let mut sqld = Sqld::start(scratch.dir.path(), &[]);
     let url = sqld.url();
     let db = scratch.dir.path().join("a.db");
     let mut a = replica(&db, &url, "60");
@@ -442,9 +372,7 @@ fn a_long_offline_queue_does_not_delay_start_up() {
 )]
 fn a_primary_that_stops_answering_turns_writes_into_queued_writes() {
     let scratch = Scratch::new();
-    let Some(sqld) = Sqld::start(scratch.dir.path(), &[]) else {
-        return;
-    };
+    let sqld = Sqld::start(scratch.dir.path(), &[]);
     let proxy = Proxy::start(sqld.port);
     let mut a = replica(&scratch.dir.path().join("a.db"), &proxy.url(), "60");
     store(
@@ -478,6 +406,16 @@ fn a_primary_that_stops_answering_turns_writes_into_queued_writes() {
     let health = a.ok("health", json!({}));
     let error = health["sync"]["last_error"].as_str().unwrap().to_string();
     assert!(error.contains("unreachable"), "{error}");
+    // A server that starts into the black hole answers `initialize` within 3 s.
+    let started = Instant::now();
+    let mut b = replica(&scratch.dir.path().join("b.db"), &proxy.url(), "60");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "initialize took {:?}",
+        started.elapsed()
+    );
+    b.ok("health", json!({}));
+    b.stop();
     assert!(!error.contains('\n') && error.len() < 300, "{error}");
     proxy.forward();
     proxy.cut();
@@ -501,9 +439,7 @@ fn a_primary_that_stops_answering_turns_writes_into_queued_writes() {
 )]
 fn a_damaged_replica_is_rebuilt_without_losing_the_queue() {
     let scratch = Scratch::new();
-    let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
-        return;
-    };
+    let mut sqld = Sqld::start(scratch.dir.path(), &[]);
     let url = sqld.url();
     let db = scratch.dir.path().join("memory.db");
     let mut a = replica(&db, &url, "60");
@@ -537,9 +473,7 @@ fn a_damaged_replica_is_rebuilt_without_losing_the_queue() {
 )]
 fn a_primary_restored_from_an_older_backup_is_detected() {
     let scratch = Scratch::new();
-    let Some(mut sqld) = Sqld::start(scratch.dir.path(), &[]) else {
-        return;
-    };
+    let mut sqld = Sqld::start(scratch.dir.path(), &[]);
     let url = sqld.url();
     let db = scratch.dir.path().join("a.db");
     let mut a = replica(&db, &url, "60");
@@ -594,9 +528,7 @@ fn a_primary_restored_from_an_older_backup_is_detected() {
 )]
 fn delete_against_update_is_a_conflict_in_either_order() {
     let scratch = Scratch::new();
-    let Some(sqld) = Sqld::start(scratch.dir.path(), &[]) else {
-        return;
-    };
+    let sqld = Sqld::start(scratch.dir.path(), &[]);
     let dir = scratch.dir.path();
     let proxy = Proxy::start(sqld.port);
     // A goes through the proxy, so only A loses the network.
@@ -680,15 +612,9 @@ fn delete_against_update_is_a_conflict_in_either_order() {
 fn token_trouble_after_start_is_named_in_one_sentence() {
     let scratch = Scratch::new();
     let dir = scratch.dir.path();
-    if common::sqld::binary().is_none() {
-        return;
-    }
     let (public, rw) = common::jwt::signed_token(dir, r#"{"a":"rw"}"#);
     let (_, read_only) = common::jwt::signed_token(dir, r#"{"a":"ro"}"#);
-    let Some(mut sqld) = Sqld::start(dir, &["--auth-jwt-key-file", public.to_str().unwrap()])
-    else {
-        return;
-    };
+    let mut sqld = Sqld::start(dir, &["--auth-jwt-key-file", public.to_str().unwrap()]);
     let with_token = |name: &str, token: &str| {
         Server::started(
             &dir.join(name),

@@ -5,6 +5,7 @@
 
 pub mod jwt;
 pub mod proxy;
+pub mod replica;
 pub mod run;
 pub mod sqld;
 pub mod tools;

@@ -31,7 +31,7 @@ impl Ran {
     }
 }
 
-fn ran(out: Output) -> Ran {
+pub fn ran(out: Output) -> Ran {
     Ran {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

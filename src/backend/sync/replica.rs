@@ -298,7 +298,7 @@ pub struct SyncStatus {
 /// The replica's sync state, shared by tools and the background task. `lock` makes syncs
 /// run one at a time.
 pub struct Replica {
-    pub db: Database,
+    pub db: std::sync::Arc<Database>,
     /// A plain HTTP connection to the primary, for its identity.
     pub remote: Database,
     pub primary: Primary,
@@ -307,6 +307,10 @@ pub struct Replica {
     pub lock: Mutex<()>,
     /// Whether the local file holds the schema (it does not before the first sync).
     ready: std::sync::atomic::AtomicBool,
+    /// A pull that outlived its caller's wait, still running: never cancelled, because
+    /// libsql leaves a replica malformed when a pull stops halfway.
+    pulling:
+        Mutex<Option<tokio::task::JoinHandle<libsql::Result<libsql::replication::Replicated>>>>,
     latencies: std::sync::Mutex<std::collections::VecDeque<f64>>,
 }
 
@@ -326,13 +330,14 @@ impl Replica {
             ..Default::default()
         };
         Replica {
-            db,
+            db: std::sync::Arc::new(db),
             remote,
             primary,
             queue,
             status: std::sync::Mutex::new(status),
             lock: Mutex::new(()),
             ready: std::sync::atomic::AtomicBool::new(ready),
+            pulling: Mutex::new(None),
             latencies: Default::default(),
         }
     }
@@ -388,18 +393,31 @@ impl Replica {
         self.queue.set_state(DIVERGED, Some(reason)).await
     }
 
-    /// Pulls new frames from the primary, at most `wait` long. Returns the frame reached.
+    /// Pulls new frames from the primary, waiting at most `wait`. Returns the frame
+    /// reached. A pull that takes longer goes on in the background (it is never stopped
+    /// halfway) and the next pull waits for it first.
     pub async fn pull(&self, wait: Duration) -> Result<Option<u64>> {
-        match tokio::time::timeout(wait, self.db.sync()).await {
-            Ok(Ok(replicated)) => Ok(replicated.frame_no()),
-            Ok(Err(e)) => Err(BackendError::Database {
+        let mut pulling = self.pulling.lock().await;
+        let mut task = pulling.take().unwrap_or_else(|| {
+            let db = self.db.clone();
+            tokio::spawn(async move { db.sync().await })
+        });
+        match tokio::time::timeout(wait, &mut task).await {
+            Ok(Ok(Ok(replicated))) => Ok(replicated.frame_no()),
+            Ok(Ok(Err(e))) => Err(BackendError::Database {
                 doing: "syncing with the primary",
                 source: e,
             }),
-            Err(_) => Err(BackendError::Unreachable(format!(
-                "the primary did not answer within {} s",
-                wait.as_secs_f64()
+            Ok(Err(panicked)) => Err(BackendError::Unreachable(format!(
+                "the pull stopped: {panicked}"
             ))),
+            Err(_) => {
+                *pulling = Some(task);
+                Err(BackendError::Unreachable(format!(
+                    "the primary did not answer within {} s",
+                    wait.as_secs_f64()
+                )))
+            }
         }
     }
 
