@@ -306,7 +306,13 @@ fn a_new_device_with_the_primary_down_serves_and_catches_up() {
     assert!(eventually(Duration::from_secs(30), || {
         fresh.ok("health", json!({}))["queue"]["queued_writes"] == 0
             && fresh.ok("search_memories", json!({"query": "there"}))["total"] == 1
+            && fresh.ok("search_memories", json!({"query": "offline"}))["total"] == 1
     }));
+    // The queued write was readable all along, also between its replay and the pull.
+    assert_eq!(
+        fresh.ok("get_memory", json!({"memory_id": id}))["memory"]["title"],
+        "Written offline"
+    );
     assert_eq!(
         fresh.ok("search_memories", json!({"query": "offline"}))["total"],
         1

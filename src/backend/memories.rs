@@ -261,6 +261,9 @@ impl TursoBackend {
 /// Uses counted in memory before they are written in one batch.
 const USE_BATCH: usize = 64;
 
+/// Replica mode: at most this many memories' uses wait for the next sync to write them.
+const USE_BACKLOG: usize = 4096;
+
 impl TursoBackend {
     /// Counts one more use of each memory, for ranking ties and `get_memory`. Uses are
     /// batched in memory and written every [`USE_BATCH`] memories and at close, so a read
@@ -270,6 +273,9 @@ impl TursoBackend {
         let now = now_iso();
         let full = {
             let mut pending = self.pending_uses.lock().expect("usage lock");
+            if self.replica.is_some() && pending.len() >= USE_BACKLOG {
+                return;
+            }
             for id in ids {
                 let entry = pending.entry(id.to_string()).or_insert((0, String::new()));
                 entry.0 += 1;
@@ -277,7 +283,8 @@ impl TursoBackend {
             }
             pending.len() >= USE_BATCH
         };
-        if full {
+        // In replica mode a read never waits on the primary: the sync writes the counts.
+        if full && self.replica.is_none() {
             self.flush_uses(conn).await;
         }
     }
@@ -291,14 +298,34 @@ impl TursoBackend {
             .cloned()
     }
 
-    /// Writes the batched use counts (skipped while the primary of a replica is away).
+    /// Writes the batched use counts (local mode).
     pub(super) async fn flush_uses(&self, conn: &Connection) {
-        if self.replica.as_ref().is_some_and(|r| !r.status().online) {
-            return;
-        }
         let batch = std::mem::take(&mut *self.pending_uses.lock().expect("usage lock"));
         if let Err(e) = write_uses(conn, &batch).await {
             tracing::debug!("could not record {} use count(s): {e}", batch.len());
+        }
+    }
+
+    /// Replica mode: writes the batched use counts through the primary, with the deadline
+    /// every write has; called by the sync once the primary answered. Counts that cannot
+    /// be written now wait for the next sync.
+    pub(crate) async fn flush_uses_to_primary(&self) {
+        let batch = std::mem::take(&mut *self.pending_uses.lock().expect("usage lock"));
+        if batch.is_empty() {
+            return;
+        }
+        let written = self
+            .write("writing use counts", async |tx| {
+                write_use_rows(tx, &batch).await
+            })
+            .await;
+        if let Err(e) = written {
+            tracing::debug!("could not record {} use count(s) yet: {e}", batch.len());
+            let mut pending = self.pending_uses.lock().expect("usage lock");
+            for (id, (count, last)) in batch {
+                let entry = pending.entry(id).or_insert((0, last.clone()));
+                entry.0 += count;
+            }
         }
     }
 }
@@ -311,18 +338,25 @@ async fn write_uses(
         return Ok(());
     }
     super::in_write(conn, "starting a usage update", async |tx| {
-        for (id, (count, last)) in uses {
-            tx.execute(
-                "INSERT INTO memory_usage (memory_id, usage_count, last_accessed) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(memory_id) DO UPDATE SET usage_count = usage_count + ?2, last_accessed = ?3",
-                libsql::params![id.as_str(), *count, last.as_str()],
-            )
-            .await
-            .doing("counting uses")?;
-        }
-        Ok(())
+        write_use_rows(tx, uses).await
     })
     .await
+}
+
+async fn write_use_rows(
+    tx: &Connection,
+    uses: &std::collections::HashMap<String, (i64, String)>,
+) -> Result<()> {
+    for (id, (count, last)) in uses {
+        tx.execute(
+            "INSERT INTO memory_usage (memory_id, usage_count, last_accessed) VALUES (?1, ?2, ?3)
+             ON CONFLICT(memory_id) DO UPDATE SET usage_count = usage_count + ?2, last_accessed = ?3",
+            libsql::params![id.as_str(), *count, last.as_str()],
+        )
+        .await
+        .doing("counting uses")?;
+    }
+    Ok(())
 }
 
 /// The memory identical in type, title and content to `new`, if one exists: a store of it

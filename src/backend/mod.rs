@@ -177,7 +177,6 @@ impl TursoBackend {
     /// Local mode: checkpoints the write-ahead log so the file is complete on its own.
     /// Replica mode: a last sync, briefly. Then closes.
     pub async fn close(self) -> Result<()> {
-        self.flush_uses(&*self.conn.lock().await).await;
         if self.replica.is_some() {
             if !self.auto_sync {
                 return Ok(());
@@ -187,6 +186,7 @@ impl TursoBackend {
             }
             return Ok(());
         }
+        self.flush_uses(&*self.conn.lock().await).await;
         let conn = self.conn.into_inner();
         conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
             .await

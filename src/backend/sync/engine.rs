@@ -104,11 +104,19 @@ impl TursoBackend {
         let mut report = super::offline::ReplayReport::default();
         if replay {
             report = self.replay().await?;
-            let orphaned = self.replay_other_slots(replica).await?;
-            report.applied += orphaned.applied;
-            report.conflicts += orphaned.conflicts;
             if report.applied > 0 {
                 frame = replica.pull(wait).await?.or(frame);
+            }
+            // Only now does the replica hold what was replayed.
+            replica.queue.forget_applied().await?;
+            let orphaned = self.replay_other_slots(replica).await?;
+            if orphaned.applied > 0 {
+                frame = replica.pull(wait).await?.or(frame);
+            }
+            report.applied += orphaned.applied;
+            report.conflicts += orphaned.conflicts;
+            if replica.queue.is_empty().await? {
+                self.flush_uses_to_primary().await;
             }
         }
         Ok((frame, report))
@@ -170,7 +178,7 @@ impl TursoBackend {
                 continue;
             }
             tracing::info!("replaying the writes {} left queued", path.display());
-            let report = self.replay_queue(&queue).await?;
+            let report = self.replay_queue(&queue, false).await?;
             total.applied += report.applied;
             total.conflicts += report.conflicts;
         }

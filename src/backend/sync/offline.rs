@@ -234,22 +234,24 @@ impl TursoBackend {
     /// conflict log with its reason, and the rest of the queue drains.
     pub(crate) async fn replay(&self) -> Result<ReplayReport> {
         match &self.replica {
-            Some(replica) => self.replay_queue(&replica.queue).await,
+            Some(replica) => self.replay_queue(&replica.queue, true).await,
             None => Ok(ReplayReport::default()),
         }
     }
 
-    /// Replays one queue: this process's own, or one another process left behind.
+    /// Replays one queue: this process's own (whose applied writes stay, for reads, until
+    /// the pull that follows: `keep_until_pulled`), or one another process left behind.
     pub(crate) async fn replay_queue(
         &self,
         queue: &crate::backend::queue::Queue,
+        keep_until_pulled: bool,
     ) -> Result<ReplayReport> {
         let Some(replica) = &self.replica else {
             return Ok(ReplayReport::default());
         };
         let mut report = ReplayReport::default();
         let allow_cycles = self.allow_cycles;
-        for (seq, op) in queue.pending().await? {
+        for (seq, op) in queue.unapplied().await? {
             let outcome = self
                 .write("replaying a queued write", async |tx| {
                     apply(tx, &op, allow_cycles).await
@@ -257,7 +259,11 @@ impl TursoBackend {
                 .await;
             let (reason, primary_version) = match outcome {
                 Ok(Applied::Done) => {
-                    queue.done(seq).await?;
+                    if keep_until_pulled {
+                        queue.applied(seq).await?;
+                    } else {
+                        queue.done(seq).await?;
+                    }
                     replica.count_replayed(false);
                     report.applied += 1;
                     continue;

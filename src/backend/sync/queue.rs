@@ -210,6 +210,23 @@ impl Queue {
         conn.execute_batch(&format!("PRAGMA synchronous = FULL; {SCHEMA}"))
             .await
             .doing("creating the offline queue")?;
+        // Queues written before writes were marked applied: add the mark.
+        let marked = first_row(
+            &conn,
+            "SELECT 1 FROM pragma_table_info('pending') WHERE name = 'applied'",
+            (),
+            "reading the offline queue's layout",
+        )
+        .await?
+        .is_some();
+        if !marked {
+            conn.execute(
+                "ALTER TABLE pending ADD COLUMN applied INTEGER NOT NULL DEFAULT 0",
+                (),
+            )
+            .await
+            .doing("upgrading the offline queue")?;
+        }
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -231,11 +248,23 @@ impl Queue {
         Ok(())
     }
 
-    /// The queued operations, oldest first.
+    /// The queued operations, oldest first, including those already applied on the
+    /// primary but not pulled back yet (reads overlay them until then).
     pub async fn pending(&self) -> Result<Vec<(i64, WriteOp)>> {
+        self.read_ops("SELECT seq, op FROM pending ORDER BY seq")
+            .await
+    }
+
+    /// The queued operations the primary does not have yet, oldest first.
+    pub async fn unapplied(&self) -> Result<Vec<(i64, WriteOp)>> {
+        self.read_ops("SELECT seq, op FROM pending WHERE applied = 0 ORDER BY seq")
+            .await
+    }
+
+    async fn read_ops(&self, sql: &str) -> Result<Vec<(i64, WriteOp)>> {
         let rows = self
             .conn
-            .query("SELECT seq, op FROM pending ORDER BY seq", ())
+            .query(sql, ())
             .await
             .doing("reading the offline queue")?;
         all_rows(rows, "reading the offline queue")
@@ -253,14 +282,38 @@ impl Queue {
             .collect()
     }
 
+    /// Writes that have not reached the primary yet.
     pub async fn len(&self) -> Result<i64> {
         scalar_i64(
             &self.conn,
-            "SELECT count(*) FROM pending",
+            "SELECT count(*) FROM pending WHERE applied = 0",
             vec![],
             "counting queued writes",
         )
         .await
+    }
+
+    /// Marks an operation as on the primary; it stays (for reads) until the pull that
+    /// brings it back, then [`Queue::forget_applied`] removes it. Replaying it again after a
+    /// crash in between would change nothing, but it is not replayed.
+    pub async fn applied(&self, seq: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE pending SET applied = 1 WHERE seq = ?1",
+                libsql::params![seq],
+            )
+            .await
+            .doing("marking a write applied")?;
+        Ok(())
+    }
+
+    /// Removes the operations the replica has pulled back.
+    pub async fn forget_applied(&self) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM pending WHERE applied = 1", ())
+            .await
+            .doing("dequeueing applied writes")?;
+        Ok(())
     }
 
     /// Removes an operation once the primary has it.
