@@ -37,6 +37,7 @@ impl TursoBackend {
         if let Some(reason) = replica.diverged() {
             return Err(BackendError::Diverged(reason));
         }
+        let wait = wait.min(super::replica::IDENTITY_WAIT);
         let seen = match tokio::time::timeout(wait, identity(replica)).await {
             Ok(seen) => seen?,
             Err(_) => {

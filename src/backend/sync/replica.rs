@@ -60,10 +60,13 @@ pub fn redact_url(url: &str) -> String {
 /// (the credential check and the first pull share it; the queue is never replayed first).
 pub const CONNECT_WAIT: Duration = Duration::from_millis(2500);
 
-/// How long one sync contact (a pull, the identity check) may take in the background
-/// before it counts as failed. A pull after a long replay moves many frames, so this is
-/// longer than start-up's wait; writes never wait for it.
-pub const PULL_WAIT: Duration = Duration::from_secs(10);
+/// How long a sync waits for one pull before it counts as failed. A pull that takes longer
+/// (many frames after a long replay) is not stopped: it goes on in the background and the
+/// next sync waits for it. Writes never wait for a pull.
+pub const PULL_WAIT: Duration = Duration::from_secs(5);
+
+/// How long the primary may take to say who it is (one small query) before a sync gives up.
+pub const IDENTITY_WAIT: Duration = Duration::from_secs(3);
 
 /// How long one write may wait on the primary before it goes to the offline queue instead.
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(4);
