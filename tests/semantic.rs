@@ -51,7 +51,9 @@ fn wait_for_vectors(server: &mut Server, memories: i64) -> Value {
     loop {
         let health = server.ok("health", json!({}));
         let s = &health["semantic"];
-        if s["enabled"] == json!(true) && s["pending"] == json!(0) && s["vectors"] == json!(memories)
+        if s["enabled"] == json!(true)
+            && s["pending"] == json!(0)
+            && s["vectors"] == json!(memories)
         {
             return health;
         }
@@ -298,7 +300,10 @@ fn install_refuses_weights_with_another_hash_and_installs_nothing() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"), "{err}");
+    assert!(
+        err.contains("53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),
+        "{err}"
+    );
     let dir = scratch.dir.path().join("models/all-MiniLM-L6-v2");
     assert!(!dir.join("model.safetensors").exists());
     assert!(!dir.join("model.safetensors.partial").exists());
@@ -344,7 +349,11 @@ fn serve_files(dir: PathBuf, requests: usize) -> (String, std::thread::JoinHandl
                 .unwrap();
                 stream.write_all(&body).unwrap();
             } else {
-                write!(stream, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+                write!(
+                    stream,
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                .unwrap();
             }
         }
         seen
@@ -389,7 +398,12 @@ fn install_downloads_over_http_following_redirects() {
             )
             .await
             .unwrap();
-        rows.next().await.unwrap().unwrap().get::<String>(0).unwrap()
+        rows.next()
+            .await
+            .unwrap()
+            .unwrap()
+            .get::<String>(0)
+            .unwrap()
     });
     assert_eq!(recorded, "sentence-transformers/all-MiniLM-L6-v2");
     // Plain HTTP anywhere but this machine is refused.

@@ -30,12 +30,12 @@ pub use pyjson::to_string as python_json;
 pub use queue::Conflict;
 pub use replica::{PULL_WAIT, Primary, SyncStatus, redact_url};
 pub use search::embed;
+pub use search::fusion::{Method as FusionMethod, Params as FusionParams};
 pub use search::vectors::{BATCH as EMBED_BATCH, SemanticHealth};
 pub use search::{
     Correction, DEFAULT_SEARCH_MODE, MatchMode, MatchedBy, Neighbour, SearchHit, SearchMode,
     SearchPage, SearchRequest, Tolerance,
 };
-pub use search::fusion::{Method as FusionMethod, Params as FusionParams};
 pub use stats::{BackendHealth, Statistics};
 pub use sync::migrate::copy_to_primary;
 pub use sync::resync::{LocalCopy, ResyncReport, resync};

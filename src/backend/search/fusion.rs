@@ -1,11 +1,13 @@
 //! Fusing lexical and semantic candidates into one ranking (docs/architecture.md explains
 //! the choice and how it was tuned).
 //!
-//! Each list votes by rank, not by raw score: BM25 and cosine live on scales that differ
-//! from query to query, ranks do not. A memory at rank r (from 0) of a list gets
-//! `weight / (k + r)`, its fused score is the sum of its votes, and a memory both lists
-//! found gets both. Then, for recall, importance and recency re-rank the fused candidates
-//! the way they re-rank lexical ones.
+//! Each list votes with its score scaled to the list's best: BM25 / best BM25 for the
+//! lexical list, (cosine − floor) / (best cosine − floor) for the semantic one, the latter
+//! weighted 0.7. A memory's fused score is the sum of its votes; a memory both lists found
+//! gets both. Scaling per list keeps BM25 and cosine comparable from query to query while
+//! keeping how far ahead the best candidates are, which ranks alone forget. Tuned on LoCoMo
+//! conversations 0–4 (docs/performance.md). For recall, importance and recency then re-rank
+//! the fused candidates the way they re-rank lexical ones.
 
 /// Which list found a hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
@@ -48,12 +50,12 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Params {
-            method: Method::Ranks,
+            method: Method::Scores,
             lexical_candidates: 100,
             semantic_candidates: 50,
             k: 60.0,
             lexical_weight: 1.0,
-            semantic_weight: 1.0,
+            semantic_weight: 0.7,
             min_similarity: 0.2,
         }
     }
@@ -75,7 +77,10 @@ pub struct Fused {
 /// first) into one list, best first (ties by rid).
 pub fn fuse(lexical: &[(i64, f64)], semantic: &[(i64, f64)], p: &Params) -> Vec<Fused> {
     let best_rel = lexical.iter().map(|l| l.1).fold(1e-9, f64::max);
-    let best_sim = semantic.iter().map(|s| s.1 - p.min_similarity).fold(1e-9, f64::max);
+    let best_sim = semantic
+        .iter()
+        .map(|s| s.1 - p.min_similarity)
+        .fold(1e-9, f64::max);
     let lexical_vote = |rank: usize, rel: f64| match p.method {
         Method::Ranks => p.lexical_weight / (p.k + rank as f64),
         Method::Scores => p.lexical_weight * rel / best_rel,

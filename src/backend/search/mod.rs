@@ -20,16 +20,18 @@ pub use fusion::MatchedBy;
 use super::error::{BackendError, DbContext, Result};
 use super::memories::decode;
 use super::{Record, TursoBackend, all_rows, scalar_i64};
+use crate::model::{Memory, MemoryType, RelationshipType};
 use filters::{SUPERSEDED_BY, filter_sql};
 use fts_query::Term;
-use crate::model::{Memory, MemoryType, RelationshipType};
 
 /// BM25 column weights: title, summary, tags, content. A word in the title says more about
 /// what a memory is than the same word deep in its content.
 const BM25_WEIGHTS: &str = "10.0, 4.0, 4.0, 1.0";
 
 /// How a search finds memories.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SearchMode {
     /// By words (BM25, stemming, typo correction).
@@ -258,7 +260,9 @@ impl TursoBackend {
     pub async fn search(&self, req: &SearchRequest) -> Result<SearchPage> {
         let mode = self.mode_of(req)?;
         let by_meaning = mode != SearchMode::Lexical && !req.text.is_empty();
-        let vector = by_meaning.then(|| self.start_query_vector(&req.text)).flatten();
+        let vector = by_meaning
+            .then(|| self.start_query_vector(&req.text))
+            .flatten();
         let conn = self.conn.lock().await;
         let tx = self.reading(&conn).await?;
         let page = match vector {
@@ -329,7 +333,8 @@ impl TursoBackend {
         } else if req.terms.is_empty() {
             list(&tx, req).await?
         } else {
-            let (terms, checked) = correct(self, &tx, &meaningful(&req.terms), req.tolerance).await?;
+            let (terms, checked) =
+                correct(self, &tx, &meaningful(&req.terms), req.tolerance).await?;
             blended(&tx, req, &terms, checked).await?
         };
         page.neighbours = neighbours(&tx, &page.hits, req).await?;
@@ -392,7 +397,12 @@ async fn semantic(conn: &Connection, req: &SearchRequest, vector: &[f32]) -> Res
         })
         .collect();
     let hits = details(conn, &picked, None).await?;
-    Ok(SearchPage::new(hits, total.max(req.offset as i64 + picked.len() as i64), req, Checked::default()))
+    Ok(SearchPage::new(
+        hits,
+        total.max(req.offset as i64 + picked.len() as i64),
+        req,
+        Checked::default(),
+    ))
 }
 
 /// A fused candidate's facts that recall's blend and the ordering need.
@@ -463,10 +473,16 @@ async fn fused(
         && lexical_total > lexical.len() as i64
         && !semantic_only.is_empty()
     {
-        let ids = semantic_only.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let ids = semantic_only
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
         let rows = conn
             .query(
-                &format!("SELECT rowid FROM memory_fts WHERE memory_fts MATCH ?1 AND rowid IN ({ids})"),
+                &format!(
+                    "SELECT rowid FROM memory_fts WHERE memory_fts MATCH ?1 AND rowid IN ({ids})"
+                ),
                 vec![Value::from(matching.clone())],
             )
             .await
@@ -506,7 +522,11 @@ async fn fused(
     {
         // Past the fused candidates: the other lexical matches, by relevance.
         let skip = (req.offset as usize).saturating_sub(candidates.len());
-        let taken = candidates.iter().map(|c| c.rid.to_string()).collect::<Vec<_>>().join(",");
+        let taken = candidates
+            .iter()
+            .map(|c| c.rid.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         let mut p = vec![Value::from(matching.clone())];
         let filters = filter_sql(req, &mut p);
         let source = matches_of(&filters, false);
@@ -561,7 +581,11 @@ async fn facts_of(
         return Ok(out);
     }
     let superseded = superseded_key(conn).await?;
-    let ids = candidates.iter().map(|c| c.rid.to_string()).collect::<Vec<_>>().join(",");
+    let ids = candidates
+        .iter()
+        .map(|c| c.rid.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let rows = conn
         .query(
             &format!(

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use libsql::{Connection, Value};
 use serde::Serialize;
 
+use super::SearchRequest;
 use super::embed::{self, DIMENSIONS, Embedder, MODEL_ID};
 use super::filters::filter_sql;
-use super::SearchRequest;
 use crate::backend::error::{BackendError, DbContext, Result};
 use crate::backend::{TursoBackend, all_rows, first_row, scalar_i64};
 
@@ -247,9 +247,7 @@ impl TursoBackend {
                 Ok(n)
             })
             .await?;
-        self.semantic
-            .embedded
-            .fetch_add(written, Ordering::Relaxed);
+        self.semantic.embedded.fetch_add(written, Ordering::Relaxed);
         if let Ok(mut rate) = self.semantic.last_rate.lock() {
             *rate = Some(((rows.len() as f64 / took.max(1e-6)) * 10.0).round() / 10.0);
         }
@@ -257,6 +255,49 @@ impl TursoBackend {
             self.pull_after_write().await;
         }
         Ok(rows.len())
+    }
+
+    /// Gives every memory without a vector a random unit vector: for measuring the query
+    /// path at sizes that would take long to embed (benchmark only).
+    pub async fn fill_random_vectors(&self, seed: u64) -> Result<()> {
+        let ids: Vec<String> = {
+            let conn = self.conn.lock().await;
+            let rows = conn
+                .query(
+                    "SELECT id FROM nodes n WHERE label = 'Memory'
+                     AND NOT EXISTS (SELECT 1 FROM memory_vectors v WHERE v.memory_id = n.id)",
+                    (),
+                )
+                .await
+                .doing("finding memories")?;
+            all_rows(rows, "finding memories")
+                .await?
+                .iter()
+                .map(|r| r.text(0))
+                .collect()
+        };
+        let mut state = seed | 1;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        self.write("storing vectors", async |tx| {
+            for id in &ids {
+                let mut v: Vec<f32> = (0..DIMENSIONS).map(|_| next() as f32).collect();
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-9);
+                v.iter_mut().for_each(|x| *x /= norm);
+                tx.execute(
+                    "INSERT OR REPLACE INTO memory_vectors (memory_id, embedding) VALUES (?1, ?2)",
+                    libsql::params![id.as_str(), to_blob(&v)],
+                )
+                .await
+                .doing("storing a vector")?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Memories with and without a vector.

@@ -65,6 +65,9 @@ struct Args {
     /// for the retrieval runs and for the semantic rows of the speed run.
     #[arg(long, value_name = "DIR")]
     model_home: Option<PathBuf>,
+    /// Recall latency, lexical and hybrid, at this many memories (in-process).
+    #[arg(long, value_name = "N")]
+    recall_latency: Option<usize>,
 }
 
 fn main() {
@@ -90,7 +93,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    if args.locomo.is_some() || args.paraphrase {
+    if args.locomo.is_some() || args.paraphrase || args.recall_latency.is_some() {
         let models = retrieval::models_of(
             args.model_home
                 .as_deref()
@@ -100,13 +103,33 @@ fn main() {
         if let Some(file) = &args.locomo {
             report.insert(
                 "locomo".into(),
-                runtime.block_on(retrieval::locomo(file, &args.conversations, &dir, &models, args.tune)),
+                runtime.block_on(retrieval::locomo(
+                    file,
+                    &args.conversations,
+                    &dir,
+                    &models,
+                    args.tune,
+                )),
+            );
+        }
+        if let Some(n) = args.recall_latency {
+            report.insert(
+                "recall_latency".into(),
+                runtime.block_on(retrieval::recall_latency(
+                    &dir,
+                    &models,
+                    n,
+                    args.queries,
+                    args.seed,
+                )),
             );
         }
         if args.paraphrase {
             report.insert(
                 "paraphrase".into(),
-                runtime.block_on(retrieval::paraphrase(&dir, &models, 2000, args.seed, args.tune)),
+                runtime.block_on(retrieval::paraphrase(
+                    &dir, &models, 2000, args.seed, args.tune,
+                )),
             );
         }
         std::fs::write(&args.json, serde_json::to_string_pretty(&report).unwrap()).unwrap();

