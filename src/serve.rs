@@ -112,6 +112,9 @@ pub async fn run(config: Config) -> Result<()> {
         }
         Err(e) => return Err(e).context("starting the MCP session"),
     };
+    // Semantic recall: the model loads only now, after the handshake, so `initialize` is
+    // answered as fast as without it; until it is loaded, recall is lexical.
+    let embedding = tokio::spawn(backend.clone().embedding_worker());
     let cancel = running.cancellation_token();
     let stop = tokio::spawn(async move {
         let reason = shutdown_signal().await;
@@ -125,6 +128,8 @@ pub async fn run(config: Config) -> Result<()> {
         Err(e) => tracing::warn!("MCP session ended with an error: {e}"),
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    embedding.abort();
+    let _ = embedding.await;
     if let Some(sync_task) = sync_task {
         sync_task.abort();
         let _ = sync_task.await;

@@ -5,8 +5,6 @@
 mod codec;
 mod error;
 mod exchange;
-mod filters;
-mod fts_query;
 mod graph;
 mod memories;
 mod pyjson;
@@ -14,8 +12,6 @@ mod schema;
 mod search;
 mod stats;
 mod sync;
-mod typo;
-mod vocabulary;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,8 +29,12 @@ pub use graph::RelationshipQuery;
 pub use pyjson::to_string as python_json;
 pub use queue::Conflict;
 pub use replica::{PULL_WAIT, Primary, SyncStatus, redact_url};
+pub use search::embed;
+pub use search::fusion::{Method as FusionMethod, Params as FusionParams};
+pub use search::vectors::{BATCH as EMBED_BATCH, SemanticHealth};
 pub use search::{
-    Correction, MatchMode, Neighbour, SearchHit, SearchPage, SearchRequest, Tolerance,
+    Correction, DEFAULT_SEARCH_MODE, MatchMode, MatchedBy, Neighbour, SearchHit, SearchMode,
+    SearchPage, SearchRequest, Tolerance,
 };
 pub use stats::{BackendHealth, Statistics};
 pub use sync::migrate::copy_to_primary;
@@ -121,11 +121,13 @@ pub struct TursoBackend {
     /// Writes made through this backend; tells caches the index changed.
     writes: std::sync::atomic::AtomicU64,
     /// The typo corrector's vocabulary cache.
-    vocabulary: std::sync::Mutex<Option<vocabulary::Vocabulary>>,
+    vocabulary: std::sync::Mutex<Option<search::vocabulary::Vocabulary>>,
     /// Use counts not written yet (see `count_use`).
     pending_uses: std::sync::Mutex<std::collections::HashMap<String, (i64, String)>>,
     /// Replica mode: the lock that makes this process the replica file's only writer.
     slot: Option<sync::slot::Slot>,
+    /// Semantic recall: the model, when installed, and the embedding worker's state.
+    semantic: search::vectors::Semantic,
 }
 
 impl TursoBackend {
@@ -155,6 +157,7 @@ impl TursoBackend {
                     writes: Default::default(),
                     vocabulary: Default::default(),
                     pending_uses: Default::default(),
+                    semantic: Default::default(),
                     slot: None,
                 }
             }
@@ -210,6 +213,7 @@ impl TursoBackend {
     fn after_write(&self) {
         self.writes
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.semantic.wake();
     }
 
     /// Rebuilds the full-text index from scratch.

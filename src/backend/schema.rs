@@ -161,6 +161,31 @@ END;
     sql
 }
 
+/// Semantic recall's vectors: one per memory, keyed by its id, in a table of our own
+/// (`F32_BLOB(384)`, which libsql reads as a vector locally and in embedded replicas, and
+/// plain SQLite — MemoryGraph — as a blob it never looks at). The triggers drop a vector when
+/// its memory goes or its text changes, so a vector always describes the current text; the
+/// embedding worker then makes a new one. The model the vectors come from is recorded in
+/// `memorygraph_meta` (`embedding_model`) by `memorygraph model install`.
+const VECTORS: &str = r#"
+CREATE TABLE IF NOT EXISTS memory_vectors (
+    memory_id TEXT PRIMARY KEY,
+    embedding F32_BLOB(384) NOT NULL,
+    embedded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE TRIGGER IF NOT EXISTS memory_vectors_after_delete AFTER DELETE ON nodes BEGIN
+    DELETE FROM memory_vectors WHERE memory_id = old.id;
+END;
+CREATE TRIGGER IF NOT EXISTS memory_vectors_after_update AFTER UPDATE OF label, properties ON nodes
+WHEN new.label IS NOT 'Memory'
+  OR json_extract(old.properties, '$.title') IS NOT json_extract(new.properties, '$.title')
+  OR json_extract(old.properties, '$.summary') IS NOT json_extract(new.properties, '$.summary')
+  OR json_extract(old.properties, '$.content') IS NOT json_extract(new.properties, '$.content')
+BEGIN
+    DELETE FROM memory_vectors WHERE memory_id = old.id;
+END;
+"#;
+
 /// The migrations in order; migration `i` (1-based) brings the file to `user_version = i`.
 /// A migration: its name and a function writing its SQL.
 type Migration = (&'static str, fn() -> String);
@@ -175,6 +200,7 @@ const MIGRATIONS: &[Migration] = &[
         VOCABULARY_AND_USAGE.to_string()
     }),
     ("an id and a change count for the database", identity),
+    ("vectors for semantic recall", || VECTORS.to_string()),
 ];
 
 /// The schema version this build writes.

@@ -7,6 +7,7 @@
 //! error), 2 the command line or configuration is wrong.
 
 mod exchange;
+mod model;
 mod progress;
 mod tools;
 
@@ -74,8 +75,17 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         from: std::path::PathBuf,
     },
-    /// Rebuild the full-text search index from the stored memories.
-    Reindex,
+    /// Rebuild the full-text search index from the stored memories; with --embeddings,
+    /// give every memory without a vector its vector (semantic recall).
+    Reindex {
+        /// Embed every memory that has no vector yet, with a progress bar, instead of
+        /// rebuilding the full-text index.
+        #[arg(long)]
+        embeddings: bool,
+    },
+    /// The model for semantic recall (all-MiniLM-L6-v2): install it, or see its state.
+    #[command(subcommand)]
+    Model(ModelCommand),
     /// Replica mode: rebuild the local replica from the primary (a damaged or deleted
     /// replica, or a primary that was reset or replaced). The old replica files are moved
     /// aside, never deleted; queued writes are kept and replayed.
@@ -88,6 +98,16 @@ enum Command {
         #[arg(long)]
         discard_local: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelCommand {
+    /// Put the model's weights and tokenizer in the data folder (beside the database) and
+    /// record the model in the database. Downloads from the model's hub over HTTPS unless
+    /// --from names a local copy; the weights' SHA-256 is checked either way.
+    Install(model::InstallArgs),
+    /// Whether semantic recall is on, and how many memories have a vector.
+    Status,
 }
 
 /// A mistake on the command line found after parsing; exits with code 2 like clap's own.
@@ -174,7 +194,10 @@ async fn run(command: Command, config: Config, json: bool) -> anyhow::Result<()>
             spinner.finish_and_clear();
             done
         }
-        Command::Reindex => {
+        Command::Model(ModelCommand::Install(args)) => model::install(config, args).await,
+        Command::Model(ModelCommand::Status) => model::status(config, json).await,
+        Command::Reindex { embeddings: true } => model::reindex_embeddings(config).await,
+        Command::Reindex { embeddings: false } => {
             let spinner = progress::spinner("rebuilding the full-text index");
             let done = serve::reindex(config).await;
             spinner.finish_and_clear();

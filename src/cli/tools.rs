@@ -93,6 +93,10 @@ pub struct SearchArgs {
     /// Results to skip, for the next page.
     #[arg(long)]
     offset: Option<i64>,
+    /// By words (lexical), by meaning (semantic) or both (hybrid, the default once the
+    /// model is installed).
+    #[arg(long, value_parser = ["lexical", "semantic", "hybrid"])]
+    mode: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -158,6 +162,10 @@ impl Arguments {
 /// A tool error becomes a failure (exit code 1) with the tool's message.
 async fn ask(config: Config, tool: &str, arguments: Arguments, json: bool) -> Result<Value> {
     let backend = Arc::new(serve::open_backend(&config).await?);
+    if matches!(tool, "search_memories" | "recall_memories") {
+        // Semantic recall, when the model is installed (≈0.1–0.2 s to load).
+        backend.load_model().await;
+    }
     let server = MemoryServer::new(backend.clone(), serve::server_settings(&config));
     let answer = server
         .call_tool_directly(tool, Value::Object(arguments.0))
@@ -214,7 +222,8 @@ pub async fn search(config: Config, a: SearchArgs, json: bool) -> Result<()> {
         .maybe("match_mode", a.match_mode)
         .maybe("search_tolerance", a.tolerance)
         .maybe("limit", a.limit)
-        .maybe("offset", a.offset);
+        .maybe("offset", a.offset)
+        .maybe("mode", a.mode);
     ask(config, "search_memories", args, json).await.map(drop)
 }
 

@@ -8,7 +8,7 @@ mod params;
 mod render;
 mod schema;
 mod server;
-mod tools;
+pub(crate) mod tools;
 pub mod transport;
 
 pub use server::{MemoryServer, ServerSettings};

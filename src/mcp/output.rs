@@ -5,7 +5,10 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::backend::{BackendHealth, Conflict, Correction, Neighbour, Statistics, SyncStatus};
+use crate::backend::{
+    BackendHealth, Conflict, Correction, MatchedBy, Neighbour, SemanticHealth, Statistics,
+    SyncStatus,
+};
 use crate::model::{Memory, Relationship};
 
 /// A memory without its content, for lists.
@@ -118,6 +121,12 @@ pub struct SearchResult {
     /// Set on a neighbour recall added: the hit it is linked to, and how.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub related_to: Option<Neighbour>,
+    /// What found it: `lexical` (its words), `semantic` (its meaning) or `both`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched: Option<MatchedBy>,
+    /// Cosine similarity to the query, when found by meaning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f64>,
 }
 
 /// One page of results.
@@ -247,6 +256,9 @@ pub struct HealthOutput {
     /// Replica mode: writes waiting for the primary, and conflicts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueueReport>,
+    /// Semantic recall: on or off (and how to turn it on), the model, vectors made and
+    /// waiting.
+    pub semantic: SemanticHealth,
 }
 
 /// The offline queue of replica mode.

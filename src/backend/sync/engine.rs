@@ -50,6 +50,7 @@ impl TursoBackend {
             writes: Default::default(),
             vocabulary: Default::default(),
             pending_uses: Default::default(),
+            semantic: Default::default(),
             slot: Some(slot),
         };
         let replica = backend.replica.as_ref().expect("replica mode");

@@ -5,6 +5,8 @@
 
 mod client;
 mod corpus;
+mod paraphrase;
+mod retrieval;
 mod stats;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +48,26 @@ struct Args {
     /// Skip the replica-mode phase even when SQLD_BIN names an sqld.
     #[arg(long)]
     skip_replica: bool,
+    /// Retrieval quality instead of speed: LoCoMo from this file (the public
+    /// `locomo10.json`, or part of it; CC BY-NC 4.0, never part of the crate).
+    #[arg(long, value_name = "FILE")]
+    locomo: Option<PathBuf>,
+    /// The LoCoMo conversations to score (indexes in the file).
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4")]
+    conversations: Vec<usize>,
+    /// Retrieval quality: the paraphrase set among 2,000 generator memories.
+    #[arg(long)]
+    paraphrase: bool,
+    /// Retrieval: also score semantic alone and the fusion variants tried when tuning.
+    #[arg(long)]
+    tune: bool,
+    /// A data folder where `memorygraph model install` ran (its `models/` is used); needed
+    /// for the retrieval runs and for the semantic rows of the speed run.
+    #[arg(long, value_name = "DIR")]
+    model_home: Option<PathBuf>,
+    /// Recall latency, lexical and hybrid, at this many memories (in-process).
+    #[arg(long, value_name = "N")]
+    recall_latency: Option<usize>,
 }
 
 fn main() {
@@ -71,6 +93,51 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if args.locomo.is_some() || args.paraphrase || args.recall_latency.is_some() {
+        let models = retrieval::models_of(
+            args.model_home
+                .as_deref()
+                .expect("--model-home names the folder where `memorygraph model install` ran"),
+        );
+        let mut report = serde_json::Map::new();
+        if let Some(file) = &args.locomo {
+            report.insert(
+                "locomo".into(),
+                runtime.block_on(retrieval::locomo(
+                    file,
+                    &args.conversations,
+                    &dir,
+                    &models,
+                    args.tune,
+                )),
+            );
+        }
+        if let Some(n) = args.recall_latency {
+            report.insert(
+                "recall_latency".into(),
+                runtime.block_on(retrieval::recall_latency(
+                    &dir,
+                    &models,
+                    n,
+                    args.queries,
+                    args.seed,
+                )),
+            );
+        }
+        if args.paraphrase {
+            report.insert(
+                "paraphrase".into(),
+                runtime.block_on(retrieval::paraphrase(
+                    &dir, &models, 2000, args.seed, args.tune,
+                )),
+            );
+        }
+        std::fs::write(&args.json, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+        if own_dir {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        return;
+    }
     let mut rows = Vec::new();
     for &n in &args.sizes {
         eprintln!("memorygraph-bench: N = {n}");

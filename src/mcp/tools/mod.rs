@@ -2,5 +2,5 @@
 
 mod graph;
 mod memories;
-mod search;
+pub(crate) mod search;
 mod status;

@@ -120,6 +120,11 @@ impl MemoryServer {
             if let Some(by) = &r.superseded_by {
                 line.push_str(&format!(" [superseded by {by}]"));
             }
+            match r.matched {
+                Some(crate::backend::MatchedBy::Semantic) => line.push_str(" [by meaning]"),
+                Some(crate::backend::MatchedBy::Both) => line.push_str(" [by words and meaning]"),
+                _ => {}
+            }
             if let Some(n) = &r.related_to {
                 line.push_str(&format!(
                     " [linked: {} with {}]",
@@ -226,6 +231,17 @@ fn result_of(h: &SearchHit) -> SearchResult {
         snippet: h.snippet.clone(),
         superseded_by: h.superseded_by.clone(),
         related_to: h.related_to.clone(),
+        matched: h.matched,
+        similarity: h.similarity,
+    }
+}
+
+/// The search mode used when a call names none: hybrid once the model is loaded.
+pub(crate) fn default_mode_name(backend: &crate::backend::TursoBackend) -> &'static str {
+    if backend.semantic_ready() {
+        crate::backend::DEFAULT_SEARCH_MODE.as_str()
+    } else {
+        "lexical"
     }
 }
 
@@ -321,6 +337,7 @@ fn search_request(p: &SearchMemoriesParams) -> Result<SearchRequest, String> {
         .as_deref()
         .map(|d| instant("created_before", d))
         .transpose()?;
+    request.mode = p.mode;
     request.relationship_types = p
         .relationship_filter
         .iter()

@@ -189,6 +189,13 @@ impl MemoryServer {
                     database: db,
                     sync: self.backend.sync_status(),
                     queue: self.queue_report().await?,
+                    semantic: self
+                        .backend
+                        .semantic_health(crate::mcp::tools::search::default_mode_name(
+                            &self.backend,
+                        ))
+                        .await
+                        .map_err(backend_failure)?,
                 };
                 let text = format!(
                     "ok: {} {} in {} mode ({}); {} memories, {} relationships; database {} ({} bytes, schema v{}, durability {}); SQLite {}, libsql crate {}",
@@ -206,6 +213,22 @@ impl MemoryServer {
                     out.libsql_crate_version
                 );
                 let mut text = text;
+                let s = &out.semantic;
+                if s.enabled {
+                    text.push_str(&format!(
+                        "; semantic recall on ({}): {} memories with a vector, {} waiting; search_memories defaults to {}",
+                        s.model.as_deref().unwrap_or(""),
+                        s.vectors,
+                        s.pending,
+                        s.default_search_mode
+                    ));
+                } else {
+                    text.push_str(&format!(
+                        "; semantic recall {}: recall is lexical only; to turn it on: {}",
+                        s.state,
+                        s.how_to_enable.as_deref().unwrap_or("")
+                    ));
+                }
                 if let Some(sync) = &out.sync {
                     text.push_str(&format!(
                         "; primary {} {}, last sync {} ({} ms), frame {}, {} failure(s) in a row{}",

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use libsql::Connection;
 
-use super::error::{DbContext, Result};
-use super::{TursoBackend, scalar_i64};
+use crate::backend::error::{DbContext, Result};
+use crate::backend::{TursoBackend, scalar_i64};
 
 /// Most terms kept; the ones found in the fewest memories go first.
 const MAX_TERMS: usize = 250_000;
@@ -75,7 +75,7 @@ fn worth_keeping(term: &str) -> bool {
 }
 
 /// The cached vocabulary and when and at which database state it was read.
-pub(super) struct Vocabulary {
+pub(crate) struct Vocabulary {
     stamp: (i64, u64),
     read_at: Instant,
     terms: Arc<Terms>,

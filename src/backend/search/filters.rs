@@ -3,7 +3,7 @@
 
 use libsql::Value;
 
-use super::search::SearchRequest;
+use super::SearchRequest;
 
 /// Whether a memory `n` has been superseded: some current `REPLACES` link points at it.
 pub const SUPERSEDED_BY: &str = "(SELECT r.from_id FROM relationships r

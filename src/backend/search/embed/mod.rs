@@ -1,0 +1,184 @@
+//! Sentence embeddings in-process, on the CPU, offline: all-MiniLM-L6-v2 (384 dimensions,
+//! mean pooling, L2-normalised) with candle and the Hugging Face tokenizer. The weights are
+//! never part of the binary: `memorygraph model install` puts them in the data folder
+//! ([`install`]), and the server reads them from there after the MCP handshake.
+
+mod bert;
+pub mod install;
+
+use std::path::{Path, PathBuf};
+
+/// The model every vector in a database comes from (recorded in the database).
+pub const MODEL_ID: &str = "sentence-transformers/all-MiniLM-L6-v2";
+/// The folder under the data folder's `models/` that holds it.
+pub const MODEL_FOLDER: &str = "all-MiniLM-L6-v2";
+/// Numbers per vector.
+pub const DIMENSIONS: usize = 384;
+/// The SHA-256 of the one `model.safetensors` accepted, whatever the source.
+pub const WEIGHTS_SHA256: &str = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db";
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+/// Tokens read per text (the model's own `max_seq_length`); the rest is not embedded.
+pub const MAX_TOKENS: usize = 256;
+/// Tokens per batch: padding wastes work, so texts are sorted by length and cut into
+/// batches of about this many tokens.
+const BATCH_TOKENS: usize = 4096;
+const MAX_BATCH: usize = 32;
+
+/// Where the model lives for a database: `models/all-MiniLM-L6-v2` beside the file.
+pub fn model_dir(database: &Path) -> PathBuf {
+    database
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join("models")
+        .join(MODEL_FOLDER)
+}
+
+/// Whether the model's files are in place for a database (they may still fail to load).
+pub fn installed(database: &Path) -> bool {
+    let dir = model_dir(database);
+    dir.join(WEIGHTS_FILE).is_file() && dir.join(TOKENIZER_FILE).is_file()
+}
+
+/// The text of a memory that is embedded: title, summary and content, in that order, so the
+/// words that say most about a memory are always inside the first [`MAX_TOKENS`].
+pub fn memory_text(title: &str, summary: Option<&str>, content: &str) -> String {
+    let mut text = String::with_capacity(title.len() + content.len() + 8);
+    text.push_str(title.trim());
+    if let Some(s) = summary.map(str::trim).filter(|s| !s.is_empty()) {
+        text.push_str(". ");
+        text.push_str(s);
+    }
+    let content = content.trim();
+    if !content.is_empty() && content != title.trim() {
+        text.push_str(". ");
+        // The tokenizer reads at most MAX_TOKENS tokens; a few characters per token is plenty.
+        let cut = content
+            .char_indices()
+            .nth(MAX_TOKENS * 8)
+            .map_or(content.len(), |(i, _)| i);
+        text.push_str(&content[..cut]);
+    }
+    text
+}
+
+/// Cosine similarity of two L2-normalised vectors.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// The loaded model.
+#[cfg(feature = "semantic")]
+pub struct Embedder {
+    bert: bert::Bert,
+    tokenizer: tokenizers::Tokenizer,
+}
+
+/// Built without the `semantic` feature: never loads.
+#[cfg(not(feature = "semantic"))]
+pub struct Embedder {
+    _never: std::convert::Infallible,
+}
+
+#[cfg(not(feature = "semantic"))]
+impl Embedder {
+    pub fn load(_dir: &Path) -> Result<Embedder, String> {
+        Err("this memorygraph was built without semantic recall (cargo feature `semantic`)".into())
+    }
+
+    pub fn embed(&self, _texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
+        match self._never {}
+    }
+}
+
+#[cfg(feature = "semantic")]
+impl Embedder {
+    /// Reads the weights and the tokenizer from a model folder (≈0.1–0.2 s).
+    pub fn load(dir: &Path) -> Result<Embedder, String> {
+        let weights = dir.join(WEIGHTS_FILE);
+        let bert = bert::Bert::load(&weights)
+            .map_err(|e| format!("cannot read the model weights {}: {e}", weights.display()))?;
+        let path = dir.join(TOKENIZER_FILE);
+        let mut tokenizer = tokenizers::Tokenizer::from_file(&path)
+            .map_err(|e| format!("cannot read the tokenizer {}: {e}", path.display()))?;
+        tokenizer
+            .with_truncation(Some(tokenizers::TruncationParams {
+                max_length: MAX_TOKENS,
+                ..Default::default()
+            }))
+            .map_err(|e| format!("cannot configure the tokenizer: {e}"))?;
+        tokenizer.with_padding(None);
+        Ok(Embedder { bert, tokenizer })
+    }
+
+    /// One L2-normalised vector of [`DIMENSIONS`] numbers per text, in order. CPU-bound:
+    /// call it off the async runtime's thread.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| format!("tokenizing: {e}"))?;
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| encodings[i].get_ids().len());
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        let mut start = 0;
+        while start < order.len() {
+            // Sorted by length: the batch's last text is its longest.
+            let mut end = start + 1;
+            while end < order.len()
+                && end - start < MAX_BATCH
+                && (end + 1 - start) * encodings[order[end]].get_ids().len() <= BATCH_TOKENS
+            {
+                end += 1;
+            }
+            let batch = &order[start..end];
+            let len = encodings[*batch.last().unwrap()].get_ids().len().max(1);
+            let mut ids = vec![0u32; batch.len() * len];
+            let mut mask = vec![0u32; batch.len() * len];
+            for (row, &i) in batch.iter().enumerate() {
+                let e = &encodings[i];
+                for (col, (&id, &m)) in e.get_ids().iter().zip(e.get_attention_mask()).enumerate() {
+                    ids[row * len + col] = id;
+                    mask[row * len + col] = m;
+                }
+            }
+            let vectors = self
+                .bert
+                .embed(&ids, &mask, batch.len(), len)
+                .map_err(|e| format!("embedding: {e}"))?;
+            for (&i, v) in batch.iter().zip(vectors) {
+                out[i] = v;
+            }
+            start = end;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_text_puts_title_first_and_skips_repeats() {
+        assert_eq!(memory_text("T", None, "T"), "T");
+        assert_eq!(memory_text("T", Some(" s "), "c"), "T. s. c");
+        assert_eq!(memory_text("T", Some(""), "c"), "T. c");
+    }
+
+    #[test]
+    fn model_dir_is_beside_the_database() {
+        assert_eq!(
+            model_dir(Path::new("/d/memory.db")),
+            Path::new("/d/models/all-MiniLM-L6-v2")
+        );
+        assert_eq!(
+            model_dir(Path::new("memory.db")),
+            Path::new("./models/all-MiniLM-L6-v2")
+        );
+    }
+}

