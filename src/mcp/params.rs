@@ -301,6 +301,21 @@ pub fn short_text(field: &'static str, value: &str, max: usize) -> Result<(), St
     Ok(())
 }
 
+/// Refuses a list longer than `max_items`, naming the field.
+pub fn few_items<T>(
+    field: &'static str,
+    items: Option<&[T]>,
+    max_items: usize,
+) -> Result<(), String> {
+    let count = items.map_or(0, <[T]>::len);
+    if count > max_items {
+        return Err(format!(
+            "Invalid `{field}`: at most {max_items} items, got {count}"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks an optional list: how many items, and how long each may be.
 pub fn short_list(
     field: &'static str,
@@ -308,13 +323,8 @@ pub fn short_list(
     max_items: usize,
     max_chars: usize,
 ) -> Result<(), String> {
+    few_items(field, items, max_items)?;
     let items = items.unwrap_or_default();
-    if items.len() > max_items {
-        return Err(format!(
-            "Invalid `{field}`: at most {max_items} items, got {}",
-            items.len()
-        ));
-    }
     for item in items {
         let chars = item.chars().count();
         if chars > max_chars {

@@ -268,18 +268,6 @@ impl Drop for Server {
     }
 }
 
-/// An external program a test needs, named by the environment variable `var` or installed
-/// by the tests themselves (see `tools`). Never `None`: a program that can be neither found
-/// nor installed fails the test with a message saying how to provide it.
-pub fn external_tool(var: &str, what: &str) -> Option<PathBuf> {
-    Some(match var {
-        "SQLD_BIN" => tools::sqld(),
-        "MEMORYGRAPH_PY_BIN" => tools::memorygraph_py(),
-        "MCP_INSPECTOR_BIN" => tools::inspector(tools::INSPECTOR_VERSIONS[0]),
-        other => panic!("no way to provide {what}: {other} is not a known tool variable"),
-    })
-}
-
 /// Runs `work` on a connection to the file `db` in-process, with no server on it: for the
 /// tests that prepare or inspect the file itself.
 pub fn on_database<T>(db: &Path, work: impl AsyncFnOnce(&libsql::Connection) -> T) -> T {

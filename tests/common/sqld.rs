@@ -15,9 +15,10 @@ pub struct Sqld {
     extra: Vec<String>,
 }
 
-/// The sqld binary (never `None`: it is installed when missing, or the test fails).
-pub fn binary() -> Option<PathBuf> {
-    super::external_tool("SQLD_BIN", "an sqld binary")
+/// The sqld binary: `SQLD_BIN`, or installed when missing (or the test fails saying how
+/// to provide it).
+pub fn binary() -> PathBuf {
+    super::tools::sqld()
 }
 
 fn free_port() -> u16 {
@@ -42,7 +43,7 @@ impl Sqld {
     }
 
     fn launch(&mut self) {
-        let child = Command::new(binary().unwrap())
+        let child = Command::new(binary())
             .arg("--db-path")
             .arg(&self.data)
             .arg("--http-listen-addr")

@@ -160,25 +160,25 @@ fn refuse_local_file(path: &Path) -> Result<()> {
 /// rotated token, or a read-only one asked to write): retrying cannot help until the user
 /// fixes TURSO_AUTH_TOKEN.
 pub fn is_auth_failure(e: &BackendError) -> bool {
-    let text = e.to_string();
-    let lower = text.to_ascii_lowercase();
-    [
-        "unauthenticated",
-        "permissiondenied",
-        "permission denied",
-        "autherror",
-        "401 unauthorized",
-        "403 forbidden",
-        "unauthorized",
-        "forbidden",
-        "jwt",
-        "readonly",
-        "read-only",
-        "read only",
-    ]
-    .iter()
-    .any(|sign| lower.contains(sign))
+    let lower = e.to_string().to_ascii_lowercase();
+    AUTH_SIGNS
+        .iter()
+        .chain(READ_ONLY_SIGNS)
+        .any(|sign| lower.contains(sign))
 }
+
+/// What the primary says, in one form or another, when it refuses a token.
+const AUTH_SIGNS: &[&str] = &["unauthenticated", "autherror", "unauthorized", "jwt"];
+
+/// What it says when a token may read but not write.
+const READ_ONLY_SIGNS: &[&str] = &[
+    "readonly",
+    "read-only",
+    "read only",
+    "permissiondenied",
+    "permission denied",
+    "forbidden",
+];
 
 /// True when the primary no longer has our tables: it was reset or replaced.
 pub fn is_missing_tables(e: &BackendError) -> bool {
@@ -221,18 +221,7 @@ pub fn explain(e: &BackendError, primary: &Primary) -> String {
     if let BackendError::Diverged(reason) = e {
         return reason.clone();
     }
-    if [
-        "readonly",
-        "read-only",
-        "read only",
-        "permissiondenied",
-        "permission denied",
-        "403",
-        "forbidden",
-    ]
-    .iter()
-    .any(|s| lower.contains(s))
-    {
+    if READ_ONLY_SIGNS.iter().any(|s| lower.contains(s)) {
         format!(
             "the primary {url} refused a write: the auth token (TURSO_AUTH_TOKEN) is read-only or lacks permission"
         )
@@ -308,8 +297,6 @@ pub struct Replica {
     pub queue: crate::backend::queue::Queue,
     pub status: std::sync::Mutex<SyncStatus>,
     pub lock: Mutex<()>,
-    /// Whether the local file holds the schema (it does not before the first sync).
-    ready: std::sync::atomic::AtomicBool,
     /// A pull that outlived its caller's wait, still running: never cancelled, because
     /// libsql leaves a replica malformed when a pull stops halfway.
     pulling:
@@ -339,7 +326,6 @@ impl Replica {
             queue,
             status: std::sync::Mutex::new(status),
             lock: Mutex::new(()),
-            ready: std::sync::atomic::AtomicBool::new(ready),
             pulling: Mutex::new(None),
             latencies: Default::default(),
         }
@@ -368,11 +354,13 @@ impl Replica {
 
     /// Whether the local file holds the schema yet.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(std::sync::atomic::Ordering::SeqCst)
+        self.status
+            .lock()
+            .expect("sync status lock")
+            .first_sync_done
     }
 
     pub fn set_ready(&self) {
-        self.ready.store(true, std::sync::atomic::Ordering::SeqCst);
         self.status
             .lock()
             .expect("sync status lock")

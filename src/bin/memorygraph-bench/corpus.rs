@@ -183,6 +183,22 @@ pub struct Generated {
     pub importance: f64,
 }
 
+impl Generated {
+    /// The memory as the backend takes it.
+    pub fn to_new(&self) -> memorygraph::model::NewMemory {
+        memorygraph::model::NewMemory::validate(
+            self.memory_type,
+            &self.title,
+            &self.content,
+            None,
+            Some(&self.tags),
+            Some(self.importance),
+            None,
+        )
+        .expect("generated memories are valid")
+    }
+}
+
 /// The `i`-th memory of the corpus: 50–400 words of content, 2–5 tags, every type.
 pub fn memory(rng: &mut Rng, i: usize) -> Generated {
     let length = 50 + rng.below(351);

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use client::Client;
 use corpus::Rng;
 use memorygraph::backend::{BackendOptions, SearchRequest, TursoBackend};
-use memorygraph::model::{NewMemory, NewRelationship, RelationshipType};
+use memorygraph::model::{NewRelationship, RelationshipType};
 use stats::{Row, row};
 
 #[derive(Debug, Parser)]
@@ -271,16 +271,7 @@ async fn run_size(args: &Args, server: &Path, dir: &Path, n: usize) -> Vec<Row> 
         );
         stores.push(took);
         ids.push(out["memory_id"].as_str().unwrap().to_string());
-        let new = NewMemory::validate(
-            m.memory_type,
-            &m.title,
-            &m.content,
-            None,
-            Some(&m.tags),
-            Some(m.importance),
-            None,
-        )
-        .unwrap();
+        let new = m.to_new();
         let t = Instant::now();
         let stored = raw.store_memory(new, None).await.unwrap();
         raw_stores.push(t.elapsed());

@@ -404,21 +404,7 @@ pub async fn locomo(file: &Path, which: &[usize], dir: &Path, models: &Path, tun
 /// Runs the paraphrase set among `corpus` generator memories.
 pub async fn paraphrase(dir: &Path, models: &Path, corpus: usize, seed: u64, tune: bool) -> Value {
     let backend = fresh_backend(dir, "paraphrase", Some(models)).await;
-    let mut rng = super::corpus::Rng::new(seed);
-    for i in 0..corpus {
-        let m = super::corpus::memory(&mut rng, i);
-        let new = NewMemory::validate(
-            m.memory_type,
-            &m.title,
-            &m.content,
-            None,
-            Some(&m.tags),
-            Some(m.importance),
-            None,
-        )
-        .unwrap();
-        backend.store_memory(new, None).await.unwrap();
-    }
+    fill(&backend, corpus, seed).await;
     let mut targets = Vec::new();
     for p in super::paraphrase::PAIRS {
         let tags = vec!["dev".to_string()];
@@ -481,21 +467,7 @@ pub async fn recall_latency(
     seed: u64,
 ) -> Value {
     let backend = fresh_backend(dir, "latency", Some(models)).await;
-    let mut rng = super::corpus::Rng::new(seed);
-    for i in 0..n {
-        let m = super::corpus::memory(&mut rng, i);
-        let new = NewMemory::validate(
-            m.memory_type,
-            &m.title,
-            &m.content,
-            None,
-            Some(&m.tags),
-            Some(m.importance),
-            None,
-        )
-        .unwrap();
-        backend.store_memory(new, None).await.unwrap();
-    }
+    let mut rng = fill(&backend, n, seed).await;
     backend.fill_random_vectors(seed).await.unwrap();
     let mut report = serde_json::Map::new();
     println!("\nRecall latency at {n} memories, in-process, {queries} queries (ms)\n");
@@ -532,4 +504,15 @@ pub async fn recall_latency(
         );
     }
     Value::Object(report)
+}
+
+/// Stores the first `n` memories of the benchmark corpus drawn from `seed`; returns the
+/// generator, to draw on from where the corpus ended.
+async fn fill(backend: &TursoBackend, n: usize, seed: u64) -> super::corpus::Rng {
+    let mut rng = super::corpus::Rng::new(seed);
+    for i in 0..n {
+        let m = super::corpus::memory(&mut rng, i);
+        backend.store_memory(m.to_new(), None).await.unwrap();
+    }
+    rng
 }

@@ -8,8 +8,8 @@ use crate::mcp::MemoryServer;
 use crate::mcp::args::Parameters;
 use crate::mcp::output::{MemoryBrief, SearchOutput, SearchResult};
 use crate::mcp::params::{
-    ContextualSearchParams, RecallMemoriesParams, SearchMemoriesParams, bounded, memory_id,
-    short_list, short_text,
+    ContextualSearchParams, RecallMemoriesParams, SearchMemoriesParams, bounded, few_items,
+    memory_id, short_list, short_text,
 };
 use crate::mcp::render::{
     ToolResult, backend_failure, brief_line, cut_note, fit, list_budget, reply,
@@ -62,15 +62,11 @@ impl MemoryServer {
             p.project_path.as_deref().unwrap_or(""),
             limits::CONTEXT_FIELD_MAX_CHARS,
         )?;
-        if p.memory_types
-            .as_ref()
-            .is_some_and(|t| t.len() > limits::QUERY_LIST_MAX_ITEMS)
-        {
-            return Err(format!(
-                "Invalid `memory_types`: at most {} items",
-                limits::QUERY_LIST_MAX_ITEMS
-            ));
-        }
+        few_items(
+            "memory_types",
+            p.memory_types.as_deref(),
+            limits::QUERY_LIST_MAX_ITEMS,
+        )?;
         let mut request = SearchRequest::new(query, limit);
         request.offset = offset;
         request.memory_types = p.memory_types.clone().unwrap_or_default();
@@ -281,15 +277,11 @@ fn search_request(p: &SearchMemoriesParams) -> Result<SearchRequest, String> {
         limits::QUERY_LIST_MAX_ITEMS,
         limits::QUERY_ITEM_MAX_CHARS,
     )?;
-    if p.memory_types
-        .as_ref()
-        .is_some_and(|t| t.len() > limits::QUERY_LIST_MAX_ITEMS)
-    {
-        return Err(format!(
-            "Invalid `memory_types`: at most {} items",
-            limits::QUERY_LIST_MAX_ITEMS
-        ));
-    }
+    few_items(
+        "memory_types",
+        p.memory_types.as_deref(),
+        limits::QUERY_LIST_MAX_ITEMS,
+    )?;
     for (field, value) in [
         ("project_path", &p.project_path),
         ("created_after", &p.created_after),

@@ -102,26 +102,23 @@ impl MemoryServer {
         for (t, n) in &out.memories_by_type {
             text.push_str(&format!("- {t}: {n}\n"));
         }
-        if !out.recent_memories.is_empty() {
-            text.push_str(&format!(
-                "Newest ({}–{} of {}):\n",
-                offset + 1,
-                offset as usize + out.recent_memories.len(),
-                out.total_count
-            ));
-            for m in &out.recent_memories {
-                text.push_str(&line(m));
-                text.push('\n');
+        for (heading, list, total) in [
+            ("Newest", &out.recent_memories, out.total_count),
+            (
+                "Unresolved problems",
+                &out.unresolved_problems,
+                out.unresolved_total,
+            ),
+        ] {
+            if list.is_empty() {
+                continue;
             }
-        }
-        if !out.unresolved_problems.is_empty() {
             text.push_str(&format!(
-                "Unresolved problems ({}–{} of {}):\n",
+                "{heading} ({}–{} of {total}):\n",
                 offset + 1,
-                offset as usize + out.unresolved_problems.len(),
-                out.unresolved_total
+                offset as usize + list.len()
             ));
-            for m in &out.unresolved_problems {
+            for m in list {
                 text.push_str(&line(m));
                 text.push('\n');
             }
