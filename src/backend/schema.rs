@@ -186,6 +186,40 @@ BEGIN
 END;
 "#;
 
+/// What changed among the vectors, for the copy of them each process keeps in memory
+/// (search/index.rs): `memorygraph_meta`'s `vector_changes` counts every insert, update and
+/// delete in `memory_vectors`, by any writer, and `memory_vector_log` holds, per memory, the
+/// count at its vector's last change and whether it still has one. A process reads the counter
+/// before a semantic search and, when it moved, only the log rows past the count it has seen;
+/// replicas receive both with the rows. Vectors already there count as change 0.
+const VECTOR_CHANGES: &str = r#"
+INSERT OR IGNORE INTO memorygraph_meta (key, value) VALUES ('vector_changes', '0');
+CREATE TABLE IF NOT EXISTS memory_vector_log (
+    memory_id TEXT PRIMARY KEY,
+    change INTEGER NOT NULL,
+    present INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_memory_vector_log_change ON memory_vector_log(change);
+INSERT OR IGNORE INTO memory_vector_log (memory_id, change, present) SELECT memory_id, 0, 1 FROM memory_vectors;
+CREATE TRIGGER IF NOT EXISTS memory_vectors_log_insert AFTER INSERT ON memory_vectors BEGIN
+    UPDATE memorygraph_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vector_changes';
+    INSERT OR REPLACE INTO memory_vector_log (memory_id, change, present)
+        VALUES (new.memory_id, (SELECT CAST(value AS INTEGER) FROM memorygraph_meta WHERE key = 'vector_changes'), 1);
+END;
+CREATE TRIGGER IF NOT EXISTS memory_vectors_log_update AFTER UPDATE ON memory_vectors BEGIN
+    UPDATE memorygraph_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vector_changes';
+    INSERT OR REPLACE INTO memory_vector_log (memory_id, change, present)
+        VALUES (old.memory_id, (SELECT CAST(value AS INTEGER) FROM memorygraph_meta WHERE key = 'vector_changes'), 0);
+    INSERT OR REPLACE INTO memory_vector_log (memory_id, change, present)
+        VALUES (new.memory_id, (SELECT CAST(value AS INTEGER) FROM memorygraph_meta WHERE key = 'vector_changes'), 1);
+END;
+CREATE TRIGGER IF NOT EXISTS memory_vectors_log_delete AFTER DELETE ON memory_vectors BEGIN
+    UPDATE memorygraph_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vector_changes';
+    INSERT OR REPLACE INTO memory_vector_log (memory_id, change, present)
+        VALUES (old.memory_id, (SELECT CAST(value AS INTEGER) FROM memorygraph_meta WHERE key = 'vector_changes'), 0);
+END;
+"#;
+
 /// The migrations in order; migration `i` (1-based) brings the file to `user_version = i`.
 /// A migration: its name and a function writing its SQL.
 type Migration = (&'static str, fn() -> String);
@@ -201,6 +235,9 @@ const MIGRATIONS: &[Migration] = &[
     }),
     ("an id and a change count for the database", identity),
     ("vectors for semantic recall", || VECTORS.to_string()),
+    ("a log of vector changes, for in-memory copies", || {
+        VECTOR_CHANGES.to_string()
+    }),
 ];
 
 /// The schema version this build writes.

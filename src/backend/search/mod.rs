@@ -11,6 +11,7 @@ pub mod embed;
 mod filters;
 pub(super) mod fts_query;
 pub mod fusion;
+pub mod index;
 mod typo;
 pub mod vectors;
 pub(super) mod vocabulary;
@@ -381,7 +382,11 @@ fn meaningful(terms: &[Term]) -> Vec<Term> {
 
 /// Semantic mode: the nearest memories by meaning, best first; `total` counts the memories
 /// at least [`SEMANTIC_FLOOR`] similar.
-async fn semantic(conn: &Connection, req: &SearchRequest, vector: &[f32]) -> Result<SearchPage> {
+async fn semantic(
+    conn: &Connection,
+    req: &SearchRequest,
+    vector: &vectors::Query,
+) -> Result<SearchPage> {
     let end = (req.offset as usize + req.limit as usize).min(vectors::MAX_NEAREST);
     let near = vectors::nearest(conn, req, vector, end).await?;
     let total = vectors::count_near(conn, req, vector, SEMANTIC_FLOOR).await?;
@@ -422,7 +427,7 @@ async fn fused(
     req: &SearchRequest,
     terms: &[Term],
     checked: Checked,
-    vector: tokio::task::JoinHandle<std::result::Result<Vec<f32>, String>>,
+    vector: vectors::QueryVector,
     params: &fusion::Params,
     recall: bool,
 ) -> Result<SearchPage> {
@@ -562,9 +567,7 @@ async fn fused(
     Ok(SearchPage::new(hits, total, req, checked))
 }
 
-async fn vector_of(
-    vector: tokio::task::JoinHandle<std::result::Result<Vec<f32>, String>>,
-) -> Result<Vec<f32>> {
+async fn vector_of(vector: vectors::QueryVector) -> Result<vectors::Query> {
     vector
         .await
         .map_err(|e| BackendError::Refused(format!("the embedding thread failed: {e}")))?

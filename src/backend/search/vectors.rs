@@ -6,14 +6,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use libsql::{Connection, Value};
+use libsql::Connection;
 use serde::Serialize;
 
 use super::SearchRequest;
 use super::embed::{self, DIMENSIONS, Embedder, MODEL_ID};
-use super::filters::filter_sql;
+pub use super::index::Near;
+use super::index::VectorIndex;
 use crate::backend::error::{BackendError, DbContext, Result};
-use crate::backend::{TursoBackend, all_rows, first_row, scalar_i64};
+use crate::backend::{TursoBackend, all_rows, first_row};
 
 /// The most nearest memories one semantic search returns (pages end there).
 pub const MAX_NEAREST: usize = 1000;
@@ -55,7 +56,18 @@ pub struct Semantic {
     fusion: std::sync::RwLock<super::fusion::Params>,
     /// Recent query vectors.
     queries: Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<f32>>>>,
+    /// The in-memory copy of the vectors that searches scan.
+    index: Arc<VectorIndex>,
 }
+
+/// A query's vector, with the copy of the vectors to search.
+pub struct Query {
+    pub vector: Vec<f32>,
+    index: Arc<VectorIndex>,
+}
+
+/// A query's vector being computed (on a blocking thread).
+pub type QueryVector = tokio::task::JoinHandle<std::result::Result<Query, String>>;
 
 /// What `health` says about semantic recall.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -336,10 +348,7 @@ impl TursoBackend {
 
     /// Starts embedding the query on a blocking thread (so the lexical half of a search runs
     /// meanwhile), when semantic recall is on.
-    pub(crate) fn start_query_vector(
-        &self,
-        text: &str,
-    ) -> Option<tokio::task::JoinHandle<std::result::Result<Vec<f32>, String>>> {
+    pub(crate) fn start_query_vector(&self, text: &str) -> Option<QueryVector> {
         let embedder = self.semantic.embedder()?;
         let cached = self
             .semantic
@@ -349,19 +358,55 @@ impl TursoBackend {
             .and_then(|c| c.get(text).cloned());
         let text = text.to_string();
         let queries = self.semantic.queries.clone();
+        let index = self.semantic.index.clone();
         Some(tokio::task::spawn_blocking(move || {
-            if let Some(v) = cached {
-                return Ok(v);
+            if let Some(vector) = cached {
+                return Ok(Query { vector, index });
             }
-            let v = embedder.embed(&[text.as_str()])?.pop().unwrap_or_default();
+            let vector = embedder.embed(&[text.as_str()])?.pop().unwrap_or_default();
             if let Ok(mut cache) = queries.lock() {
                 if cache.len() >= QUERY_CACHE {
                     cache.clear();
                 }
-                cache.insert(text, v.clone());
+                cache.insert(text, vector.clone());
             }
-            Ok(v)
+            Ok(Query { vector, index })
         }))
+    }
+
+    /// Times the semantic side of one search, each part alone: embedding `text` (never
+    /// cached), then finding the `k` nearest memories; returns both in milliseconds, and
+    /// the vectors the in-memory copy holds with the bytes it takes (benchmark only).
+    pub async fn time_semantic(&self, text: &str, k: usize) -> Result<(f64, f64, usize, usize)> {
+        let Some(embedder) = self.semantic.embedder() else {
+            return Err(BackendError::Refused("semantic recall is off".into()));
+        };
+        let started = Instant::now();
+        let text = text.to_string();
+        let vector = tokio::task::spawn_blocking(move || embedder.embed(&[text.as_str()]))
+            .await
+            .map_err(|e| BackendError::Refused(format!("the embedding thread failed: {e}")))?
+            .map_err(BackendError::Refused)?
+            .pop()
+            .unwrap_or_default();
+        let embedding = started.elapsed().as_secs_f64() * 1000.0;
+        let query = Query {
+            vector,
+            index: self.semantic.index.clone(),
+        };
+        let conn = self.conn.lock().await;
+        let tx = self.reading(&conn).await?;
+        let started = Instant::now();
+        nearest(&tx, &super::SearchRequest::new("", k as u32), &query, k).await?;
+        let searching = started.elapsed().as_secs_f64() * 1000.0;
+        tx.finish().await?;
+        let stats = self.semantic.index.stats().await;
+        Ok((embedding, searching, stats.vectors, stats.bytes))
+    }
+
+    /// The in-memory copy of the vectors (for measuring it).
+    pub fn vector_index(&self) -> Arc<VectorIndex> {
+        self.semantic.index.clone()
     }
 
     /// The fusion's parameters in force.
@@ -431,61 +476,27 @@ async fn vector_counts(conn: &Connection) -> Result<(i64, i64)> {
     Ok(row.map(|r| (r.int(0), r.int(1))).unwrap_or((0, 0)))
 }
 
-/// A memory found by its vector.
-#[derive(Debug, Clone)]
-pub struct Near {
-    pub rid: i64,
-    pub similarity: f64,
-}
-
 /// The memories whose vectors are nearest the query's (exact cosine over every vector that
-/// passes the request's filters), best first, at most `k`.
+/// passes the request's filters, found through the in-memory copy), best first, at most `k`.
 pub async fn nearest(
     conn: &Connection,
     req: &SearchRequest,
-    query: &[f32],
+    query: &Query,
     k: usize,
 ) -> Result<Vec<Near>> {
-    debug_assert_eq!(query.len(), DIMENSIONS);
-    let mut params = vec![Value::from(to_blob(query))];
-    let filters = filter_sql(req, &mut params);
-    let sql = format!(
-        "SELECT n.rowid, 1.0 - vector_distance_cos(v.embedding, ?1) AS sim
-         FROM memory_vectors v JOIN nodes n ON n.id = v.memory_id
-         WHERE n.label = 'Memory'{filters}
-         ORDER BY sim DESC, n.rowid LIMIT {k}"
-    );
-    let rows = conn
-        .query(&sql, params)
-        .await
-        .doing("finding the nearest vectors")?;
-    Ok(all_rows(rows, "finding the nearest vectors")
-        .await?
-        .into_iter()
-        .map(|r| Near {
-            rid: r.int(0),
-            similarity: r.real(1).unwrap_or(0.0),
-        })
-        .collect())
+    debug_assert_eq!(query.vector.len(), DIMENSIONS);
+    query.index.nearest(conn, req, &query.vector, k).await
 }
 
 /// How many memories passing the filters have a vector at least this similar.
 pub async fn count_near(
     conn: &Connection,
     req: &SearchRequest,
-    query: &[f32],
+    query: &Query,
     floor: f64,
 ) -> Result<i64> {
-    let mut params = vec![Value::from(to_blob(query)), Value::from(floor)];
-    let filters = filter_sql(req, &mut params);
-    scalar_i64(
-        conn,
-        &format!(
-            "SELECT count(*) FROM memory_vectors v JOIN nodes n ON n.id = v.memory_id
-             WHERE n.label = 'Memory' AND 1.0 - vector_distance_cos(v.embedding, ?1) >= ?2{filters}"
-        ),
-        params,
-        "counting near vectors",
-    )
-    .await
+    query
+        .index
+        .count_near(conn, req, &query.vector, floor)
+        .await
 }
