@@ -233,6 +233,8 @@ impl Inner {
                     .await
                     .doing("reading vectors")?;
                 self.apply(rows).await?;
+                // Growing by doubling may have left up to half of it unused.
+                self.codes.shrink_to_fit();
             }
         }
         self.seen = now;

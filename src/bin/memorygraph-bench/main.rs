@@ -68,6 +68,10 @@ struct Args {
     /// Recall latency, lexical and hybrid, at this many memories (in-process).
     #[arg(long, value_name = "N")]
     recall_latency: Option<usize>,
+    /// Backfill speed: embeds this many short (≈30-token) and this many long (the
+    /// generator's 50–400-word) memories, as `reindex --embeddings` does.
+    #[arg(long, value_name = "N")]
+    backfill: Option<usize>,
 }
 
 fn main() {
@@ -93,7 +97,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    if args.locomo.is_some() || args.paraphrase || args.recall_latency.is_some() {
+    if args.locomo.is_some()
+        || args.paraphrase
+        || args.recall_latency.is_some()
+        || args.backfill.is_some()
+    {
         let models = retrieval::models_of(
             args.model_home
                 .as_deref()
@@ -110,6 +118,12 @@ fn main() {
                     &models,
                     args.tune,
                 )),
+            );
+        }
+        if let Some(n) = args.backfill {
+            report.insert(
+                "backfill".into(),
+                runtime.block_on(retrieval::backfill_rates(&dir, &models, n, args.seed)),
             );
         }
         if let Some(n) = args.recall_latency {

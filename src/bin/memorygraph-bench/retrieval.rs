@@ -470,6 +470,16 @@ pub async fn recall_latency(
     let mut rng = fill(&backend, n, seed).await;
     backend.fill_random_vectors(seed).await.unwrap();
     let mut report = serde_json::Map::new();
+    // The first semantic search loads the in-memory copy of the vectors.
+    let (_, load, vectors, bytes) = backend.time_semantic("warm up", 50).await.unwrap();
+    println!(
+        "\nIn-memory copy of the vectors: {vectors} vectors, {:.1} MB, loaded by the first search in {load:.1} ms",
+        bytes as f64 / 1e6
+    );
+    report.insert(
+        "index".into(),
+        serde_json::json!({"vectors": vectors, "bytes": bytes, "load_ms": load}),
+    );
     println!("\nRecall latency at {n} memories, in-process, {queries} queries (ms)\n");
     println!("| mode | p50 | p95 | p99 |");
     println!("|---|---:|---:|---:|");
@@ -504,14 +514,7 @@ pub async fn recall_latency(
         );
     }
     // The semantic side alone: the query's embedding, then the nearest 50 (what hybrid
-    // recall asks for), each timed apart. The first search loads the in-memory copy.
-    let started = Instant::now();
-    let (_, _, vectors, bytes) = backend.time_semantic("warm up", 50).await.unwrap();
-    println!(
-        "\nIn-memory copy: {vectors} vectors, {:.1} MB, first search (loading it) {:.1} ms",
-        bytes as f64 / 1e6,
-        started.elapsed().as_secs_f64() * 1000.0
-    );
+    // recall asks for), each timed apart.
     let (mut embedding, mut searching) = (Vec::new(), Vec::new());
     for q in 0..queries {
         let text = format!(
@@ -542,10 +545,35 @@ pub async fn recall_latency(
             serde_json::json!({"p50": at(0.5), "p95": at(0.95), "p99": at(0.99)}),
         );
     }
-    report.insert(
-        "index".into(),
-        serde_json::json!({"vectors": vectors, "bytes": bytes}),
-    );
+    Value::Object(report)
+}
+
+/// Backfill speed in memories per second, for short memories (a title and about 20 words)
+/// and for the generator's long ones, `n` of each, embedded as `reindex --embeddings` does.
+pub async fn backfill_rates(dir: &Path, models: &Path, n: usize, seed: u64) -> Value {
+    let mut report = serde_json::Map::new();
+    println!("\nBackfill at {n} memories (memories per second)\n");
+    println!("| memories | per second |\n|---|---:|");
+    for long in [false, true] {
+        let name = if long { "long" } else { "short" };
+        let backend = fresh_backend(dir, &format!("backfill-{name}"), Some(models)).await;
+        let mut rng = super::corpus::Rng::new(seed);
+        for i in 0..n {
+            let mut m = super::corpus::memory(&mut rng, i);
+            if !long {
+                m.content = m
+                    .content
+                    .split_whitespace()
+                    .take(20)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+            }
+            backend.store_memory(m.to_new(), None).await.unwrap();
+        }
+        let rate = backfill(&backend).await;
+        println!("| {name} | {rate:.1} |");
+        report.insert(name.into(), serde_json::json!(rate));
+    }
     Value::Object(report)
 }
 

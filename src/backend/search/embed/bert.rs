@@ -60,6 +60,24 @@ struct Layer {
     output_norm: LayerNorm,
 }
 
+/// GELU as BERT defines it, `x·Φ(x) = x/2·(1 + erf(x/√2))`, with erf from Abramowitz and
+/// Stegun 7.1.26 (absolute error below 1.5e-7, far under the model's own f32 noise). It is
+/// several times cheaper than the general-purpose erf, which took about a tenth of the
+/// embedding time on the feed-forward layers' 1,536 numbers per token.
+fn gelu(t: &Tensor) -> candle_core::Result<Tensor> {
+    let mut v = t.flatten_all()?.to_vec1::<f32>()?;
+    for x in &mut v {
+        let z = (*x * std::f32::consts::FRAC_1_SQRT_2).abs();
+        let k = 1.0 / (1.0 + 0.327_591_1 * z);
+        let poly = k
+            * (0.254_829_6
+                + k * (-0.284_496_72 + k * (1.421_413_8 + k * (-1.453_152 + k * 1.061_405_4))));
+        let erf = 1.0 - poly * (-z * z).exp();
+        *x *= 0.5 * (1.0 + erf.copysign(*x));
+    }
+    Tensor::from_vec(v, t.shape(), t.device())
+}
+
 pub struct Bert {
     words: Embedding,
     positions: Tensor,
@@ -164,7 +182,7 @@ impl Bert {
             let attended = layer
                 .attention_norm
                 .forward(&(layer.attention_out.forward(&context)? + &x)?)?;
-            let inner = layer.intermediate.forward(&attended)?.gelu_erf()?;
+            let inner = gelu(&layer.intermediate.forward(&attended)?)?;
             x = layer
                 .output_norm
                 .forward(&(layer.output.forward(&inner)? + &attended)?)?;
@@ -179,5 +197,21 @@ impl Bert {
             .sqrt()?
             .clamp(1e-12, f64::MAX)?;
         mean.broadcast_div(&norm)?.to_vec2::<f32>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gelu_matches_the_exact_one() {
+        let xs: Vec<f32> = (-800..=800).map(|i| i as f32 / 100.0).collect();
+        let t = Tensor::from_vec(xs.clone(), xs.len(), &Device::Cpu).unwrap();
+        let fast = gelu(&t).unwrap().to_vec1::<f32>().unwrap();
+        let exact = t.gelu_erf().unwrap().to_vec1::<f32>().unwrap();
+        for ((x, f), e) in xs.iter().zip(&fast).zip(&exact) {
+            assert!((f - e).abs() < 2e-6, "gelu({x}) = {f}, exact {e}");
+        }
     }
 }
