@@ -26,6 +26,11 @@ pub const MAX_TOKENS: usize = 128;
 /// batches of about this many tokens.
 const BATCH_TOKENS: usize = 4096;
 const MAX_BATCH: usize = 32;
+/// A batch's number and its vectors.
+#[cfg(feature = "semantic")]
+type Embedded = (usize, Vec<Vec<f32>>);
+/// Threads that embed a group of texts at once, at most.
+const MAX_THREADS: usize = 2;
 
 /// Where the model lives for a database: `models/all-MiniLM-L6-v2` beside the file.
 pub fn model_dir(database: &Path) -> PathBuf {
@@ -126,18 +131,28 @@ impl Embedder {
             .map_err(|e| format!("tokenizing: {e}"))?;
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| encodings[i].get_ids().len());
-        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        // Matrices this small keep one core busy, so the batches are shared among threads
+        // (two on two cores): a group of texts is cut into at least one batch per thread.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_THREADS)
+            .min(texts.len());
+        let most = MAX_BATCH.min(texts.len().div_ceil(threads));
+        let mut batches: Vec<&[usize]> = Vec::new();
         let mut start = 0;
         while start < order.len() {
             // Sorted by length: the batch's last text is its longest.
             let mut end = start + 1;
             while end < order.len()
-                && end - start < MAX_BATCH
+                && end - start < most
                 && (end + 1 - start) * encodings[order[end]].get_ids().len() <= BATCH_TOKENS
             {
                 end += 1;
             }
-            let batch = &order[start..end];
+            batches.push(&order[start..end]);
+            start = end;
+        }
+        let run = |batch: &[usize]| -> Result<Vec<Vec<f32>>, String> {
             let len = encodings[*batch.last().unwrap()].get_ids().len().max(1);
             let mut ids = vec![0u32; batch.len() * len];
             let mut mask = vec![0u32; batch.len() * len];
@@ -148,14 +163,41 @@ impl Embedder {
                     mask[row * len + col] = m;
                 }
             }
-            let vectors = self
-                .bert
+            self.bert
                 .embed(&ids, &mask, batch.len(), len)
-                .map_err(|e| format!("embedding: {e}"))?;
-            for (&i, v) in batch.iter().zip(vectors) {
-                out[i] = v;
+                .map_err(|e| format!("embedding: {e}"))
+        };
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = || -> Result<Vec<Embedded>, String> {
+            let mut done = Vec::new();
+            loop {
+                let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(batch) = batches.get(b) else {
+                    return Ok(done);
+                };
+                done.push((b, run(batch)?));
             }
-            start = end;
+        };
+        let results: Vec<Result<Vec<Embedded>, String>> = if threads <= 1 {
+            vec![work()]
+        } else {
+            std::thread::scope(|scope| {
+                let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+                let mut all = vec![work()];
+                all.extend(helpers.into_iter().map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("an embedding thread panicked".to_string()))
+                }));
+                all
+            })
+        };
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        for done in results {
+            for (b, vectors) in done? {
+                for (&i, v) in batches[b].iter().zip(vectors) {
+                    out[i] = v;
+                }
+            }
         }
         Ok(out)
     }
