@@ -122,6 +122,8 @@ pub struct TursoBackend {
     writes: std::sync::atomic::AtomicU64,
     /// The typo corrector's vocabulary cache.
     vocabulary: std::sync::Mutex<Option<search::vocabulary::Vocabulary>>,
+    /// Document frequencies for ranking (see `search::lexical`).
+    frequencies: std::sync::Mutex<search::lexical::Frequencies>,
     /// Use counts not written yet (see `count_use`).
     pending_uses: std::sync::Mutex<std::collections::HashMap<String, (i64, String)>>,
     /// Replica mode: the lock that makes this process the replica file's only writer.
@@ -133,6 +135,7 @@ pub struct TursoBackend {
 impl TursoBackend {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub async fn open(options: BackendOptions) -> Result<Self> {
+        search::register_ranking_functions();
         let path = options.path.clone();
         ensure_parent_dir(&path)?;
         let backend = match options.primary {
@@ -156,6 +159,7 @@ impl TursoBackend {
                     written: tokio::sync::Notify::new(),
                     writes: Default::default(),
                     vocabulary: Default::default(),
+                    frequencies: Default::default(),
                     pending_uses: Default::default(),
                     semantic: Default::default(),
                     slot: None,

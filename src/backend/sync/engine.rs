@@ -49,6 +49,7 @@ impl TursoBackend {
             written: tokio::sync::Notify::new(),
             writes: Default::default(),
             vocabulary: Default::default(),
+            frequencies: Default::default(),
             pending_uses: Default::default(),
             semantic: Default::default(),
             slot: Some(slot),
