@@ -1,23 +1,24 @@
 //! Lexical ranking that stays fast at any size.
 //!
 //! BM25 has to score every match to find the best ten, and FTS5 has no early termination:
-//! at 100,000 memories a word found in 80,000 of them cost ≈130 ms. Here a query is first
-//! scored over its newest [`EXACT_LIMIT`] + 1 matches (one statement, scores computed by
-//! [`super::bm25`]'s `mg_bm25` with cached IDFs). When that is all of them — every query
-//! but those matching thousands of memories — the ranking is exact, the same BM25 as
-//! before. When it is not, the ranking is made over candidates chosen by where the best
-//! scores can be, and the rest of the matches follow newest first:
+//! at 100,000 memories a word found in 80,000 of them cost ≈130 ms. Scores here come from
+//! [`super::bm25`]'s `mg_bm25` with IDFs from cached document frequencies, and a query is
+//! ranked exactly — every match scored, the same BM25 as FTS5's — when it has at most
+//! [`EXACT_LIMIT`] matches, which the document frequencies usually tell before anything is
+//! scored (otherwise the newest `EXACT_LIMIT + 1` matches are scored, and that tells).
+//! A query with more matches is ranked over candidates chosen where the best scores can
+//! be, and the rest of its matches follow newest first:
 //!
 //! - every memory containing one of the query's rare phrases (found in at most
-//!   [`RARE_DOCS`] memories), since a rare phrase's IDF dominates the score;
-//! - the newest [`STRONG_CANDIDATES`] memories with a common phrase in their title, summary
-//!   or tags (weights 10 and 4 against content's 1);
-//! - the newest [`EXACT_LIMIT`] matches, and, when memories matching every phrase go first,
-//!   the newest [`EXACT_LIMIT`] of those.
+//!   [`RARE_DOCS`] memories): a rare phrase's IDF dominates the score;
+//! - the newest [`CANDIDATES`] memories with a common phrase in their title, summary or
+//!   tags (weights 10 and 4 against content's 1);
+//! - the newest [`CANDIDATES`] matches, and, when memories matching every phrase go
+//!   first, the newest [`CANDIDATES`] of those.
 //!
-//! `total` stays exact: it is the number of scored rows when the ranking is exact, the
-//! phrase's cached document frequency for a single phrase without filters, and otherwise
-//! a count over the index.
+//! `total` stays exact: the number of scored rows when the ranking is exact, the phrase's
+//! document frequency for a single phrase without filters, and otherwise a count over the
+//! index.
 
 use std::collections::{HashMap, HashSet};
 
@@ -30,14 +31,20 @@ use super::{BM25_WEIGHTS, SearchRequest, Tolerance, matches_of};
 use crate::backend::error::{DbContext, Result};
 use crate::backend::{TursoBackend, all_rows, scalar_i64};
 
-/// Matches ranked exactly (all of them scored) when there are at most this many.
-pub const EXACT_LIMIT: usize = 2000;
+/// Matches ranked exactly (all of them scored) when there are at most this many. Above
+/// every LoCoMo conversation (at most 689 turns), so its figures are exact BM25's.
+pub const EXACT_LIMIT: usize = 1000;
+/// The same for a single quoted phrase, whose cost is mostly in finding its matches
+/// (positions of every memory holding all its words), once: scoring them all in that one
+/// pass is cheaper than a second pass for a count.
+const PHRASE_EXACT_LIMIT: usize = 3000;
 /// A phrase found in at most this many memories is rare: all its memories are candidates.
-const RARE_DOCS: i64 = 2000;
-/// Candidates taken from title, summary and tag matches of common phrases.
-const STRONG_CANDIDATES: usize = 1000;
-/// Most memories taken for rare phrases (32 rare phrases could otherwise mean 64,000).
-const RARE_CANDIDATES: usize = 8000;
+const RARE_DOCS: i64 = 300;
+/// Most memories taken for rare phrases.
+const RARE_CANDIDATES: usize = 1000;
+/// Candidates taken from each of: title, summary and tag matches; the newest matches; the
+/// newest matches of every phrase.
+const CANDIDATES: usize = 300;
 /// Document frequencies remembered (the cache is cleared when it outgrows this).
 const CACHED_PHRASES: usize = 10_000;
 
@@ -157,12 +164,16 @@ pub async fn rank(
         .map(|t| fts_query::any_of(std::slice::from_ref(t), prefix))
         .collect();
     let n = phrases.len();
+    let every_phrase = n > 1 && !expression.contains(" OR ");
     let now = generation(conn).await?;
     let rows = backend.indexed_rows(conn, now).await?;
-    // One phrase: its IDF scales every score alike, so it is applied afterwards, once the
-    // frequency is known (often for free: the number of matches).
+    // Document frequencies give the IDFs and bound the number of matches. A single quoted
+    // phrase is the exception: counting it costs as much as the query (positions of every
+    // memory holding all its words), and its IDF scales every score alike, so it is applied
+    // afterwards, once the number of matches is known.
+    let single_phrase = n == 1 && matches!(terms[0], Term::Phrase(_));
     let mut docs = Vec::with_capacity(n);
-    if n > 1 {
+    if !single_phrase {
         for p in &phrases {
             docs.push(backend.phrase_docs(conn, p, now, false).await?);
         }
@@ -172,28 +183,65 @@ pub async fn rank(
     } else {
         vec![1.0; n]
     };
-    let scoring = Scoring::new(n, &idf);
+    let scoring = Scoring::new(n, &idf, complete_first);
     let mut params = vec![Value::from(expression.to_string())];
     let filters = filter_sql(req, &mut params);
-    let newest = scoring
-        .newest(conn, &filters, &params, EXACT_LIMIT + 1)
-        .await?;
-    let (mut ranked, total, all) = if newest.len() <= EXACT_LIMIT {
+    let limit = EXACT_LIMIT as i64;
+    let bound = if single_phrase {
+        Bound::Unknown
+    } else if every_phrase {
+        let fewest = docs.iter().copied().min().unwrap_or(0);
+        if fewest <= limit {
+            Bound::Light
+        } else {
+            Bound::Unknown
+        }
+    } else if docs.iter().copied().max().unwrap_or(0) > limit && filters.is_empty() {
+        Bound::Heavy
+    } else if docs.iter().sum::<i64>() <= limit {
+        Bound::Light
+    } else {
+        Bound::Unknown
+    };
+    let exact_limit = if single_phrase {
+        PHRASE_EXACT_LIMIT
+    } else {
+        EXACT_LIMIT
+    };
+    let newest = match bound {
+        Bound::Heavy => Vec::new(),
+        Bound::Light | Bound::Unknown => {
+            scoring
+                .newest(conn, req, &filters, &params, exact_limit + 1)
+                .await?
+        }
+    };
+    let (mut ranked, total, all) = if bound != Bound::Heavy && newest.len() <= exact_limit {
         let total = newest.len() as i64;
         (newest, total, true)
     } else {
-        let total = if n == 1 && filters.is_empty() {
+        let total = if n == 1 && !single_phrase && filters.is_empty() {
             backend.phrase_docs(conn, &phrases[0], now, true).await?
         } else {
             super::count_matches(conn, req, expression).await?
         };
-        let mut candidates: HashMap<i64, Scored> = newest.into_iter().map(|s| (s.rid, s)).collect();
+        let kept = if single_phrase {
+            usize::MAX
+        } else {
+            CANDIDATES
+        };
+        let mut candidates: HashMap<i64, Scored> =
+            newest.into_iter().take(kept).map(|s| (s.rid, s)).collect();
         let mut more = |found: Vec<Scored>| {
             for s in found {
                 candidates.entry(s.rid).or_insert(s);
             }
         };
-        let (rare, common): (Vec<usize>, Vec<usize>) = if n == 1 {
+        let (rare, common): (Vec<usize>, Vec<usize>) = if single_phrase {
+            // Its newest matches are scored already; its title matches would cost another
+            // pass over every memory holding its words.
+            (Vec::new(), Vec::new())
+        } else if n == 1 {
             (Vec::new(), vec![0])
         } else {
             (0..n).partition(|&i| docs[i] <= RARE_DOCS)
@@ -205,44 +253,37 @@ pub async fn rank(
                 .collect::<Vec<_>>()
                 .join(op)
         };
+        let mut queries = Vec::new();
+        if bound == Bound::Heavy {
+            queries.push((expression.to_string(), CANDIDATES));
+        }
         if !rare.is_empty() {
-            let narrowed = format!("({expression}) AND ({})", join(&rare, " OR "));
-            more(
-                scoring
-                    .newest(
-                        conn,
-                        &filters,
-                        &with_expression(&params, narrowed),
-                        RARE_CANDIDATES,
-                    )
-                    .await?,
-            );
+            queries.push((
+                format!("({expression}) AND ({})", join(&rare, " OR ")),
+                RARE_CANDIDATES,
+            ));
         }
         if !common.is_empty() {
-            let narrowed = format!(
-                "({expression}) AND ({{title summary tags}}: ({}))",
-                join(&common, " OR ")
-            );
-            more(
-                scoring
-                    .newest(
-                        conn,
-                        &filters,
-                        &with_expression(&params, narrowed),
-                        STRONG_CANDIDATES,
-                    )
-                    .await?,
-            );
+            queries.push((
+                format!(
+                    "({expression}) AND ({{title summary tags}}: ({}))",
+                    join(&common, " OR ")
+                ),
+                CANDIDATES,
+            ));
         }
         if complete_first {
-            let every = fts_query::all_of(terms, prefix);
+            queries.push((fts_query::all_of(terms, prefix), CANDIDATES));
+        }
+        for (narrowed, limit) in queries {
             more(
                 scoring
                     .newest(
                         conn,
+                        req,
                         &filters,
-                        &with_expression(&params, every),
-                        EXACT_LIMIT,
+                        &with_expression(&params, narrowed),
+                        limit,
                     )
                     .await?,
             );
@@ -253,8 +294,10 @@ pub async fn rank(
     if n == 1 {
         let docs = if all && filters.is_empty() {
             total
-        } else {
+        } else if single_phrase {
             backend.phrase_docs(conn, &phrases[0], now, false).await?
+        } else {
+            docs[0]
         };
         scale = bm25::idf(rows, docs);
         for s in &mut ranked {
@@ -277,6 +320,16 @@ pub async fn rank(
     })
 }
 
+/// What document frequencies say about a query's number of matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    /// At most [`EXACT_LIMIT`].
+    Light,
+    /// More than [`EXACT_LIMIT`].
+    Heavy,
+    Unknown,
+}
+
 fn with_expression(params: &[Value], expression: String) -> Vec<Value> {
     let mut p = params.to_vec();
     p[0] = Value::from(expression);
@@ -292,11 +345,18 @@ struct Scoring {
 }
 
 impl Scoring {
-    fn new(n: usize, idf: &[f64]) -> Self {
+    /// `matched`: whether to find out which matches contain every phrase (otherwise all
+    /// are taken to).
+    fn new(n: usize, idf: &[f64], matched: bool) -> Self {
         let idf: String = idf.iter().map(|v| format!(", {v:?}")).collect();
+        let matched = if matched {
+            format!("mg_matched(memory_fts, {n})")
+        } else {
+            n.to_string()
+        };
         Scoring {
             select: format!(
-                "SELECT memory_fts.rowid, mg_bm25(memory_fts, {n}, {BM25_WEIGHTS}{idf}), mg_matched(memory_fts, {n})"
+                "SELECT memory_fts.rowid, mg_bm25(memory_fts, {n}, {BM25_WEIGHTS}{idf}), {matched}"
             ),
             n: n as i64,
         }
@@ -306,6 +366,7 @@ impl Scoring {
     async fn newest(
         &self,
         conn: &Connection,
+        req: &SearchRequest,
         filters: &str,
         params: &[Value],
         limit: usize,
@@ -313,7 +374,7 @@ impl Scoring {
         let sql = format!(
             "{} FROM {} ORDER BY memory_fts.rowid DESC LIMIT {limit}",
             self.select,
-            matches_of(filters, false)
+            matches_of(req, filters)
         );
         self.read(conn, &sql, params.to_vec()).await
     }
@@ -357,7 +418,7 @@ pub async fn rest(
         "{} FROM {} AND memory_fts.rowid NOT IN ({taken})
          ORDER BY memory_fts.rowid DESC LIMIT {limit} OFFSET {skip}",
         ranking.scoring.select,
-        matches_of(&filters, false)
+        matches_of(req, &filters)
     );
     let mut found = ranking.scoring.read(conn, &sql, params).await?;
     for s in &mut found {

@@ -279,8 +279,7 @@ impl TursoBackend {
                 } else {
                     correct(self, &tx, &req.terms, req.tolerance).await?
                 };
-                let params = self.fusion_params();
-                fused(self, &tx, req, &terms, checked, vector, &params, false).await?
+                fused(self, &tx, req, &terms, checked, vector, false).await?
             }
             None if req.terms.is_empty() => list(&tx, req).await?,
             None => {
@@ -331,8 +330,7 @@ impl TursoBackend {
             } else {
                 correct(self, &tx, &meaningful(&req.terms), req.tolerance).await?
             };
-            let params = self.fusion_params();
-            fused(self, &tx, req, &terms, checked, vector, &params, true).await?
+            fused(self, &tx, req, &terms, checked, vector, true).await?
         } else if req.terms.is_empty() {
             list(&tx, req).await?
         } else {
@@ -427,9 +425,9 @@ async fn fused(
     terms: &[Term],
     checked: Checked,
     vector: tokio::task::JoinHandle<std::result::Result<Vec<f32>, String>>,
-    params: &fusion::Params,
     recall: bool,
 ) -> Result<SearchPage> {
+    let params = &backend.fusion_params();
     let prefix = req.tolerance == Tolerance::Fuzzy;
     let matching = (!terms.is_empty()).then(|| fts_query::any_of(terms, prefix));
     let ranking = match &matching {
@@ -678,27 +676,32 @@ fn match_expressions(req: &SearchRequest, terms: &[Term]) -> (String, Option<Str
 async fn count_matches(conn: &Connection, req: &SearchRequest, matching: &str) -> Result<i64> {
     let mut params = vec![Value::from(matching.to_string())];
     let filters = filter_sql(req, &mut params);
-    // Every indexed row is a memory, so without filters the index alone answers.
-    let sql = if filters.is_empty() {
-        "SELECT count(*) FROM memory_fts WHERE memory_fts MATCH ?1".to_string()
-    } else {
-        format!(
-            "SELECT count(*) FROM memory_fts JOIN nodes n ON n.rowid = memory_fts.rowid
-             WHERE memory_fts MATCH ?1 AND n.label = 'Memory'{filters}"
-        )
-    };
-    scalar_i64(conn, &sql, params, "counting search results").await
+    scalar_i64(
+        conn,
+        &format!("SELECT count(*) FROM {}", matches_of(req, &filters)),
+        params,
+        "counting search results",
+    )
+    .await
 }
 
-/// The FROM and WHERE of the matches. Every indexed row is a memory, so unless filters (or
-/// a sort key) need the memory's row, the index alone answers and only the chosen page's
-/// rows are read from `nodes`.
-fn matches_of(filters: &str, needs_row: bool) -> String {
-    if filters.is_empty() && !needs_row {
+/// The FROM and WHERE of the matches of `?1` that pass `filters`. Every indexed row is a
+/// memory, so without filters the index alone answers. Filters on indexed fields (type,
+/// project, ids) become the set of memories passing them, read from their indexes once;
+/// joining each match to its row instead would parse every match's JSON (≈0.5 s for a
+/// word in 80,000 of 100,000 memories), and SQLite would otherwise run the full-text
+/// query once per memory of that set. Other filters are checked on each match's row.
+fn matches_of(req: &SearchRequest, filters: &str) -> String {
+    if filters.is_empty() {
         "memory_fts WHERE memory_fts MATCH ?1".to_string()
+    } else if filters::indexed_only(req) {
+        format!(
+            "memory_fts WHERE memory_fts MATCH ?1
+             AND +memory_fts.rowid IN (SELECT n.rowid FROM nodes n WHERE n.label = 'Memory'{filters})"
+        )
     } else {
         format!(
-            "memory_fts JOIN nodes n ON n.rowid = memory_fts.rowid WHERE memory_fts MATCH ?1 AND n.label = 'Memory'{filters}"
+            "memory_fts CROSS JOIN nodes n ON n.rowid = memory_fts.rowid WHERE memory_fts MATCH ?1 AND n.label = 'Memory'{filters}"
         )
     }
 }

@@ -5,6 +5,7 @@
 
 mod client;
 mod corpus;
+mod mixed;
 mod paraphrase;
 mod retrieval;
 mod stats;
@@ -210,6 +211,9 @@ fn search_workloads(rng: &mut Rng, n: usize, count: usize) -> Vec<(&'static str,
     let phrases: Vec<String> = (0..count)
         .map(|_| format!("\"{} {}\"", rng.word(), rng.word()))
         .collect();
+    let two_words: Vec<String> = (0..count)
+        .map(|_| format!("{} {}", rng.word(), rng.word()))
+        .collect();
     let rare: Vec<String> = (0..count)
         .map(|_| corpus::rare_word(rng.below(n)))
         .collect();
@@ -219,6 +223,7 @@ fn search_workloads(rng: &mut Rng, n: usize, count: usize) -> Vec<(&'static str,
         .collect();
     vec![
         ("search: common word", common),
+        ("search: two common words", two_words),
         ("search: phrase", phrases),
         ("search: rare word", rare),
         ("search: word in every memory", everywhere),
@@ -388,6 +393,14 @@ async fn run_size(args: &Args, server: &Path, dir: &Path, n: usize) -> Vec<Row> 
             "",
         ));
     }
+
+    let mut session_ids = ids.clone();
+    rows.extend(mixed::run(
+        &mut client,
+        &mut rng,
+        &mut session_ids,
+        args.queries * 5,
+    ));
 
     let rss = client.peak_rss_kb();
     client.stop();
