@@ -445,6 +445,58 @@ mod tests {
         );
     }
 
+    /// The walk needs the index's terms in order; the index lists them so, across segments
+    /// and whatever the letters.
+    #[tokio::test]
+    async fn the_index_lists_its_terms_in_order() {
+        let db = libsql::Builder::new_local(":memory:")
+            .build()
+            .await
+            .unwrap();
+        let conn = db.connect().unwrap();
+        conn.execute_batch(
+            "CREATE VIRTUAL TABLE memory_fts USING fts5(content, \
+               tokenize = 'porter unicode61 remove_diacritics 2'); \
+             CREATE VIRTUAL TABLE memory_fts_vocab USING fts5vocab(memory_fts, 'row');",
+        )
+        .await
+        .unwrap();
+        let words = [
+            "zebra",
+            "Straße",
+            "日本語",
+            "naïve",
+            "éclair",
+            "apple",
+            "zq",
+            "ωμέγα",
+            "b",
+            "a1",
+            "Ünïcode",
+            "😀",
+            "configuration",
+            "configure",
+            "z",
+            "ab",
+            "abc",
+            "emoji",
+        ];
+        let mut rng = Rng(11);
+        for _ in 0..40 {
+            // One segment per statement: terms come from several, merged.
+            let text: Vec<&str> = (0..6).map(|_| rng.pick(&words)).collect();
+            conn.execute(
+                "INSERT INTO memory_fts(content) VALUES (?1)",
+                [text.join(" ")],
+            )
+            .await
+            .unwrap();
+        }
+        let terms = read_terms(&conn).await.unwrap();
+        assert!(terms.len() > 10);
+        assert!(!terms.unsorted, "{:?}", terms.iter().collect::<Vec<_>>());
+    }
+
     #[test]
     fn ids_and_numbers_are_not_corrections() {
         assert!(worth_keeping("deadlock"));
