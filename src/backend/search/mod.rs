@@ -951,13 +951,8 @@ async fn correct(
             out.push(term.clone());
             continue;
         }
-        let (shortest, longest) = typo::candidate_lengths(chars);
         let vocabulary = backend.vocabulary(conn).await?;
-        let candidates = vocabulary
-            .iter()
-            .filter(|(_, chars, _)| (shortest..=longest).contains(&usize::from(*chars)))
-            .map(|(term, _, docs)| (term, i64::from(docs)));
-        let best = typo::best_correction(word, candidates).map(str::to_string);
+        let best = vocabulary.correction(word).map(str::to_string);
         match best {
             Some(stem) => {
                 checked.corrections.push(Correction {
