@@ -106,6 +106,9 @@ impl std::str::FromStr for Durability {
 /// The memory store: one libsql database, local or an embedded replica of a primary, one
 /// connection, serialised access.
 pub struct TursoBackend {
+    /// Local mode: the write path's statements, prepared once (see [`Kept`]). First, so it
+    /// is dropped before the connection it belongs to.
+    kept: Kept,
     /// Local mode: kept alive for as long as the connection; dropping both closes the file.
     _db: Option<Database>,
     conn: Mutex<Connection>,
@@ -146,6 +149,7 @@ impl TursoBackend {
                 configure(&conn, options.durability).await?;
                 schema::migrate(&conn).await?;
                 TursoBackend {
+                    kept: Kept::default(),
                     _db: Some(db),
                     conn: Mutex::new(conn),
                     path,
@@ -190,6 +194,7 @@ impl TursoBackend {
             return Ok(());
         }
         self.flush_uses(&*self.conn.lock().await).await;
+        self.kept.clear();
         let conn = self.conn.into_inner();
         conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
             .await
@@ -331,6 +336,127 @@ impl TursoBackend {
                 }
             }
         };
+        if outcome.is_err()
+            && let Some(replica) = &self.replica
+        {
+            match replica.fresh_connection() {
+                Ok(fresh) => *conn = fresh,
+                Err(e) => tracing::warn!("could not replace the replica connection: {e}"),
+            }
+        }
+        outcome
+    }
+}
+
+/// The statements of the write path, prepared once per connection and reused (local mode).
+/// Preparing an `INSERT INTO nodes` compiles every trigger it fires — the full-text index's,
+/// with its JSON walk, and the change count's — which cost about as much as running them.
+/// A statement is taken out while it runs and put back reset, so it never holds a read
+/// open between calls; SQLite prepares it again by itself if the schema changed.
+#[derive(Default)]
+pub(crate) struct Kept(
+    std::sync::Mutex<std::collections::HashMap<&'static str, libsql::Statement>>,
+);
+
+impl Kept {
+    fn take(&self, sql: &'static str) -> Option<libsql::Statement> {
+        self.0.lock().expect("statement cache lock").remove(sql)
+    }
+
+    fn put(&self, sql: &'static str, statement: libsql::Statement) {
+        statement.reset();
+        self.0
+            .lock()
+            .expect("statement cache lock")
+            .insert(sql, statement);
+    }
+
+    fn clear(&self) {
+        self.0.lock().expect("statement cache lock").clear();
+    }
+}
+
+impl TursoBackend {
+    /// A statement of the write path, ready to bind: the kept one in local mode (prepared
+    /// now if it is the first use). Replica mode prepares it afresh every time: the
+    /// connection is replaced after a failure and statements run on the primary.
+    async fn statement(
+        &self,
+        conn: &Connection,
+        sql: &'static str,
+        doing: &'static str,
+    ) -> Result<libsql::Statement> {
+        if self.replica.is_none()
+            && let Some(kept) = self.kept.take(sql)
+        {
+            kept.reset();
+            return Ok(kept);
+        }
+        conn.prepare(sql).await.doing(doing)
+    }
+
+    fn give_back(&self, sql: &'static str, statement: libsql::Statement) {
+        if self.replica.is_none() {
+            self.kept.put(sql, statement);
+        }
+    }
+
+    /// Runs a statement that returns no rows, through [`TursoBackend::statement`].
+    pub(crate) async fn execute_kept(
+        &self,
+        conn: &Connection,
+        sql: &'static str,
+        params: impl libsql::params::IntoParams,
+        doing: &'static str,
+    ) -> Result<u64> {
+        let statement = self.statement(conn, sql, doing).await?;
+        let outcome = statement.execute(params).await.doing(doing);
+        self.give_back(sql, statement);
+        outcome.map(|n| n as u64)
+    }
+
+    /// Reads the first row of a query, through [`TursoBackend::statement`].
+    pub(crate) async fn first_row_kept(
+        &self,
+        conn: &Connection,
+        sql: &'static str,
+        params: impl libsql::params::IntoParams,
+        doing: &'static str,
+    ) -> Result<Option<Record>> {
+        let statement = self.statement(conn, sql, doing).await?;
+        let outcome = async {
+            let mut rows = statement.query(params).await.doing(doing)?;
+            match rows.next().await.doing(doing)? {
+                Some(row) => Ok(Some(Record::read(&row, doing)?)),
+                None => Ok(None),
+            }
+        }
+        .await;
+        self.give_back(sql, statement);
+        outcome
+    }
+}
+
+impl TursoBackend {
+    /// Replica mode: one statement on the primary outside any transaction (SQLite makes a
+    /// single statement atomic by itself), so one request instead of the four or more of a
+    /// transaction (`BEGIN`, each statement, `COMMIT`). Same deadline and connection
+    /// replacement as [`TursoBackend::write`]. Returns the rows changed.
+    pub(super) async fn write_one(
+        &self,
+        doing: &'static str,
+        sql: &'static str,
+        params: impl libsql::params::IntoParams,
+    ) -> Result<u64> {
+        let mut conn = self.conn.lock().await;
+        let outcome =
+            match tokio::time::timeout(replica::WRITE_DEADLINE, conn.execute(sql, params)).await {
+                Ok(outcome) => outcome.doing(doing),
+                Err(_) => Err(BackendError::Unreachable(format!(
+                    "the primary did not answer within {} s",
+                    replica::WRITE_DEADLINE.as_secs()
+                ))),
+            };
         if outcome.is_err()
             && let Some(replica) = &self.replica
         {
