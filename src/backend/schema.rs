@@ -186,6 +186,17 @@ BEGIN
 END;
 "#;
 
+/// MemoryGraph's indexes on `label` and on the `created_at` column: no query of ours reads
+/// them (every memory has the label `Memory`, and times are read from the JSON), yet every
+/// store wrote three more index pages for them. MemoryGraph makes them again, with
+/// `CREATE INDEX IF NOT EXISTS`, whenever it opens the file, so dropping them keeps the file
+/// drop-in.
+const UNREAD_INDEXES: &str = r#"
+DROP INDEX IF EXISTS idx_nodes_label;
+DROP INDEX IF EXISTS idx_nodes_memory;
+DROP INDEX IF EXISTS idx_nodes_created;
+"#;
+
 /// The migrations in order; migration `i` (1-based) brings the file to `user_version = i`.
 /// A migration: its name and a function writing its SQL.
 type Migration = (&'static str, fn() -> String);
@@ -201,6 +212,7 @@ const MIGRATIONS: &[Migration] = &[
     }),
     ("an id and a change count for the database", identity),
     ("vectors for semantic recall", || VECTORS.to_string()),
+    ("no indexes nothing reads", || UNREAD_INDEXES.to_string()),
 ];
 
 /// The schema version this build writes.
