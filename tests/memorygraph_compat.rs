@@ -9,8 +9,32 @@ mod common;
 
 use std::process::Command;
 
-use common::{Scratch, Server, store};
+use common::{Scratch, Server, on_database, store};
 use serde_json::{Value, json};
+
+/// The file's page size and which of MemoryGraph's indexes on `nodes` exist.
+fn layout(db: &std::path::Path) -> (i64, Vec<String>) {
+    on_database(db, async |conn| {
+        let mut rows = conn
+            .query("SELECT page_size FROM pragma_page_size()", ())
+            .await
+            .unwrap();
+        let page_size: i64 = rows.next().await.unwrap().unwrap().get(0).unwrap();
+        let mut rows = conn
+            .query(
+                "SELECT name FROM sqlite_master WHERE type = 'index'
+                   AND name IN ('idx_nodes_label', 'idx_nodes_memory', 'idx_nodes_created') ORDER BY name",
+                (),
+            )
+            .await
+            .unwrap();
+        let mut names = Vec::new();
+        while let Some(row) = rows.next().await.unwrap() {
+            names.push(row.get::<String>(0).unwrap());
+        }
+        (page_size, names)
+    })
+}
 
 fn text_of(result: &Value) -> String {
     result["content"][0]["text"]
@@ -57,6 +81,8 @@ fn memorygraph_reads_and_writes_our_file() {
         json!({"memory_id": fix, "importance": 0.9}),
     );
     assert!(ours.stop().success());
+    // A new file has 16 KiB pages and none of MemoryGraph's unread indexes.
+    assert_eq!(layout(&db), (16384, vec![]));
 
     let mut cmd = Command::new(&python_bin);
     cmd.env("MEMORY_BACKEND", "sqlite")
@@ -84,6 +110,8 @@ fn memorygraph_reads_and_writes_our_file() {
     );
     let theirs_id = first_uuid(&text_of(&stored)).unwrap_or_else(|| panic!("no id in {stored}"));
     let _ = theirs.stop();
+    // MemoryGraph makes its indexes again when it opens the file; that is all it needs.
+    assert_eq!(layout(&db).1.len(), 3, "MemoryGraph recreated its indexes");
 
     let mut again = Server::started(&db, &[]);
     let read = again.ok("get_memory", json!({"memory_id": theirs_id}));

@@ -269,3 +269,35 @@ fn a_negative_schema_version_fails_with_a_clear_message() {
     assert!(!ran.stderr.contains("panicked"), "{}", ran.stderr);
     assert!(ran.stderr.contains("-3"), "{}", ran.stderr);
 }
+
+/// Every upgrade step is safe to run again (a file whose version was reset, or touched by
+/// MemoryGraph in between): the memories, their index and the duplicate check survive it.
+#[test]
+fn every_schema_step_runs_again_safely() {
+    let scratch = Scratch::new();
+    let db = scratch.db();
+    let mut server = Server::started(&db, &[]);
+    let first = server.ok(
+        "store_memory",
+        json!({"type": "solution", "title": "Pin the compiler", "content": "pin rustc in the toolchain file"}),
+    );
+    assert!(server.stop().success());
+    common::on_database(&db, async |conn| {
+        conn.execute("PRAGMA user_version = 0", ()).await.unwrap();
+    });
+    let mut server = Server::started(&db, &[]);
+    let again = server.ok(
+        "store_memory",
+        json!({"type": "solution", "title": "Pin the compiler", "content": "pin rustc in the toolchain file"}),
+    );
+    assert_eq!(again["duplicate"], true, "{again}");
+    assert_eq!(again["memory_id"], first["memory_id"]);
+    let found = server.ok("search_memories", json!({"query": "toolchain"}));
+    assert_eq!(found["total"], 1, "{found}");
+    let health = server.ok("health", json!({}));
+    assert_eq!(
+        health["database"]["schema_version"],
+        health["database"]["supported_schema_version"]
+    );
+    assert!(server.stop().success());
+}

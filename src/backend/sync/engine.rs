@@ -39,6 +39,7 @@ impl TursoBackend {
             (conn, Some(db))
         };
         let backend = TursoBackend {
+            kept: Default::default(),
             _db: stand_in,
             conn: Mutex::new(conn),
             path: slot.path.clone(),
@@ -49,6 +50,7 @@ impl TursoBackend {
             written: tokio::sync::Notify::new(),
             writes: Default::default(),
             vocabulary: Default::default(),
+            frequencies: Default::default(),
             pending_uses: Default::default(),
             semantic: Default::default(),
             slot: Some(slot),
@@ -189,6 +191,15 @@ impl TursoBackend {
     /// After a write went to the primary: check the primary and pull, so the next read
     /// sees the write. A failure is only logged (the write itself is on the primary).
     pub(crate) async fn pull_after_write(&self) {
+        self.pull_after(true).await
+    }
+
+    /// After a write whose own statement checked the primary's identity: pull.
+    pub(crate) async fn pull_after_checked_write(&self) {
+        self.pull_after(false).await
+    }
+
+    async fn pull_after(&self, check: bool) {
         let Some(replica) = &self.replica else {
             return;
         };
@@ -201,7 +212,9 @@ impl TursoBackend {
             return;
         };
         let outcome = async {
-            self.check_primary(replica, replica::PULL_WAIT).await?;
+            if check {
+                self.check_primary(replica, replica::PULL_WAIT).await?;
+            }
             replica.pull(replica::PULL_WAIT).await
         }
         .await;

@@ -117,7 +117,7 @@ impl TursoBackend {
     }
 
     /// How many changes the local copy has seen (0 before the count existed).
-    async fn local_changes(&self, replica: &Replica) -> i64 {
+    pub(crate) async fn local_changes(&self, replica: &Replica) -> i64 {
         if !replica.is_ready() {
             return 0;
         }

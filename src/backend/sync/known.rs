@@ -10,7 +10,7 @@ use libsql::Connection;
 use super::queue::{RelationshipRow, WriteOp};
 use crate::backend::error::{DbContext, Result};
 use crate::backend::graph::find_same_link;
-use crate::backend::memories::{decode, find_duplicate, load_properties};
+use crate::backend::memories::{decode, load_properties};
 use crate::backend::{BackendError, TursoBackend, all_rows, codec};
 use crate::model::{Memory, MemoryPatch, NewMemory, NewRelationship, Relationship};
 
@@ -114,7 +114,10 @@ impl KnownBuilder<'_> {
                 && m.title == new.title
                 && m.content == new.content
         };
-        let in_replica = find_duplicate(&*self.backend.conn.lock().await, new).await?;
+        let in_replica = self
+            .backend
+            .find_duplicate(&*self.backend.conn.lock().await, new)
+            .await?;
         if let Some(m) = in_replica
             && let Some(p) = self.properties(&m.id).await?
         {

@@ -94,11 +94,95 @@ impl TursoBackend {
         // write (same ids), and replaying it changes nothing.
         let link = supersedes.map(|old| replaces(&id, old));
         if !self.must_queue().await? {
+            if link.is_none() {
+                match self.store_in_one_request(&id, &now, &new).await {
+                    Ok(Some(stored)) => return Ok(stored),
+                    // A duplicate, or a primary that is not the one this replica knows:
+                    // the transaction below tells which, after the identity check.
+                    Ok(None) => {}
+                    Err(e) if self.went_offline(&e) => {
+                        return self.store_queued(&id, &now, new, None).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+                if let Some(replica) = &self.replica
+                    && let Err(e) = self.check_primary(replica, super::replica::PULL_WAIT).await
+                {
+                    if !self.went_offline(&e) && !matches!(e, BackendError::Diverged(_)) {
+                        return Err(e);
+                    }
+                    return self.store_queued(&id, &now, new, None).await;
+                }
+            }
             match self.store_online(&id, &now, &new, link.as_ref()).await {
                 Err(e) if self.went_offline(&e) => {}
                 other => return self.pulled(other).await,
             }
         }
+        self.store_queued(&id, &now, new, link).await
+    }
+
+    /// Replica mode, a store without `supersedes`: one statement on the primary, so one
+    /// request. It inserts only when no identical memory exists and only when the primary
+    /// is still the database this replica came from and not behind it (its id and change
+    /// count, the check a pull needs, made in the same statement); the pull that follows
+    /// needs no separate identity check then. `None` when it inserted nothing (a duplicate,
+    /// or a primary that failed the check) or when this replica does not know its
+    /// primary's id yet: the caller takes the transactional path.
+    async fn store_in_one_request(
+        &self,
+        id: &str,
+        now: &str,
+        new: &NewMemory,
+    ) -> Result<Option<StoredMemory>> {
+        let Some(replica) = &self.replica else {
+            return Ok(None);
+        };
+        let Some(primary_id) = replica.queue.state(super::replica::PRIMARY_ID).await? else {
+            return Ok(None);
+        };
+        let seen = self.local_changes(replica).await;
+        let properties = codec::encode_new_memory(id, new, now);
+        let inserted = self
+            .write_one(
+                "storing a memory",
+                GUARDED_STORE,
+                libsql::params![
+                    id,
+                    properties.as_str(),
+                    column_timestamp(now),
+                    new.title.as_str(),
+                    new.memory_type.as_str(),
+                    new.content.as_str(),
+                    primary_id.as_str(),
+                    seen
+                ],
+            )
+            .await?;
+        if inserted == 0 {
+            return Ok(None);
+        }
+        self.after_write();
+        self.pull_after_checked_write().await;
+        Ok(Some(StoredMemory {
+            memory: decode(id, &properties)?,
+            duplicate: false,
+            queued: false,
+        }))
+    }
+
+    /// A store decided on what this machine knows (the replica with the queued writes
+    /// applied), written to the offline queue.
+    async fn store_queued(
+        &self,
+        id: &str,
+        now: &str,
+        new: NewMemory,
+        link: Option<RelationshipRow>,
+    ) -> Result<StoredMemory> {
+        let supersedes = link.as_ref().map(|l| l.to_id.clone());
+        let supersedes = supersedes.as_deref();
+        let (id, now) = (id.to_string(), now.to_string());
         let mut known = self.known().await?;
         if let Some(old) = supersedes
             && !known.has(old).await?
@@ -380,6 +464,17 @@ impl TursoBackend {
         Ok(Some((pending, conflicts, list)))
     }
 }
+
+/// The store of [`TursoBackend::store_in_one_request`]: the row, unless an identical memory
+/// exists or the primary is not the database `?7` with at least `?8` changes.
+const GUARDED_STORE: &str = "INSERT INTO nodes (id, label, properties, created_at, updated_at)
+     SELECT ?1, 'Memory', ?2, ?3, ?3
+     WHERE (SELECT value FROM memorygraph_meta WHERE key = 'database_id') = ?7
+       AND (SELECT CAST(value AS INTEGER) FROM memorygraph_meta WHERE key = 'changes') >= ?8
+       AND NOT EXISTS (SELECT 1 FROM nodes
+                       WHERE label = 'Memory' AND json_extract(properties, '$.title') = ?4
+                         AND json_extract(properties, '$.type') = ?5
+                         AND json_extract(properties, '$.content') = ?6)";
 
 /// The `REPLACES` link from a new memory to the one it supersedes.
 fn replaces(id: &str, old: &str) -> RelationshipRow {

@@ -5,6 +5,7 @@
 
 mod client;
 mod corpus;
+mod mixed;
 mod paraphrase;
 mod retrieval;
 mod stats;
@@ -224,6 +225,9 @@ fn search_workloads(rng: &mut Rng, n: usize, count: usize) -> Vec<(&'static str,
     let phrases: Vec<String> = (0..count)
         .map(|_| format!("\"{} {}\"", rng.word(), rng.word()))
         .collect();
+    let two_words: Vec<String> = (0..count)
+        .map(|_| format!("{} {}", rng.word(), rng.word()))
+        .collect();
     let rare: Vec<String> = (0..count)
         .map(|_| corpus::rare_word(rng.below(n)))
         .collect();
@@ -233,6 +237,7 @@ fn search_workloads(rng: &mut Rng, n: usize, count: usize) -> Vec<(&'static str,
         .collect();
     vec![
         ("search: common word", common),
+        ("search: two common words", two_words),
         ("search: phrase", phrases),
         ("search: rare word", rare),
         ("search: word in every memory", everywhere),
@@ -277,8 +282,12 @@ async fn run_size(args: &Args, server: &Path, dir: &Path, n: usize) -> Vec<Row> 
     let mut raw_ids = Vec::with_capacity(n);
     let mut stores = Vec::with_capacity(n);
     let mut raw_stores = Vec::with_capacity(n);
+    // The stored text: title, content and tags, in UTF-8 bytes (the corpus has no summaries).
+    let mut text_bytes = 0usize;
     for i in 0..n {
         let m = corpus::memory(&mut rng, i);
+        text_bytes +=
+            m.title.len() + m.content.len() + m.tags.iter().map(String::len).sum::<usize>();
         let (out, took) = client.call(
             "store_memory",
             json!({"type": m.memory_type, "title": m.title, "content": m.content, "tags": m.tags, "importance": m.importance}),
@@ -291,7 +300,9 @@ async fn run_size(args: &Args, server: &Path, dir: &Path, n: usize) -> Vec<Row> 
         raw_stores.push(t.elapsed());
         raw_ids.push(stored.memory.id);
     }
-    rows.push(row("store_memory", n, stores, Some(raw_stores), ""));
+    let raw_total: f64 = raw_stores.iter().map(Duration::as_secs_f64).sum();
+    let raw_rate = format!("raw libsql {:.0} ops/s", n as f64 / raw_total);
+    rows.push(row("store_memory", n, stores, Some(raw_stores), &raw_rate));
 
     // Relationships between random memories (symmetric types: never refused as cycles).
     let links = n.min(2000);
@@ -403,6 +414,14 @@ async fn run_size(args: &Args, server: &Path, dir: &Path, n: usize) -> Vec<Row> 
         ));
     }
 
+    let mut session_ids = ids.clone();
+    rows.extend(mixed::run(
+        &mut client,
+        &mut rng,
+        &mut session_ids,
+        args.queries * 5,
+    ));
+
     let rss = client.peak_rss_kb();
     client.stop();
     drop(raw);
@@ -430,9 +449,11 @@ async fn run_size(args: &Args, server: &Path, dir: &Path, n: usize) -> Vec<Row> 
     rows.push(info);
     let mut size = row("database size on disk", n, vec![], None, "");
     size.note = format!(
-        "{:.1} MB ({:.0} bytes per memory)",
+        "{:.1} MB ({:.0} bytes per memory, {:.2}× the {:.0} bytes of text stored per memory)",
         file_size(&mcp_db) as f64 / 1e6,
-        file_size(&mcp_db) as f64 / n as f64
+        file_size(&mcp_db) as f64 / n as f64,
+        file_size(&mcp_db) as f64 / text_bytes as f64,
+        text_bytes as f64 / n as f64
     );
     rows.push(size);
     rows
