@@ -21,10 +21,14 @@ use crate::backend::{TursoBackend, scalar_i64};
 const MAX_TERMS: usize = 250_000;
 /// Longest term kept, in bytes.
 const MAX_TERM_BYTES: usize = 40;
-/// A vocabulary this small is re-read as soon as the index changes; a bigger one at most
-/// this often, so a stream of writes does not re-read the whole index before each typo.
-const LARGE_VOCABULARY_TERMS: usize = 20_000;
-const LARGE_VOCABULARY_REFRESH: Duration = Duration::from_secs(30);
+/// A vocabulary read this fast is re-read as soon as the index changes. A slower one is
+/// kept while the index changes for [`STALE_READS`] times as long as reading it took, and
+/// at most [`LONGEST_STALE`], so a stream of writes does not re-read the whole index before
+/// each typo (at 10,000 memories a read takes ≈20 ms, at 100,000 ≈0.35 s). A word written
+/// in between is missing from corrections for that long.
+const CHEAP_READ: Duration = Duration::from_millis(2);
+const STALE_READS: u32 = 100;
+const LONGEST_STALE: Duration = Duration::from_secs(30);
 
 /// Stems, compactly: all their text in one buffer, in order (the index lists them so), which
 /// is what lets a correction be looked up without comparing the word with every stem.
@@ -134,6 +138,8 @@ fn worth_keeping(term: &str) -> bool {
 pub(crate) struct Vocabulary {
     stamp: (i64, u64),
     read_at: Instant,
+    /// How long reading it took.
+    took: Duration,
     terms: Arc<Terms>,
 }
 
@@ -151,16 +157,18 @@ impl TursoBackend {
             self.writes.load(std::sync::atomic::Ordering::SeqCst),
         );
         if let Some(cached) = self.vocabulary.lock().expect("vocabulary lock").as_ref() {
-            let fresh_enough = cached.terms.len() >= LARGE_VOCABULARY_TERMS
-                && cached.read_at.elapsed() < LARGE_VOCABULARY_REFRESH;
+            let fresh_enough = cached.took >= CHEAP_READ
+                && cached.read_at.elapsed() < (cached.took * STALE_READS).min(LONGEST_STALE);
             if cached.stamp == stamp || fresh_enough {
                 return Ok(cached.terms.clone());
             }
         }
+        let started = Instant::now();
         let terms = Arc::new(read_terms(conn).await?);
         *self.vocabulary.lock().expect("vocabulary lock") = Some(Vocabulary {
             stamp,
             read_at: Instant::now(),
+            took: started.elapsed(),
             terms: terms.clone(),
         });
         Ok(terms)
