@@ -328,20 +328,23 @@ impl TursoBackend {
         doing: &'static str,
         body: impl AsyncFnOnce(&Connection) -> Result<T>,
     ) -> Result<T> {
+        self.guarded(async |conn| in_write(conn, doing, body).await)
+            .await
+    }
+
+    /// Runs `work` on the connection. In replica mode it has [`replica::WRITE_DEADLINE`],
+    /// and after any failure the connection is replaced by a fresh one.
+    async fn guarded<T>(&self, work: impl AsyncFnOnce(&Connection) -> Result<T>) -> Result<T> {
         let mut conn = self.conn.lock().await;
         let outcome = match &self.replica {
-            None => in_write(&conn, doing, body).await,
-            Some(_) => {
-                match tokio::time::timeout(replica::WRITE_DEADLINE, in_write(&conn, doing, body))
-                    .await
-                {
-                    Ok(outcome) => outcome,
-                    Err(_) => Err(BackendError::Unreachable(format!(
-                        "the primary did not answer within {} s",
-                        replica::WRITE_DEADLINE.as_secs()
-                    ))),
-                }
-            }
+            None => work(&conn).await,
+            Some(_) => match tokio::time::timeout(replica::WRITE_DEADLINE, work(&conn)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(BackendError::Unreachable(format!(
+                    "the primary did not answer within {} s",
+                    replica::WRITE_DEADLINE.as_secs()
+                ))),
+            },
         };
         if outcome.is_err()
             && let Some(replica) = &self.replica
@@ -455,24 +458,8 @@ impl TursoBackend {
         sql: &'static str,
         params: impl libsql::params::IntoParams,
     ) -> Result<u64> {
-        let mut conn = self.conn.lock().await;
-        let outcome =
-            match tokio::time::timeout(replica::WRITE_DEADLINE, conn.execute(sql, params)).await {
-                Ok(outcome) => outcome.doing(doing),
-                Err(_) => Err(BackendError::Unreachable(format!(
-                    "the primary did not answer within {} s",
-                    replica::WRITE_DEADLINE.as_secs()
-                ))),
-            };
-        if outcome.is_err()
-            && let Some(replica) = &self.replica
-        {
-            match replica.fresh_connection() {
-                Ok(fresh) => *conn = fresh,
-                Err(e) => tracing::warn!("could not replace the replica connection: {e}"),
-            }
-        }
-        outcome
+        self.guarded(async |conn| conn.execute(sql, params).await.doing(doing))
+            .await
     }
 }
 

@@ -164,7 +164,8 @@ pub async fn rank(
         .map(|t| fts_query::any_of(std::slice::from_ref(t), prefix))
         .collect();
     let n = phrases.len();
-    let every_phrase = n > 1 && !expression.contains(" OR ");
+    // Whether the expression requires every phrase (match mode `all`).
+    let every_phrase = n > 1 && expression == fts_query::all_of(terms, prefix);
     let now = generation(conn).await?;
     let rows = backend.indexed_rows(conn, now).await?;
     // Document frequencies give the IDFs and bound the number of matches. A single quoted

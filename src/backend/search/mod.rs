@@ -484,25 +484,10 @@ async fn fused(
     }
     let total = lexical_total + (semantic_only.len() - also_lexical.len()) as i64;
     let facts = facts_of(conn, &candidates).await?;
-    let fact = |rid: i64| facts.get(&rid);
     if recall {
-        let best = candidates.iter().map(|c| c.score).fold(1e-12, f64::max);
-        for c in &mut candidates {
-            let (importance, age) = fact(c.rid).map_or((0.5, 0.0), |f| (f.importance, f.age));
-            c.score = recall_score(c.score / best, importance, age);
-        }
+        blend(&mut candidates, &facts, 1e-12);
     }
-    candidates.sort_by(|a, b| {
-        let fa = fact(a.rid);
-        let fb = fact(b.rid);
-        let superseded = |f: Option<&Facts>| f.is_some_and(|f| f.superseded);
-        let used = |f: Option<&Facts>| f.map_or(0, |f| f.used);
-        superseded(fa)
-            .cmp(&superseded(fb))
-            .then(b.score.total_cmp(&a.score))
-            .then(used(fb).cmp(&used(fa)))
-            .then(a.rid.cmp(&b.rid))
-    });
+    order(&mut candidates, &facts);
     let start = (req.offset as usize).min(candidates.len());
     let end = (req.offset as usize + req.limit as usize).min(candidates.len());
     let mut page: Vec<fusion::Fused> = candidates[start..end].to_vec();
@@ -577,6 +562,36 @@ async fn facts_of(
         );
     }
     Ok(out)
+}
+
+/// Recall's blend: each candidate's score, relative to the best (never under `floor`), with
+/// its importance and recency ([`recall_score`]).
+fn blend(
+    candidates: &mut [fusion::Fused],
+    facts: &std::collections::HashMap<i64, Facts>,
+    floor: f64,
+) {
+    let best = candidates.iter().map(|c| c.score).fold(floor, f64::max);
+    for c in candidates {
+        let (importance, age) = facts
+            .get(&c.rid)
+            .map_or((0.5, 0.0), |f| (f.importance, f.age));
+        c.score = recall_score(c.score / best, importance, age);
+    }
+}
+
+/// Current memories before superseded ones, then by score, then the more used, then by id.
+fn order(candidates: &mut [fusion::Fused], facts: &std::collections::HashMap<i64, Facts>) {
+    let fact = |rid: i64| facts.get(&rid);
+    let superseded = |f: Option<&Facts>| f.is_some_and(|f| f.superseded);
+    let used = |f: Option<&Facts>| f.map_or(0, |f| f.used);
+    candidates.sort_by(|a, b| {
+        superseded(fact(a.rid))
+            .cmp(&superseded(fact(b.rid)))
+            .then(b.score.total_cmp(&a.score))
+            .then(used(fact(b.rid)).cmp(&used(fact(a.rid))))
+            .then(a.rid.cmp(&b.rid))
+    });
 }
 
 /// The memories of a page with their snippets: around the matched words for a lexical hit,
@@ -839,30 +854,11 @@ async fn blended(
         .ranked
         .iter()
         .take(RECALL_CANDIDATES)
-        .map(|s| lexical_hit(s, 0.0))
+        .map(|s| lexical_hit(s, s.relevance))
         .collect();
     let facts = facts_of(conn, &top).await?;
-    let best = top
-        .iter()
-        .filter_map(|c| c.relevance)
-        .fold(f64::MIN, f64::max)
-        .max(1e-9);
-    for c in &mut top {
-        let (importance, age) = facts
-            .get(&c.rid)
-            .map_or((0.5, 0.0), |f| (f.importance, f.age));
-        c.score = recall_score(c.relevance.unwrap_or(0.0) / best, importance, age);
-    }
-    let fact = |rid: i64| facts.get(&rid);
-    top.sort_by(|a, b| {
-        let superseded = |f: Option<&Facts>| f.is_some_and(|f| f.superseded);
-        let used = |f: Option<&Facts>| f.map_or(0, |f| f.used);
-        superseded(fact(a.rid))
-            .cmp(&superseded(fact(b.rid)))
-            .then(b.score.total_cmp(&a.score))
-            .then(used(fact(b.rid)).cmp(&used(fact(a.rid))))
-            .then(a.rid.cmp(&b.rid))
-    });
+    blend(&mut top, &facts, 1e-9);
+    order(&mut top, &facts);
     let (offset, limit) = (req.offset as usize, req.limit as usize);
     let mut page: Vec<fusion::Fused> = top.iter().skip(offset).take(limit).cloned().collect();
     if page.len() < limit {

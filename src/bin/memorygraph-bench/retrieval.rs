@@ -486,43 +486,20 @@ pub async fn recall_latency(
     for mode in [SearchMode::Lexical, SearchMode::Hybrid] {
         let mut times = Vec::new();
         for q in 0..queries {
-            // A new question each time: the query vector is never cached.
-            let text = format!(
-                "how did we fix the {} {} with {} {q}",
-                rng.word(),
-                rng.word(),
-                rng.word()
-            );
+            let text = question(&mut rng, q);
             let mut req = SearchRequest::new(&text, 10);
             req.mode = Some(mode);
             let t = Instant::now();
             backend.recall(&req).await.unwrap();
             times.push(t.elapsed().as_secs_f64() * 1000.0);
         }
-        times.sort_by(f64::total_cmp);
-        let at = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
-        println!(
-            "| {} | {:.2} | {:.2} | {:.2} |",
-            mode.as_str(),
-            at(0.5),
-            at(0.95),
-            at(0.99)
-        );
-        report.insert(
-            mode.as_str().into(),
-            serde_json::json!({"p50": at(0.5), "p95": at(0.95), "p99": at(0.99)}),
-        );
+        percentiles(&mut report, mode.as_str(), &mut times);
     }
     // The semantic side alone: the query's embedding, then the nearest 50 (what hybrid
     // recall asks for), each timed apart.
     let (mut embedding, mut searching) = (Vec::new(), Vec::new());
     for q in 0..queries {
-        let text = format!(
-            "how did we fix the {} {} with {} {q}",
-            rng.word(),
-            rng.word(),
-            rng.word()
-        );
+        let text = question(&mut rng, q);
         let (e, s, _, _) = backend.time_semantic(&text, 50).await.unwrap();
         embedding.push(e);
         searching.push(s);
@@ -532,20 +509,35 @@ pub async fn recall_latency(
         ("query embedding", &mut embedding),
         ("nearest 50", &mut searching),
     ] {
-        times.sort_by(f64::total_cmp);
-        let at = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
-        println!(
-            "| {name} | {:.2} | {:.2} | {:.2} |",
-            at(0.5),
-            at(0.95),
-            at(0.99)
-        );
-        report.insert(
-            name.into(),
-            serde_json::json!({"p50": at(0.5), "p95": at(0.95), "p99": at(0.99)}),
-        );
+        percentiles(&mut report, name, times);
     }
     Value::Object(report)
+}
+
+/// A new question each time (`q` makes it unique), so a query vector is never cached.
+fn question(rng: &mut super::corpus::Rng, q: usize) -> String {
+    format!(
+        "how did we fix the {} {} with {} {q}",
+        rng.word(),
+        rng.word(),
+        rng.word()
+    )
+}
+
+/// Prints a row of p50, p95 and p99 of `times` (ms) and records them under `name`.
+fn percentiles(report: &mut serde_json::Map<String, Value>, name: &str, times: &mut [f64]) {
+    times.sort_by(f64::total_cmp);
+    let at = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
+    println!(
+        "| {name} | {:.2} | {:.2} | {:.2} |",
+        at(0.5),
+        at(0.95),
+        at(0.99)
+    );
+    report.insert(
+        name.into(),
+        serde_json::json!({"p50": at(0.5), "p95": at(0.95), "p99": at(0.99)}),
+    );
 }
 
 /// Backfill speed in memories per second, for short memories (a title and about 20 words)
