@@ -3,11 +3,16 @@
 //!
 //! Each list votes with its score scaled to the list's best: BM25 / best BM25 for the
 //! lexical list, (cosine − floor) / (best cosine − floor) for the semantic one, the latter
-//! weighted 0.7. A memory's fused score is the sum of its votes; a memory both lists found
-//! gets both. Scaling per list keeps BM25 and cosine comparable from query to query while
-//! keeping how far ahead the best candidates are, which ranks alone forget. Tuned on LoCoMo
-//! conversations 0–4 (docs/performance.md). For recall, importance and recency then re-rank
-//! the fused candidates the way they re-rank lexical ones.
+//! weighted 0.4. A lexical vote is also multiplied by the share of the query's words the
+//! memory holds: a memory that matched one word of eight says little about the query, however
+//! rare that word, while the best of the lexical list always gets its full BM25 vote. That
+//! one factor is what lets the semantic list win where the wording differs and the lexical
+//! list win where it is the same (docs/performance.md). A memory's fused score is the sum of
+//! its votes; a memory both lists found gets both. Scaling per list keeps BM25 and cosine
+//! comparable from query to query while keeping how far ahead the best candidates are,
+//! which ranks alone forget. Tuned on LoCoMo conversations 0–4 and the paraphrase set. For
+//! recall, importance and recency then re-rank the fused candidates the way they re-rank
+//! lexical ones.
 
 /// Which list found a hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
@@ -26,9 +31,20 @@ pub enum MatchedBy {
 pub enum Method {
     /// Reciprocal ranks: `weight / (k + rank)`.
     Ranks,
-    /// Scores scaled to the list's best: BM25 / best BM25, and cosine above
-    /// `min_similarity` / the best cosine above it, each times its weight.
+    /// Scores scaled to the list's best: BM25 / best BM25 (times the memory's coverage of
+    /// the query when `by_coverage`), and cosine above `min_similarity` / the best cosine
+    /// above it, each times its weight.
     Scores,
+}
+
+/// A lexical candidate.
+#[derive(Debug, Clone, Copy)]
+pub struct Lexical {
+    pub rid: i64,
+    /// BM25, larger is better.
+    pub relevance: f64,
+    /// The share of the query's words it holds, 0–1.
+    pub coverage: f64,
 }
 
 /// The fusion's parameters (the defaults are the tuned ones).
@@ -45,6 +61,8 @@ pub struct Params {
     pub semantic_weight: f64,
     /// A semantic candidate less similar than this gets no vote (it is noise).
     pub min_similarity: f64,
+    /// Whether a lexical vote is multiplied by the memory's coverage of the query.
+    pub by_coverage: bool,
 }
 
 impl Default for Params {
@@ -55,8 +73,9 @@ impl Default for Params {
             semantic_candidates: 50,
             k: 60.0,
             lexical_weight: 1.0,
-            semantic_weight: 0.7,
+            semantic_weight: 0.4,
             min_similarity: 0.2,
+            by_coverage: true,
         }
     }
 }
@@ -73,17 +92,20 @@ pub struct Fused {
     pub similarity: Option<f64>,
 }
 
-/// Fuses `lexical` (rid, relevance; best first) and `semantic` (rid, similarity; best
-/// first) into one list, best first (ties by rid).
-pub fn fuse(lexical: &[(i64, f64)], semantic: &[(i64, f64)], p: &Params) -> Vec<Fused> {
-    let best_rel = lexical.iter().map(|l| l.1).fold(1e-9, f64::max);
+/// Fuses `lexical` (best first) and `semantic` (rid, similarity; best first) into one list,
+/// best first (ties by rid).
+pub fn fuse(lexical: &[Lexical], semantic: &[(i64, f64)], p: &Params) -> Vec<Fused> {
+    let best_rel = lexical.iter().map(|l| l.relevance).fold(1e-9, f64::max);
     let best_sim = semantic
         .iter()
         .map(|s| s.1 - p.min_similarity)
         .fold(1e-9, f64::max);
-    let lexical_vote = |rank: usize, rel: f64| match p.method {
-        Method::Ranks => p.lexical_weight / (p.k + rank as f64),
-        Method::Scores => p.lexical_weight * rel / best_rel,
+    let lexical_vote = |rank: usize, l: &Lexical| {
+        let coverage = if p.by_coverage { l.coverage } else { 1.0 };
+        match p.method {
+            Method::Ranks => p.lexical_weight * coverage / (p.k + rank as f64),
+            Method::Scores => p.lexical_weight * coverage * l.relevance / best_rel,
+        }
     };
     let semantic_vote = |rank: usize, sim: f64| match p.method {
         Method::Ranks => p.semantic_weight / (p.k + rank as f64),
@@ -91,13 +113,13 @@ pub fn fuse(lexical: &[(i64, f64)], semantic: &[(i64, f64)], p: &Params) -> Vec<
     };
     let mut out: Vec<Fused> = Vec::with_capacity(lexical.len() + semantic.len());
     let mut at: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
-    for (rank, &(rid, rel)) in lexical.iter().take(p.lexical_candidates).enumerate() {
-        at.insert(rid, out.len());
+    for (rank, l) in lexical.iter().take(p.lexical_candidates).enumerate() {
+        at.insert(l.rid, out.len());
         out.push(Fused {
-            rid,
-            score: lexical_vote(rank, rel),
+            rid: l.rid,
+            score: lexical_vote(rank, l),
             matched: MatchedBy::Lexical,
-            relevance: Some(rel),
+            relevance: Some(l.relevance),
             similarity: None,
         });
     }
@@ -133,15 +155,39 @@ pub fn fuse(lexical: &[(i64, f64)], semantic: &[(i64, f64)], p: &Params) -> Vec<
 mod tests {
     use super::*;
 
+    fn lexical(rid: i64, relevance: f64, coverage: f64) -> Lexical {
+        Lexical {
+            rid,
+            relevance,
+            coverage,
+        }
+    }
+
     #[test]
     fn both_lists_agreeing_wins_and_says_so() {
         let p = Params::default();
-        let fused = fuse(&[(1, 9.0), (2, 5.0)], &[(2, 0.8), (3, 0.7)], &p);
+        let fused = fuse(
+            &[lexical(1, 9.0, 1.0), lexical(2, 7.0, 1.0)],
+            &[(2, 0.8), (3, 0.7)],
+            &p,
+        );
         assert_eq!(fused[0].rid, 2);
         assert_eq!(fused[0].matched, MatchedBy::Both);
         let by = |rid| fused.iter().find(|f| f.rid == rid).unwrap().matched;
         assert_eq!(by(1), MatchedBy::Lexical);
         assert_eq!(by(3), MatchedBy::Semantic);
+    }
+
+    #[test]
+    fn a_match_of_few_query_words_yields_to_a_near_meaning() {
+        let p = Params::default();
+        // The best BM25 match holds one word of five; the nearest memory by meaning holds
+        // none of them.
+        let fused = fuse(&[lexical(1, 12.0, 0.2)], &[(2, 0.55), (3, 0.3)], &p);
+        assert_eq!(fused[0].rid, 2);
+        // The same match holding every word keeps the top.
+        let fused = fuse(&[lexical(1, 12.0, 1.0)], &[(2, 0.55), (3, 0.3)], &p);
+        assert_eq!(fused[0].rid, 1);
     }
 
     #[test]

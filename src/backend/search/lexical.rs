@@ -54,8 +54,27 @@ pub struct Scored {
     pub rid: i64,
     /// BM25, larger is better.
     pub relevance: f64,
+    /// The share of the query's phrases it contains (1 when not counted, [`Order`]).
+    pub coverage: f64,
+}
+
+impl Scored {
     /// Whether it contains every phrase of the query.
-    pub complete: bool,
+    fn complete(&self) -> bool {
+        self.coverage >= 1.0
+    }
+}
+
+/// How matches are ordered, and whether each learns how many of the query's phrases it
+/// holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// By relevance; coverage is not counted.
+    Relevance,
+    /// By relevance, with each match's coverage counted (hybrid recall weighs by it).
+    Counted,
+    /// Memories containing every phrase first, then by relevance.
+    CompleteFirst,
 }
 
 /// A query's matches, best first.
@@ -149,15 +168,15 @@ impl TursoBackend {
 }
 
 /// Ranks the matches of `expression` (whose phrases are `terms`, in order) for `req`.
-/// `complete_first`: memories containing every phrase come first.
 pub async fn rank(
     backend: &TursoBackend,
     conn: &Connection,
     req: &SearchRequest,
     terms: &[Term],
     expression: &str,
-    complete_first: bool,
+    order: Order,
 ) -> Result<Ranking> {
+    let complete_first = order == Order::CompleteFirst;
     let prefix = req.tolerance == Tolerance::Fuzzy;
     let phrases: Vec<String> = terms
         .iter()
@@ -184,7 +203,7 @@ pub async fn rank(
     } else {
         vec![1.0; n]
     };
-    let scoring = Scoring::new(n, &idf, complete_first);
+    let scoring = Scoring::new(n, &idf, order != Order::Relevance);
     let mut params = vec![Value::from(expression.to_string())];
     let filters = filter_sql(req, &mut params);
     let limit = EXACT_LIMIT as i64;
@@ -306,7 +325,7 @@ pub async fn rank(
         }
     }
     ranked.sort_by(|a, b| {
-        let group = |s: &Scored| complete_first && s.complete;
+        let group = |s: &Scored| complete_first && s.complete();
         group(b)
             .cmp(&group(a))
             .then(b.relevance.total_cmp(&a.relevance))
@@ -388,7 +407,7 @@ impl Scoring {
             .map(|r| Scored {
                 rid: r.int(0),
                 relevance: r.real(1).unwrap_or(0.0),
-                complete: r.int(2) >= self.n,
+                coverage: (r.int(2) as f64 / self.n.max(1) as f64).min(1.0),
             })
             .collect())
     }

@@ -436,13 +436,19 @@ async fn fused(
     let prefix = req.tolerance == Tolerance::Fuzzy;
     let matching = (!terms.is_empty()).then(|| fts_query::any_of(terms, prefix));
     let ranking = match &matching {
-        Some(matching) => Some(lexical::rank(backend, conn, req, terms, matching, false).await?),
+        Some(matching) => {
+            Some(lexical::rank(backend, conn, req, terms, matching, lexical::Order::Counted).await?)
+        }
         None => None,
     };
-    let lexical: Vec<(i64, f64)> = ranking
+    let lexical: Vec<fusion::Lexical> = ranking
         .iter()
         .flat_map(|r| r.ranked.iter().take(params.lexical_candidates))
-        .map(|s| (s.rid, s.relevance))
+        .map(|s| fusion::Lexical {
+            rid: s.rid,
+            relevance: s.relevance,
+            coverage: s.coverage,
+        })
         .collect();
     let lexical_total = ranking.as_ref().map_or(0, |r| r.total);
     let vector = vector_of(vector).await?;
@@ -751,7 +757,12 @@ async fn ranked(
     checked: Checked,
 ) -> Result<SearchPage> {
     let (matching, first) = match_expressions(req, terms);
-    let mut ranking = lexical::rank(backend, conn, req, terms, &matching, first.is_some()).await?;
+    let order = if first.is_some() {
+        lexical::Order::CompleteFirst
+    } else {
+        lexical::Order::Relevance
+    };
+    let mut ranking = lexical::rank(backend, conn, req, terms, &matching, order).await?;
     let superseded = superseded_among(conn, &ranking.ranked).await?;
     ranking.ranked.sort_by_key(|s| superseded.contains(&s.rid));
     let none = std::collections::HashSet::new();
@@ -849,7 +860,15 @@ async fn blended(
 ) -> Result<SearchPage> {
     let prefix = req.tolerance == Tolerance::Fuzzy;
     let matching = fts_query::any_of(terms, prefix);
-    let ranking = lexical::rank(backend, conn, req, terms, &matching, false).await?;
+    let ranking = lexical::rank(
+        backend,
+        conn,
+        req,
+        terms,
+        &matching,
+        lexical::Order::Relevance,
+    )
+    .await?;
     let mut top: Vec<fusion::Fused> = ranking
         .ranked
         .iter()

@@ -62,6 +62,10 @@ struct Args {
     /// Retrieval: also score semantic alone and the fusion variants tried when tuning.
     #[arg(long)]
     tune: bool,
+    /// Retrieval: write each question's lexical and semantic candidates, with their
+    /// scores, to this file as JSON lines (for trying fusions offline).
+    #[arg(long, value_name = "FILE")]
+    dump: Option<PathBuf>,
     /// A data folder where `memorygraph model install` ran (its `models/` is used); needed
     /// for the retrieval runs and for the semantic rows of the speed run.
     #[arg(long, value_name = "DIR")]
@@ -118,6 +122,7 @@ fn main() {
                     &dir,
                     &models,
                     args.tune,
+                    args.dump.as_deref().map(retrieval::Dump::create),
                 )),
             );
         }
@@ -143,7 +148,14 @@ fn main() {
             report.insert(
                 "paraphrase".into(),
                 runtime.block_on(retrieval::paraphrase(
-                    &dir, &models, 2000, args.seed, args.tune,
+                    &dir,
+                    &models,
+                    2000,
+                    args.seed,
+                    args.tune,
+                    args.dump
+                        .as_deref()
+                        .map(|p| retrieval::Dump::create(&p.with_extension("paraphrase.jsonl"))),
                 )),
             );
         }

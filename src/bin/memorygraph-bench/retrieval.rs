@@ -189,6 +189,49 @@ async fn store_conversation(backend: &TursoBackend, conv: &Value) -> HashMap<Str
     by_turn
 }
 
+/// Each question's lexical and semantic candidates with their scores, one JSON line per
+/// question, for trying fusions offline (`--dump`).
+pub struct Dump(std::io::BufWriter<std::fs::File>);
+
+impl Dump {
+    pub fn create(path: &Path) -> Dump {
+        Dump(std::io::BufWriter::new(
+            std::fs::File::create(path).unwrap(),
+        ))
+    }
+
+    /// Asks hybrid recall for every candidate of both lists (relevance and similarity
+    /// come back on each hit) and writes them with the memories that should come first.
+    async fn write(
+        &mut self,
+        backend: &TursoBackend,
+        query: &str,
+        context: Value,
+        wanted: &[&String],
+    ) {
+        use std::io::Write;
+        backend.set_fusion_params(FusionParams {
+            lexical_candidates: 200,
+            semantic_candidates: 200,
+            ..FusionParams::default()
+        });
+        let mut req = SearchRequest::new(query, 400);
+        req.mode = Some(SearchMode::Hybrid);
+        let page = backend.recall(&req).await.unwrap();
+        backend.set_fusion_params(FusionParams::default());
+        let hits: Vec<Value> = page
+            .hits
+            .iter()
+            .map(|h| serde_json::json!({"id": h.memory.id, "rel": h.relevance, "sim": h.similarity, "title": h.memory.title, "content": h.memory.content}))
+            .collect();
+        let mut line = context;
+        line["query"] = query.into();
+        line["wanted"] = serde_json::json!(wanted);
+        line["hits"] = Value::Array(hits);
+        writeln!(self.0, "{line}").unwrap();
+    }
+}
+
 /// Which modes and fusions to compare.
 #[derive(Clone)]
 pub struct Variant {
@@ -216,75 +259,43 @@ pub fn variants(tune: bool) -> Vec<Variant> {
             mode: SearchMode::Semantic,
             params: None,
         });
-        let base = FusionParams {
+        let base = FusionParams::default();
+        let scores = |semantic_weight: f64, by_coverage: bool| FusionParams {
+            semantic_weight,
+            by_coverage,
+            ..base
+        };
+        let ranks = |k: f64, semantic_weight: f64, by_coverage: bool| FusionParams {
             method: FusionMethod::Ranks,
-            semantic_weight: 1.0,
-            ..FusionParams::default()
+            k,
+            semantic_weight,
+            by_coverage,
+            ..base
         };
         for (name, p) in [
-            ("ranks k=60 1:1", base),
-            ("ranks k=10 1:1", FusionParams { k: 10.0, ..base }),
+            ("scores 1:0.7 without coverage (before)", scores(0.7, false)),
+            ("scores 1:1 without coverage", scores(1.0, false)),
+            ("scores 1:0.3", scores(0.3, true)),
+            ("scores 1:0.5", scores(0.5, true)),
+            ("scores 1:0.7", scores(0.7, true)),
             (
-                "ranks k=60 1:0.7",
+                "scores 1:0.4 floor 0.1",
                 FusionParams {
-                    semantic_weight: 0.7,
+                    min_similarity: 0.1,
                     ..base
                 },
             ),
             (
-                "ranks k=60 1:1.3",
-                FusionParams {
-                    semantic_weight: 1.3,
-                    ..base
-                },
-            ),
-            (
-                "ranks k=60 lex200 sem100",
+                "scores 1:0.4 lex200 sem100",
                 FusionParams {
                     lexical_candidates: 200,
                     semantic_candidates: 100,
                     ..base
                 },
             ),
-            (
-                "scores 1:1",
-                FusionParams {
-                    method: FusionMethod::Scores,
-                    ..base
-                },
-            ),
-            (
-                "scores 1:0.7",
-                FusionParams {
-                    method: FusionMethod::Scores,
-                    semantic_weight: 0.7,
-                    ..base
-                },
-            ),
-            (
-                "scores 1:1.5",
-                FusionParams {
-                    method: FusionMethod::Scores,
-                    semantic_weight: 1.5,
-                    ..base
-                },
-            ),
-            (
-                "scores 1:1 floor 0.1",
-                FusionParams {
-                    method: FusionMethod::Scores,
-                    min_similarity: 0.1,
-                    ..base
-                },
-            ),
-            (
-                "scores 1:1 floor 0.3",
-                FusionParams {
-                    method: FusionMethod::Scores,
-                    min_similarity: 0.3,
-                    ..base
-                },
-            ),
+            ("ranks k=60 1:1 without coverage", ranks(60.0, 1.0, false)),
+            ("ranks k=60 1:1", ranks(60.0, 1.0, true)),
+            ("ranks k=10 1:0.7", ranks(10.0, 0.7, true)),
         ] {
             out.push(Variant {
                 name: format!("hybrid {name}"),
@@ -297,7 +308,14 @@ pub fn variants(tune: bool) -> Vec<Variant> {
 }
 
 /// Runs LoCoMo over the conversations of `file` whose index is in `which`.
-pub async fn locomo(file: &Path, which: &[usize], dir: &Path, models: &Path, tune: bool) -> Value {
+pub async fn locomo(
+    file: &Path,
+    which: &[usize],
+    dir: &Path,
+    models: &Path,
+    tune: bool,
+    mut dump: Option<Dump>,
+) -> Value {
     let data: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     let conversations = data.as_array().expect("a list of conversations");
     let variants = variants(tune);
@@ -359,6 +377,13 @@ pub async fn locomo(file: &Path, which: &[usize], dir: &Path, models: &Path, tun
                     .or_default()
                     .add(&ranked, &evidence);
             }
+            // Last: recall counts what it returns as used, which breaks ties.
+            if let Some(dump) = &mut dump {
+                let wanted: Vec<&String> = evidence.iter().map(|e| &by_turn[e]).collect();
+                let context =
+                    serde_json::json!({"set": "locomo", "conversation": i, "category": category});
+                dump.write(&backend, question, context, &wanted).await;
+            }
         }
         backend.set_fusion_params(FusionParams::default());
         drop(backend);
@@ -402,7 +427,14 @@ pub async fn locomo(file: &Path, which: &[usize], dir: &Path, models: &Path, tun
 }
 
 /// Runs the paraphrase set among `corpus` generator memories.
-pub async fn paraphrase(dir: &Path, models: &Path, corpus: usize, seed: u64, tune: bool) -> Value {
+pub async fn paraphrase(
+    dir: &Path,
+    models: &Path,
+    corpus: usize,
+    seed: u64,
+    tune: bool,
+    mut dump: Option<Dump>,
+) -> Value {
     let backend = fresh_backend(dir, "paraphrase", Some(models)).await;
     fill(&backend, corpus, seed).await;
     let mut targets = Vec::new();
@@ -445,6 +477,13 @@ pub async fn paraphrase(dir: &Path, models: &Path, corpus: usize, seed: u64, tun
         }
         println!("| {} | {} |", variant.name, score.cells());
         report.insert(variant.name.clone(), score.json());
+    }
+    // Last: recall counts what it returns as used, which breaks ties.
+    if let Some(dump) = &mut dump {
+        for (p, id) in super::paraphrase::PAIRS.iter().zip(&targets) {
+            let context = serde_json::json!({"set": "paraphrase"});
+            dump.write(&backend, p.query, context, &[id]).await;
+        }
     }
     backend.set_fusion_params(FusionParams::default());
     serde_json::json!({"corpus": corpus, "queries": targets.len(), "scores": report, "backfill_per_second": rate})
