@@ -1,5 +1,5 @@
 //! Sentence embeddings in-process, on the CPU, offline: all-MiniLM-L6-v2 (384 dimensions,
-//! mean pooling, L2-normalised) with candle and the Hugging Face tokenizer. The weights are
+//! mean pooling, L2-normalised) with the Hugging Face tokenizer and our encoder ([`bert`]). The weights are
 //! never part of the binary: `memorygraph model install` puts them in the data folder
 //! ([`install`]), and the server reads them from there after the MCP handshake.
 
@@ -23,9 +23,10 @@ pub const TOKENIZER_FILE: &str = "tokenizer.json";
 /// (the length it was trained on) embeds a long memory in less than half the time, but
 /// cost a paraphrase query its top-5 place (hit@5 0.698 → 0.679), so the limit stays.
 pub const MAX_TOKENS: usize = 256;
-/// Tokens per batch: padding wastes work, so texts are sorted by length and cut into
-/// batches of about this many tokens.
-const BATCH_TOKENS: usize = 4096;
+/// Tokens per batch: texts are sorted by length and cut into batches of about this many
+/// tokens, which bounds a batch's working memory (≈15 KB per token) while keeping its
+/// matrices large enough for the products to run at full speed.
+const BATCH_TOKENS: usize = 1024;
 const MAX_BATCH: usize = 32;
 /// A batch's number and its vectors.
 #[cfg(feature = "semantic")]
@@ -154,19 +155,8 @@ impl Embedder {
             start = end;
         }
         let run = |batch: &[usize]| -> Result<Vec<Vec<f32>>, String> {
-            let len = encodings[*batch.last().unwrap()].get_ids().len().max(1);
-            let mut ids = vec![0u32; batch.len() * len];
-            let mut mask = vec![0u32; batch.len() * len];
-            for (row, &i) in batch.iter().enumerate() {
-                let e = &encodings[i];
-                for (col, (&id, &m)) in e.get_ids().iter().zip(e.get_attention_mask()).enumerate() {
-                    ids[row * len + col] = id;
-                    mask[row * len + col] = m;
-                }
-            }
-            self.bert
-                .embed(&ids, &mask, batch.len(), len)
-                .map_err(|e| format!("embedding: {e}"))
+            let ids: Vec<&[u32]> = batch.iter().map(|&i| encodings[i].get_ids()).collect();
+            self.bert.embed(&ids).map_err(|e| format!("embedding: {e}"))
         };
         let next = std::sync::atomic::AtomicUsize::new(0);
         let work = || -> Result<Vec<Embedded>, String> {
