@@ -45,6 +45,9 @@ pub struct Lexical {
     pub relevance: f64,
     /// The share of the query's words it holds, 0–1.
     pub coverage: f64,
+    /// Its cosine to the query when it is not among the semantic candidates (they bring
+    /// their own), so that its meaning votes too.
+    pub similarity: Option<f64>,
 }
 
 /// The fusion's parameters (the defaults are the tuned ones).
@@ -63,6 +66,9 @@ pub struct Params {
     pub min_similarity: f64,
     /// Whether a lexical vote is multiplied by the memory's coverage of the query.
     pub by_coverage: bool,
+    /// Whether lexical candidates beyond the semantic ones get a semantic vote from their
+    /// own cosine (scores only).
+    pub lexical_similarity: bool,
 }
 
 impl Default for Params {
@@ -76,6 +82,7 @@ impl Default for Params {
             semantic_weight: 0.4,
             min_similarity: 0.2,
             by_coverage: true,
+            lexical_similarity: true,
         }
     }
 }
@@ -114,13 +121,19 @@ pub fn fuse(lexical: &[Lexical], semantic: &[(i64, f64)], p: &Params) -> Vec<Fus
     let mut out: Vec<Fused> = Vec::with_capacity(lexical.len() + semantic.len());
     let mut at: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
     for (rank, l) in lexical.iter().take(p.lexical_candidates).enumerate() {
+        let meaning = match l.similarity {
+            Some(sim) if p.lexical_similarity && p.method == Method::Scores => {
+                semantic_vote(0, sim)
+            }
+            _ => 0.0,
+        };
         at.insert(l.rid, out.len());
         out.push(Fused {
             rid: l.rid,
-            score: lexical_vote(rank, l),
+            score: lexical_vote(rank, l) + meaning,
             matched: MatchedBy::Lexical,
             relevance: Some(l.relevance),
-            similarity: None,
+            similarity: l.similarity,
         });
     }
     let semantic = semantic
@@ -160,6 +173,7 @@ mod tests {
             rid,
             relevance,
             coverage,
+            similarity: None,
         }
     }
 
@@ -188,6 +202,23 @@ mod tests {
         // The same match holding every word keeps the top.
         let fused = fuse(&[lexical(1, 12.0, 1.0)], &[(2, 0.55), (3, 0.3)], &p);
         assert_eq!(fused[0].rid, 1);
+    }
+
+    #[test]
+    fn a_lexical_match_beyond_the_nearest_still_gets_its_meanings_vote() {
+        let p = Params::default();
+        let near = [(3, 0.6), (4, 0.5)];
+        let mut close = lexical(2, 8.0, 1.0);
+        close.similarity = Some(0.45);
+        let fused = fuse(&[lexical(1, 9.0, 1.0), close], &near, &p);
+        assert_eq!(fused[0].rid, 2);
+        assert_eq!(fused[0].matched, MatchedBy::Lexical);
+        assert_eq!(fused[0].similarity, Some(0.45));
+        let off = Params {
+            lexical_similarity: false,
+            ..p
+        };
+        assert_eq!(fuse(&[lexical(1, 9.0, 1.0), close], &near, &off)[0].rid, 1);
     }
 
     #[test]

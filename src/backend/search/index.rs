@@ -276,7 +276,7 @@ async fn changes(conn: &Connection) -> Result<Option<i64>> {
 
 /// A chunk's rows as the database has them now: (rid, id, exact cosine), for the memories
 /// among `rids` that pass the request's filters (and, with `floor`, are at least that similar).
-async fn check(
+pub(super) async fn check(
     conn: &Connection,
     req: &SearchRequest,
     query: &[f32],

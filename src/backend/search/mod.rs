@@ -441,13 +441,14 @@ async fn fused(
         }
         None => None,
     };
-    let lexical: Vec<fusion::Lexical> = ranking
+    let mut lexical: Vec<fusion::Lexical> = ranking
         .iter()
         .flat_map(|r| r.ranked.iter().take(params.lexical_candidates))
         .map(|s| fusion::Lexical {
             rid: s.rid,
             relevance: s.relevance,
             coverage: s.coverage,
+            similarity: None,
         })
         .collect();
     let lexical_total = ranking.as_ref().map_or(0, |r| r.total);
@@ -457,6 +458,18 @@ async fn fused(
         .into_iter()
         .map(|n| (n.rid, n.similarity))
         .collect();
+    if params.lexical_similarity {
+        let nearest: std::collections::HashSet<i64> = near.iter().map(|n| n.0).collect();
+        let beyond: Vec<i64> = lexical
+            .iter()
+            .map(|l| l.rid)
+            .filter(|rid| !nearest.contains(rid))
+            .collect();
+        let similar = vectors::similarities(conn, req, &vector, &beyond).await?;
+        for l in &mut lexical {
+            l.similarity = similar.get(&l.rid).copied();
+        }
+    }
     let mut candidates = fusion::fuse(&lexical, &near, params);
     // Semantic-only candidates that still match some query word lie past the lexical cut:
     // they are counted among the lexical matches already.

@@ -488,6 +488,20 @@ pub async fn nearest(
     query.index.nearest(conn, req, &query.vector, k).await
 }
 
+/// The exact cosine of each of `rids` that has a vector and passes the request's filters.
+pub async fn similarities(
+    conn: &Connection,
+    req: &SearchRequest,
+    query: &Query,
+    rids: &[i64],
+) -> Result<std::collections::HashMap<i64, f64>> {
+    Ok(super::index::check(conn, req, &query.vector, rids, None)
+        .await?
+        .into_iter()
+        .map(|(rid, _, similarity)| (rid, similarity))
+        .collect())
+}
+
 /// How many memories passing the filters have a vector at least this similar.
 pub async fn count_near(
     conn: &Connection,

@@ -263,16 +263,26 @@ pub fn variants(tune: bool) -> Vec<Variant> {
         let scores = |semantic_weight: f64, by_coverage: bool| FusionParams {
             semantic_weight,
             by_coverage,
+            // The fusions before coverage had no cosines for lexical candidates either.
+            lexical_similarity: by_coverage,
             ..base
         };
         let ranks = |k: f64, semantic_weight: f64, by_coverage: bool| FusionParams {
             method: FusionMethod::Ranks,
+            lexical_similarity: false,
             k,
             semantic_weight,
             by_coverage,
             ..base
         };
         for (name, p) in [
+            (
+                "scores 1:0.4 without the cosines of lexical candidates",
+                FusionParams {
+                    lexical_similarity: false,
+                    ..base
+                },
+            ),
             ("scores 1:0.7 without coverage (before)", scores(0.7, false)),
             ("scores 1:1 without coverage", scores(1.0, false)),
             ("scores 1:0.3", scores(0.3, true)),
