@@ -8,7 +8,8 @@
 //! rare that word, while the best of the lexical list always gets its full BM25 vote. That
 //! one factor is what lets the semantic list win where the wording differs and the lexical
 //! list win where it is the same (docs/performance.md). A memory's fused score is the sum of
-//! its votes; a memory both lists found gets both. Scaling per list keeps BM25 and cosine
+//! its votes; a memory both lists found gets both, and a lexical candidate beyond the
+//! semantic ones gets the semantic vote of its own cosine. Scaling per list keeps BM25 and cosine
 //! comparable from query to query while keeping how far ahead the best candidates are,
 //! which ranks alone forget. Tuned on LoCoMo conversations 0–4 and the paraphrase set. For
 //! recall, importance and recency then re-rank the fused candidates the way they re-rank
