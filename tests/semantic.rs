@@ -691,6 +691,10 @@ fn filtered_semantic_search_and_its_total_are_the_exact_scans() {
             json!({"tags": tags}),
         ));
     }
+    // The other program writes while this server is stopped: a batch the worker were still
+    // embedding when the vectors below land would be written over them (the memories' text
+    // is unchanged), after the exact scans below were taken.
+    server.stop();
     on_database(&db, async |c| {
         let tx = c.transaction().await.unwrap();
         let mut state = 7u64;
@@ -713,6 +717,7 @@ fn filtered_semantic_search_and_its_total_are_the_exact_scans() {
         }
         tx.commit().await.unwrap();
     });
+    let mut server = Server::started(&db, &[]);
     wait_for_vectors(&mut server, 1501);
     let exact = |filter: &str| -> Vec<String> {
         on_database(&db, async |c| {
