@@ -259,8 +259,26 @@ unsafe extern "C" fn matched(
     }
 }
 
-/// FTS5's IDF of a phrase found in `docs` of `rows` documents (never below 1e-6).
+/// FTS5's IDF of a phrase found in `docs` of `rows` documents (never below 1e-6). The two
+/// counts may come from different moments (each is cached with the change count it was read
+/// at, and another process may write in between): a phrase counted in more documents than
+/// the row count says is taken to be in all of them, where FTS5's formula would take the
+/// logarithm of a negative number and the NaN would reach the SQL text.
 pub fn idf(rows: i64, docs: i64) -> f64 {
+    let rows = rows.max(0);
+    let docs = docs.clamp(0, rows);
     let idf = (((rows - docs) as f64 + 0.5) / (docs as f64 + 0.5)).ln();
-    if idf <= 0.0 { 1e-6 } else { idf }
+    if idf > 0.0 { idf } else { 1e-6 }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn idf_stays_a_positive_number_when_the_counts_disagree() {
+        for (rows, docs) in [(10, 12), (0, 1), (-1, 3), (5, 5), (100, 0)] {
+            let v = super::idf(rows, docs);
+            assert!(v.is_finite() && v > 0.0, "idf({rows}, {docs}) = {v}");
+        }
+        assert!((super::idf(100, 1) - (99.5f64 / 1.5).ln()).abs() < 1e-12);
+    }
 }
