@@ -115,17 +115,18 @@ pub fn fuse(lexical: &[Lexical], semantic: &[(i64, f64)], p: &Params) -> Vec<Fus
             Method::Scores => p.lexical_weight * coverage * l.relevance / best_rel,
         }
     };
+    // A cosine's vote when scores are scaled (for a semantic candidate, or a lexical one
+    // with its own cosine).
+    let scaled = |sim: f64| p.semantic_weight * (sim - p.min_similarity).max(0.0) / best_sim;
     let semantic_vote = |rank: usize, sim: f64| match p.method {
         Method::Ranks => p.semantic_weight / (p.k + rank as f64),
-        Method::Scores => p.semantic_weight * (sim - p.min_similarity).max(0.0) / best_sim,
+        Method::Scores => scaled(sim),
     };
     let mut out: Vec<Fused> = Vec::with_capacity(lexical.len() + semantic.len());
     let mut at: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
     for (rank, l) in lexical.iter().take(p.lexical_candidates).enumerate() {
         let meaning = match l.similarity {
-            Some(sim) if p.lexical_similarity && p.method == Method::Scores => {
-                semantic_vote(0, sim)
-            }
+            Some(sim) if p.lexical_similarity && p.method == Method::Scores => scaled(sim),
             _ => 0.0,
         };
         at.insert(l.rid, out.len());

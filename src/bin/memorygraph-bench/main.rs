@@ -63,7 +63,8 @@ struct Args {
     #[arg(long)]
     tune: bool,
     /// Retrieval: write each question's lexical and semantic candidates, with their
-    /// scores, to this file as JSON lines (for trying fusions offline).
+    /// scores, to this file as JSON lines (for trying fusions offline); each line names
+    /// its set, LoCoMo or paraphrase.
     #[arg(long, value_name = "FILE")]
     dump: Option<PathBuf>,
     /// A data folder where `memorygraph model install` ran (its `models/` is used); needed
@@ -113,6 +114,7 @@ fn main() {
                 .expect("--model-home names the folder where `memorygraph model install` ran"),
         );
         let mut report = serde_json::Map::new();
+        let mut dump = args.dump.as_deref().map(retrieval::Dump::create);
         if let Some(file) = &args.locomo {
             report.insert(
                 "locomo".into(),
@@ -122,7 +124,7 @@ fn main() {
                     &dir,
                     &models,
                     args.tune,
-                    args.dump.as_deref().map(retrieval::Dump::create),
+                    dump.as_mut(),
                 )),
             );
         }
@@ -153,9 +155,7 @@ fn main() {
                     2000,
                     args.seed,
                     args.tune,
-                    args.dump
-                        .as_deref()
-                        .map(|p| retrieval::Dump::create(&p.with_extension("paraphrase.jsonl"))),
+                    dump.as_mut(),
                 )),
             );
         }

@@ -195,9 +195,9 @@ pub struct Dump(std::io::BufWriter<std::fs::File>);
 
 impl Dump {
     pub fn create(path: &Path) -> Dump {
-        Dump(std::io::BufWriter::new(
-            std::fs::File::create(path).unwrap(),
-        ))
+        let file = std::fs::File::create(path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        Dump(std::io::BufWriter::new(file))
     }
 
     /// Asks hybrid recall for every candidate of both lists (relevance and similarity
@@ -324,7 +324,7 @@ pub async fn locomo(
     dir: &Path,
     models: &Path,
     tune: bool,
-    mut dump: Option<Dump>,
+    mut dump: Option<&mut Dump>,
 ) -> Value {
     let data: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     let conversations = data.as_array().expect("a list of conversations");
@@ -443,7 +443,7 @@ pub async fn paraphrase(
     corpus: usize,
     seed: u64,
     tune: bool,
-    mut dump: Option<Dump>,
+    mut dump: Option<&mut Dump>,
 ) -> Value {
     let backend = fresh_backend(dir, "paraphrase", Some(models)).await;
     fill(&backend, corpus, seed).await;

@@ -41,7 +41,10 @@ fn take(weights: &mut Weights, name: &str, shape: &[usize]) -> candle_core::Resu
     t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
 }
 
-/// `y = x·Wᵀ + b`, with `W` as PyTorch stores it: one row of `inputs` numbers per output.
+/// `y = x·Wᵀ + b`. PyTorch stores `W` as one row of `inputs` numbers per output; it is kept
+/// transposed here (`inputs` rows of `outputs`), the layout gemm's kernels read directly:
+/// read as stored, every product first copied the whole matrix, so a short query's
+/// embedding cost what reading all the weights twice costs.
 struct Linear {
     weight: Vec<f32>,
     bias: Vec<f32>,
@@ -50,53 +53,36 @@ struct Linear {
 }
 
 impl Linear {
+    /// Reads the projections `names` of one input as one: their outputs side by side
+    /// (`outputs` each).
     fn read(
         w: &mut Weights,
-        name: &str,
+        names: &[String],
         outputs: usize,
         inputs: usize,
     ) -> candle_core::Result<Self> {
+        let (mut stored, mut bias) = (Vec::new(), Vec::new());
+        for name in names {
+            stored.extend(take(w, &format!("{name}.weight"), &[outputs, inputs])?);
+            bias.extend(take(w, &format!("{name}.bias"), &[outputs])?);
+        }
+        let outputs = outputs * names.len();
+        let mut weight = vec![0.0; stored.len()];
+        for o in 0..outputs {
+            for i in 0..inputs {
+                weight[i * outputs + o] = stored[o * inputs + i];
+            }
+        }
         Ok(Linear {
-            weight: take(w, &format!("{name}.weight"), &[outputs, inputs])?,
-            bias: take(w, &format!("{name}.bias"), &[outputs])?,
+            weight,
+            bias,
             outputs,
             inputs,
         })
     }
 
-    /// Several projections of the same input as one: their outputs side by side.
-    fn stacked(parts: Vec<Linear>) -> Linear {
-        let inputs = parts[0].inputs;
-        let outputs = parts.iter().map(|p| p.outputs).sum();
-        Linear {
-            weight: parts
-                .iter()
-                .flat_map(|p| p.weight.iter().copied())
-                .collect(),
-            bias: parts.iter().flat_map(|p| p.bias.iter().copied()).collect(),
-            outputs,
-            inputs,
-        }
-    }
-
-    /// The weight stored transposed, `inputs` rows of `outputs`: the layout the products'
-    /// kernels read directly. Read as PyTorch stores it, every product first copied the
-    /// whole matrix into that layout, so a short query's embedding cost what reading all
-    /// the weights twice costs.
-    fn transposed(mut self) -> Linear {
-        let mut t = vec![0.0; self.weight.len()];
-        for o in 0..self.outputs {
-            for i in 0..self.inputs {
-                t[i * self.outputs + o] = self.weight[o * self.inputs + i];
-            }
-        }
-        self.weight = t;
-        self
-    }
-
     /// Writes `x·Wᵀ + b` for `rows` rows of `x` into `out`; with `residual`, adds what `out`
-    /// holds (the layer's input, in BERT's residual connections). Only after
-    /// [`Linear::transposed`].
+    /// holds (the layer's input, in BERT's residual connections).
     fn apply(&self, x: &[f32], rows: usize, out: &mut [f32], residual: bool) {
         assert!(x.len() >= rows * self.inputs && out.len() >= rows * self.outputs);
         for row in out[..rows * self.outputs].chunks_exact_mut(self.outputs) {
@@ -109,28 +95,56 @@ impl Linear {
         // SAFETY: the lengths are checked above; `out` (rows × outputs, row-major) does not
         // overlap `x` (rows × inputs) or the weight (`inputs` rows of `outputs`).
         unsafe {
-            gemm(
-                rows,
-                self.outputs,
-                self.inputs,
-                out.as_mut_ptr(),
-                1,
-                self.outputs as isize,
-                true,
-                x.as_ptr(),
-                1,
-                self.inputs as isize,
-                self.weight.as_ptr(),
-                1,
-                self.outputs as isize,
+            product(
+                (rows, self.outputs, self.inputs),
+                (out.as_mut_ptr(), self.outputs, true),
+                (x.as_ptr(), self.inputs),
+                (self.weight.as_ptr(), 1, self.outputs),
                 1.0,
-                1.0,
-                false,
-                false,
-                false,
-                Parallelism::None,
             );
         }
+    }
+}
+
+/// `dst (m × n) = scale · lhs (m × k) · rhs (k × n)`, plus what `dst` holds when `add`: every
+/// matrix product of the encoder, on one thread. `dst` and `lhs` are row-major with the given
+/// row strides; `rhs` is read with its own column and row strides (a transposed matrix is
+/// read in place).
+///
+/// # Safety
+///
+/// Every pointer must cover its matrix with those strides, and `dst` must overlap neither
+/// source.
+unsafe fn product(
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_row, add): (*mut f32, usize, bool),
+    (lhs, lhs_row): (*const f32, usize),
+    (rhs, rhs_col, rhs_row): (*const f32, usize, usize),
+    scale: f32,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_row as isize,
+            add,
+            lhs,
+            1,
+            lhs_row as isize,
+            rhs,
+            rhs_col as isize,
+            rhs_row as isize,
+            1.0,
+            scale,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
     }
 }
 
@@ -332,41 +346,37 @@ impl Bert {
         let layers = (0..LAYERS)
             .map(|i| {
                 let p = format!("encoder.layer.{i}");
-                let projection = |w: &mut Weights, name: &str| {
-                    Linear::read(w, &format!("{p}.attention.self.{name}"), HIDDEN, HIDDEN)
+                let names = |suffixes: &[&str]| -> Vec<String> {
+                    suffixes.iter().map(|s| format!("{p}.{s}")).collect()
                 };
                 Ok(Layer {
-                    qkv: Linear::stacked(vec![
-                        projection(&mut w, "query")?,
-                        projection(&mut w, "key")?,
-                        projection(&mut w, "value")?,
-                    ])
-                    .transposed(),
+                    qkv: Linear::read(
+                        &mut w,
+                        &names(&[
+                            "attention.self.query",
+                            "attention.self.key",
+                            "attention.self.value",
+                        ]),
+                        HIDDEN,
+                        HIDDEN,
+                    )?,
                     attention_out: Linear::read(
                         &mut w,
-                        &format!("{p}.attention.output.dense"),
+                        &names(&["attention.output.dense"]),
                         HIDDEN,
                         HIDDEN,
-                    )?
-                    .transposed(),
+                    )?,
                     attention_norm: LayerNorm::read(
                         &mut w,
                         &format!("{p}.attention.output.LayerNorm"),
                     )?,
                     intermediate: Linear::read(
                         &mut w,
-                        &format!("{p}.intermediate.dense"),
+                        &names(&["intermediate.dense"]),
                         INTERMEDIATE,
                         HIDDEN,
-                    )?
-                    .transposed(),
-                    output: Linear::read(
-                        &mut w,
-                        &format!("{p}.output.dense"),
-                        HIDDEN,
-                        INTERMEDIATE,
-                    )?
-                    .transposed(),
+                    )?,
+                    output: Linear::read(&mut w, &names(&["output.dense"]), HIDDEN, INTERMEDIATE)?,
                     output_norm: LayerNorm::read(&mut w, &format!("{p}.output.LayerNorm"))?,
                 })
             })
@@ -455,49 +465,25 @@ impl Bert {
                     let k = b.qkv.as_ptr().add(at + HIDDEN);
                     let v = b.qkv.as_ptr().add(at + 2 * HIDDEN);
                     // scores = scale · Q·Kᵀ (Kᵀ read in place: column stride = row stride of K).
-                    gemm(
-                        len,
-                        len,
-                        HEAD,
-                        scores.as_mut_ptr(),
-                        1,
-                        len as isize,
-                        false,
-                        q,
-                        1,
-                        stride as isize,
-                        k,
-                        stride as isize,
-                        1,
-                        0.0,
+                    product(
+                        (len, len, HEAD),
+                        (scores.as_mut_ptr(), len, false),
+                        (q, stride),
+                        (k, stride, 1),
                         scale,
-                        false,
-                        false,
-                        false,
-                        Parallelism::None,
                     );
                     softmax(scores, len);
                     // context (this head's columns) = probabilities · V.
-                    gemm(
-                        len,
-                        HEAD,
-                        len,
-                        b.context.as_mut_ptr().add(start * HIDDEN + h * HEAD),
-                        1,
-                        HIDDEN as isize,
-                        false,
-                        scores.as_ptr(),
-                        1,
-                        len as isize,
-                        v,
-                        1,
-                        stride as isize,
-                        0.0,
+                    product(
+                        (len, HEAD, len),
+                        (
+                            b.context.as_mut_ptr().add(start * HIDDEN + h * HEAD),
+                            HIDDEN,
+                            false,
+                        ),
+                        (scores.as_ptr(), len),
+                        (v, 1, stride),
                         1.0,
-                        false,
-                        false,
-                        false,
-                        Parallelism::None,
                     );
                 }
             }

@@ -1,7 +1,7 @@
 //! Sentence embeddings in-process, on the CPU, offline: all-MiniLM-L6-v2 (384 dimensions,
-//! mean pooling, L2-normalised) with the Hugging Face tokenizer and our encoder ([`bert`]). The weights are
-//! never part of the binary: `memorygraph model install` puts them in the data folder
-//! ([`install`]), and the server reads them from there after the MCP handshake.
+//! mean pooling, L2-normalised) with the Hugging Face tokenizer and our encoder ([`bert`]).
+//! The weights are never part of the binary: `memorygraph model install` puts them in the
+//! data folder ([`install`]), and the server reads them from there after the MCP handshake.
 
 #[cfg(feature = "semantic")]
 mod bert;
@@ -20,8 +20,8 @@ pub const WEIGHTS_SHA256: &str = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 /// Tokens read per text; the rest is not embedded. 128 is the length the model was trained
-/// on (its configuration allows 256): a long memory embeds in half the time (49 instead
-/// of 25 per second), while recall@5 and hit@5 stayed the same on both benchmarks
+/// on (its configuration allows 256): a long memory embeds in about half the time (38–49
+/// instead of 25 per second), while recall@5 and hit@5 stayed the same on both benchmarks
 /// (LoCoMo 0.611 against 0.612; paraphrase hit@5 0.830 both, hit@1 0.623 against 0.660).
 /// The title and summary come first in the text, so they are always read.
 pub const MAX_TOKENS: usize = 128;
