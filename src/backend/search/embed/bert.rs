@@ -122,6 +122,20 @@ unsafe fn product(
     (rhs, rhs_col, rhs_row): (*const f32, usize, usize),
     scale: f32,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if rhs_col == 1 && super::few_rows::fits(m, n) {
+        // SAFETY: the caller's contract, with `rhs`'s rows contiguous and `fits` checked.
+        unsafe {
+            super::few_rows::product(
+                (m, n, k),
+                (dst, dst_row, add),
+                (lhs, lhs_row),
+                (rhs, rhs_row),
+                scale,
+            );
+        }
+        return;
+    }
     // SAFETY: the caller's contract.
     unsafe {
         gemm(

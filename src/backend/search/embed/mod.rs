@@ -5,6 +5,7 @@
 
 #[cfg(feature = "semantic")]
 mod bert;
+mod few_rows;
 pub mod install;
 
 use std::path::{Path, PathBuf};
