@@ -95,6 +95,29 @@ fn embeddings_match_the_models_reference_output() {
     // A batch pads its shorter texts: each text's vector must not depend on its company.
     let alone = embedder.embed(&["He drove to the stadium."]).unwrap();
     assert!(cos(&alone[0], &v[2]) > 0.99999);
+    // Where the products run in bfloat16, every vector stays next to the f32 one, for short
+    // texts and for texts past the 128 tokens read.
+    let long = "The deploy failed because the migration locked the users table while the old \
+                pods still served traffic; we split it into an online index build, a backfill \
+                in batches of ten thousand rows and a final swap, and added a check to CI. "
+        .repeat(4);
+    let texts = [
+        "The weather is lovely today.",
+        "Use exponential backoff for flaky uploads",
+        long.as_str(),
+    ];
+    let exact = memorygraph::backend::embed::Embedder::load_f32(&dir).unwrap();
+    assert_eq!(exact.precision(), "f32");
+    eprintln!("products in {}", embedder.precision());
+    for (a, b) in embedder
+        .embed(&texts)
+        .unwrap()
+        .iter()
+        .zip(&exact.embed(&texts).unwrap())
+    {
+        eprintln!("cosine to the f32 vector: {}", cos(a, b));
+        assert!(cos(a, b) > 0.9999, "cosine to the f32 vector {}", cos(a, b));
+    }
 }
 
 #[test]

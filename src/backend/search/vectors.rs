@@ -90,6 +90,10 @@ pub struct SemanticHealth {
     /// Memories per second of the last batch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embedding_rate: Option<f64>,
+    /// The encoder's weight products, once the model is loaded: `bf16` on CPUs with
+    /// AVX512_BF16, `f32` elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
     /// search_memories' mode when none is given.
     pub default_search_mode: String,
     /// How to turn semantic recall on, while it is off.
@@ -144,8 +148,9 @@ impl TursoBackend {
         match loaded {
             Ok(e) => {
                 tracing::info!(
-                    "semantic recall on: {MODEL_ID} loaded in {} ms",
-                    started.elapsed().as_millis()
+                    "semantic recall on: {MODEL_ID} loaded in {} ms ({} products)",
+                    started.elapsed().as_millis(),
+                    e.precision()
                 );
                 self.semantic.set(State::Ready(Arc::new(e)));
                 self.semantic.wake();
@@ -456,6 +461,7 @@ impl TursoBackend {
             pending,
             embedded_since_start: self.semantic.embedded.load(Ordering::Relaxed),
             embedding_rate: self.semantic.last_rate.lock().ok().and_then(|r| *r),
+            precision: self.semantic.embedder().map(|e| e.precision().to_string()),
             default_search_mode: default_mode.into(),
             how_to_enable,
             last_error,

@@ -594,10 +594,12 @@ fn percentiles(report: &mut serde_json::Map<String, Value>, name: &str, times: &
 pub async fn backfill_rates(dir: &Path, models: &Path, n: usize, seed: u64) -> Value {
     let mut report = serde_json::Map::new();
     println!("\nBackfill at {n} memories (memories per second)\n");
-    println!("| memories | per second |\n|---|---:|");
+    println!("| memories | products | per second |\n|---|---|---:|");
     for long in [false, true] {
         let name = if long { "long" } else { "short" };
         let backend = fresh_backend(dir, &format!("backfill-{name}"), Some(models)).await;
+        let precision = backend.semantic_health("hybrid").await.unwrap().precision;
+        let precision = precision.unwrap_or_default();
         let mut rng = super::corpus::Rng::new(seed);
         for i in 0..n {
             let mut m = super::corpus::memory(&mut rng, i);
@@ -612,8 +614,9 @@ pub async fn backfill_rates(dir: &Path, models: &Path, n: usize, seed: u64) -> V
             backend.store_memory(m.to_new(), None).await.unwrap();
         }
         let rate = backfill(&backend).await;
-        println!("| {name} | {rate:.1} |");
+        println!("| {name} | {precision} | {rate:.1} |");
         report.insert(name.into(), serde_json::json!(rate));
+        report.insert("precision".into(), serde_json::json!(precision));
     }
     Value::Object(report)
 }

@@ -45,11 +45,19 @@ fn take(weights: &mut Weights, name: &str, shape: &[usize]) -> candle_core::Resu
 /// transposed here (`inputs` rows of `outputs`), the layout gemm's kernels read directly:
 /// read as stored, every product first copied the whole matrix, so a short query's
 /// embedding cost what reading all the weights twice costs.
+///
+/// On CPUs with AVX512_BF16 the weight is kept in bfloat16 instead ([`super::bf16`]), which
+/// runs the products two to three times as fast.
 struct Linear {
-    weight: Vec<f32>,
+    weight: Weight,
     bias: Vec<f32>,
     outputs: usize,
     inputs: usize,
+}
+
+enum Weight {
+    F32(Vec<f32>),
+    Bf16(super::bf16::Packed),
 }
 
 impl Linear {
@@ -60,6 +68,7 @@ impl Linear {
         names: &[String],
         outputs: usize,
         inputs: usize,
+        bf16: bool,
     ) -> candle_core::Result<Self> {
         let (mut stored, mut bias) = (Vec::new(), Vec::new());
         for name in names {
@@ -73,6 +82,11 @@ impl Linear {
                 weight[i * outputs + o] = stored[o * inputs + i];
             }
         }
+        let weight = if bf16 && super::bf16::Packed::fits(inputs, outputs) {
+            Weight::Bf16(super::bf16::Packed::new(&weight, inputs, outputs))
+        } else {
+            Weight::F32(weight)
+        };
         Ok(Linear {
             weight,
             bias,
@@ -92,16 +106,19 @@ impl Linear {
                 row.copy_from_slice(&self.bias);
             }
         }
-        // SAFETY: the lengths are checked above; `out` (rows × outputs, row-major) does not
-        // overlap `x` (rows × inputs) or the weight (`inputs` rows of `outputs`).
-        unsafe {
-            product(
-                (rows, self.outputs, self.inputs),
-                (out.as_mut_ptr(), self.outputs, true),
-                (x.as_ptr(), self.inputs),
-                (self.weight.as_ptr(), 1, self.outputs),
-                1.0,
-            );
+        match &self.weight {
+            Weight::Bf16(packed) => packed.apply(x, rows, out),
+            // SAFETY: the lengths are checked above; `out` (rows × outputs, row-major) does
+            // not overlap `x` (rows × inputs) or the weight (`inputs` rows of `outputs`).
+            Weight::F32(weight) => unsafe {
+                product(
+                    (rows, self.outputs, self.inputs),
+                    (out.as_mut_ptr(), self.outputs, true),
+                    (x.as_ptr(), self.inputs),
+                    (weight.as_ptr(), 1, self.outputs),
+                    1.0,
+                );
+            },
         }
     }
 }
@@ -336,8 +353,9 @@ pub struct Bert {
 }
 
 impl Bert {
-    /// Reads the weights (BERT names without a prefix, as sentence-transformers saves them).
-    pub fn load(path: &Path) -> candle_core::Result<Bert> {
+    /// Reads the weights (BERT names without a prefix, as sentence-transformers saves them);
+    /// with `bf16`, the products run in bfloat16 ([`super::bf16::supported`] must hold).
+    pub fn load(path: &Path, bf16: bool) -> candle_core::Result<Bert> {
         let mut w = candle_core::safetensors::load(path, &Device::Cpu)?;
         let words = take(
             &mut w,
@@ -373,12 +391,14 @@ impl Bert {
                         ]),
                         HIDDEN,
                         HIDDEN,
+                        bf16,
                     )?,
                     attention_out: Linear::read(
                         &mut w,
                         &names(&["attention.output.dense"]),
                         HIDDEN,
                         HIDDEN,
+                        bf16,
                     )?,
                     attention_norm: LayerNorm::read(
                         &mut w,
@@ -389,8 +409,15 @@ impl Bert {
                         &names(&["intermediate.dense"]),
                         INTERMEDIATE,
                         HIDDEN,
+                        bf16,
                     )?,
-                    output: Linear::read(&mut w, &names(&["output.dense"]), HIDDEN, INTERMEDIATE)?,
+                    output: Linear::read(
+                        &mut w,
+                        &names(&["output.dense"]),
+                        HIDDEN,
+                        INTERMEDIATE,
+                        bf16,
+                    )?,
                     output_norm: LayerNorm::read(&mut w, &format!("{p}.output.LayerNorm"))?,
                 })
             })

@@ -5,6 +5,8 @@
 
 #[cfg(feature = "semantic")]
 mod bert;
+#[cfg(feature = "semantic")]
+mod bf16;
 mod few_rows;
 pub mod install;
 
@@ -85,6 +87,7 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 pub struct Embedder {
     bert: bert::Bert,
     tokenizer: tokenizers::Tokenizer,
+    bf16: bool,
 }
 
 /// Built without the `semantic` feature: never loads.
@@ -99,6 +102,14 @@ impl Embedder {
         Err("this memorygraph was built without semantic recall (cargo feature `semantic`)".into())
     }
 
+    pub fn load_f32(dir: &Path) -> Result<Embedder, String> {
+        Self::load(dir)
+    }
+
+    pub fn precision(&self) -> &'static str {
+        match self._never {}
+    }
+
     pub fn embed(&self, _texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
         match self._never {}
     }
@@ -106,10 +117,26 @@ impl Embedder {
 
 #[cfg(feature = "semantic")]
 impl Embedder {
-    /// Reads the weights and the tokenizer from a model folder (≈0.1–0.2 s).
+    /// Reads the weights and the tokenizer from a model folder (≈0.1–0.2 s). The products
+    /// run in bfloat16 where the CPU has them ([`bf16`]).
     pub fn load(dir: &Path) -> Result<Embedder, String> {
+        Self::load_with(dir, bf16::chosen())
+    }
+
+    /// [`Embedder::load`] with every product in f32, whatever the CPU: the vectors the
+    /// bfloat16 ones are compared with.
+    pub fn load_f32(dir: &Path) -> Result<Embedder, String> {
+        Self::load_with(dir, false)
+    }
+
+    /// The precision of the encoder's weight products: `bf16` or `f32`.
+    pub fn precision(&self) -> &'static str {
+        if self.bf16 { "bf16" } else { "f32" }
+    }
+
+    fn load_with(dir: &Path, bf16: bool) -> Result<Embedder, String> {
         let weights = dir.join(WEIGHTS_FILE);
-        let bert = bert::Bert::load(&weights)
+        let bert = bert::Bert::load(&weights, bf16)
             .map_err(|e| format!("cannot read the model weights {}: {e}", weights.display()))?;
         let path = dir.join(TOKENIZER_FILE);
         let mut tokenizer = tokenizers::Tokenizer::from_file(&path)
@@ -121,7 +148,11 @@ impl Embedder {
             }))
             .map_err(|e| format!("cannot configure the tokenizer: {e}"))?;
         tokenizer.with_padding(None);
-        Ok(Embedder { bert, tokenizer })
+        Ok(Embedder {
+            bert,
+            tokenizer,
+            bf16,
+        })
     }
 
     /// One L2-normalised vector of [`DIMENSIONS`] numbers per text, in order. CPU-bound:
