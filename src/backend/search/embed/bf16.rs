@@ -23,12 +23,15 @@ use std::arch::x86_64::{
 
 /// Output columns of one block: four registers of 16 sums.
 const COLUMNS: usize = 64;
+#[cfg(target_arch = "x86_64")]
 const VECTORS: usize = COLUMNS / 16;
 /// Input rows whose sums stay in registers together: 6 × 4 sums, 4 weight registers and a
 /// broadcast, within AVX-512's 32.
+#[cfg(target_arch = "x86_64")]
 const ROWS: usize = 6;
 /// Input rows per band: a band's bfloat16 rows (at most 48 × 1536 × 2 bytes) stay in the
 /// second-level cache while every block of columns passes over them.
+#[cfg(target_arch = "x86_64")]
 const BAND: usize = 48;
 
 /// Whether this CPU runs [`Packed::apply`].
@@ -110,19 +113,19 @@ impl Packed {
     #[target_feature(enable = "avx512f,avx512bf16")]
     unsafe fn product(&self, x: &[f32], rows: usize, out: &mut [f32]) {
         let pairs = self.inputs / 2;
-        // x in bfloat16: read as 32-bit words, word p of a row is its pair (2p, 2p + 1).
-        let mut halves = vec![0u16; rows * self.inputs];
-        for (dst, src) in halves
-            .chunks_exact_mut(16)
+        // x in bfloat16, two numbers per 32-bit word: word p of a row is its pair (2p, 2p + 1).
+        let mut rounded = vec![0u32; rows * pairs];
+        for (dst, src) in rounded
+            .chunks_exact_mut(8)
             .zip(x[..rows * self.inputs].chunks_exact(16))
         {
-            // SAFETY: both chunks hold 16 numbers.
+            // SAFETY: 8 words hold the 16 bfloat16 numbers of the 16 read.
             unsafe {
-                let rounded = _mm512_cvtneps_pbh(_mm512_loadu_ps(src.as_ptr()));
-                dst.as_mut_ptr().cast::<__m256bh>().write_unaligned(rounded);
+                let halves = _mm512_cvtneps_pbh(_mm512_loadu_ps(src.as_ptr()));
+                dst.as_mut_ptr().cast::<__m256bh>().write_unaligned(halves);
             }
         }
-        let words = halves.as_ptr().cast::<u32>();
+        let words = rounded.as_ptr();
         for band in (0..rows).step_by(BAND) {
             let end = rows.min(band + BAND);
             for block in (0..self.outputs).step_by(COLUMNS) {
