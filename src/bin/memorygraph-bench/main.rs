@@ -6,6 +6,7 @@
 mod client;
 mod corpus;
 mod mixed;
+mod paced;
 mod paraphrase;
 mod retrieval;
 mod stats;
@@ -68,7 +69,7 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     dump: Option<PathBuf>,
     /// A data folder where `memorygraph model install` ran (its `models/` is used); needed
-    /// for the retrieval runs and for the semantic rows of the speed run.
+    /// for the retrieval runs, `--recall-latency`, `--backfill` and `--paced-stores`.
     #[arg(long, value_name = "DIR")]
     model_home: Option<PathBuf>,
     /// Recall latency, lexical and hybrid, at this many memories (in-process).
@@ -78,6 +79,10 @@ struct Args {
     /// generator's 50–400-word) memories, as `reindex --embeddings` does.
     #[arg(long, value_name = "N")]
     backfill: Option<usize>,
+    /// Store latency over MCP with and without the model installed: this many stores each,
+    /// 100–300 ms apart, so the background worker embeds between them.
+    #[arg(long, value_name = "N")]
+    paced_stores: Option<usize>,
 }
 
 fn main() {
@@ -107,6 +112,7 @@ fn main() {
         || args.paraphrase
         || args.recall_latency.is_some()
         || args.backfill.is_some()
+        || args.paced_stores.is_some()
     {
         let models = retrieval::models_of(
             args.model_home
@@ -132,6 +138,12 @@ fn main() {
             report.insert(
                 "backfill".into(),
                 runtime.block_on(retrieval::backfill_rates(&dir, &models, n, args.seed)),
+            );
+        }
+        if let Some(n) = args.paced_stores {
+            report.insert(
+                "paced_stores".into(),
+                paced::paced_stores(&server, &dir, &models, n, args.seed),
             );
         }
         if let Some(n) = args.recall_latency {
