@@ -176,6 +176,9 @@ impl TursoBackend {
             return;
         }
         let mut failures = 0u32;
+        // The first rounds search every memory; once nothing is left, the counts decide, until
+        // the server has been idle for IDLE_CHECK, when one round searches them all again.
+        let mut caught_up = false;
         loop {
             // Let a burst of writes finish first.
             loop {
@@ -185,10 +188,12 @@ impl TursoBackend {
                     break;
                 }
             }
-            match self.embed_pending(BATCH).await {
+            match self.embed_some(BATCH, caught_up).await {
                 Ok(0) => {
                     failures = 0;
-                    let _ = tokio::time::timeout(IDLE_CHECK, self.semantic.wake.notified()).await;
+                    caught_up = tokio::time::timeout(IDLE_CHECK, self.semantic.wake.notified())
+                        .await
+                        .is_ok();
                 }
                 Ok(_) => failures = 0,
                 Err(e) => {
@@ -208,6 +213,22 @@ impl TursoBackend {
     /// vectors; returns how many. A memory whose text changed meanwhile is left for the next
     /// round.
     pub async fn embed_pending(&self, batch: usize) -> Result<usize> {
+        self.embed_some(batch, true).await
+    }
+
+    /// [`TursoBackend::embed_pending`]; with `by_counts`, the memories without a vector are
+    /// searched for only when the counts say some are, and only until that many are found.
+    ///
+    /// The search looks every memory up in `memory_vectors`, newest first: 160 ms at 100k
+    /// memories, on the thread that answers every request, and the worker ran it twice
+    /// after each burst of writes (once to embed, once to find nothing left). Counting
+    /// both tables takes 3–4 ms at 100k, and a memory just stored is the newest row, so it
+    /// is found at once. The counts are exact because a vector leaves with its memory
+    /// (the delete trigger, on every writer of the file). Only another program writing
+    /// vectors of memories that do not exist can make them lie: where vectors outnumber
+    /// memories the search runs in full, and the worker also runs it after every 30 s
+    /// without requests, which catches the case where the counts come out even.
+    async fn embed_some(&self, batch: usize, by_counts: bool) -> Result<usize> {
         let Some(embedder) = self.semantic.embedder() else {
             return Err(BackendError::Refused(
                 "semantic recall is off: no model is loaded".into(),
@@ -215,12 +236,22 @@ impl TursoBackend {
         };
         let rows = {
             let conn = self.conn.lock().await;
+            let limit = match by_counts {
+                true => match table_counts(&conn).await? {
+                    (vectors, memories) if memories == vectors => return Ok(0),
+                    (vectors, memories) if memories > vectors => {
+                        batch.min((memories - vectors) as usize)
+                    }
+                    _ => batch,
+                },
+                false => batch,
+            };
             let rows = conn
                 .query(
                     &format!(
                         "SELECT n.id, n.properties FROM nodes n
                          WHERE n.label = 'Memory' AND NOT EXISTS (SELECT 1 FROM memory_vectors v WHERE v.memory_id = n.id)
-                         ORDER BY n.rowid DESC LIMIT {batch}"
+                         ORDER BY n.rowid DESC LIMIT {limit}"
                     ),
                     (),
                 )
@@ -469,7 +500,26 @@ impl TursoBackend {
     }
 }
 
+/// Vectors and memories, each counted through its own index (3–4 ms at 100k memories).
+async fn table_counts(conn: &Connection) -> Result<(i64, i64)> {
+    let row = first_row(
+        conn,
+        "SELECT (SELECT count(*) FROM memory_vectors),
+                (SELECT count(*) FROM nodes WHERE label = 'Memory')",
+        (),
+        "counting vectors",
+    )
+    .await?;
+    Ok(row.map(|r| (r.int(0), r.int(1))).unwrap_or((0, 0)))
+}
+
+/// Memories with a vector, and without one: the difference of the counts (see
+/// [`TursoBackend::embed_some`]), or, where vectors outnumber memories, a search.
 async fn vector_counts(conn: &Connection) -> Result<(i64, i64)> {
+    let (vectors, memories) = table_counts(conn).await?;
+    if memories >= vectors {
+        return Ok((vectors, memories - vectors));
+    }
     let row = first_row(
         conn,
         "SELECT (SELECT count(*) FROM memory_vectors),

@@ -554,9 +554,22 @@ pub async fn recall_latency(
         searching.push(s);
     }
     println!("\n| semantic side | p50 | p95 | p99 |\n|---|---:|---:|---:|");
+    // What the background worker and `health` cost when every memory has its vector: the
+    // worker checks after every burst of writes, on the thread that answers requests.
+    let (mut worker, mut counts) = (Vec::new(), Vec::new());
+    for _ in 0..20 {
+        let t = Instant::now();
+        assert_eq!(backend.embed_pending(16).await.unwrap(), 0);
+        worker.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        backend.vector_counts().await.unwrap();
+        counts.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
     for (name, times) in [
         ("query embedding", &mut embedding),
         ("nearest 50", &mut searching),
+        ("worker round, nothing to embed", &mut worker),
+        ("health's vector counts", &mut counts),
     ] {
         percentiles(&mut report, name, times);
     }
