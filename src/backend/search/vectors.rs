@@ -478,6 +478,10 @@ impl TursoBackend {
         let how_to_enable = (!enabled).then(|| {
             if !cfg!(feature = "semantic") {
                 "this build was made without semantic recall: build it with the default features (or `--features semantic`)".to_string()
+            } else if matches!(state, State::Failed(_)) {
+                "the installed model failed to load (see last_error): install it again with `memorygraph model install` \
+                 (or `--from FILE`), which checks the files before replacing them, then restart the MCP server"
+                    .to_string()
             } else if installed {
                 "the model is installed; it loads when the server starts (restart the MCP server)".to_string()
             } else {
