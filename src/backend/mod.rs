@@ -62,6 +62,20 @@ pub struct BackendOptions {
     pub auto_sync: bool,
 }
 
+impl BackendOptions {
+    /// A local file with every default: no cycles, no primary, `Durability::Normal` (the
+    /// benchmark and the tests that open the backend in-process).
+    pub fn local(path: impl Into<PathBuf>) -> BackendOptions {
+        BackendOptions {
+            path: path.into(),
+            allow_cycles: false,
+            primary: None,
+            durability: Durability::default(),
+            auto_sync: true,
+        }
+    }
+}
+
 /// What an acknowledged write survives. Both keep the file consistent whatever happens
 /// (write-ahead log); they differ in what a power cut may take back.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -197,6 +197,11 @@ impl Generated {
         )
         .expect("generated memories are valid")
     }
+
+    /// The memory as `store_memory` takes it over MCP.
+    pub fn store_arguments(&self) -> serde_json::Value {
+        serde_json::json!({"type": self.memory_type, "title": self.title, "content": self.content, "tags": self.tags, "importance": self.importance})
+    }
 }
 
 /// The `i`-th memory of the corpus: 50–400 words of content, 2–5 tags, every type.

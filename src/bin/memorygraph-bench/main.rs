@@ -230,15 +230,9 @@ fn file_size(path: &Path) -> u64 {
 }
 
 async fn raw_backend(path: &Path) -> TursoBackend {
-    TursoBackend::open(BackendOptions {
-        path: path.to_path_buf(),
-        allow_cycles: false,
-        primary: None,
-        durability: Default::default(),
-        auto_sync: true,
-    })
-    .await
-    .expect("open the raw database")
+    TursoBackend::open(BackendOptions::local(path))
+        .await
+        .expect("open the raw database")
 }
 
 /// The search workloads: a name and its queries.
@@ -312,10 +306,7 @@ async fn run_size(args: &Args, server: &Path, dir: &Path, n: usize) -> Vec<Row> 
         let m = corpus::memory(&mut rng, i);
         text_bytes +=
             m.title.len() + m.content.len() + m.tags.iter().map(String::len).sum::<usize>();
-        let (out, took) = client.call(
-            "store_memory",
-            json!({"type": m.memory_type, "title": m.title, "content": m.content, "tags": m.tags, "importance": m.importance}),
-        );
+        let (out, took) = client.call("store_memory", m.store_arguments());
         stores.push(took);
         ids.push(out["memory_id"].as_str().unwrap().to_string());
         let new = m.to_new();

@@ -83,10 +83,7 @@ pub fn run(client: &mut Client, rng: &mut Rng, ids: &mut Vec<String>, steps: usi
         let took = match op {
             Op::Store => {
                 let m = corpus::memory(rng, 2_000_000 + step);
-                let (out, took) = client.call(
-                    "store_memory",
-                    json!({"type": m.memory_type, "title": m.title, "content": m.content, "tags": m.tags, "importance": m.importance}),
-                );
+                let (out, took) = client.call("store_memory", m.store_arguments());
                 ids.push(out["memory_id"].as_str().expect("stored").to_string());
                 took
             }

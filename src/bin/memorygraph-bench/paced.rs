@@ -21,21 +21,12 @@ pub fn paced_stores(server: &Path, dir: &Path, models: &Path, n: usize, seed: u6
     println!("|---|---:|---:|---:|---:|---:|");
     let mut report = serde_json::Map::new();
     let mut means = Vec::new();
-    for with_model in [false, true] {
-        let name = if with_model {
-            "model installed"
-        } else {
-            "no model"
-        };
-        let folder = dir.join(if with_model {
-            "paced-model"
-        } else {
-            "paced-plain"
-        });
+    for (name, with_model) in [("no model", false), ("model installed", true)] {
+        let folder = dir.join(format!("paced-{}", name.replace(' ', "-")));
         let _ = std::fs::remove_dir_all(&folder);
         std::fs::create_dir_all(&folder).unwrap();
+        #[cfg(unix)]
         if with_model {
-            #[cfg(unix)]
             std::os::unix::fs::symlink(models, folder.join("models")).unwrap();
         }
         let (mut client, _) = Client::start(server, &folder.join("memory.db"), &[]);
@@ -51,24 +42,20 @@ pub fn paced_stores(server: &Path, dir: &Path, models: &Path, n: usize, seed: u6
         for i in 0..n {
             std::thread::sleep(Duration::from_millis(100 + rng.below(201) as u64));
             let m = corpus::memory(&mut rng, i);
-            let (_, took) = client.call(
-                "store_memory",
-                json!({"type": m.memory_type, "title": m.title, "content": m.content, "tags": m.tags, "importance": m.importance}),
-            );
+            let (_, took) = client.call("store_memory", m.store_arguments());
             times.push(took);
         }
-        let embedded = if with_model {
-            let vectors = |s: &Value| s["vectors"].as_u64().unwrap_or(0);
-            let now = wait_for(&mut client, |_| true, "health");
+        // Vectors written while the stores went on; then the rest, before stopping.
+        let embedded = client.call("health", json!({})).0["semantic"]["vectors"]
+            .as_u64()
+            .unwrap_or(0);
+        if with_model {
             wait_for(
                 &mut client,
                 |s| s["pending"] == json!(0),
                 "the last vectors",
             );
-            vectors(&now)
-        } else {
-            0
-        };
+        }
         client.stop();
         times.sort();
         let mean = times.iter().map(Duration::as_secs_f64).sum::<f64>() * 1000.0 / n as f64;

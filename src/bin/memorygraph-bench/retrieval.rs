@@ -102,15 +102,9 @@ pub async fn fresh_backend(dir: &Path, name: &str, models: Option<&Path>) -> Tur
         #[cfg(unix)]
         std::os::unix::fs::symlink(models, db_dir.join("models")).unwrap();
     }
-    let backend = TursoBackend::open(BackendOptions {
-        path: db_dir.join("memory.db"),
-        allow_cycles: false,
-        primary: None,
-        durability: Default::default(),
-        auto_sync: true,
-    })
-    .await
-    .unwrap();
+    let backend = TursoBackend::open(BackendOptions::local(db_dir.join("memory.db")))
+        .await
+        .unwrap();
     if models.is_some() {
         assert!(backend.load_model().await, "the model does not load");
     }

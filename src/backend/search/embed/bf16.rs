@@ -72,9 +72,15 @@ impl Packed {
         inputs.is_multiple_of(16) && outputs.is_multiple_of(COLUMNS)
     }
 
-    /// Packs `weight` (`inputs` rows of `outputs`, row-major); [`Packed::fits`] must hold.
+    /// Packs `weight` (`inputs` rows of `outputs`, row-major); [`Packed::fits`] must hold,
+    /// and the CPU must run the products ([`supported`]), so that a `Packed` is one that
+    /// can be applied.
     pub fn new(weight: &[f32], inputs: usize, outputs: usize) -> Packed {
         assert!(Self::fits(inputs, outputs) && weight.len() == inputs * outputs);
+        assert!(
+            supported(),
+            "bfloat16 products on a CPU without AVX512_BF16"
+        );
         let pairs = inputs / 2;
         let mut words = Vec::with_capacity(pairs * outputs);
         for block in (0..outputs).step_by(COLUMNS) {
@@ -98,12 +104,9 @@ impl Packed {
     /// Adds `x·W` for `rows` rows of `x` (`inputs` numbers each) to `out` (`outputs` each).
     pub fn apply(&self, x: &[f32], rows: usize, out: &mut [f32]) {
         assert!(x.len() >= rows * self.inputs && out.len() >= rows * self.outputs);
-        assert!(
-            supported(),
-            "bfloat16 products on a CPU without AVX512_BF16"
-        );
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU has AVX-512F and AVX512_BF16, and the lengths are checked above.
+        // SAFETY: the CPU has AVX-512F and AVX512_BF16 (checked when `self` was packed), and
+        // the lengths are checked above.
         unsafe {
             self.product(x, rows, out)
         }
@@ -211,11 +214,12 @@ mod tests {
     /// f32 too, so any slip in the layout shows as a wrong number; with any factors, the
     /// error stays at what rounding them to bfloat16 makes.
     #[test]
+    #[cfg_attr(memorygraph_no_bf16, ignore = "this CPU has no AVX512_BF16")]
     fn products_match_exact_sums() {
-        if !supported() {
-            eprintln!("skipped: this CPU has no AVX512_BF16");
-            return;
-        }
+        assert!(
+            supported(),
+            "built where the CPU has AVX512_BF16, run where it has not"
+        );
         let mut state = 7u64;
         let mut next = move || {
             state = state
