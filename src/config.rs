@@ -23,7 +23,7 @@ pub struct Settings {
     )]
     pub backend: Option<String>,
 
-    /// Database file [default: ~/.memorygraph/memory.db].
+    /// Database file [default: ~/.memorygraph/memory.db; on Windows %USERPROFILE%\.memorygraph\memory.db].
     #[arg(
         long = "turso-path",
         env = "MEMORY_TURSO_PATH",
@@ -32,7 +32,8 @@ pub struct Settings {
     )]
     pub turso_path: Option<PathBuf>,
 
-    /// Database file when the backend is `sqlite` [default: ~/.memorygraph/memory.db].
+    /// Database file when the backend is `sqlite`, or when it is set and MEMORY_BACKEND and
+    /// MEMORY_TURSO_PATH are not (MemoryGraph's own setting) [default: ~/.memorygraph/memory.db].
     #[arg(
         long = "sqlite-path",
         env = "MEMORY_SQLITE_PATH",
@@ -240,19 +241,38 @@ impl Config {
                 ));
             }
         };
+        let given = |p: &Option<PathBuf>| p.as_ref().filter(|p| !p.as_os_str().is_empty()).cloned();
+        let database_url_given = s
+            .database_url
+            .as_deref()
+            .is_some_and(|u| !u.trim().is_empty());
+        // MemoryGraph's default backend is `sqlite`, so its users set MEMORY_SQLITE_PATH
+        // alone: that file is theirs, and opening another one would show an empty memory.
+        let sqlite_path_alone = backend.as_deref().is_none_or(str::is_empty)
+            && given(&s.sqlite_path).is_some()
+            && given(&s.turso_path).is_none();
+        if sqlite_path_alone && database_url_given {
+            return Err(bad(
+                "MEMORY_BACKEND",
+                "backend",
+                "MEMORY_SQLITE_PATH and TURSO_DATABASE_URL are both set: set MEMORY_BACKEND=sqlite to use that local file, \
+                 or MEMORY_TURSO_PATH for the replica file",
+            ));
+        }
+        let use_sqlite_path = use_sqlite_path || sqlite_path_alone;
         let (chosen, path_source) = if use_sqlite_path {
-            (s.sqlite_path.clone(), "MEMORY_SQLITE_PATH")
+            (given(&s.sqlite_path), "MEMORY_SQLITE_PATH")
         } else {
-            (s.turso_path.clone(), "MEMORY_TURSO_PATH")
+            (given(&s.turso_path), "MEMORY_TURSO_PATH")
         };
-        let (database_path, path_source) = match chosen.filter(|p| !p.as_os_str().is_empty()) {
+        let (database_path, path_source) = match chosen {
             Some(p) => (expand_home(&p, home), path_source),
             None => {
                 let home = home.ok_or_else(|| {
                     bad(
                         "MEMORY_TURSO_PATH",
                         "turso-path",
-                        "no home folder is known (HOME is unset), so set the database file explicitly",
+                        "no home folder is known (neither HOME nor USERPROFILE is set), so set the database file explicitly",
                     )
                 })?;
                 (home.join(".memorygraph").join("memory.db"), "default")
@@ -463,6 +483,19 @@ fn parse_bool(raw: Option<&str>, default: bool) -> Result<bool, String> {
     }
 }
 
+/// The user's home folder: `HOME` (Unix, and Windows shells that set it), else Windows'
+/// `USERPROFILE`, else `HOMEDRIVE` + `HOMEPATH`.
+pub fn home_folder(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<PathBuf> {
+    let set = |name: &str| var(name).filter(|v| !v.is_empty());
+    if let Some(home) = set("HOME").or_else(|| set("USERPROFILE")) {
+        return Some(PathBuf::from(home));
+    }
+    let (drive, path) = (set("HOMEDRIVE")?, set("HOMEPATH")?);
+    let mut joined = drive;
+    joined.push(path);
+    Some(PathBuf::from(joined))
+}
+
 fn expand_home(path: &Path, home: Option<&Path>) -> PathBuf {
     match (path.strip_prefix("~"), home) {
         (Ok(rest), Some(home)) => home.join(rest),
@@ -497,6 +530,63 @@ mod tests {
         };
         let c = Config::from_settings(&s, Some(Path::new("/h"))).unwrap();
         assert_eq!(c.database_path, Path::new("/h/x.db"));
+    }
+
+    #[test]
+    fn memorygraph_sqlite_path_alone_is_the_file() {
+        let s = Settings {
+            sqlite_path: Some("/data/custom.db".into()),
+            ..settings()
+        };
+        let c = Config::from_settings(&s, Some(Path::new("/h"))).unwrap();
+        assert_eq!(c.database_path, Path::new("/data/custom.db"));
+        assert_eq!(c.path_source, "MEMORY_SQLITE_PATH");
+        assert!(c.sqlite_backend);
+        // Our own path setting still wins over MemoryGraph's.
+        let s = Settings {
+            turso_path: Some("/data/ours.db".into()),
+            ..s
+        };
+        let c = Config::from_settings(&s, Some(Path::new("/h"))).unwrap();
+        assert_eq!(c.database_path, Path::new("/data/ours.db"));
+        assert!(!c.sqlite_backend);
+    }
+
+    #[test]
+    fn sqlite_path_alone_with_a_primary_url_is_refused() {
+        let s = Settings {
+            sqlite_path: Some("/data/custom.db".into()),
+            database_url: Some("http://127.0.0.1:8080".into()),
+            ..settings()
+        };
+        let err = Config::from_settings(&s, Some(Path::new("/h"))).unwrap_err();
+        assert_eq!(err.variable, "MEMORY_BACKEND");
+        assert!(err.problem.contains("MEMORY_BACKEND=sqlite"), "{err}");
+    }
+
+    #[test]
+    fn home_folder_on_unix_and_windows() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        assert_eq!(
+            home_folder(env(&[("HOME", "/home/u"), ("USERPROFILE", "C:\\Users\\u")])),
+            Some(PathBuf::from("/home/u"))
+        );
+        assert_eq!(
+            home_folder(env(&[("HOME", ""), ("USERPROFILE", "C:\\Users\\u")])),
+            Some(PathBuf::from("C:\\Users\\u"))
+        );
+        assert_eq!(
+            home_folder(env(&[("HOMEDRIVE", "D:"), ("HOMEPATH", "\\Users\\u")])),
+            Some(PathBuf::from("D:\\Users\\u"))
+        );
+        assert_eq!(home_folder(env(&[("HOMEDRIVE", "D:")])), None);
     }
 
     #[test]

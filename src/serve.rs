@@ -57,7 +57,7 @@ pub(crate) fn server_settings(config: &Config) -> ServerSettings {
         None if config.sqlite_backend => (
             "local",
             format!(
-                "MEMORY_BACKEND is sqlite (a local file; TURSO_DATABASE_URL is not used); database file from {}",
+                "MEMORY_BACKEND is sqlite, or unset with MEMORY_SQLITE_PATH set as MemoryGraph reads it (a local file; TURSO_DATABASE_URL is not used); database file from {}",
                 config.path_source
             ),
         ),

@@ -153,3 +153,60 @@ fn reindex_rebuilds_the_search_index() {
         1
     );
 }
+
+/// A MemoryGraph user's settings name the file with MEMORY_SQLITE_PATH alone (MemoryGraph's
+/// default backend is `sqlite`): that file is opened, never an empty one in the home folder.
+#[test]
+fn memorygraph_sqlite_path_alone_opens_that_file() {
+    let scratch = Scratch::new();
+    let db = scratch.fixture("memorygraph-0.12.4.db");
+    let out = command(scratch.dir.path())
+        .env("MEMORY_SQLITE_PATH", &db)
+        .args(["--json", "health"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let health: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        health["database"]["database_path"],
+        db.display().to_string()
+    );
+    assert_eq!(health["database"]["memories"], 61, "{health}");
+    assert!(!scratch.dir.path().join(".memorygraph").exists());
+
+    // With a primary URL also exported, which file is meant is unclear: one line says what
+    // to set, and nothing is created.
+    let out = command(scratch.dir.path())
+        .env("MEMORY_SQLITE_PATH", &db)
+        .env("TURSO_DATABASE_URL", "http://127.0.0.1:9")
+        .arg("health")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("MEMORY_BACKEND=sqlite"), "{stderr}");
+    assert!(!scratch.dir.path().join(".memorygraph").exists());
+}
+
+/// Windows sets USERPROFILE, not HOME: the default file goes there.
+#[test]
+fn the_default_file_lives_in_the_user_profile_without_home() {
+    let scratch = Scratch::new();
+    let profile = scratch.dir.path().join("profile");
+    std::fs::create_dir(&profile).unwrap();
+    let out = command(scratch.dir.path())
+        .env_remove("HOME")
+        .env("USERPROFILE", &profile)
+        .args(["--json", "health"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let health: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expected = profile.join(".memorygraph").join("memory.db");
+    assert_eq!(
+        health["database"]["database_path"],
+        expected.display().to_string()
+    );
+    assert!(expected.exists());
+}

@@ -118,9 +118,7 @@ pub struct UsageError(pub String);
 /// Parses the command line, runs the command, and turns the outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(std::path::PathBuf::from);
+    let home = crate::config::home_folder(|name| std::env::var_os(name));
     let config = match Config::from_settings(&cli.settings, home.as_deref())
         .and_then(|c| c.prepare_database_folder().map(|()| c))
     {
