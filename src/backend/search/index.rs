@@ -206,10 +206,12 @@ impl Inner {
     /// Brings the copy up to the database's state as `conn` sees it.
     async fn refresh(&mut self, conn: &Connection) -> Result<()> {
         // The counter first: a change landing between the two reads is read again next time.
-        let now = changes(conn).await?;
+        let (now, floor) = changes(conn).await?;
         match (self.seen, now) {
             (Some(seen), Some(now)) if seen == now => return Ok(()),
-            (Some(seen), Some(now)) if now > seen => {
+            // Past the floor the log still names every change since `seen`; below it,
+            // compaction may have dropped a removal this copy has not seen.
+            (Some(seen), Some(now)) if now > seen && seen >= floor => {
                 let rows = conn
                     .query(
                         "SELECT l.memory_id, n.rowid, v.embedding FROM memory_vector_log l
@@ -254,24 +256,63 @@ impl Inner {
     }
 }
 
-/// The vectors' change count, or `None` where the file has no counter.
-async fn changes(conn: &Connection) -> Result<Option<i64>> {
+/// The vectors' change count (`None` where the file has no counter) and the log's floor: the
+/// count up to which [`compact_log`] may have dropped removals (0 when it never ran).
+async fn changes(conn: &Connection) -> Result<(Option<i64>, i64)> {
+    const DOING: &str = "reading the vector change count";
     let mut rows = conn
         .query(
-            "SELECT CAST(value AS INTEGER) FROM memorygraph_meta WHERE key = 'vector_changes'",
+            "SELECT key, CAST(value AS INTEGER) FROM memorygraph_meta
+             WHERE key IN ('vector_changes', 'vector_log_floor')",
             (),
         )
         .await
-        .doing("reading the vector change count")?;
-    Ok(
-        match rows.next().await.doing("reading the vector change count")? {
-            Some(row) => match row.get_value(0).doing("reading the vector change count")? {
-                Value::Integer(n) => Some(n),
-                _ => None,
-            },
-            None => None,
-        },
+        .doing(DOING)?;
+    let (mut now, mut floor) = (None, 0);
+    while let Some(row) = rows.next().await.doing(DOING)? {
+        let value = match row.get_value(1).doing(DOING)? {
+            Value::Integer(n) => Some(n),
+            _ => None,
+        };
+        match row.get_value(0).doing(DOING)? {
+            Value::Text(key) if key == "vector_changes" => now = value,
+            _ => floor = value.unwrap_or(0),
+        }
+    }
+    Ok((now, floor))
+}
+
+/// Removals kept in `memory_vector_log` before [`compact_log`] drops them.
+pub const LOG_REMOVALS_KEPT: i64 = 1024;
+
+/// Keeps `memory_vector_log` from growing with every memory ever embedded: once more than
+/// [`LOG_REMOVALS_KEPT`] of its rows only record a removal, they are dropped and the
+/// `vector_log_floor` is raised to the current count, so a process whose copy is older than
+/// that reloads it in full instead of missing a removal. Run inside a write transaction;
+/// returns how many rows went.
+pub async fn compact_log(tx: &Connection) -> Result<u64> {
+    const DOING: &str = "compacting the vector change log";
+    let removals = scalar_i64(
+        tx,
+        "SELECT count(*) FROM memory_vector_log WHERE present = 0",
+        vec![],
+        DOING,
     )
+    .await?;
+    if removals <= LOG_REMOVALS_KEPT {
+        return Ok(0);
+    }
+    tx.execute(
+        "INSERT INTO memorygraph_meta (key, value)
+         SELECT 'vector_log_floor', value FROM memorygraph_meta WHERE key = 'vector_changes'
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (),
+    )
+    .await
+    .doing(DOING)?;
+    tx.execute("DELETE FROM memory_vector_log WHERE present = 0", ())
+        .await
+        .doing(DOING)
 }
 
 /// A chunk's rows as the database has them now: (rid, id, exact cosine), for the memories
@@ -539,6 +580,69 @@ mod tests {
             assert!(exact >= score[slot] - inner.errors[slot] - SLACK);
             assert!(inner.errors[slot] < 0.02, "error {}", inner.errors[slot]);
         }
+    }
+
+    /// Compaction drops the log's removals; a copy older than that must still lose the
+    /// vectors removed before it, and a copy made after it must keep following the log.
+    #[tokio::test]
+    async fn a_compacted_log_still_removes_what_an_older_copy_holds() {
+        let db = libsql::Builder::new_local(":memory:")
+            .build()
+            .await
+            .unwrap();
+        let conn = db.connect().unwrap();
+        crate::backend::schema::migrate(&conn).await.unwrap();
+        let n = LOG_REMOVALS_KEPT as u64 + 10;
+        for i in 0..n + 2 {
+            conn.execute(
+                "INSERT INTO nodes (id, label, properties) VALUES (?1, 'Memory', '{}')",
+                libsql::params![format!("m{i}")],
+            )
+            .await
+            .unwrap();
+            let blob = super::super::vectors::to_blob(&pseudo_unit(i + 1));
+            conn.execute(
+                "INSERT INTO memory_vectors (memory_id, embedding) VALUES (?1, ?2)",
+                libsql::params![format!("m{i}"), blob],
+            )
+            .await
+            .unwrap();
+        }
+        let mut older = Inner::default();
+        older.refresh(&conn).await.unwrap();
+        assert_eq!(older.ids.len() as u64, n + 2);
+        conn.execute(
+            "DELETE FROM memory_vectors WHERE CAST(substr(memory_id, 2) AS INTEGER) < ?1",
+            libsql::params![n as i64],
+        )
+        .await
+        .unwrap();
+        let log_rows = |conn: Connection| async move {
+            scalar_i64(&conn, "SELECT count(*) FROM memory_vector_log", vec![], "t")
+                .await
+                .unwrap()
+        };
+        assert_eq!(log_rows(conn.clone()).await as u64, n + 2);
+        assert_eq!(compact_log(&conn).await.unwrap(), n);
+        assert_eq!(log_rows(conn.clone()).await, 2);
+        // Nothing more to drop: the second run leaves the log alone.
+        assert_eq!(compact_log(&conn).await.unwrap(), 0);
+
+        older.refresh(&conn).await.unwrap();
+        let mut left: Vec<&String> = older.ids.iter().collect();
+        left.sort();
+        assert_eq!(left, [&format!("m{n}"), &format!("m{}", n + 1)]);
+
+        let mut newer = Inner::default();
+        newer.refresh(&conn).await.unwrap();
+        conn.execute(
+            "DELETE FROM memory_vectors WHERE memory_id = ?1",
+            libsql::params![format!("m{n}")],
+        )
+        .await
+        .unwrap();
+        newer.refresh(&conn).await.unwrap();
+        assert_eq!(newer.ids, [format!("m{}", n + 1)]);
     }
 
     #[test]

@@ -205,6 +205,14 @@ impl TursoBackend {
             match self.embed_some(BATCH, caught_up).await {
                 Ok(0) => {
                     failures = 0;
+                    if let Err(e) = self
+                        .write("compacting the vector change log", async |tx| {
+                            super::index::compact_log(tx).await
+                        })
+                        .await
+                    {
+                        tracing::debug!("compacting the vector change log failed: {e}");
+                    }
                     caught_up = tokio::time::timeout(IDLE_CHECK, self.semantic.wake.notified())
                         .await
                         .is_ok();
