@@ -160,31 +160,34 @@ pub async fn sync(config: Config) -> Result<()> {
         );
     }
     let backend = Arc::new(open_backend(&config).await?);
+    let before = backend.sync_status().await.unwrap_or_default();
     let outcome = backend.sync_now(Duration::from_secs(10)).await;
-    let queue = backend
-        .queue_state(5)
+    let backlog = backend
+        .sync_backlog(5)
         .await
-        .context("reading the offline queue")?;
-    let status = backend.sync_status().unwrap_or_default();
+        .context("reading what waits for the primary")?;
+    let status = backend.sync_status().await.unwrap_or_default();
     close(backend).await?;
-    let (queued, conflicts) = queue.map(|(q, c, _)| (q, c)).unwrap_or((0, 0));
+    let backlog = backlog
+        .map(|q| crate::mcp::backlog_sentence(&q))
+        .unwrap_or_default();
     match outcome {
         Ok(_) => {
             println!(
-                "Synced {} with {} in {} ms (frame {}); {} queued write(s) replayed, {queued} still queued, {conflicts} conflict(s) recorded.",
+                "Synced {} with {} in {} ms: {} change(s) pushed, {} row(s) from other devices copied here; {backlog}.",
                 config.database_path.display(),
                 status.primary_url,
                 status.last_duration_ms.unwrap_or(0.0),
                 status
-                    .frame_no
-                    .map(|f| f.to_string())
-                    .unwrap_or_else(|| "none".into()),
-                status.replayed_writes
+                    .replayed_writes
+                    .saturating_sub(before.replayed_writes),
+                status.pulled_rows.saturating_sub(before.pulled_rows),
             );
             Ok(())
         }
+        Err(e) if !status.owner => bail!("{e}; {backlog}"),
         Err(_) => bail!(
-            "sync with {} failed: {}; {queued} write(s) wait in the offline queue",
+            "sync with {} failed: {}; {backlog}",
             status.primary_url,
             status.last_error.unwrap_or_else(|| "unknown error".into())
         ),
@@ -226,13 +229,11 @@ pub async fn migrate(config: Config, to_replica: bool, from: &std::path::Path) -
         report.id_checksum
     );
     let backend = Arc::new(open_backend(&config).await?);
-    if !config.auto_sync {
-        // Opening did not sync; the new replica needs its first pull to hold anything.
-        backend
-            .sync_now(Duration::from_secs(10))
-            .await
-            .context("the first sync of the new replica")?;
-    }
+    // Opening never waits for the primary: this first sync fills the working file.
+    backend
+        .sync_now(Duration::from_secs(10))
+        .await
+        .context("the first sync of the working file")?;
     let health = backend.health().await.context("reading the new replica")?;
     println!(
         "The replica {} holds {} memories and {} relationships. {} was not changed.",
@@ -244,7 +245,8 @@ pub async fn migrate(config: Config, to_replica: bool, from: &std::path::Path) -
     close(backend).await
 }
 
-/// Rebuilds the replica from the primary, keeping the queue, then syncs and reports.
+/// Removes the replica and compares every row with the primary under the chosen policy,
+/// then reports what the comparison did.
 pub async fn resync(config: Config, local: LocalCopy) -> Result<()> {
     let Some(primary) = primary_of(&config) else {
         bail!(
@@ -252,50 +254,46 @@ pub async fn resync(config: Config, local: LocalCopy) -> Result<()> {
             config.database_path.display()
         );
     };
-    let reports = backend_resync(&config.database_path, &primary, local)
+    let prepared = backend_resync(&config.database_path, local)
         .await
-        .context("rebuilding the replica")?;
-    for r in &reports {
-        if let Some(p) = &r.pushed {
-            println!(
-                "Put {} memories ({} already there) and {} relationships ({} already there) from {} on {}.",
-                p.memories,
-                p.memories_already_there,
-                p.relationships,
-                p.relationships_already_there,
-                r.slot.display(),
-                redact_url(&primary.url)
-            );
-        }
-        match &r.moved_to {
-            Some(folder) => println!(
-                "Moved the old replica files of {} to {}.",
-                r.slot.display(),
-                folder.display()
-            ),
-            None => println!("{} had no replica files to move.", r.slot.display()),
-        }
+        .context("preparing the resync")?;
+    if prepared.removed_replica {
+        println!(
+            "Removed the replica of {} (a copy of the primary; every memory of this machine is in the working file).",
+            config.database_path.display()
+        );
     }
     let backend = Arc::new(open_backend(&config).await?);
     let outcome = backend.sync_now(Duration::from_secs(10)).await;
-    let health = backend.health().await.context("reading the new replica")?;
-    let queue = backend.queue_state(0).await.ok().flatten();
+    let health = backend.health().await.context("reading the database")?;
+    let status = backend.sync_status().await.unwrap_or_default();
+    let backlog = backend.sync_backlog(0).await.ok().flatten();
     close(backend).await?;
-    let queued = queue.map(|(q, _, _)| q).unwrap_or(0);
+    let waiting = backlog.map(|q| q.queued_writes).unwrap_or(0);
     match outcome {
         Ok(_) => {
+            if let Some(c) = status.last_comparison {
+                println!(
+                    "Compared every row with {} ({}): {} identical, {} copied here, {} removed here, {} pushed, {} deleted on the primary, {} conflict(s).",
+                    redact_url(&primary.url),
+                    prepared.policy.as_str(),
+                    c.identical,
+                    c.copied_here,
+                    c.removed_here,
+                    c.to_push,
+                    c.to_delete_there,
+                    c.conflicts
+                );
+            }
             println!(
-                "The replica {} was rebuilt from {}: {} memories and {} relationships; {queued} queued write(s) left.",
-                health.database_path,
-                redact_url(&primary.url),
-                health.memories,
-                health.relationships
+                "{} holds {} memories and {} relationships; {waiting} change(s) still wait for the primary.",
+                health.database_path, health.memories, health.relationships
             );
             Ok(())
         }
         Err(e) => bail!(
-            "the replica files were moved aside, but the first sync failed: {e}; {queued} write(s) wait in the queue. \
-             The next start syncs again"
+            "the replica was removed, but the sync that compares the rows failed: {e}; the next sync compares them. \
+             {waiting} change(s) wait for the primary"
         ),
     }
 }

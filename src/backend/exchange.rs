@@ -178,24 +178,14 @@ impl TursoBackend {
     }
 
     /// Writes a batch of memories and relationships in one transaction, keeping their
-    /// ids and times. `progress` is called with the number of items handled so far.
-    ///
-    /// In replica mode the import goes straight to the primary: a bulk import does not
-    /// belong in the offline queue, so while the primary is away it is refused and
-    /// nothing is written.
+    /// ids and times. `progress` is called with the number of items handled so far. In
+    /// replica mode, as every write, it lands in the working file and is pushed afterwards.
     pub async fn import(
         &self,
         batch: &ImportBatch,
         options: ImportOptions,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<ImportReport> {
-        if self.replica.is_some() && self.must_queue().await? {
-            return Err(BackendError::Refused(
-                "the primary is unreachable (or older writes still wait in the offline queue): an import writes \
-                 straight to the primary, so nothing was imported; run `memorygraph sync` and try again"
-                    .into(),
-            ));
-        }
         let mut seen = HashSet::new();
         for m in &batch.memories {
             if !seen.insert(m.id.as_str()) {

@@ -109,13 +109,8 @@ impl TursoBackend {
         id: &str,
         with_relationships: bool,
     ) -> Result<(Memory, Vec<Relationship>)> {
-        // In replica mode a memory may still wait in the offline queue.
-        let mut memory = if self.replica.is_some() {
-            self.memory_anywhere(id).await?
-        } else {
-            load_memory(&*self.conn.lock().await, id).await?
-        };
         let conn = self.conn.lock().await;
+        let mut memory = load_memory(&conn, id).await?;
         self.count_use(&conn, &[id]).await;
         if let Some(usage) = first_row(
             &conn,
@@ -265,9 +260,6 @@ impl TursoBackend {
 /// Uses counted in memory before they are written in one batch.
 const USE_BATCH: usize = 64;
 
-/// Replica mode: at most this many memories' uses wait for the next sync to write them.
-const USE_BACKLOG: usize = 4096;
-
 impl TursoBackend {
     /// Counts one more use of each memory, for ranking ties and `get_memory`. Uses are
     /// batched in memory and written every [`USE_BATCH`] memories and at close, so a read
@@ -277,9 +269,6 @@ impl TursoBackend {
         let now = now_iso();
         let full = {
             let mut pending = self.pending_uses.lock().expect("usage lock");
-            if self.replica.is_some() && pending.len() >= USE_BACKLOG {
-                return;
-            }
             for id in ids {
                 let entry = pending.entry(id.to_string()).or_insert((0, String::new()));
                 entry.0 += 1;
@@ -287,8 +276,7 @@ impl TursoBackend {
             }
             pending.len() >= USE_BATCH
         };
-        // In replica mode a read never waits on the primary: the sync writes the counts.
-        if full && self.replica.is_none() {
+        if full {
             self.flush_uses(conn).await;
         }
     }
@@ -302,34 +290,12 @@ impl TursoBackend {
             .cloned()
     }
 
-    /// Writes the batched use counts (local mode).
+    /// Writes the batched use counts (local in both modes: use counts are this machine's own
+    /// and are not synced).
     pub(super) async fn flush_uses(&self, conn: &Connection) {
         let batch = std::mem::take(&mut *self.pending_uses.lock().expect("usage lock"));
         if let Err(e) = write_uses(conn, &batch).await {
             tracing::debug!("could not record {} use count(s): {e}", batch.len());
-        }
-    }
-
-    /// Replica mode: writes the batched use counts through the primary, with the deadline
-    /// every write has; called by the sync once the primary answered. Counts that cannot
-    /// be written now wait for the next sync.
-    pub(crate) async fn flush_uses_to_primary(&self) {
-        let batch = std::mem::take(&mut *self.pending_uses.lock().expect("usage lock"));
-        if batch.is_empty() {
-            return;
-        }
-        let written = self
-            .write("writing use counts", async |tx| {
-                write_use_rows(tx, &batch).await
-            })
-            .await;
-        if let Err(e) = written {
-            tracing::debug!("could not record {} use count(s) yet: {e}", batch.len());
-            let mut pending = self.pending_uses.lock().expect("usage lock");
-            for (id, (count, last)) in batch {
-                let entry = pending.entry(id).or_insert((0, last.clone()));
-                entry.0 += count;
-            }
         }
     }
 }

@@ -27,7 +27,6 @@ pub use exchange::{
 pub use graph::RelationshipQuery;
 /// JSON in the form MemoryGraph wrote inside its rows (Python `json.dumps` defaults).
 pub use pyjson::to_string as python_json;
-pub use queue::Conflict;
 pub use replica::{PULL_WAIT, Primary, SyncStatus, redact_url};
 pub use search::embed;
 pub use search::fusion::{Method as FusionMethod, Params as FusionParams};
@@ -39,6 +38,8 @@ pub use search::{
 pub use stats::{BackendHealth, Statistics};
 pub use sync::migrate::copy_to_primary;
 pub use sync::resync::{LocalCopy, ResyncReport, resync};
+pub use sync::state::{IssueKind, SyncIssue};
+pub use sync::{Backlog, Policy, Reconciled};
 
 use error::DbContext;
 use sync::{queue, replica};
@@ -131,8 +132,8 @@ pub struct TursoBackend {
     durability: Durability,
     /// Replica mode: whether opening and closing sync.
     auto_sync: bool,
-    /// Replica mode: the replica's database and sync state.
-    replica: Option<replica::Replica>,
+    /// Replica mode: the primary, and the replica once this process owns it.
+    sync: Option<sync::SyncLink>,
     /// Woken after every write, so the sync task pulls soon.
     written: tokio::sync::Notify,
     /// Writes made through this backend; tells caches the index changed.
@@ -143,8 +144,6 @@ pub struct TursoBackend {
     frequencies: std::sync::Mutex<search::lexical::Frequencies>,
     /// Use counts not written yet (see `count_use`).
     pending_uses: std::sync::Mutex<std::collections::HashMap<String, (i64, String)>>,
-    /// Replica mode: the lock that makes this process the replica file's only writer.
-    slot: Option<sync::slot::Slot>,
     /// Semantic recall: the model, when installed, and the embedding worker's state.
     semantic: search::vectors::Semantic,
 }
@@ -155,49 +154,40 @@ impl TursoBackend {
         search::register_ranking_functions();
         let path = options.path.clone();
         ensure_parent_dir(&path)?;
-        let backend = match options.primary {
-            None => {
-                let new_file = create_private_file(&path)?;
-                let db = libsql::Builder::new_local(&path)
-                    .build()
-                    .await
-                    .doing("opening the database file")?;
-                let conn = db.connect().doing("connecting to the database")?;
-                if new_file {
-                    choose_page_size(&conn).await?;
-                }
-                configure(&conn, options.durability).await?;
-                schema::migrate(&conn).await?;
-                TursoBackend {
-                    kept: Kept::default(),
-                    _db: Some(db),
-                    conn: Mutex::new(conn),
-                    path,
-                    allow_cycles: options.allow_cycles,
-                    durability: options.durability,
-                    auto_sync: options.auto_sync,
-                    replica: None,
-                    written: tokio::sync::Notify::new(),
-                    writes: Default::default(),
-                    vocabulary: Default::default(),
-                    frequencies: Default::default(),
-                    pending_uses: Default::default(),
-                    semantic: Default::default(),
-                    slot: None,
-                }
-            }
-            Some(primary) => {
-                TursoBackend::open_replica(
-                    BackendOptions {
-                        path,
-                        primary: None,
-                        ..options
-                    },
-                    primary,
-                )
-                .await?
-            }
+        if let Some(primary) = &options.primary {
+            sync::layout::upgrade(&path, primary).await?;
+        }
+        let new_file = create_private_file(&path)?;
+        let db = libsql::Builder::new_local(&path)
+            .build()
+            .await
+            .doing("opening the database file")?;
+        let conn = db.connect().doing("connecting to the database")?;
+        if new_file {
+            choose_page_size(&conn).await?;
+        }
+        configure(&conn, options.durability).await?;
+        schema::migrate(&conn).await?;
+        let mut backend = TursoBackend {
+            kept: Kept::default(),
+            _db: Some(db),
+            conn: Mutex::new(conn),
+            path,
+            allow_cycles: options.allow_cycles,
+            durability: options.durability,
+            auto_sync: options.auto_sync,
+            sync: None,
+            written: tokio::sync::Notify::new(),
+            writes: Default::default(),
+            vocabulary: Default::default(),
+            frequencies: Default::default(),
+            pending_uses: Default::default(),
+            semantic: Default::default(),
         };
+        match options.primary {
+            Some(primary) => backend.start_replica_mode(primary).await?,
+            None => backend.prune_feed().await?,
+        }
         restrict_permissions(&backend.path);
         Ok(backend)
     }
@@ -205,14 +195,10 @@ impl TursoBackend {
     /// Local mode: checkpoints the write-ahead log so the file is complete on its own.
     /// Replica mode: a last sync, briefly. Then closes.
     pub async fn close(self) -> Result<()> {
-        if self.replica.is_some() {
-            if !self.auto_sync {
-                return Ok(());
-            }
+        if self.auto_sync && self.owns_replica() {
             if let Err(e) = self.sync_now(replica::CONNECT_WAIT).await {
                 tracing::warn!("last sync before closing failed: {e}");
             }
-            return Ok(());
         }
         self.flush_uses(&*self.conn.lock().await).await;
         self.kept.clear();
@@ -224,22 +210,20 @@ impl TursoBackend {
         Ok(())
     }
 
-    /// The sync state, in replica mode.
-    pub fn sync_status(&self) -> Option<SyncStatus> {
-        self.replica.as_ref().map(|r| r.status())
-    }
-
     /// Waits until a write happened (replica mode wakes the sync task with it).
     pub async fn written(&self) {
         self.written.notified().await
     }
 
-    /// Called after every successful write. (In replica mode the write's caller pulls it
-    /// back at once, and wakes the sync task only when that could not happen.)
+    /// Called after every successful write: caches learn the index changed, the embedding
+    /// worker looks for new text, and in replica mode the sync task pushes soon.
     fn after_write(&self) {
         self.writes
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.semantic.wake();
+        if self.sync.is_some() {
+            self.written.notify_one();
+        }
     }
 
     /// Rebuilds the full-text index from scratch.
@@ -332,43 +316,15 @@ pub(super) async fn end_write<T>(
 }
 
 impl TursoBackend {
-    /// One write tool call: a write transaction on the connection, ended explicitly on
-    /// every path. In replica mode the whole exchange with the primary has a deadline
-    /// ([`replica::WRITE_DEADLINE`]), and after any failure the connection is replaced by a
-    /// fresh one, so a transaction the primary may still hold open (a timeout, a cut
-    /// stream) can never leak into the next call.
+    /// One write tool call: a write transaction on the working file, ended explicitly on
+    /// every path. Local in both modes: replica mode pushes it to the primary afterwards.
     pub(super) async fn write<T>(
         &self,
         doing: &'static str,
         body: impl AsyncFnOnce(&Connection) -> Result<T>,
     ) -> Result<T> {
-        self.guarded(async |conn| in_write(conn, doing, body).await)
-            .await
-    }
-
-    /// Runs `work` on the connection. In replica mode it has [`replica::WRITE_DEADLINE`],
-    /// and after any failure the connection is replaced by a fresh one.
-    async fn guarded<T>(&self, work: impl AsyncFnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let mut conn = self.conn.lock().await;
-        let outcome = match &self.replica {
-            None => work(&conn).await,
-            Some(_) => match tokio::time::timeout(replica::WRITE_DEADLINE, work(&conn)).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(BackendError::Unreachable(format!(
-                    "the primary did not answer within {} s",
-                    replica::WRITE_DEADLINE.as_secs()
-                ))),
-            },
-        };
-        if outcome.is_err()
-            && let Some(replica) = &self.replica
-        {
-            match replica.fresh_connection() {
-                Ok(fresh) => *conn = fresh,
-                Err(e) => tracing::warn!("could not replace the replica connection: {e}"),
-            }
-        }
-        outcome
+        let conn = self.conn.lock().await;
+        in_write(&conn, doing, body).await
     }
 }
 
@@ -410,9 +366,7 @@ impl TursoBackend {
         sql: &'static str,
         doing: &'static str,
     ) -> Result<libsql::Statement> {
-        if self.replica.is_none()
-            && let Some(kept) = self.kept.take(sql)
-        {
+        if let Some(kept) = self.kept.take(sql) {
             kept.reset();
             return Ok(kept);
         }
@@ -420,9 +374,7 @@ impl TursoBackend {
     }
 
     fn give_back(&self, sql: &'static str, statement: libsql::Statement) {
-        if self.replica.is_none() {
-            self.kept.put(sql, statement);
-        }
+        self.kept.put(sql, statement);
     }
 
     /// Runs a statement that returns no rows, through [`TursoBackend::statement`].
@@ -458,22 +410,6 @@ impl TursoBackend {
         .await;
         self.give_back(sql, statement);
         outcome
-    }
-}
-
-impl TursoBackend {
-    /// Replica mode: one statement on the primary outside any transaction (SQLite makes a
-    /// single statement atomic by itself), so one request instead of the four or more of a
-    /// transaction (`BEGIN`, each statement, `COMMIT`). Same deadline and connection
-    /// replacement as [`TursoBackend::write`]. Returns the rows changed.
-    pub(super) async fn write_one(
-        &self,
-        doing: &'static str,
-        sql: &'static str,
-        params: impl libsql::params::IntoParams,
-    ) -> Result<u64> {
-        self.guarded(async |conn| conn.execute(sql, params).await.doing(doing))
-            .await
     }
 }
 
@@ -598,45 +534,30 @@ async fn configure(conn: &Connection, durability: Durability) -> Result<()> {
     Ok(())
 }
 
-/// A consistent view for a multi-statement read. Local mode: a deferred transaction (one
-/// snapshot). Replica mode: plain statements, because a replica sends `BEGIN` to the
-/// primary, which would make every read a round trip and fail while the primary is away.
-/// (A sync landing between two statements of one read can make a count and its page
-/// differ by the memories it brought; the next call sees both.)
-pub(crate) enum Reading<'a> {
-    Snapshot(libsql::Transaction),
-    Replica(&'a Connection),
-}
+/// A consistent view for a multi-statement read: a deferred transaction (one snapshot), in
+/// both modes, since replica mode reads the same kind of local file.
+pub(crate) struct Reading<'a>(libsql::Transaction, std::marker::PhantomData<&'a ()>);
 
 impl std::ops::Deref for Reading<'_> {
     type Target = Connection;
 
     fn deref(&self) -> &Connection {
-        match self {
-            Reading::Snapshot(tx) => tx,
-            Reading::Replica(conn) => conn,
-        }
+        &self.0
     }
 }
 
 impl Reading<'_> {
     pub(crate) async fn finish(self) -> Result<()> {
-        match self {
-            Reading::Snapshot(tx) => tx.commit().await.doing("finishing a read"),
-            Reading::Replica(_) => Ok(()),
-        }
+        self.0.commit().await.doing("finishing a read")
     }
 }
 
 impl TursoBackend {
     pub(crate) async fn reading<'a>(&self, conn: &'a Connection) -> Result<Reading<'a>> {
-        if self.replica.is_some() {
-            Ok(Reading::Replica(conn))
-        } else {
-            Ok(Reading::Snapshot(
-                conn.transaction().await.doing("starting a read")?,
-            ))
-        }
+        Ok(Reading(
+            conn.transaction().await.doing("starting a read")?,
+            std::marker::PhantomData,
+        ))
     }
 }
 

@@ -231,6 +231,55 @@ CREATE TRIGGER IF NOT EXISTS memory_vectors_log_delete AFTER DELETE ON memory_ve
 END;
 "#;
 
+/// What changed among memories and relationships, in order, for replica mode's sync (see
+/// `sync/feed.rs`): every insert, update and delete of a `nodes` or `relationships` row, by
+/// any writer (memorygraph, MemoryGraph, a shell), adds the row's kind and id under a growing
+/// `seq`. On the primary the feed tells each device what to copy into its working file; in
+/// a working file it lists what this machine changed and has not pushed yet. Rows a pull
+/// copies from the primary are not listed (`memorygraph_meta.applying_pull`, set only inside
+/// that transaction). Pruned as its readers move past it.
+fn change_feed() -> String {
+    let mut sql = String::from(
+        r#"
+CREATE TABLE IF NOT EXISTS memorygraph_feed (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    row_id TEXT NOT NULL,
+    at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE INDEX IF NOT EXISTS idx_memorygraph_feed_row ON memorygraph_feed(row_id, seq);
+INSERT OR IGNORE INTO memorygraph_meta (key, value) VALUES ('applying_pull', '0');
+"#,
+    );
+    for (table, kind) in [("nodes", "node"), ("relationships", "relationship")] {
+        for (event, rows) in [
+            ("INSERT", vec!["new.id"]),
+            ("UPDATE", vec!["old.id", "new.id"]),
+            ("DELETE", vec!["old.id"]),
+        ] {
+            let inserts: String = rows
+                .iter()
+                .enumerate()
+                .map(|(i, row)| {
+                    let guard = if i == 1 { " WHERE new.id IS NOT old.id" } else { "" };
+                    format!(
+                        "    INSERT INTO memorygraph_feed (kind, row_id) SELECT '{kind}', {row}{guard};\n"
+                    )
+                })
+                .collect();
+            sql.push_str(&format!(
+                "CREATE TRIGGER IF NOT EXISTS memorygraph_feed_{table}_{event} AFTER {event} ON {table}
+WHEN (SELECT value FROM memorygraph_meta WHERE key = 'applying_pull') IS NOT '1'
+BEGIN
+{inserts}END;
+",
+                event = event.to_lowercase()
+            ));
+        }
+    }
+    sql
+}
+
 /// The migrations in order; migration `i` (1-based) brings the file to `user_version = i`.
 /// A migration: its name and a function writing its SQL.
 type Migration = (&'static str, fn() -> String);
@@ -250,6 +299,7 @@ const MIGRATIONS: &[Migration] = &[
     ("a log of vector changes, for in-memory copies", || {
         VECTOR_CHANGES.to_string()
     }),
+    ("a feed of changed rows, for sync", change_feed),
 ];
 
 /// The schema version this build writes.

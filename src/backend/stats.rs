@@ -31,16 +31,16 @@ pub struct BackendHealth {
     pub supported_schema_version: i64,
     pub sqlite_version: String,
     pub full_text_indexed: i64,
-    /// `normal` or `full` (MEMORY_DURABILITY): what an acknowledged local write survives.
-    /// In replica mode the primary holds acknowledged writes (or the fsynced offline
-    /// queue does), so this names that instead.
+    /// `normal` or `full` (MEMORY_DURABILITY): what an acknowledged write survives, in both
+    /// modes (replica mode acknowledges a write once it is in the working file).
     pub durability: String,
-    /// How relationship ends are kept valid: SQLite's foreign keys in local mode; in
-    /// replica mode the pragma does not reach the primary, so every write checks its ends.
+    /// How relationship ends are kept valid: SQLite's foreign keys.
     pub foreign_keys: String,
-    /// Replica mode: which replica file this process owns (1 is the configured file; other
-    /// processes on the same machine get 2, 3, …).
-    pub replica_slot: Option<u32>,
+    /// Replica mode: the embedded replica beside the working file, which the syncing
+    /// process keeps.
+    pub replica_path: Option<String>,
+    /// Replica mode: whether this process is the one that syncs (owns the replica).
+    pub syncs_here: Option<bool>,
 }
 
 impl TursoBackend {
@@ -145,15 +145,13 @@ impl TursoBackend {
             supported_schema_version: SCHEMA_VERSION,
             sqlite_version,
             full_text_indexed,
-            durability: match &self.replica {
-                None => self.durability.as_str().to_string(),
-                Some(_) => "primary: a write is acknowledged once the primary has it, or once it is fsynced in the offline queue".to_string(),
-            },
-            foreign_keys: match &self.replica {
-                None => "on".to_string(),
-                Some(_) => "checked by memorygraph on every write (the pragma does not reach the primary)".to_string(),
-            },
-            replica_slot: self.slot.as_ref().map(|s| s.number),
+            durability: self.durability.as_str().to_string(),
+            foreign_keys: "on".to_string(),
+            replica_path: self
+                .sync
+                .as_ref()
+                .map(|l| l.replica_path.display().to_string()),
+            syncs_here: self.sync.as_ref().map(|_| self.owns_replica()),
         })
     }
 }

@@ -12,3 +12,4 @@ pub(crate) mod tools;
 pub mod transport;
 
 pub use server::{MemoryServer, ServerSettings};
+pub(crate) use tools::status::backlog_sentence;

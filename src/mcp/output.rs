@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::backend::{
-    BackendHealth, Conflict, Correction, MatchedBy, Neighbour, SemanticHealth, Statistics,
+    BackendHealth, Backlog, Correction, MatchedBy, Neighbour, SemanticHealth, Statistics,
     SyncStatus,
 };
 use crate::model::{Memory, Relationship};
@@ -253,23 +253,12 @@ pub struct HealthOutput {
     /// Replica mode: the primary (without credentials), last sync, failures.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync: Option<SyncStatus>,
-    /// Replica mode: writes waiting for the primary, and conflicts.
+    /// Replica mode: changes waiting for the primary, conflicts and set-aside writes.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub queue: Option<QueueReport>,
+    pub queue: Option<Backlog>,
     /// Semantic recall: on or off (and how to turn it on), the model, vectors made and
     /// waiting.
     pub semantic: SemanticHealth,
-}
-
-/// The offline queue of replica mode.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct QueueReport {
-    /// Writes stored durably while the primary was away, not yet on the primary.
-    pub queued_writes: i64,
-    /// Queued writes that could not be applied as made (see the multi-device sync guide).
-    pub conflicts: i64,
-    /// The latest conflicts, newest first.
-    pub recent_conflicts: Vec<Conflict>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -280,5 +269,5 @@ pub struct SyncOutput {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<SyncStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub queue: Option<QueueReport>,
+    pub queue: Option<Backlog>,
 }

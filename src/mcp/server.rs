@@ -80,7 +80,7 @@ const READS: [&str; 8] = [
     "contextual_search",
 ];
 
-const FIRST_SYNC_NOTE: &str = "Note: this replica has not synced with its primary yet (the primary has been unreachable since it was created), so this answer only knows the writes made here; everything else arrives with the first sync.";
+const FIRST_SYNC_NOTE: &str = "Note: this database has not synced with its primary yet (the primary has been unreachable since replica mode began here), so this answer only knows what this machine holds; the rest arrives with the first sync.";
 
 /// Longest tool error text, in characters: an error says what was wrong in a sentence or two.
 pub const ERROR_MAX_CHARS: usize = 1_000;
@@ -152,6 +152,7 @@ impl ServerHandler for MemoryServer {
             && self
                 .backend
                 .sync_status()
+                .await
                 .is_some_and(|s| !s.first_sync_done)
         {
             result.content.push(ContentBlock::text(FIRST_SYNC_NOTE));

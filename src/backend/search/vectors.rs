@@ -313,9 +313,6 @@ impl TursoBackend {
         if let Ok(mut rate) = self.semantic.last_rate.lock() {
             *rate = Some(((rows.len() as f64 / took.max(1e-6)) * 10.0).round() / 10.0);
         }
-        if self.replica.is_some() {
-            self.pull_after_write().await;
-        }
         Ok(rows.len())
     }
 

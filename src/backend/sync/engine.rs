@@ -1,238 +1,323 @@
-//! Opening a replica and syncing it. A sync, in order: check that the primary is still the
-//! database this replica came from, pull, make sure the schema is there, replay the
-//! offline queue, and pull again if anything was replayed. Start-up does only the first
-//! two, within [`CONNECT_WAIT`], so `initialize` never waits for the network or the queue.
+//! Becoming the owner and syncing. A sync, in order: check that the primary is still the
+//! database this file syncs with, pull its pages into the replica, make sure it has the
+//! schema, copy what other devices changed into the working file, push what this machine
+//! changed, and pull again when the push had to wait for one. Nothing here runs on a tool
+//! call's path: tools read and write the working file only.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use libsql::Connection;
-use tokio::sync::Mutex;
+use tokio::sync::OnceCell;
 
-use super::queue::Queue;
-use super::replica::{self, CONNECT_WAIT, DIVERGED, Primary, Replica};
-use super::slot;
+use super::replica::{self, Primary, Replica, SyncStatus};
+use super::state;
 use crate::backend::error::{BackendError, DbContext, Result};
-use crate::backend::{BackendOptions, TursoBackend, schema};
+use crate::backend::{TursoBackend, schema};
+
+/// Replica mode's link to the primary.
+pub struct SyncLink {
+    pub primary: Primary,
+    /// The embedded replica beside the working file.
+    pub replica_path: PathBuf,
+    /// Set once this process owns the replica; it then syncs until it ends.
+    owned: OnceCell<Owned>,
+}
+
+struct Owned {
+    replica: Arc<Replica>,
+    _lock: std::fs::File,
+}
+
+/// The replica file that goes with a working file.
+pub fn replica_path(working: &Path) -> PathBuf {
+    let mut p = working.as_os_str().to_owned();
+    p.push(".replica");
+    PathBuf::from(p)
+}
 
 impl TursoBackend {
-    /// Opens replica mode: claims a slot (a replica file no other process writes), opens
-    /// it and its queue, and syncs once, briefly. A replica that has never synced serves
-    /// from an empty in-memory stand-in until its first sync brings the schema.
-    pub(crate) async fn open_replica(options: BackendOptions, primary: Primary) -> Result<Self> {
-        let slot = slot::claim(&options.path)?;
-        let db = replica::open(&slot.path, &primary).await?;
-        let conn = {
-            let replica_conn = db.connect().doing("connecting to the replica")?;
-            replica_conn
-                .busy_timeout(crate::backend::BUSY_TIMEOUT)
-                .doing("setting the busy timeout")?;
-            replica_conn
-        };
-        let ready = schema::version(&conn).await.unwrap_or(0) > 0;
-        let queue = Queue::open(&slot.path).await?;
-        let diverged = queue.state(DIVERGED).await?;
-        let remote = replica::remote(&primary).await?;
-        let (conn, stand_in) = if ready {
-            (conn, None)
-        } else {
-            let (db, conn) = empty_stand_in().await?;
-            (conn, Some(db))
-        };
-        let backend = TursoBackend {
-            kept: Default::default(),
-            _db: stand_in,
-            conn: Mutex::new(conn),
-            path: slot.path.clone(),
-            allow_cycles: options.allow_cycles,
-            durability: options.durability,
-            auto_sync: options.auto_sync,
-            replica: Some(Replica::new(db, remote, primary, queue, ready, diverged)),
-            written: tokio::sync::Notify::new(),
-            writes: Default::default(),
-            vocabulary: Default::default(),
-            frequencies: Default::default(),
-            pending_uses: Default::default(),
-            semantic: Default::default(),
-            slot: Some(slot),
-        };
-        let replica = backend.replica.as_ref().expect("replica mode");
-        let deadline = Instant::now() + CONNECT_WAIT;
-        replica::check_credentials(&replica.primary, CONNECT_WAIT).await?;
-        let left = deadline.saturating_duration_since(Instant::now());
-        if !backend.auto_sync {
-            tracing::info!("automatic sync is off: only the sync tool or command syncs");
-        } else if left.is_zero() {
-            tracing::warn!("the primary is not reachable yet; serving the local replica");
-        } else if let Err(e) = backend.sync_with(left, false).await {
-            tracing::warn!(
-                "serving the local replica; the first sync did not complete: {}",
-                replica.describe(&e)
-            );
+    /// Replica mode on an open working file: the sync tables, and the replica if no other
+    /// process owns it. Never waits for the network.
+    pub(crate) async fn start_replica_mode(&mut self, primary: Primary) -> Result<()> {
+        {
+            let conn = self.conn.lock().await;
+            state::create(&conn).await?;
         }
-        Ok(backend)
+        self.sync = Some(SyncLink {
+            primary,
+            replica_path: replica_path(&self.path),
+            owned: OnceCell::new(),
+        });
+        // A file that has never synced holds nothing of the primary yet: its first start
+        // waits briefly for the primary's rows (pulling only; pushing is left to the
+        // background), so a new device does not answer from an empty file.
+        if self.auto_sync && self.try_to_own().await? && !self.synced_once().await? {
+            if let Err(e) = self.sync_with(replica::CONNECT_WAIT, false).await {
+                tracing::warn!(
+                    "the first sync did not complete; answers hold only this machine's memories until it does: {e}"
+                );
+            }
+        }
+        Ok(())
     }
 
-    /// Replica mode: syncs now (see the module notes), at most `wait` per contact with the
-    /// primary. Syncs never overlap. Local mode: nothing to do.
-    pub async fn sync_now(&self, wait: Duration) -> Result<Option<replica::SyncStatus>> {
+    /// Takes the replica when no other process holds it; true when this process owns it
+    /// (now or before).
+    pub(crate) async fn try_to_own(&self) -> Result<bool> {
+        let Some(link) = &self.sync else {
+            return Ok(false);
+        };
+        if link.owned.initialized() {
+            return Ok(true);
+        }
+        let Some(lock) = super::owner::try_lock(&link.replica_path)? else {
+            return Ok(false);
+        };
+        let db = replica::open(&link.replica_path, &link.primary).await?;
+        let remote = replica::remote(&link.primary).await?;
+        let conn = db.connect().doing("connecting to the replica")?;
+        conn.busy_timeout(crate::backend::BUSY_TIMEOUT)
+            .doing("setting the busy timeout")?;
+        let diverged = {
+            let c = self.conn.lock().await;
+            state::get(&c, state::DIVERGED).await?
+        };
+        let replica = Replica::new(db, conn, remote, link.primary.clone(), diverged);
+        if self.synced_once().await? {
+            replica.set_synced_once();
+        }
+        let _ = link.owned.set(Owned {
+            replica: Arc::new(replica),
+            _lock: lock,
+        });
+        tracing::info!(
+            "this process syncs {} with the primary",
+            self.path.display()
+        );
+        Ok(true)
+    }
+
+    /// Whether this process owns the replica (and so syncs).
+    pub fn owns_replica(&self) -> bool {
+        self.sync.as_ref().is_some_and(|l| l.owned.initialized())
+    }
+
+    pub(crate) fn replica(&self) -> Option<Arc<Replica>> {
+        self.sync
+            .as_ref()
+            .and_then(|l| l.owned.get())
+            .map(|o| o.replica.clone())
+    }
+
+    /// The sync state, in replica mode: this process's own when it syncs, else what the
+    /// syncing process last wrote in the working file.
+    pub async fn sync_status(&self) -> Option<SyncStatus> {
+        let link = self.sync.as_ref()?;
+        if let Some(replica) = self.replica() {
+            return Some(replica.status());
+        }
+        let conn = self.conn.lock().await;
+        let mut status: SyncStatus = state::get(&conn, state::LAST_SYNC)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
+        status.primary_url = replica::redact_url(&link.primary.url);
+        status.owner = false;
+        drop(conn);
+        status.first_sync_done = self.synced_once().await.unwrap_or(false);
+        Some(status)
+    }
+
+    /// Whether this file has been compared with its primary once (so it holds what the
+    /// primary held then).
+    async fn synced_once(&self) -> Result<bool> {
+        let conn = self.conn.lock().await;
+        Ok(state::get(&conn, super::reconcile::RECONCILED)
+            .await?
+            .is_some())
+    }
+
+    /// Replica mode: syncs now, each contact with the primary waiting at most `wait`. Only
+    /// the owner syncs: another process takes over first if the owner is gone, else says
+    /// who syncs. Local mode: nothing to do.
+    pub async fn sync_now(&self, wait: Duration) -> Result<Option<SyncStatus>> {
         self.sync_with(wait, true).await
     }
 
-    async fn sync_with(&self, wait: Duration, replay: bool) -> Result<Option<replica::SyncStatus>> {
-        let Some(replica) = &self.replica else {
+    async fn sync_with(&self, wait: Duration, push: bool) -> Result<Option<SyncStatus>> {
+        if self.sync.is_none() {
             return Ok(None);
-        };
+        }
+        if !self.try_to_own().await? {
+            return Err(BackendError::Refused(
+                "another memorygraph process on this database syncs it; its last sync is in `health`".into(),
+            ));
+        }
+        let replica = self.replica().expect("owned");
         let _one_at_a_time = replica.lock.lock().await;
         let started = Instant::now();
-        let outcome = self.sync_steps(replica, wait, replay).await;
+        let outcome = self.sync_steps(&replica, wait, push).await;
         replica.record_sync(
             started,
             outcome
                 .as_ref()
-                .map(|(frame, _)| *frame)
+                .map(|frame| *frame)
                 .map_err(|e| replica.describe(e)),
         );
-        outcome.map(|_| Some(replica.status()))
+        let status = replica.status();
+        self.publish_status(&status).await;
+        outcome.map(|_| Some(status))
+    }
+
+    /// Writes the sync state into the working file for the other processes' `health`.
+    async fn publish_status(&self, status: &SyncStatus) {
+        let json = serde_json::to_string(status).unwrap_or_default();
+        let conn = self.conn.lock().await;
+        if let Err(e) = state::set(&conn, state::LAST_SYNC, Some(&json)).await {
+            tracing::debug!("could not record the sync state: {e}");
+        }
     }
 
     async fn sync_steps(
         &self,
         replica: &Replica,
         wait: Duration,
-        replay: bool,
-    ) -> Result<(Option<u64>, super::offline::ReplayReport)> {
+        push: bool,
+    ) -> Result<Option<u64>> {
         self.check_primary(replica, wait).await?;
         let mut frame = replica.pull(wait).await?;
-        self.ensure_schema(replica, wait).await?;
-        let mut report = super::offline::ReplayReport::default();
-        if replay {
-            report = self.replay().await?;
-            if report.applied > 0 {
-                frame = replica.pull(wait).await?.or(frame);
+        if self.ensure_schema(replica, wait).await? {
+            frame = replica.pull(wait).await?.or(frame);
+        }
+        if let Some(report) = self.reconcile_once(replica).await? {
+            replica.record_reconciled(report);
+        }
+        replica.set_synced_once();
+        let pulled = self.apply_pulled(replica).await?;
+        replica.count_pulled(pulled.rows, pulled.conflicts);
+        for _ in 0..if push { 4 } else { 0 } {
+            let pushed = self.push_local(replica).await?;
+            if !pushed.needs_pull && pushed.rows == 0 {
+                break;
             }
-            // Only now does the replica hold what was replayed.
-            replica.queue.forget_applied().await?;
-            let orphaned = self.replay_other_slots(replica).await?;
-            if orphaned.applied > 0 {
-                frame = replica.pull(wait).await?.or(frame);
-            }
-            report.applied += orphaned.applied;
-            report.conflicts += orphaned.conflicts;
-            if replica.queue.is_empty().await? {
-                self.flush_uses_to_primary().await;
+            frame = replica.pull(wait).await?.or(frame);
+            let pulled = self.apply_pulled(replica).await?;
+            replica.count_pulled(pulled.rows, pulled.conflicts);
+            if !pushed.needs_pull {
+                break;
             }
         }
-        Ok((frame, report))
+        self.remember_primary(replica).await?;
+        self.prune_feed().await?;
+        let conn = self.conn.lock().await;
+        state::set(
+            &conn,
+            super::reconcile::SYNCED_AT,
+            Some(&crate::model::now_iso()),
+        )
+        .await?;
+        Ok(frame)
     }
 
-    /// Brings the schema up to date if it is behind (a new primary, or a primary that was
-    /// away at start), and swaps the empty stand-in for the replica once it has the schema.
-    async fn ensure_schema(&self, replica: &Replica, wait: Duration) -> Result<()> {
-        let real = if replica.is_ready() {
-            None
-        } else {
-            Some(replica.fresh_connection()?)
-        };
-        let mut guard = self.conn.lock().await;
-        let conn: &Connection = real.as_ref().unwrap_or(&guard);
-        if schema::version(conn).await? < schema::SCHEMA_VERSION {
-            match tokio::time::timeout(wait * 4, schema::migrate(conn)).await {
-                Ok(outcome) => outcome?,
-                Err(_) => {
-                    return Err(BackendError::Unreachable(
-                        "the schema upgrade timed out".into(),
-                    ));
-                }
-            }
-            // The upgrade was written on the primary; bring it here.
-            drop(guard);
-            replica.pull(wait).await?;
-            guard = self.conn.lock().await;
+    /// Replica mode: what waits to reach the primary and what could not be synced.
+    pub async fn sync_backlog(&self, issues_shown: u32) -> Result<Option<Backlog>> {
+        if self.sync.is_none() {
+            return Ok(None);
         }
-        if let Some(real) = real {
-            *guard = real;
-            replica.set_ready();
-            tracing::info!("the replica holds the schema now: first sync done");
-        }
-        drop(guard);
-        self.remember_primary(replica).await
-    }
-
-    /// Replays the queues of other slots that no process holds now (a second window that
-    /// was closed with writes still queued), so they reach the primary without waiting for
-    /// a process to take that slot again. Only queues of this same primary are touched.
-    async fn replay_other_slots(&self, replica: &Replica) -> Result<super::offline::ReplayReport> {
-        let mut total = super::offline::ReplayReport::default();
-        let (Some(mine), Some(base)) = (&self.slot, self.slot.as_ref().map(|s| s.base.clone()))
-        else {
-            return Ok(total);
-        };
-        let ours = replica.queue.state(replica::PRIMARY_ID).await?;
-        for path in slot::other_slots(&base, mine.number) {
-            let Ok(_lock) = slot::claim_exactly(&path) else {
-                continue;
-            };
-            let queue = Queue::open(&path).await?;
-            let theirs = queue.state(replica::PRIMARY_ID).await?;
-            if queue.is_empty().await?
-                || queue.state(DIVERGED).await?.is_some()
-                || (theirs.is_some() && theirs != ours)
-            {
-                continue;
-            }
-            tracing::info!("replaying the writes {} left queued", path.display());
-            let report = self.replay_queue(&queue, false).await?;
-            total.applied += report.applied;
-            total.conflicts += report.conflicts;
-        }
-        Ok(total)
-    }
-
-    /// After a write went to the primary: check the primary and pull, so the next read
-    /// sees the write. A failure is only logged (the write itself is on the primary).
-    pub(crate) async fn pull_after_write(&self) {
-        self.pull_after(true).await
-    }
-
-    /// After a write whose own statement checked the primary's identity: pull.
-    pub(crate) async fn pull_after_checked_write(&self) {
-        self.pull_after(false).await
-    }
-
-    async fn pull_after(&self, check: bool) {
-        let Some(replica) = &self.replica else {
-            return;
-        };
-        // A sync under way normally ends within milliseconds; behind a slow one, the
-        // write does not wait but leaves the pull to the sync task.
-        let Ok(_one_at_a_time) =
-            tokio::time::timeout(Duration::from_secs(1), replica.lock.lock()).await
-        else {
-            self.written.notify_one();
-            return;
-        };
-        let outcome = async {
-            if check {
-                self.check_primary(replica, replica::PULL_WAIT).await?;
-            }
-            replica.pull(replica::PULL_WAIT).await
-        }
-        .await;
-        if let Err(e) = outcome {
-            tracing::debug!("pull after a write failed: {}", replica.describe(&e));
-            self.written.notify_one();
-        }
+        let conn = self.conn.lock().await;
+        let pushed = state::get_i64(&conn, state::PUSHED).await?;
+        let waiting = super::feed::count_after(&conn, pushed).await?;
+        let oldest_waiting_at = crate::backend::first_row(
+            &conn,
+            "SELECT at FROM memorygraph_feed WHERE seq > ?1 ORDER BY seq LIMIT 1",
+            libsql::params![pushed],
+            "reading the change feed",
+        )
+        .await?
+        .map(|r| r.text(0));
+        let (conflicts, set_aside) = state::issue_counts(&conn).await?;
+        Ok(Some(Backlog {
+            queued_writes: waiting,
+            oldest_queued_at: oldest_waiting_at,
+            conflicts,
+            set_aside,
+            recent_conflicts: state::issues(&conn, issues_shown).await?,
+        }))
     }
 }
 
-/// An empty database with the schema, in memory: what a replica that has never synced
-/// reads from.
-async fn empty_stand_in() -> Result<(libsql::Database, Connection)> {
-    let db = libsql::Builder::new_local(":memory:")
-        .build()
+/// Replica mode's backlog, for `health` and `sync`.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct Backlog {
+    /// Changes made here that have not reached the primary yet.
+    pub queued_writes: i64,
+    /// When the oldest of them was made.
+    pub oldest_queued_at: Option<String>,
+    /// Rows that changed here and on the primary, where the primary's version was kept.
+    pub conflicts: i64,
+    /// Rows the primary refused for good; kept here, not pushed, until retried or discarded.
+    pub set_aside: i64,
+    /// The latest of both, newest first.
+    pub recent_conflicts: Vec<state::SyncIssue>,
+}
+
+impl TursoBackend {
+    /// Gives the primary this build's schema (with the change feed) when it is behind, on
+    /// the primary itself; true when it did (the replica must pull it).
+    async fn ensure_schema(&self, replica: &Replica, wait: Duration) -> Result<bool> {
+        let version = {
+            let conn = replica.conn.lock().await;
+            schema::version(&conn).await.unwrap_or(0)
+        };
+        if version >= schema::SCHEMA_VERSION {
+            return Ok(false);
+        }
+        let conn = replica
+            .remote
+            .connect()
+            .doing("connecting to the primary")?;
+        match tokio::time::timeout(wait * 4, schema::migrate(&conn)).await {
+            Ok(outcome) => outcome?,
+            Err(_) => {
+                return Err(BackendError::Unreachable(
+                    "the schema upgrade on the primary timed out".into(),
+                ));
+            }
+        }
+        Ok(true)
+    }
+
+    /// Drops feed entries nobody needs any more: in replica mode those already pushed; in
+    /// local mode all but the newest thousand (kept for readers such as a web view).
+    pub(crate) async fn prune_feed(&self) -> Result<()> {
+        let conn = self.conn.lock().await;
+        let upto = if self.sync.is_some() {
+            state::get_i64(&conn, state::PUSHED).await?
+        } else {
+            // A file that another process syncs keeps what that one has not pushed.
+            let synced = crate::backend::first_row(
+                &conn,
+                "SELECT 1 FROM sqlite_master WHERE name = 'memorygraph_sync_state'",
+                (),
+                "reading the file's tables",
+            )
+            .await?
+            .is_some();
+            if synced {
+                state::get_i64(&conn, state::PUSHED).await?
+            } else {
+                super::feed::last_seq(&conn).await? - 1000
+            }
+        };
+        conn.execute(
+            "DELETE FROM memorygraph_feed WHERE seq <= ?1",
+            libsql::params![upto],
+        )
         .await
-        .doing("creating the empty stand-in")?;
-    let conn = db.connect().doing("creating the empty stand-in")?;
-    schema::migrate(&conn).await?;
-    Ok((db, conn))
+        .doing("pruning the change feed")?;
+        Ok(())
+    }
 }

@@ -1,14 +1,16 @@
 //! Is the primary still the database this replica came from? A primary that was reset,
 //! replaced or restored hands a replica a different history, and libsql would replace the
 //! local copy with it at the next pull, silently. So every database gets a random id when
-//! its schema is created (in `memorygraph_meta`), the replica remembers the id it synced
-//! with (in its queue file), and the id is compared before anything is pulled.
+//! its schema is created (in `memorygraph_meta`), the working file remembers the id it
+//! synced with and the primary's change count then (in its sync state), and both are
+//! compared before anything is pulled.
 
 use std::time::Duration;
 
-use super::replica::{DIVERGED, PRIMARY_ID, Replica, is_missing_tables, redact_url};
+use super::replica::{Replica, is_missing_tables, redact_url};
+use super::state::{self, DIVERGED, PRIMARY_CHANGES, PRIMARY_ID};
 use crate::backend::error::{BackendError, DbContext, Result};
-use crate::backend::{TursoBackend, first_row, scalar_i64};
+use crate::backend::{TursoBackend, first_row};
 
 /// What the primary says about itself.
 #[derive(Debug, PartialEq)]
@@ -27,7 +29,7 @@ const IDENTITY_QUERY: &str =
         (SELECT CAST(value AS INTEGER) FROM memorygraph_meta WHERE key = 'changes')";
 
 /// What to tell the user to run when the histories part.
-pub const RESYNC_HINT: &str = "syncing is stopped and the local copy and offline queue are kept; run `memorygraph resync --push-local` \
+pub const RESYNC_HINT: &str = "syncing is stopped and this machine's memories are kept as they are; run `memorygraph resync --push-local` \
      to put this copy's memories and relationships on the primary, or `memorygraph resync --discard-local` to adopt the primary as it is";
 
 impl TursoBackend {
@@ -47,12 +49,21 @@ impl TursoBackend {
                 )));
             }
         };
-        let expected = match replica.queue.state(PRIMARY_ID).await? {
-            Some(id) => Some(id),
-            None => self.local_identity(replica).await,
+        let (expected, local_changes, local_memories) = {
+            let conn = self.conn.lock().await;
+            (
+                state::get(&conn, PRIMARY_ID).await?,
+                state::get_i64(&conn, PRIMARY_CHANGES).await?,
+                crate::backend::scalar_i64(
+                    &conn,
+                    "SELECT count(*) FROM nodes",
+                    vec![],
+                    "counting memories",
+                )
+                .await?,
+            )
         };
         let url = redact_url(&replica.primary.url);
-        let local_changes = self.local_changes(replica).await;
         let reason = match (&seen, &expected) {
             (Identity::Id(id, changes), Some(known)) if id == known && *changes < local_changes => {
                 Some(format!(
@@ -67,9 +78,11 @@ impl TursoBackend {
             (Identity::NoTables, Some(_)) => Some(format!(
                 "the primary {url} has lost its memorygraph tables (it was reset or replaced)"
             )),
-            (Identity::NoTables, None) if self.local_memories(replica).await > 0 => Some(format!(
-                "the primary {url} has no memorygraph tables but this replica holds memories (the primary was reset or replaced)"
-            )),
+            (Identity::NoTables, None) if local_memories > 0 && self.was_synced().await? => {
+                Some(format!(
+                    "the primary {url} has no memorygraph tables but this file was synced with a primary before (the primary was reset or replaced)"
+                ))
+            }
             (Identity::NoId, Some(_)) => Some(format!(
                 "the primary {url} is no longer the database this replica came from (it has no id where it had one: \
                  it was replaced or restored from an old copy)"
@@ -79,77 +92,56 @@ impl TursoBackend {
         match reason {
             Some(reason) => {
                 let reason = format!("{reason}; {RESYNC_HINT}");
-                replica.mark_diverged(&reason).await?;
+                replica.mark_diverged(&reason);
+                let conn = self.conn.lock().await;
+                state::set(&conn, DIVERGED, Some(&reason)).await?;
                 Err(BackendError::Diverged(reason))
             }
             None => Ok(()),
         }
     }
 
-    /// After a good sync: remember the primary's id, so a later change is noticed.
+    /// After a good sync: remember the primary's id and change count, so a reset or
+    /// restored primary is noticed before the next pull.
     pub(crate) async fn remember_primary(&self, replica: &Replica) -> Result<()> {
-        if replica.queue.state(PRIMARY_ID).await?.is_some() {
+        let row = {
+            let rconn = replica.conn.lock().await;
+            first_row(&rconn, IDENTITY_QUERY, (), "reading the primary's id").await?
+        };
+        let Some(row) = row.filter(|r| r.opt_text(0).is_some()) else {
             return Ok(());
+        };
+        let conn = self.conn.lock().await;
+        if state::get(&conn, PRIMARY_ID).await?.is_none() {
+            tracing::info!("this file syncs with the database {}", row.text(0));
+            state::set(&conn, PRIMARY_ID, Some(&row.text(0))).await?;
         }
-        if let Some(id) = self.local_identity(replica).await {
-            tracing::info!("this replica syncs with the database {id}");
-            replica.queue.set_state(PRIMARY_ID, Some(&id)).await?;
-        }
-        Ok(())
+        state::set(&conn, PRIMARY_CHANGES, Some(&row.int(1).to_string())).await
     }
 
-    /// The id in the local copy, if it has one.
-    async fn local_identity(&self, replica: &Replica) -> Option<String> {
-        if !replica.is_ready() {
-            return None;
-        }
+    /// Whether this file has synced with some primary before.
+    async fn was_synced(&self) -> Result<bool> {
         let conn = self.conn.lock().await;
-        first_row(
-            &conn,
-            "SELECT value FROM memorygraph_meta WHERE key = 'database_id'",
-            (),
-            "reading the database id",
-        )
-        .await
-        .ok()
-        .flatten()
-        .map(|r| r.text(0))
-    }
-
-    /// How many changes the local copy has seen (0 before the count existed).
-    pub(crate) async fn local_changes(&self, replica: &Replica) -> i64 {
-        if !replica.is_ready() {
-            return 0;
-        }
-        let conn = self.conn.lock().await;
-        first_row(&conn, IDENTITY_QUERY, (), "reading the change count")
-            .await
-            .ok()
-            .flatten()
-            .map(|r| r.int(1))
-            .unwrap_or(0)
-    }
-
-    async fn local_memories(&self, replica: &Replica) -> i64 {
-        if !replica.is_ready() {
-            return 0;
-        }
-        let conn = self.conn.lock().await;
-        scalar_i64(
-            &conn,
-            "SELECT count(*) FROM nodes",
-            vec![],
-            "counting memories",
-        )
-        .await
-        .unwrap_or(0)
+        Ok(state::get(&conn, super::reconcile::RECONCILED)
+            .await?
+            .is_some())
     }
 }
 
-/// Forgets the divergence and the old primary's id (after `memorygraph resync`).
-pub async fn forget_primary(queue: &super::queue::Queue) -> Result<()> {
-    queue.set_state(DIVERGED, None).await?;
-    queue.set_state(PRIMARY_ID, None).await
+/// Forgets the divergence and the old primary (after `memorygraph resync`): the next sync
+/// compares every row with the primary as it is now.
+pub async fn forget_primary(conn: &libsql::Connection) -> Result<()> {
+    for key in [
+        DIVERGED,
+        PRIMARY_ID,
+        PRIMARY_CHANGES,
+        state::PULLED,
+        state::OWN_RANGES,
+        super::reconcile::RECONCILED,
+    ] {
+        state::set(conn, key, None).await?;
+    }
+    Ok(())
 }
 
 /// Asks the primary for its id: one round trip when it has one.

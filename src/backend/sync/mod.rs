@@ -1,15 +1,27 @@
-//! Replica mode: the embedded replica of a libsql primary and everything that keeps it
-//! honest — the offline queue and its replay, the background sync loop, the check that the
-//! primary is still the database this replica came from, the lock that gives a replica file
-//! one owner, and moving memories into a primary.
+//! Replica mode. The database file is a local file like local mode's, the *working file*:
+//! every tool reads and writes it, at local speed, whatever the network does. Beside it,
+//! an embedded replica of the primary (`<file>.replica`) is kept by one process on the
+//! machine, the *owner*, which syncs in the background: it pushes the rows this machine
+//! changed (named by the file's change feed) to the primary, and copies into the working
+//! file the rows other devices changed (named by the primary's feed), through the replica.
+//! Any other process on the same file reads and writes it as in local mode, and the owner
+//! pushes its writes too; when the owner ends, the next process takes over.
 
 mod engine;
+pub(super) mod feed;
 pub(super) mod identity;
-pub(super) mod known;
+pub(super) mod layout;
 pub(super) mod migrate;
-pub(super) mod offline;
+pub(super) mod owner;
+mod pull;
+mod push;
 pub(super) mod queue;
+pub(super) mod reconcile;
 pub(super) mod replica;
 pub(super) mod resync;
-pub(super) mod slot;
+pub(super) mod state;
 mod sync_loop;
+pub(super) mod writes;
+
+pub use engine::{Backlog, SyncLink};
+pub use reconcile::{Policy, Reconciled};

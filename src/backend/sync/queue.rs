@@ -1,10 +1,7 @@
-//! The offline write queue of replica mode. While the primary is unreachable a write is
-//! stored here — in its own small database beside the replica, committed with
-//! `synchronous=FULL` (fsynced) before the tool answers — and replayed in order, exactly
-//! once, when the primary is back. Every operation carries the ids and timestamps the
-//! client chose, so replaying it twice changes nothing. An operation that cannot be
-//! applied as queued (its memory changed or vanished on the primary meanwhile) is moved to
-//! the conflict log with both versions: nothing is dropped in silence.
+//! A relationship row as it is written, and the offline queue of the old replica layout
+//! (`<file>.queue`), read once when such a file is upgraded (see `layout.rs`): its
+//! operations carry the ids and timestamps the client chose, and are applied to the
+//! working file as this machine's changes.
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +9,7 @@ use libsql::{Connection, Database};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::error::{BackendError, DbContext, Result};
-use crate::backend::{Record, all_rows, first_row, scalar_i64};
+use crate::backend::{Record, all_rows, first_row};
 
 /// A relationship row exactly as it will be inserted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,19 +39,6 @@ impl RelationshipRow {
             column_time: crate::model::column_timestamp(&now),
             at: now,
         }
-    }
-
-    /// The relationship as it will read back once stored.
-    pub fn relationship(&self) -> crate::model::Relationship {
-        crate::backend::codec::decode_relationship(crate::backend::codec::RelationshipRow {
-            id: self.id.clone(),
-            from_id: self.from_id.clone(),
-            to_id: self.to_id.clone(),
-            rel_type: self.rel_type.clone(),
-            properties: self.properties.clone(),
-            valid_from: Some(self.at.clone()),
-            valid_until: None,
-        })
     }
 
     /// The same link, made from another memory (a new row).
@@ -154,15 +138,13 @@ impl WriteOp {
 }
 
 /// A queued write that could not be applied as queued.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone)]
 pub struct Conflict {
-    pub seq: i64,
     /// What the queued operation was, as JSON.
     pub operation: String,
     pub reason: String,
     /// The memory as the primary had it, when that is what the write collided with.
     pub primary_version: Option<String>,
-    pub detected_at: String,
 }
 
 pub struct Queue {
@@ -170,104 +152,64 @@ pub struct Queue {
     conn: Connection,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS pending (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    op TEXT NOT NULL,
-    queued_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS state (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS conflicts (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    op TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    primary_version TEXT,
-    detected_at TEXT NOT NULL
-);";
-
 impl Queue {
-    /// The queue file that goes with a replica file.
+    /// The queue file that went with a replica file.
     pub fn path_for(replica_path: &Path) -> PathBuf {
         let mut path = replica_path.as_os_str().to_owned();
         path.push(".queue");
         PathBuf::from(path)
     }
 
-    /// Opens the queue file beside the replica (`<replica>.queue`).
-    pub async fn open(replica_path: &Path) -> Result<Queue> {
+    /// Opens the queue file beside an old replica.
+    pub async fn open_existing(replica_path: &Path) -> Result<Queue> {
         let path = Queue::path_for(replica_path);
         let db = libsql::Builder::new_local(&path)
             .build()
             .await
-            .doing("opening the offline queue")?;
-        let conn = db.connect().doing("opening the offline queue")?;
+            .doing("opening the old offline queue")?;
+        let conn = db.connect().doing("opening the old offline queue")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
-            .doing("opening the offline queue")?;
-        crate::backend::use_write_ahead_log(&conn).await?;
-        conn.execute_batch(&format!("PRAGMA synchronous = FULL; {SCHEMA}"))
-            .await
-            .doing("creating the offline queue")?;
-        // Queues written before writes were marked applied: add the mark.
-        let marked = first_row(
-            &conn,
-            "SELECT 1 FROM pragma_table_info('pending') WHERE name = 'applied'",
-            (),
-            "reading the offline queue's layout",
-        )
-        .await?
-        .is_some();
-        if !marked {
-            conn.execute(
-                "ALTER TABLE pending ADD COLUMN applied INTEGER NOT NULL DEFAULT 0",
-                (),
-            )
-            .await
-            .doing("upgrading the offline queue")?;
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-        }
+            .doing("opening the old offline queue")?;
         Ok(Queue { _db: db, conn })
     }
 
-    /// Stores an operation durably; returns once it is on disk.
-    pub async fn push(&self, op: &WriteOp) -> Result<()> {
-        let json = serde_json::to_string(op).expect("operations are plain data");
-        self.conn
-            .execute(
-                "INSERT INTO pending (op, queued_at) VALUES (?1, ?2)",
-                libsql::params![json, crate::model::now_iso()],
-            )
-            .await
-            .doing("queueing a write")?;
-        Ok(())
+    /// Whether the queue has a table (a file of an older layout has every one; an empty
+    /// file, none).
+    async fn has(&self, table: &str) -> Result<bool> {
+        Ok(first_row(
+            &self.conn,
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            libsql::params![table],
+            "reading the old offline queue",
+        )
+        .await?
+        .is_some())
     }
 
-    /// The queued operations, oldest first, including those already applied on the
-    /// primary but not pulled back yet (reads overlay them until then).
-    pub async fn pending(&self) -> Result<Vec<(i64, WriteOp)>> {
-        self.read_ops("SELECT seq, op FROM pending ORDER BY seq")
-            .await
-    }
-
-    /// The queued operations the primary does not have yet, oldest first.
+    /// The operations the primary does not have yet, oldest first.
     pub async fn unapplied(&self) -> Result<Vec<(i64, WriteOp)>> {
-        self.read_ops("SELECT seq, op FROM pending WHERE applied = 0 ORDER BY seq")
-            .await
-    }
-
-    async fn read_ops(&self, sql: &str) -> Result<Vec<(i64, WriteOp)>> {
+        if !self.has("pending").await? {
+            return Ok(Vec::new());
+        }
+        let marked = first_row(
+            &self.conn,
+            "SELECT 1 FROM pragma_table_info('pending') WHERE name = 'applied'",
+            (),
+            "reading the old offline queue's layout",
+        )
+        .await?
+        .is_some();
+        let sql = if marked {
+            "SELECT seq, op FROM pending WHERE applied = 0 ORDER BY seq"
+        } else {
+            "SELECT seq, op FROM pending ORDER BY seq"
+        };
         let rows = self
             .conn
             .query(sql, ())
             .await
-            .doing("reading the offline queue")?;
-        all_rows(rows, "reading the offline queue")
+            .doing("reading the old offline queue")?;
+        all_rows(rows, "reading the old offline queue")
             .await?
             .iter()
             .map(|r: &Record| {
@@ -282,150 +224,42 @@ impl Queue {
             .collect()
     }
 
-    /// Writes that have not reached the primary yet.
-    pub async fn len(&self) -> Result<i64> {
-        scalar_i64(
-            &self.conn,
-            "SELECT count(*) FROM pending WHERE applied = 0",
-            vec![],
-            "counting queued writes",
-        )
-        .await
-    }
-
-    /// Marks an operation as on the primary; it stays (for reads) until the pull that
-    /// brings it back, then [`Queue::forget_applied`] removes it. Replaying it again after a
-    /// crash in between would change nothing, but it is not replayed.
-    pub async fn applied(&self, seq: i64) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE pending SET applied = 1 WHERE seq = ?1",
-                libsql::params![seq],
-            )
-            .await
-            .doing("marking a write applied")?;
-        Ok(())
-    }
-
-    /// Removes the operations the replica has pulled back.
-    pub async fn forget_applied(&self) -> Result<()> {
-        self.conn
-            .execute("DELETE FROM pending WHERE applied = 1", ())
-            .await
-            .doing("dequeueing applied writes")?;
-        Ok(())
-    }
-
-    /// Removes an operation once the primary has it.
-    pub async fn done(&self, seq: i64) -> Result<()> {
-        self.conn
-            .execute("DELETE FROM pending WHERE seq = ?1", libsql::params![seq])
-            .await
-            .doing("dequeueing a write")?;
-        Ok(())
-    }
-
-    /// Moves an operation to the conflict log, in one transaction.
-    pub async fn conflict(
-        &self,
-        seq: i64,
-        op: &WriteOp,
-        reason: &str,
-        primary_version: Option<&str>,
-    ) -> Result<()> {
-        crate::backend::in_write(&self.conn, "recording a conflict", async |tx| {
-            tx.execute(
-                "INSERT INTO conflicts (op, reason, primary_version, detected_at) VALUES (?1, ?2, ?3, ?4)",
-                libsql::params![
-                    serde_json::to_string(op).expect("operations are plain data"),
-                    reason,
-                    primary_version,
-                    crate::model::now_iso()
-                ],
-            )
-            .await
-            .doing("recording a conflict")?;
-            tx.execute("DELETE FROM pending WHERE seq = ?1", libsql::params![seq])
-                .await
-                .doing("recording a conflict")?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// A value this replica remembers across restarts (the primary's identity, a
-    /// divergence found), or `None`.
+    /// A value the old replica remembered (the primary's identity).
     pub async fn state(&self, key: &str) -> Result<Option<String>> {
+        if !self.has("state").await? {
+            return Ok(None);
+        }
         Ok(first_row(
             &self.conn,
             "SELECT value FROM state WHERE key = ?1",
             libsql::params![key],
-            "reading the replica state",
+            "reading the old replica state",
         )
         .await?
         .map(|r| r.text(0)))
     }
 
-    /// Sets (or, with `None`, forgets) a remembered value, durably.
-    pub async fn set_state(&self, key: &str, value: Option<&str>) -> Result<()> {
-        match value {
-            Some(v) => {
-                self.conn
-                    .execute(
-                        "INSERT INTO state (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
-                        libsql::params![key, v],
-                    )
-                    .await
-            }
-            None => {
-                self.conn
-                    .execute("DELETE FROM state WHERE key = ?1", libsql::params![key])
-                    .await
-            }
+    /// Every logged conflict.
+    pub async fn all_conflicts(&self) -> Result<Vec<Conflict>> {
+        if !self.has("conflicts").await? {
+            return Ok(Vec::new());
         }
-        .doing("saving the replica state")?;
-        Ok(())
-    }
-
-    /// The conflict log, newest first, at most `limit`.
-    pub async fn conflicts(&self, limit: u32) -> Result<(i64, Vec<Conflict>)> {
-        let total = scalar_i64(
-            &self.conn,
-            "SELECT count(*) FROM conflicts",
-            vec![],
-            "counting conflicts",
-        )
-        .await?;
         let rows = self
             .conn
             .query(
-                &format!("SELECT seq, op, reason, primary_version, detected_at FROM conflicts ORDER BY seq DESC LIMIT {limit}"),
+                "SELECT op, reason, primary_version FROM conflicts ORDER BY seq",
                 (),
             )
             .await
-            .doing("reading conflicts")?;
-        let list = all_rows(rows, "reading conflicts")
+            .doing("reading old conflicts")?;
+        Ok(all_rows(rows, "reading old conflicts")
             .await?
             .iter()
             .map(|r| Conflict {
-                seq: r.int(0),
-                operation: r.text(1),
-                reason: r.text(2),
-                primary_version: r.opt_text(3),
-                detected_at: r.text(4),
+                operation: r.text(0),
+                reason: r.text(1),
+                primary_version: r.opt_text(2),
             })
-            .collect();
-        Ok((total, list))
-    }
-
-    pub async fn is_empty(&self) -> Result<bool> {
-        Ok(first_row(
-            &self.conn,
-            "SELECT 1 FROM pending LIMIT 1",
-            (),
-            "reading the offline queue",
-        )
-        .await?
-        .is_none())
+            .collect())
     }
 }

@@ -68,16 +68,12 @@ pub const PULL_WAIT: Duration = Duration::from_secs(5);
 /// How long the primary may take to say who it is (one small query) before a sync gives up.
 pub const IDENTITY_WAIT: Duration = Duration::from_secs(3);
 
-/// How long one write may wait on the primary before it goes to the offline queue instead.
-pub const WRITE_DEADLINE: Duration = Duration::from_secs(4);
-
 /// How many recent sync durations `health` computes its percentiles over.
 const LATENCY_WINDOW: usize = 1024;
 
 /// Opens (creating if needed) the replica file. Uses sync protocol V1, which opens without
-/// reaching the primary, so a machine that is offline still starts and serves reads.
+/// reaching the primary, so a machine that is offline still starts.
 pub async fn open(path: &Path, primary: &Primary) -> Result<Database> {
-    refuse_local_file(path)?;
     libsql::Builder::new_remote_replica(
         path,
         libsql_url(&primary.url),
@@ -90,31 +86,6 @@ pub async fn open(path: &Path, primary: &Primary) -> Result<Database> {
     .build()
     .await
     .doing("opening the replica")
-}
-
-/// Asks the primary one trivial question over HTTP with our token. A refusal of the token
-/// stops start-up with a clear message (retrying cannot fix it); an unreachable primary
-/// does not (the replica serves reads and the sync task keeps trying).
-pub async fn check_credentials(primary: &Primary, wait: Duration) -> Result<()> {
-    let probe = async {
-        let db = remote(primary).await?;
-        let conn = db.connect().doing("connecting to the primary")?;
-        conn.query("SELECT 1", ())
-            .await
-            .doing("checking the auth token")
-            .map(|_| ())
-    };
-    match tokio::time::timeout(wait, probe).await {
-        Ok(Err(e)) if is_auth_failure(&e) => Err(BackendError::Refused(explain(&e, primary))),
-        Ok(Err(e)) => {
-            tracing::debug!(
-                "credential check could not reach the primary: {}",
-                primary.redact(&e.to_string())
-            );
-            Ok(())
-        }
-        _ => Ok(()),
-    }
 }
 
 /// A plain remote connection to the primary (HTTP), for questions asked of the primary
@@ -135,25 +106,6 @@ pub(super) fn libsql_url(url: &str) -> String {
         Some(rest) => format!("https://{rest}"),
         None => url.to_string(),
     }
-}
-
-/// libsql cannot turn an existing local file into a replica ("Can not sync a database
-/// without a wal_index"); say what to do instead of failing obscurely later.
-fn refuse_local_file(path: &Path) -> Result<()> {
-    let mut marker = path.as_os_str().to_owned();
-    marker.push("-client_wal_index");
-    let has_data = std::fs::metadata(path)
-        .map(|m| m.len() > 0)
-        .unwrap_or(false);
-    if has_data && !Path::new(&marker).exists() {
-        return Err(BackendError::Refused(format!(
-            "{} is a local database, not a replica, and libsql cannot turn it into one. Move it aside, then run \
-             `memorygraph migrate --to-replica --from <moved file>` to copy its memories into the primary, \
-             or point MEMORY_TURSO_PATH at a new file",
-            path.display()
-        )));
-    }
-    Ok(())
 }
 
 /// True when the primary answered but refused our credentials (an invalid, expired or
@@ -255,8 +207,12 @@ pub fn explain(e: &BackendError, primary: &Primary) -> String {
 }
 
 /// What `health` and `sync` report about syncing.
-#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(default)]
 pub struct SyncStatus {
+    /// Whether this process syncs (owns the replica); otherwise another memorygraph process
+    /// on the same database does, and these figures are the ones it last recorded.
+    pub owner: bool,
     /// The primary, without credentials.
     pub primary_url: String,
     pub last_success_at: Option<String>,
@@ -269,8 +225,8 @@ pub struct SyncStatus {
     pub last_attempt_at: Option<String>,
     /// Whether the last contact with the primary worked.
     pub online: bool,
-    /// False until this replica has synced once and holds the schema: reads then answer
-    /// empty and writes wait in the queue.
+    /// False until this file has synced with the primary once (every read and write works
+    /// before; other devices' memories arrive with the first sync).
     pub first_sync_done: bool,
     /// Set when the primary's history no longer matches this replica (reset, replaced or
     /// restored): syncing is stopped, the local copy and queue are kept, and this says what
@@ -279,9 +235,15 @@ pub struct SyncStatus {
     /// Syncs (queue replay and pull) since start, and how many failed.
     pub syncs: u64,
     pub sync_failures: u64,
-    /// Queued writes replayed onto the primary since start, and conflicts recorded.
+    /// Rows this machine changed that were written on the primary since start, and rows
+    /// the primary refused for good (set aside).
     pub replayed_writes: u64,
+    pub set_aside: u64,
+    /// Rows other devices changed that were copied here since start, and conflicts found.
+    pub pulled_rows: u64,
     pub replay_conflicts: u64,
+    /// The last full comparison with the primary (a first sync, or one `resync` asked for).
+    pub last_comparison: Option<super::reconcile::Reconciled>,
     /// Duration of successful syncs since start, over the last 1,024.
     pub sync_latency_p50_ms: Option<f64>,
     pub sync_latency_p99_ms: Option<f64>,
@@ -291,10 +253,11 @@ pub struct SyncStatus {
 /// run one at a time.
 pub struct Replica {
     pub db: std::sync::Arc<Database>,
+    /// A connection to the replica, for reading what was pulled.
+    pub conn: Mutex<libsql::Connection>,
     /// A plain HTTP connection to the primary, for its identity.
     pub remote: Database,
     pub primary: Primary,
-    pub queue: crate::backend::queue::Queue,
     pub status: std::sync::Mutex<SyncStatus>,
     pub lock: Mutex<()>,
     /// A pull that outlived its caller's wait, still running: never cancelled, because
@@ -307,23 +270,22 @@ pub struct Replica {
 impl Replica {
     pub fn new(
         db: Database,
+        conn: libsql::Connection,
         remote: Database,
         primary: Primary,
-        queue: crate::backend::queue::Queue,
-        ready: bool,
         diverged: Option<String>,
     ) -> Self {
         let status = SyncStatus {
+            owner: true,
             primary_url: redact_url(&primary.url),
-            first_sync_done: ready,
             diverged,
             ..Default::default()
         };
         Replica {
             db: std::sync::Arc::new(db),
+            conn: Mutex::new(conn),
             remote,
             primary,
-            queue,
             status: std::sync::Mutex::new(status),
             lock: Mutex::new(()),
             pulling: Mutex::new(None),
@@ -344,29 +306,6 @@ impl Replica {
         s
     }
 
-    /// A new connection to the replica, configured like the first.
-    pub fn fresh_connection(&self) -> Result<libsql::Connection> {
-        let conn = self.db.connect().doing("connecting to the replica")?;
-        conn.busy_timeout(crate::backend::BUSY_TIMEOUT)
-            .doing("setting the busy timeout")?;
-        Ok(conn)
-    }
-
-    /// Whether the local file holds the schema yet.
-    pub fn is_ready(&self) -> bool {
-        self.status
-            .lock()
-            .expect("sync status lock")
-            .first_sync_done
-    }
-
-    pub fn set_ready(&self) {
-        self.status
-            .lock()
-            .expect("sync status lock")
-            .first_sync_done = true;
-    }
-
     /// The divergence found, if any (syncing is stopped while there is one).
     pub fn diverged(&self) -> Option<String> {
         self.status
@@ -376,12 +315,11 @@ impl Replica {
             .clone()
     }
 
-    /// Stops syncing for good (until `memorygraph resync`): the reason is kept in the
-    /// queue file, so a restart does not pull over the local copy either.
-    pub async fn mark_diverged(&self, reason: &str) -> Result<()> {
+    /// Stops syncing (until `memorygraph resync`); the caller keeps the reason in the
+    /// working file, so a restart does not sync either.
+    pub fn mark_diverged(&self, reason: &str) {
         tracing::error!("{reason}");
         self.status.lock().expect("sync status lock").diverged = Some(reason.to_string());
-        self.queue.set_state(DIVERGED, Some(reason)).await
     }
 
     /// Pulls new frames from the primary, waiting at most `wait`. Returns the frame
@@ -412,15 +350,37 @@ impl Replica {
         }
     }
 
-    /// Counts one queued write replayed (or recorded as a conflict), as it happens, so a
-    /// sync that fails later still counts what it did.
-    pub fn count_replayed(&self, conflict: bool) {
+    /// Counts rows pushed (or set aside), as it happens, so a sync that fails later still
+    /// counts what it did.
+    pub fn count_pushed(&self, rows: u64, set_aside: bool) {
         let mut s = self.status.lock().expect("sync status lock");
-        if conflict {
-            s.replay_conflicts += 1;
+        if set_aside {
+            s.set_aside += rows;
         } else {
-            s.replayed_writes += 1;
+            s.replayed_writes += rows;
         }
+    }
+
+    /// Counts rows copied from the primary and the conflicts among them.
+    pub fn count_pulled(&self, rows: u64, conflicts: u64) {
+        let mut s = self.status.lock().expect("sync status lock");
+        s.pulled_rows += rows;
+        s.replay_conflicts += conflicts;
+    }
+
+    pub fn record_reconciled(&self, report: super::reconcile::Reconciled) {
+        self.status
+            .lock()
+            .expect("sync status lock")
+            .last_comparison = Some(report);
+    }
+
+    /// Marks the first sync done.
+    pub fn set_synced_once(&self) {
+        self.status
+            .lock()
+            .expect("sync status lock")
+            .first_sync_done = true;
     }
 
     /// Records the result of a whole sync (replay and pull): the figures `health` shows.
@@ -472,10 +432,6 @@ impl Replica {
         explain(e, &self.primary)
     }
 }
-
-/// Queue-file state keys.
-pub const DIVERGED: &str = "diverged";
-pub const PRIMARY_ID: &str = "primary_database_id";
 
 #[cfg(test)]
 mod tests {

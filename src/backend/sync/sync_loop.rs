@@ -11,34 +11,38 @@ use crate::backend::replica::PULL_WAIT;
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// How often a process that does not sync checks whether the syncing one is gone, and the
+/// syncing one checks for changes other processes wrote into the working file.
+const LOOK_AROUND: Duration = Duration::from_secs(1);
+
 impl TursoBackend {
     /// Runs until the task is aborted. `interval` is `None` when automatic sync is off;
     /// then only writes (and failures being retried) wake it.
     pub async fn keep_in_sync(self: Arc<Self>, interval: Option<Duration>) {
-        if self.replica.is_none() {
+        if self.sync.is_none() {
             return;
         }
         let mut failures: u32 = 0;
-        // The first round runs at once: start-up only pulled, and the queue (however long)
-        // is replayed here, in the background, while reads are served.
-        let mut first = true;
+        // The first round runs at once: whatever waits is pushed in the background while
+        // tools answer from the working file.
+        let mut next = tokio::time::Instant::now();
         loop {
-            let wait = if first {
-                Duration::ZERO
-            } else if failures > 0 {
-                backoff(failures)
-            } else {
-                interval.unwrap_or(Duration::MAX)
+            let due = tokio::select! {
+                _ = tokio::time::sleep_until(next) => true,
+                _ = self.written(), if failures == 0 => true,
+                _ = tokio::time::sleep(LOOK_AROUND) => false,
             };
-            first = false;
-            if failures > 0 {
-                // While the primary is away, writes queue; they do not hurry the retries.
-                tokio::time::sleep(wait).await;
-            } else {
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = self.written() => {}
+            match self.try_to_own().await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::debug!("could not take over syncing: {e}");
+                    continue;
                 }
+            }
+            // While the primary is away, retries keep their backoff whatever is written.
+            if !due && (failures > 0 || !self.others_wrote().await) {
+                continue;
             }
             match self.sync_now(PULL_WAIT).await {
                 Ok(_) => {
@@ -48,21 +52,30 @@ impl TursoBackend {
                         );
                     }
                     failures = 0;
+                    next = tokio::time::Instant::now()
+                        + interval.unwrap_or(Duration::from_secs(86_400 * 365));
                 }
                 Err(crate::backend::BackendError::Diverged(_)) => {
                     // Said once when found; nothing to retry until the user resyncs.
                     failures = 0;
+                    next = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
                 }
                 Err(e) => {
                     failures = failures.saturating_add(1);
+                    let wait = backoff(failures);
                     tracing::warn!(
                         attempt = failures,
-                        "sync failed, retrying in about {:?}: {e}",
-                        backoff(failures)
+                        "sync failed, retrying in about {wait:?}: {e}"
                     );
+                    next = tokio::time::Instant::now() + wait;
                 }
             }
         }
+    }
+
+    /// Whether the working file holds changes not pushed yet (written by any process).
+    async fn others_wrote(&self) -> bool {
+        matches!(self.unpushed_count().await, Ok(n) if n > 0)
     }
 }
 

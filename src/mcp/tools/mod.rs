@@ -3,4 +3,4 @@
 mod graph;
 mod memories;
 pub(crate) mod search;
-mod status;
+pub(crate) mod status;

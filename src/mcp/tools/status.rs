@@ -6,7 +6,7 @@ use rmcp::{tool, tool_router};
 use crate::mcp::MemoryServer;
 use crate::mcp::args::Parameters;
 use crate::mcp::output::{
-    HealthOutput, MemoryBrief, QueueReport, RecentActivityOutput, StatisticsOutput, SyncOutput,
+    HealthOutput, MemoryBrief, RecentActivityOutput, StatisticsOutput, SyncOutput,
 };
 use crate::mcp::params::{GetRecentActivityParams, NoParams, bounded, short_text};
 use crate::mcp::render::{ToolResult, backend_failure, brief_line, list_budget, reply};
@@ -184,8 +184,8 @@ impl MemoryServer {
                     tool_profile: self.settings.profile.as_str().into(),
                     libsql_crate_version: LIBSQL_CRATE_VERSION.into(),
                     database: db,
-                    sync: self.backend.sync_status(),
-                    queue: self.queue_report().await?,
+                    sync: self.backend.sync_status().await,
+                    queue: self.backlog().await?,
                     semantic: self
                         .backend
                         .semantic_health(crate::mcp::tools::search::default_mode_name(
@@ -246,10 +246,16 @@ impl MemoryServer {
                             .map(|e| format!(", last error: {e}"))
                             .unwrap_or_default()
                     ));
+                    if !sync.owner {
+                        text.push_str("; another memorygraph process on this database syncs it");
+                    }
                     if !sync.first_sync_done {
                         text.push_str(
-                            "; the first sync has not happened yet: reads answer from an empty replica and writes wait in the offline queue",
+                            "; the first sync has not happened yet: answers hold only what this machine has",
                         );
+                    }
+                    if let Some(q) = &out.queue {
+                        text.push_str(&format!("; {}", backlog_sentence(q)));
                     }
                     if let Some(diverged) = &sync.diverged {
                         text.push_str(&format!("; DIVERGED: {diverged}"));
@@ -270,11 +276,7 @@ impl MemoryServer {
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
     pub async fn sync(&self, Parameters(_): Parameters<NoParams>) -> ToolResult {
-        let replayed_before = self
-            .backend
-            .sync_status()
-            .map(|s| s.replayed_writes)
-            .unwrap_or(0);
+        let before = self.backend.sync_status().await.unwrap_or_default();
         let status = match self.backend.sync_now(SYNC_WAIT).await {
             Ok(Some(status)) => status,
             Ok(None) => {
@@ -292,38 +294,40 @@ impl MemoryServer {
                 );
             }
             Err(e) => {
-                let status = self.backend.sync_status().unwrap_or_default();
-                let queued = self
-                    .queue_report()
+                let status = self.backend.sync_status().await.unwrap_or_default();
+                let backlog = self
+                    .backlog()
                     .await?
-                    .map(|q| q.queued_writes)
-                    .unwrap_or(0);
+                    .map(|q| backlog_sentence(&q))
+                    .unwrap_or_default();
+                let why = if status.owner {
+                    format!(
+                        "Sync failed ({} failure(s) in a row): {}",
+                        status.consecutive_failures,
+                        status.last_error.unwrap_or_else(|| e.to_string())
+                    )
+                } else {
+                    e.to_string()
+                };
                 return Err(format!(
-                    "Sync failed ({} failure(s) in a row): {}. Reads are served from the local replica; \
-                     {queued} write(s) wait in the offline queue; it keeps retrying in the background.",
-                    status.consecutive_failures,
-                    status.last_error.unwrap_or_else(|| e.to_string())
+                    "{why}. Every tool keeps working on this machine's copy; {backlog}; syncing retries in the background."
                 ));
             }
         };
-        let queue = self.queue_report().await?;
+        let queue = self.backlog().await?;
         let mut message = format!(
-            "Synced with {} in {} ms (frame {}); {} queued write(s) replayed.",
+            "Synced with {} in {} ms: {} change(s) pushed, {} row(s) from other devices copied here.",
             status.primary_url,
             status.last_duration_ms.unwrap_or(0.0),
             status
-                .frame_no
-                .map(|f| f.to_string())
-                .unwrap_or_else(|| "none yet".into()),
-            status.replayed_writes.saturating_sub(replayed_before)
+                .replayed_writes
+                .saturating_sub(before.replayed_writes),
+            status.pulled_rows.saturating_sub(before.pulled_rows),
         );
         if let Some(q) = &queue {
-            message.push_str(&format!(
-                " {} write(s) still queued, {} conflict(s) recorded.",
-                q.queued_writes, q.conflicts
-            ));
+            message.push_str(&format!(" {}.", backlog_sentence(q)));
             for c in &q.recent_conflicts {
-                message.push_str(&format!("\nConflict {}: {}", c.seq, c.reason));
+                message.push_str(&format!("\n{:?} {}: {}", c.issue, c.seq, c.reason));
             }
         }
         reply(
@@ -340,17 +344,21 @@ impl MemoryServer {
 }
 
 impl MemoryServer {
-    /// The offline queue's state, in replica mode.
-    async fn queue_report(&self) -> Result<Option<QueueReport>, String> {
-        Ok(self
-            .backend
-            .queue_state(5)
-            .await
-            .map_err(backend_failure)?
-            .map(|(queued_writes, conflicts, recent_conflicts)| QueueReport {
-                queued_writes,
-                conflicts,
-                recent_conflicts,
-            }))
+    /// What waits for the primary, in replica mode.
+    async fn backlog(&self) -> Result<Option<crate::backend::Backlog>, String> {
+        self.backend.sync_backlog(5).await.map_err(backend_failure)
     }
+}
+
+/// One sentence on the backlog: waiting changes (and the oldest), conflicts, set aside.
+pub(crate) fn backlog_sentence(q: &crate::backend::Backlog) -> String {
+    let mut s = format!("{} change(s) wait for the primary", q.queued_writes);
+    if let Some(at) = &q.oldest_queued_at {
+        s.push_str(&format!(" (the oldest from {at})"));
+    }
+    s.push_str(&format!(
+        ", {} conflict(s) recorded, {} write(s) set aside",
+        q.conflicts, q.set_aside
+    ));
+    s
 }

@@ -1,0 +1,271 @@
+//! Pulling: the embedded replica brings the primary's pages (libsql's replication), then the
+//! rows the primary's feed names are copied from the replica into the working file, in the
+//! order they changed. A row this machine changed and has not pushed yet is not
+//! overwritten: if the primary's version differs, that is a conflict, recorded with both
+//! versions, and the primary's is kept (as every device then agrees); if both are the same,
+//! there is nothing left to push.
+
+use std::collections::HashSet;
+
+use libsql::Connection;
+
+use super::feed::{self, Changed, Kind};
+use super::replica::Replica;
+use super::state::{self, IssueKind};
+use crate::backend::error::{DbContext, Result};
+use crate::backend::{TursoBackend, all_rows};
+
+/// Feed entries read per round; each round is one transaction on the working file.
+const ROUND: i64 = 1000;
+
+/// What a pull copied.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pulled {
+    pub rows: u64,
+    pub conflicts: u64,
+}
+
+impl TursoBackend {
+    /// Copies what the replica holds past the last pulled seq into the working file.
+    pub(crate) async fn apply_pulled(&self, replica: &Replica) -> Result<Pulled> {
+        let mut total = Pulled::default();
+        loop {
+            let pulled = {
+                let conn = self.conn.lock().await;
+                state::get_i64(&conn, state::PULLED).await?
+            };
+            let (entries, last) = {
+                let rconn = replica.conn.lock().await;
+                read_entries(&rconn, pulled, ROUND).await?
+            };
+            let Some(last) = last else {
+                return Ok(total);
+            };
+            let own = {
+                let conn = self.conn.lock().await;
+                state::own_ranges(&conn).await?
+            };
+            let changed = distinct(&entries, &own);
+            let round = self.apply_round(replica, &changed, last, &own).await?;
+            total.rows += round.rows;
+            total.conflicts += round.conflicts;
+        }
+    }
+
+    /// One round: the rows' current versions from the replica, written into the working
+    /// file in one transaction that also moves the pulled seq.
+    async fn apply_round(
+        &self,
+        replica: &Replica,
+        changed: &[Changed],
+        last: i64,
+        own: &[(i64, i64)],
+    ) -> Result<Pulled> {
+        let mut remote = std::collections::HashMap::new();
+        {
+            let rconn = replica.conn.lock().await;
+            for kind in [Kind::Node, Kind::Relationship] {
+                let ids: Vec<&str> = changed
+                    .iter()
+                    .filter(|c| c.kind == kind)
+                    .map(|c| c.id.as_str())
+                    .collect();
+                remote.insert(kind, feed::read_rows(&rconn, kind, &ids).await?);
+            }
+        }
+        let conn = self.conn.lock().await;
+        let out = crate::backend::in_write(&conn, "copying pulled rows", async |tx| {
+            pulling(tx, true).await?;
+            let mut done = Pulled::default();
+            let pushed = state::get_i64(tx, state::PUSHED).await?;
+            for c in changed {
+                let theirs = remote[&c.kind].get(&c.id);
+                done.conflicts += u64::from(copy_row(tx, c, theirs, pushed).await?);
+                done.rows += 1;
+            }
+            state::set(tx, state::PULLED, Some(&last.to_string())).await?;
+            state::set_own_ranges(tx, own, last).await?;
+            pulling(tx, false).await?;
+            Ok(done)
+        })
+        .await?;
+        drop(conn);
+        if out.rows > 0 {
+            self.after_write();
+        }
+        Ok(out)
+    }
+}
+
+/// Writes the primary's version of one row into the working file, unless this machine has
+/// changed the row since it last pushed; returns whether that made a conflict.
+async fn copy_row(
+    tx: &Connection,
+    c: &Changed,
+    theirs: Option<&feed::Columns>,
+    pushed: i64,
+) -> Result<bool> {
+    let mine = feed::read_rows(tx, c.kind, &[c.id.as_str()]).await?;
+    let mine = mine.get(&c.id);
+    let mut conflict = false;
+    if unpushed(tx, c, pushed).await? {
+        let same = match (mine, theirs) {
+            (Some(a), Some(b)) => feed::same(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            state::record_issue(
+                tx,
+                IssueKind::Conflict,
+                c.kind,
+                &c.id,
+                &format!(
+                    "{} {} changed here and on the primary before this change reached it; the primary's version is kept",
+                    what(c.kind),
+                    c.id
+                ),
+                mine,
+                theirs,
+            )
+            .await?;
+            conflict = true;
+        }
+        drop_unpushed(tx, c, pushed).await?;
+        if same {
+            return Ok(false);
+        }
+    }
+    match theirs {
+        Some(row) => {
+            if !feed::put_row(tx, c.kind, row).await? {
+                tracing::debug!(
+                    row = c.id,
+                    "a pulled link to a memory not here was left out"
+                );
+            }
+        }
+        None => {
+            if c.kind == Kind::Node {
+                record_lost_links(tx, &c.id, pushed).await?;
+            }
+            feed::remove_row(tx, c.kind, &c.id).await?;
+        }
+    }
+    Ok(conflict)
+}
+
+/// Links made here to a memory another device deleted go with it: say so.
+async fn record_lost_links(tx: &Connection, node: &str, pushed: i64) -> Result<()> {
+    let rows = tx
+        .query(
+            "SELECT r.id FROM relationships r
+             WHERE (r.from_id = ?1 OR r.to_id = ?1)
+               AND EXISTS (SELECT 1 FROM memorygraph_feed f
+                           WHERE f.kind = 'relationship' AND f.row_id = r.id AND f.seq > ?2)",
+            libsql::params![node, pushed],
+        )
+        .await
+        .doing("reading links made here")?;
+    for r in all_rows(rows, "reading links made here").await? {
+        let id = r.text(0);
+        let link = Changed {
+            kind: Kind::Relationship,
+            id: id.clone(),
+        };
+        let mine = feed::read_rows(tx, Kind::Relationship, &[id.as_str()]).await?;
+        state::record_issue(
+            tx,
+            IssueKind::Conflict,
+            Kind::Relationship,
+            &id,
+            &format!(
+                "relationship {id} was made here to memory {node}, which was deleted on the primary meanwhile; it is removed with it"
+            ),
+            mine.get(&id),
+            None,
+        )
+        .await?;
+        drop_unpushed(tx, &link, pushed).await?;
+    }
+    Ok(())
+}
+
+fn what(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Node => "memory",
+        Kind::Relationship => "relationship",
+    }
+}
+
+/// Whether the working file changed this row after its last push.
+pub(super) async fn unpushed(tx: &Connection, c: &Changed, pushed: i64) -> Result<bool> {
+    Ok(crate::backend::first_row(
+        tx,
+        "SELECT 1 FROM memorygraph_feed WHERE row_id = ?1 AND kind = ?2 AND seq > ?3 LIMIT 1",
+        libsql::params![c.id.as_str(), c.kind.as_str(), pushed],
+        "reading the change feed",
+    )
+    .await?
+    .is_some())
+}
+
+/// Forgets this machine's unpushed changes of a row (they were the primary's already, or
+/// lost to its version and are in the issue log).
+pub(super) async fn drop_unpushed(tx: &Connection, c: &Changed, pushed: i64) -> Result<()> {
+    tx.execute(
+        "DELETE FROM memorygraph_feed WHERE row_id = ?1 AND kind = ?2 AND seq > ?3",
+        libsql::params![c.id.as_str(), c.kind.as_str(), pushed],
+    )
+    .await
+    .doing("updating the change feed")?;
+    Ok(())
+}
+
+/// Marks the transaction as a pull, so the feed's triggers leave its writes out.
+pub(super) async fn pulling(tx: &Connection, on: bool) -> Result<()> {
+    tx.execute(
+        "UPDATE memorygraph_meta SET value = ?1 WHERE key = 'applying_pull'",
+        libsql::params![if on { "1" } else { "0" }],
+    )
+    .await
+    .doing("marking a pull")?;
+    Ok(())
+}
+
+/// Raw feed entries past `after`: (seq, kind, id).
+async fn read_entries(
+    conn: &Connection,
+    after: i64,
+    limit: i64,
+) -> Result<(Vec<(i64, Kind, String)>, Option<i64>)> {
+    let rows = conn
+        .query(
+            "SELECT seq, kind, row_id FROM memorygraph_feed WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            libsql::params![after, limit],
+        )
+        .await
+        .doing("reading the primary's change feed")?;
+    let rows = all_rows(rows, "reading the primary's change feed").await?;
+    let last = rows.last().map(|r| r.int(0));
+    Ok((
+        rows.iter()
+            .filter_map(|r| Kind::parse(r.str(1)).map(|k| (r.int(0), k, r.text(2))))
+            .collect(),
+        last,
+    ))
+}
+
+/// The rows named by entries not written by this machine, once each, in first-change order.
+fn distinct(entries: &[(i64, Kind, String)], own: &[(i64, i64)]) -> Vec<Changed> {
+    let mut seen = HashSet::new();
+    entries
+        .iter()
+        .filter(|(seq, _, _)| !own.iter().any(|(from, to)| (*from..=*to).contains(seq)))
+        .map(|(_, kind, id)| Changed {
+            kind: *kind,
+            id: id.clone(),
+        })
+        .filter(|c| seen.insert(c.clone()))
+        .collect()
+}

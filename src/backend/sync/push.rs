@@ -1,0 +1,345 @@
+//! Pushing: the rows this machine changed (its own feed past the pushed seq) are written on
+//! the primary as they are now, many rows per request, in one transaction that first makes
+//! sure the primary is still the database this file syncs with and that no other device
+//! changed those rows since the last pull (if one did, a pull runs first and decides). A
+//! push that the primary, or something in front of it, refuses for good is retried row by
+//! row: the refused row is set aside with its reason and the others go on.
+
+use std::time::{Duration, Instant};
+
+use libsql::{Connection, TransactionBehavior, Value};
+
+use super::feed::{self, Changed, Kind};
+use super::replica::{Replica, may_succeed_later};
+use super::state::{self, IssueKind};
+use crate::backend::error::{BackendError, DbContext, Result};
+use crate::backend::{TursoBackend, all_rows, first_row};
+
+/// Feed entries pushed per request.
+const BATCH: i64 = 400;
+
+/// How long one push request may take before it counts as unanswered. Generous: nobody
+/// waits for it, and a slow link must still make progress.
+pub const PUSH_WAIT: Duration = Duration::from_secs(60);
+
+/// What a push did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pushed {
+    pub rows: u64,
+    pub set_aside: u64,
+    /// Another device changed some of the rows since the last pull: pull, then push again.
+    pub needs_pull: bool,
+}
+
+/// One batch, read from the working file.
+struct Batch {
+    rows: Vec<(Changed, Option<feed::Columns>)>,
+    last: i64,
+}
+
+impl TursoBackend {
+    /// Pushes everything unpushed, batch after batch; stops early when a pull must come
+    /// first.
+    pub(crate) async fn push_local(&self, replica: &Replica) -> Result<Pushed> {
+        let mut total = Pushed::default();
+        loop {
+            let Some(batch) = self.next_batch().await? else {
+                return Ok(total);
+            };
+            let outcome = self.push_batch(replica, &batch.rows).await;
+            match outcome {
+                Ok(Some(range)) => {
+                    self.pushed_through(batch.last, Some(range)).await?;
+                    total.rows += batch.rows.len() as u64;
+                    replica.count_pushed(batch.rows.len() as u64, false);
+                }
+                Ok(None) => {
+                    total.needs_pull = true;
+                    return Ok(total);
+                }
+                Err(e) if may_succeed_later(&e) => return Err(e),
+                Err(e) => {
+                    tracing::debug!("a push was refused, trying its rows one by one: {e}");
+                    let one = self.push_one_by_one(replica, &batch).await?;
+                    total.rows += one.rows;
+                    total.set_aside += one.set_aside;
+                    if one.needs_pull {
+                        total.needs_pull = true;
+                        return Ok(total);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next rows to push: this file's feed past the pushed seq, each row once, as it
+    /// is now (`None`: deleted).
+    async fn next_batch(&self) -> Result<Option<Batch>> {
+        let conn = self.conn.lock().await;
+        let pushed = state::get_i64(&conn, state::PUSHED).await?;
+        let (changed, last) = feed::changed_since(&conn, pushed, BATCH).await?;
+        let Some(last) = last else {
+            return Ok(None);
+        };
+        let mut rows = Vec::with_capacity(changed.len());
+        for kind in [Kind::Node, Kind::Relationship] {
+            let ids: Vec<&str> = changed
+                .iter()
+                .filter(|c| c.kind == kind)
+                .map(|c| c.id.as_str())
+                .collect();
+            let mut now = feed::read_rows(&conn, kind, &ids).await?;
+            for c in changed.iter().filter(|c| c.kind == kind) {
+                rows.push((c.clone(), now.remove(&c.id)));
+            }
+        }
+        // Back in first-change order: a memory before the links made to it.
+        let order: std::collections::HashMap<&Changed, usize> =
+            changed.iter().enumerate().map(|(i, c)| (c, i)).collect();
+        rows.sort_by_key(|(c, _)| order[c]);
+        Ok(Some(Batch { rows, last }))
+    }
+
+    /// Moves the pushed seq and remembers the primary's feed range the push wrote.
+    async fn pushed_through(&self, last: i64, range: Option<(i64, i64)>) -> Result<()> {
+        let conn = self.conn.lock().await;
+        crate::backend::in_write(&conn, "recording a push", async |tx| {
+            state::set(tx, state::PUSHED, Some(&last.to_string())).await?;
+            if let Some(range) = range {
+                let mut ranges = state::own_ranges(tx).await?;
+                ranges.push(range);
+                let pulled = state::get_i64(tx, state::PULLED).await?;
+                state::set_own_ranges(tx, &ranges, pulled).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Writes rows on the primary in one transaction. `Ok(None)`: another device changed
+    /// one of them since the last pull, nothing was written. `Ok(Some(range))`: written;
+    /// the primary's feed seqs the write made.
+    async fn push_batch(
+        &self,
+        replica: &Replica,
+        rows: &[(Changed, Option<feed::Columns>)],
+    ) -> Result<Option<(i64, i64)>> {
+        let (pulled, own, expected_id) = {
+            let conn = self.conn.lock().await;
+            (
+                state::get_i64(&conn, state::PULLED).await?,
+                state::own_ranges(&conn).await?,
+                state::get(&conn, state::PRIMARY_ID).await?,
+            )
+        };
+        let mut statements = Vec::new();
+        for (c, row) in rows {
+            match feed::statements(c.kind, &c.id, row.as_ref()) {
+                Some(s) => statements.extend(s),
+                // Text SQL cannot hold as a literal: this row alone, with parameters.
+                None => return self.push_with_parameters(replica, c, row.as_ref()).await,
+            }
+        }
+        let ids: Vec<&str> = rows.iter().map(|(c, _)| c.id.as_str()).collect();
+        let started = Instant::now();
+        let conn = replica
+            .remote
+            .connect()
+            .doing("connecting to the primary")?;
+        let work = async {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .await
+                .doing("starting a push")?;
+            let outcome = async {
+                let before = guard(&tx, &ids, pulled, &own, expected_id.as_deref()).await?;
+                let Some(before) = before else {
+                    return Ok(None);
+                };
+                tx.execute_batch(&statements.join(";\n"))
+                    .await
+                    .doing("pushing rows")?;
+                let after = last_seq(&tx).await?;
+                Ok(Some((before + 1, after)))
+            }
+            .await;
+            crate::backend::end_write(tx, outcome, "pushing rows").await
+        };
+        let outcome = match tokio::time::timeout(PUSH_WAIT, work).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(BackendError::Unreachable(format!(
+                "the primary did not answer a push within {} s",
+                PUSH_WAIT.as_secs()
+            ))),
+        };
+        replica.record(
+            started,
+            outcome
+                .as_ref()
+                .map(|_| None)
+                .map_err(|e| replica.describe(e)),
+        );
+        outcome
+    }
+
+    /// A row whose text cannot be an SQL literal, written with parameters.
+    async fn push_with_parameters(
+        &self,
+        replica: &Replica,
+        c: &Changed,
+        row: Option<&feed::Columns>,
+    ) -> Result<Option<(i64, i64)>> {
+        let (pulled, own, expected_id) = {
+            let conn = self.conn.lock().await;
+            (
+                state::get_i64(&conn, state::PULLED).await?,
+                state::own_ranges(&conn).await?,
+                state::get(&conn, state::PRIMARY_ID).await?,
+            )
+        };
+        let conn = replica
+            .remote
+            .connect()
+            .doing("connecting to the primary")?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .await
+            .doing("starting a push")?;
+        let outcome = async {
+            let Some(before) =
+                guard(&tx, &[c.id.as_str()], pulled, &own, expected_id.as_deref()).await?
+            else {
+                return Ok(None);
+            };
+            match row {
+                Some(row) => {
+                    feed::put_row(&tx, c.kind, row).await?;
+                }
+                None => feed::remove_row(&tx, c.kind, &c.id).await?,
+            }
+            Ok(Some((before + 1, last_seq(&tx).await?)))
+        }
+        .await;
+        crate::backend::end_write(tx, outcome, "pushing a row").await
+    }
+
+    /// After a refusal: each row alone; a row refused for good is set aside.
+    async fn push_one_by_one(&self, replica: &Replica, batch: &Batch) -> Result<Pushed> {
+        let mut done = Pushed::default();
+        for (c, row) in &batch.rows {
+            match self
+                .push_batch(replica, std::slice::from_ref(&(c.clone(), row.clone())))
+                .await
+            {
+                Ok(Some(range)) => {
+                    self.remember_range(range).await?;
+                    done.rows += 1;
+                    replica.count_pushed(1, false);
+                }
+                Ok(None) => {
+                    done.needs_pull = true;
+                    return Ok(done);
+                }
+                Err(e) if may_succeed_later(&e) => return Err(e),
+                Err(e) => {
+                    let reason = format!(
+                        "the primary refused this change and would refuse it again: {}",
+                        replica.describe(&e)
+                    );
+                    let conn = self.conn.lock().await;
+                    state::record_issue(
+                        &conn,
+                        IssueKind::SetAside,
+                        c.kind,
+                        &c.id,
+                        &reason,
+                        row.as_ref(),
+                        None,
+                    )
+                    .await?;
+                    done.set_aside += 1;
+                    replica.count_pushed(1, true);
+                }
+            }
+        }
+        self.pushed_through(batch.last, None).await?;
+        Ok(done)
+    }
+
+    async fn remember_range(&self, range: (i64, i64)) -> Result<()> {
+        let conn = self.conn.lock().await;
+        let mut ranges = state::own_ranges(&conn).await?;
+        ranges.push(range);
+        let pulled = state::get_i64(&conn, state::PULLED).await?;
+        state::set_own_ranges(&conn, &ranges, pulled).await
+    }
+
+    /// Rows still to push (feed entries past the pushed seq).
+    pub async fn unpushed_count(&self) -> Result<i64> {
+        let conn = self.conn.lock().await;
+        let pushed = state::get_i64(&conn, state::PUSHED).await?;
+        feed::count_after(&conn, pushed).await
+    }
+}
+
+/// Inside the push transaction: is the primary the database this file syncs with, and has
+/// no other device changed these rows since the last pull? `Some(last seq)` when the push
+/// may go ahead.
+async fn guard(
+    tx: &Connection,
+    ids: &[&str],
+    pulled: i64,
+    own: &[(i64, i64)],
+    expected_id: Option<&str>,
+) -> Result<Option<i64>> {
+    let id = first_row(
+        tx,
+        "SELECT value FROM memorygraph_meta WHERE key = 'database_id'",
+        (),
+        "checking the primary before a push",
+    )
+    .await?
+    .map(|r| r.text(0));
+    if let Some(expected) = expected_id
+        && id.as_deref() != Some(expected)
+    {
+        return Err(BackendError::Diverged(
+            "the primary is no longer the database this file syncs with".into(),
+        ));
+    }
+    let mut changed_elsewhere = false;
+    for chunk in ids.chunks(200) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let mut params: Vec<Value> = vec![Value::from(pulled)];
+        params.extend(chunk.iter().map(|id| Value::from(id.to_string())));
+        let rows = tx
+            .query(
+                &format!("SELECT seq FROM memorygraph_feed WHERE seq > ?1 AND row_id IN ({marks})"),
+                params,
+            )
+            .await
+            .doing("checking the primary before a push")?;
+        for r in all_rows(rows, "checking the primary before a push").await? {
+            let seq = r.int(0);
+            if !own.iter().any(|(from, to)| (*from..=*to).contains(&seq)) {
+                changed_elsewhere = true;
+            }
+        }
+    }
+    if changed_elsewhere {
+        return Ok(None);
+    }
+    Ok(Some(last_seq(tx).await?))
+}
+
+async fn last_seq(tx: &Connection) -> Result<i64> {
+    Ok(first_row(
+        tx,
+        "SELECT coalesce(max(seq), 0) FROM memorygraph_feed",
+        (),
+        "reading the primary's change feed",
+    )
+    .await?
+    .map(|r| r.int(0))
+    .unwrap_or(0))
+}
