@@ -259,7 +259,7 @@ pub async fn resync(config: Config, local: LocalCopy) -> Result<()> {
         .context("preparing the resync")?;
     if prepared.removed_replica {
         println!(
-            "Removed the replica of {} (a copy of the primary; every memory of this machine is in the working file).",
+            "Removed the replica of {} (a copy of the primary; every memory of this machine is in the working file); it is rebuilt from the primary now.",
             config.database_path.display()
         );
     }

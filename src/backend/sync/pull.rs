@@ -120,11 +120,23 @@ async fn copy_row(
                 IssueKind::Conflict,
                 c.kind,
                 &c.id,
-                &format!(
-                    "{} {} changed here and on the primary before this change reached it; the primary's version is kept",
-                    what(c.kind),
-                    c.id
-                ),
+                &match (mine, theirs) {
+                    (None, _) => format!(
+                        "{} {} was deleted here but changed on the primary before the delete reached it; the primary's version is kept",
+                        what(c.kind),
+                        c.id
+                    ),
+                    (_, None) => format!(
+                        "{} {} was changed here but deleted on the primary before the change reached it; it stays deleted",
+                        what(c.kind),
+                        c.id
+                    ),
+                    _ => format!(
+                        "{} {} changed here and on the primary before this change reached it; the primary's version is kept",
+                        what(c.kind),
+                        c.id
+                    ),
+                },
                 mine,
                 theirs,
             )

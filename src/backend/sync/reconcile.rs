@@ -239,25 +239,39 @@ impl TursoBackend {
 }
 
 /// Whether a row was created before this file's last sync (so this file knew it, and its
-/// absence here is a delete); rows without a time count as known.
+/// absence here is a delete). The row's own ISO time is used (a memory's `created_at` in
+/// its properties, a relationship's `recorded_at`), not the second-precision column: a row
+/// made in the same second as the last sync must not count as known. Rows without a
+/// readable time count as known.
 fn created_before(kind: Kind, row: &feed::Columns, synced_at: Option<&str>) -> bool {
-    let Some(synced_at) = synced_at else {
+    let Some(synced) = synced_at.and_then(parse_time) else {
         return false;
     };
-    let at = kind.columns().iter().position(|c| *c == "created_at");
-    let created = at.and_then(|i| match &row[i] {
-        libsql::Value::Text(t) => Some(t.clone()),
-        _ => None,
-    });
-    match created {
-        Some(created) => normal_time(&created) <= normal_time(synced_at),
+    let text = |name: &str| {
+        let i = kind.columns().iter().position(|c| *c == name)?;
+        match &row[i] {
+            libsql::Value::Text(t) => Some(t.clone()),
+            _ => None,
+        }
+    };
+    let created = match kind {
+        Kind::Node => text("properties").and_then(|p| {
+            serde_json::from_str::<serde_json::Value>(&p)
+                .ok()?
+                .get("created_at")?
+                .as_str()
+                .map(str::to_string)
+        }),
+        Kind::Relationship => text("recorded_at"),
+    };
+    match created.as_deref().and_then(parse_time) {
+        Some(created) => created < synced,
         None => true,
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SS` from either of the two forms times are stored in.
-fn normal_time(t: &str) -> String {
-    t.replace('T', " ").chars().take(19).collect()
+fn parse_time(t: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(t).ok()
 }
 
 /// How far the primary has pruned its feed: a file that pulled less must compare rows.
