@@ -49,6 +49,9 @@ impl TursoBackend {
             replica_path: replica_path(&self.path),
             owned: OnceCell::new(),
         });
+        if !self.auto_sync {
+            tracing::info!("automatic sync is off: only the sync tool or command syncs");
+        }
         // A file that has never synced holds nothing of the primary yet: its first start
         // waits briefly for the primary's rows (pulling only; pushing is left to the
         // background), so a new device does not answer from an empty file.
