@@ -948,7 +948,9 @@ struct Checked {
 }
 
 /// Replaces each word that matches nothing with the closest indexed stem, unless the
-/// search is strict; a word with no near neighbour stays as it is and is reported.
+/// search is strict; a word with no near neighbour stays as it is and is reported. A word
+/// matches as the search will match it: with `fuzzy`, also as the beginning of a longer
+/// word, so a word that finds memories is never reported as unmatched.
 async fn correct(
     backend: &TursoBackend,
     conn: &Connection,
@@ -958,6 +960,7 @@ async fn correct(
     if tolerance == Tolerance::Strict {
         return Ok((terms.to_vec(), Checked::default()));
     }
+    let prefix = tolerance == Tolerance::Fuzzy;
     let mut out = Vec::with_capacity(terms.len());
     let mut checked = Checked::default();
     for term in terms {
@@ -970,7 +973,7 @@ async fn correct(
             "SELECT count(*) FROM (SELECT 1 FROM memory_fts WHERE memory_fts MATCH ?1 LIMIT 1)",
             vec![Value::from(fts_query::any_of(
                 std::slice::from_ref(term),
-                false,
+                prefix,
             ))],
             "checking a search word",
         )
