@@ -117,6 +117,7 @@ const TOOLS: [(&str, &[&str]); 14] = [
             "evidence",
             "components",
             "temporal",
+            "text",
             "limit",
             "offset",
         ],

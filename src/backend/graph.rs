@@ -31,6 +31,8 @@ pub struct RelationshipQuery {
     pub evidence: Vec<String>,
     pub components: Vec<String>,
     pub temporal: Option<String>,
+    /// Words of the whole context text.
+    pub text: Option<String>,
     pub limit: u32,
     pub offset: u32,
 }
@@ -105,11 +107,12 @@ impl TursoBackend {
             let p = bind(scope.clone(), &mut params);
             clauses.push(format!("json_extract({CONTEXT_JSON}, '$.scope') = {p}"));
         }
-        if let Some(temporal) = &q.temporal {
-            for word in query_words(std::slice::from_ref(temporal)) {
+        for (field, value) in [("temporal", &q.temporal), ("text", &q.text)] {
+            let Some(value) = value else { continue };
+            for word in query_words(std::slice::from_ref(value)) {
                 let p = bind(word, &mut params);
                 clauses.push(format!(
-                    "instr(lower(coalesce(json_extract({CONTEXT_JSON}, '$.temporal'), '')), {p}) > 0"
+                    "instr(lower(coalesce(json_extract({CONTEXT_JSON}, '$.{field}'), '')), {p}) > 0"
                 ));
             }
         }

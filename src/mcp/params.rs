@@ -247,6 +247,9 @@ pub struct SearchRelationshipsByContextParams {
     pub components: Option<Vec<String>>,
     /// Every word occurs in the link's time clause ("v2.1" for "since v2.1").
     pub temporal: Option<String>,
+    /// Every word occurs in the link's whole context text (for an imported relation, its
+    /// original name, e.g. "worksAt").
+    pub text: Option<String>,
     /// 1–100, default 20.
     #[schemars(range(min = 1, max = 100))]
     pub limit: Option<i64>,

@@ -173,7 +173,8 @@ impl MemoryServer {
     }
 
     /// Find relationships by what their context says: scope (partial, full,
-    /// conditional), conditions, evidence, components, time.
+    /// conditional), conditions, evidence, components, time, or words of the whole text.
+    /// Every given filter must match, and every word of a filter.
     #[tool(
         name = "search_relationships_by_context",
         title = "Search relationships by context",
@@ -198,11 +199,13 @@ impl MemoryServer {
                 limits::QUERY_ITEM_MAX_CHARS,
             )?;
         }
-        short_text(
-            "temporal",
-            p.temporal.as_deref().unwrap_or(""),
-            limits::QUERY_ITEM_MAX_CHARS,
-        )?;
+        for (field, value) in [("temporal", &p.temporal), ("text", &p.text)] {
+            short_text(
+                field,
+                value.as_deref().unwrap_or(""),
+                limits::QUERY_ITEM_MAX_CHARS,
+            )?;
+        }
         let query = RelationshipQuery {
             scope: p.scope.map(|s| s.as_str().to_string()),
             conditions: p.conditions.clone().unwrap_or_default(),
@@ -210,6 +213,7 @@ impl MemoryServer {
             evidence: p.evidence.clone().unwrap_or_default(),
             components: p.components.clone().unwrap_or_default(),
             temporal: p.temporal.clone(),
+            text: p.text.clone(),
             limit,
             offset,
         };
