@@ -228,7 +228,11 @@ fn result_of(h: &SearchHit) -> SearchResult {
         superseded_by: h.superseded_by.clone(),
         related_to: h.related_to.clone(),
         matched: h.matched,
-        similarity: h.similarity,
+        // Only a hit found by its meaning has a similarity worth showing (at least the
+        // floor); a match by words alone may be unrelated in meaning.
+        similarity: h
+            .similarity
+            .filter(|_| h.matched != Some(crate::backend::MatchedBy::Lexical)),
     }
 }
 
