@@ -14,7 +14,7 @@ use crate::mcp::params::{
     bounded, memory_id, short_list, short_text,
 };
 use crate::mcp::render::{
-    ToolResult, backend_failure, brief_line, cut_note, fit, list_budget, reply,
+    ToolResult, backend_failure, brief_line, cut_note, fit_page, list_budget, reply,
 };
 use crate::model::{
     InvalidInput, NewRelationship, RelationshipContext, RelationshipType, check_unit_interval,
@@ -131,7 +131,7 @@ impl MemoryServer {
                 link.strength
             )
         };
-        let kept = fit(
+        let kept = fit_page(
             &results,
             line,
             list_budget(self.settings.max_response_chars),
@@ -231,7 +231,7 @@ impl MemoryServer {
                 r.context.as_ref().map(|c| c.text.as_str()).unwrap_or("")
             )
         };
-        let kept = fit(&found, line, list_budget(self.settings.max_response_chars));
+        let kept = fit_page(&found, line, list_budget(self.settings.max_response_chars));
         let note = (kept < found.len()).then(|| cut_note(kept, offset, total));
         found.truncate(kept);
         let end = u64::from(offset) + found.len() as u64;

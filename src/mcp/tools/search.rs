@@ -12,7 +12,7 @@ use crate::mcp::params::{
     memory_id, short_list, short_text,
 };
 use crate::mcp::render::{
-    ToolResult, backend_failure, brief_line, cut_note, fit, list_budget, reply,
+    ToolResult, backend_failure, brief_line, cut_note, fit, fit_page, list_budget, reply,
 };
 use crate::model::{RelationshipType, limits, normalise_tags};
 
@@ -133,7 +133,7 @@ impl MemoryServer {
             line
         };
         let budget = list_budget(self.settings.max_response_chars);
-        let kept = fit(&results, line, budget);
+        let kept = fit_page(&results, line, budget);
         let mut output = SearchOutput {
             total: page.total,
             offset: page.offset,
