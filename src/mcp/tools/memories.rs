@@ -26,8 +26,9 @@ pub(in crate::mcp) fn queued_note(queued: bool) -> &'static str {
 /// Most relationships listed in one answer; `relationships_offset` pages through more.
 const MAX_LISTED_RELATIONSHIPS: usize = 20;
 
-/// Room kept in a `get_memory` answer for the lines that say how to read on.
-const ANSWER_MARGIN: usize = 400;
+/// Room kept in a `get_memory` answer for the lines that say how to read on (at most
+/// ≈180 characters of text, ≈70 of JSON).
+const ANSWER_MARGIN: usize = 200;
 
 /// The text and structured sizes of an answer, in characters.
 fn sizes(out: &GetMemoryOutput) -> (usize, usize) {
