@@ -109,7 +109,7 @@ pub struct Settings {
     )]
     pub allow_cycles: Option<String>,
 
-    /// Largest tool answer in characters [default: 16000].
+    /// Largest tool answer in characters, at least 2000 [default: 16000].
     #[arg(
         long = "max-response-chars",
         env = "MEMORY_MAX_RESPONSE_CHARS",
@@ -217,7 +217,10 @@ fn bad(variable: &'static str, flag: &'static str, problem: impl Into<String>) -
 
 const DEFAULT_SYNC_INTERVAL_SECS: u64 = 300;
 const DEFAULT_MAX_RESPONSE_CHARS: usize = 16_000;
-const MIN_RESPONSE_CHARS: usize = 1_000;
+/// The smallest answer limit: every answer must fit with its fields still readable, and
+/// the longest fixed one, `health` in replica mode, takes ≈1,100 characters of JSON even
+/// with every value cut short.
+const MIN_RESPONSE_CHARS: usize = 2_000;
 
 impl Config {
     /// Checks settings; `home` is the user's home folder for the default path.

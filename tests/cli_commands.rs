@@ -194,12 +194,77 @@ fn failures_have_their_exit_codes() {
         empty_title.stderr
     );
 
+    // A flag's value out of its documented range is a usage mistake, found before the
+    // database is opened.
     let bad_depth = run(&db, &["related", "x", "--depth", "9"]);
-    assert_eq!(bad_depth.code, 1);
+    assert_eq!(bad_depth.code, 2);
+    assert!(bad_depth.stderr.contains("--depth"), "{}", bad_depth.stderr);
+    for args in [
+        &["search", "--limit", "0"][..],
+        &["search", "--offset=-1"],
+        &["search", "--min-importance", "1.5"],
+        &["recall", "q", "--limit", "1001"],
+        &[
+            "store",
+            "--type",
+            "fix",
+            "--title",
+            "t",
+            "--content",
+            "c",
+            "--importance",
+            "2",
+        ],
+        &["export", "--format", "dot", "--around", "x", "--depth", "6"],
+    ] {
+        let out = run(&db, args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert_eq!(
+            out.stderr
+                .lines()
+                .next()
+                .map(|l| l.contains("invalid value")),
+            Some(true),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+
+    // migrate without its direction, or without a primary, is a usage mistake too.
+    let from = scratch.dir.path().join("old.db");
+    std::fs::write(&from, b"").unwrap();
+    let from = from.to_str().unwrap();
+    let no_direction = run(&db, &["migrate", "--from", from]);
+    assert_eq!(no_direction.code, 2, "{}", no_direction.stderr);
     assert!(
-        bad_depth.stderr.contains("max_depth"),
+        no_direction.stderr.contains("--to-replica"),
         "{}",
-        bad_depth.stderr
+        no_direction.stderr
+    );
+    let no_primary = run(&db, &["migrate", "--to-replica", "--from", from]);
+    assert_eq!(no_primary.code, 2, "{}", no_primary.stderr);
+    assert!(
+        no_primary.stderr.contains("TURSO_DATABASE_URL"),
+        "{}",
+        no_primary.stderr
+    );
+    assert_eq!(
+        no_primary.stderr.lines().count(),
+        1,
+        "{}",
+        no_primary.stderr
+    );
+    let db_path = db.to_str().unwrap();
+    let onto_itself = common::replica::run_replica(
+        &db,
+        "http://127.0.0.1:9",
+        &["migrate", "--to-replica", "--from", db_path],
+    );
+    assert_eq!(onto_itself.code, 2, "{}", onto_itself.stderr);
+    assert!(
+        onto_itself.stderr.contains("move the local file aside"),
+        "{}",
+        onto_itself.stderr
     );
 
     let missing_arg = run(&db, &["recall"]);

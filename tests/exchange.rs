@@ -360,6 +360,68 @@ fn reference_server_file_imports_with_its_relations_mapped() {
     assert_eq!(again["relationships_imported"], 0);
 }
 
+/// A relation whose name is none of our types becomes `RELATED_TO` and keeps its name as
+/// the context text: `search_relationships_by_context` finds it by that name (`text`), and
+/// `memorygraph get` shows it beside the link.
+#[test]
+fn an_imported_relation_is_found_by_its_original_name() {
+    let scratch = Scratch::new();
+    let db = scratch.db();
+    let input = scratch.dir.path().join("memory.jsonl");
+    std::fs::write(
+        &input,
+        [
+            r#"{"type":"entity","name":"Alice","entityType":"person","observations":["Leads the platform team"]}"#,
+            r#"{"type":"entity","name":"Acme","entityType":"company","observations":["Makes rockets"]}"#,
+            r#"{"type":"entity","name":"Bob","entityType":"person","observations":["Writes the billing code"]}"#,
+            r#"{"type":"relation","from":"Alice","to":"Acme","relationType":"worksAt"}"#,
+            r#"{"type":"relation","from":"Bob","to":"Alice","relationType":"reportsTo"}"#,
+            r#"{"type":"relation","from":"Bob","to":"Acme","relationType":"uses"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    run(&db, &["import", "--input", input.to_str().unwrap()]).ok();
+    let mut server = common::Server::started(&db, &[("MEMORY_TOOL_PROFILE", "extended")]);
+    let mut by_text = |text: &str| -> Vec<(String, String)> {
+        let page = server.ok(
+            "search_relationships_by_context",
+            serde_json::json!({"text": text}),
+        );
+        let found: Vec<(String, String)> = page["relationships"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["type"].as_str().unwrap().to_string(),
+                    r["context"]["text"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(page["total"], found.len() as u64, "{page}");
+        found
+    };
+    let works_at = vec![("RELATED_TO".to_string(), "worksAt".to_string())];
+    assert_eq!(by_text("worksAt"), works_at);
+    assert_eq!(by_text("WORKSAT"), works_at);
+    assert_eq!(by_text("works at"), works_at);
+    assert_eq!(
+        by_text("reportsTo"),
+        [("RELATED_TO".to_string(), "reportsTo".to_string())]
+    );
+    assert_eq!(
+        by_text("uses"),
+        [("DEPENDS_ON".to_string(), "uses".to_string())]
+    );
+    assert!(by_text("worksAt reportsTo").is_empty());
+    assert!(server.stop().success());
+
+    let alice = memorygraph::exchange::jsonl::entity_id("Alice");
+    let shown = run(&db, &["get", &alice]).ok();
+    assert!(shown.stdout.contains("worksAt"), "{}", shown.stdout);
+}
+
 fn fixture_db(scratch: &Scratch) -> std::path::PathBuf {
     let db = scratch.db();
     run(&db, &["import", "--input", &fixture_export(scratch)]).ok();

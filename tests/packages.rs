@@ -243,7 +243,16 @@ fn the_npm_packages_run_the_server_through_npx_as_the_example_config_says() {
     }
     run(&mut install);
 
-    // The client configuration of mcp-config.example.json, unedited.
+    // The client configuration of the docs for after a release: npx and the package name.
+    let mut cmd = clean("npx", home);
+    cmd.current_dir(&project).args(["-y", "memorygraph-rs"]);
+    for (k, v) in &npm_env {
+        cmd.env(k, v);
+    }
+    mcp_session(cmd, "npx -y memorygraph-rs");
+
+    // mcp-config.example.json as it is, but for the absolute path it asks the user to put
+    // there: this build's binary.
     let example: Value = serde_json::from_str(
         &std::fs::read_to_string(repo().join("mcp-config.example.json")).unwrap(),
     )
@@ -251,19 +260,19 @@ fn the_npm_packages_run_the_server_through_npx_as_the_example_config_says() {
     let servers = example["mcpServers"].as_object().unwrap();
     assert!(!servers.is_empty());
     for (name, entry) in servers {
-        assert_eq!(entry["command"], "npx", "{name}: {entry}");
-        let mut cmd = clean("npx", home);
-        cmd.current_dir(&project);
-        for arg in entry["args"].as_array().unwrap() {
+        let command = entry["command"].as_str().unwrap();
+        assert!(
+            std::path::Path::new(command).is_absolute() && command.ends_with("/memorygraph"),
+            "{name}: the example's command is an absolute path to the binary: {entry}"
+        );
+        let mut cmd = clean(env!("CARGO_BIN_EXE_memorygraph"), home);
+        for arg in entry["args"].as_array().into_iter().flatten() {
             cmd.arg(arg.as_str().unwrap());
         }
         for (k, v) in entry["env"].as_object().into_iter().flatten() {
             cmd.env(k, v.as_str().unwrap());
         }
-        for (k, v) in &npm_env {
-            cmd.env(k, v);
-        }
-        mcp_session(cmd, &format!("npx ({name} of mcp-config.example.json)"));
+        mcp_session(cmd, &format!("{name} of mcp-config.example.json"));
     }
 }
 

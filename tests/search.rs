@@ -424,3 +424,49 @@ fn use_counts_survive_a_restart() {
         "batched counts are written at close"
     );
 }
+
+/// A word that finds memories is never reported as unmatched: with `fuzzy`, `auth` finds
+/// "Authentication service" by its beginning, so neither `unmatched` nor the text (nor the
+/// command line) says there was no match for it. A word that finds nothing still is.
+#[test]
+fn a_fuzzy_match_by_beginning_is_not_reported_unmatched() {
+    let scratch = Scratch::new();
+    let mut server = Server::started(&scratch.db(), &[]);
+    let id = store(
+        &mut server,
+        "general",
+        "Authentication service",
+        "Handles login tokens",
+        json!({}),
+    );
+    let args = json!({"query": "auth", "search_tolerance": "fuzzy"});
+    let page = server.ok("search_memories", args.clone());
+    assert_eq!(page["total"], 1, "{page}");
+    assert_eq!(page["results"][0]["id"], json!(id));
+    assert!(page.get("unmatched").is_none(), "{page}");
+    let text = server.call("search_memories", args)["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!text.contains("no match"), "{text}");
+    // One word found by its beginning, one that finds nothing: only the second is listed.
+    let page = server.ok(
+        "search_memories",
+        json!({"query": "auth qwxz", "search_tolerance": "fuzzy"}),
+    );
+    assert_eq!(page["total"], 1, "{page}");
+    assert_eq!(page["unmatched"], json!(["qwxz"]), "{page}");
+    // With the default tolerance, `auth` is a whole word that matches nothing.
+    let page = server.ok("search_memories", json!({"query": "auth"}));
+    assert_eq!(page["total"], 0, "{page}");
+    assert_eq!(page["unmatched"], json!(["auth"]), "{page}");
+    assert!(server.stop().success());
+
+    let cli = common::run::run(&scratch.db(), &["search", "auth", "--tolerance", "fuzzy"]).ok();
+    assert!(
+        cli.stdout.contains("Authentication service"),
+        "{}",
+        cli.stdout
+    );
+    assert!(!cli.stdout.contains("no match"), "{}", cli.stdout);
+}

@@ -570,6 +570,83 @@ fn relationship_context_search_and_contextual_search() {
     assert_eq!(ids, [bug.as_str()], "only the neighbourhood, not {far}");
 }
 
+/// The context filters follow the documented rule: every word given must occur inside
+/// the extracted values (one matching word is not enough), and a version number in the
+/// context stays whole, so the documented `temporal: "v2.1"` finds "since v2.1".
+#[test]
+fn relationship_context_filters_match_every_word_and_keep_versions() {
+    let scratch = Scratch::new();
+    let mut server = extended(&scratch);
+    let ids: Vec<String> = (0..4)
+        .map(|i| {
+            store(
+                &mut server,
+                "general",
+                &format!("Linked {i}"),
+                "x",
+                json!({}),
+            )
+        })
+        .collect();
+    let link = |server: &mut Server, from: usize, to: usize, context: &str| {
+        server.ok(
+            "create_relationship",
+            json!({"from_memory_id": ids[from], "to_memory_id": ids[to],
+                   "relationship_type": "SOLVES", "context": context}),
+        )
+    };
+    let warm = link(
+        &mut server,
+        0,
+        1,
+        "fixes it when the cache is warm, verified by load test, since v2.1",
+    );
+    assert_eq!(
+        warm["relationship"]["context"]["temporal"], "v2.1",
+        "{warm}"
+    );
+    link(
+        &mut server,
+        2,
+        3,
+        "fixes it when the queue is empty, tested with 2.1.3 replay; since 2.1.3.",
+    );
+    let found = |server: &mut Server, args: Value| -> u64 {
+        server.ok("search_relationships_by_context", args)["total"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(found(&mut server, json!({"temporal": "v2.1"})), 1);
+    assert_eq!(found(&mut server, json!({"temporal": "2.1.3"})), 1);
+    assert_eq!(found(&mut server, json!({"temporal": "2.1"})), 2);
+    assert_eq!(found(&mut server, json!({"temporal": "v2.1 beta"})), 0);
+    // Every word, in any order, wherever it stands in the values.
+    assert_eq!(found(&mut server, json!({"conditions": ["warm cache"]})), 1);
+    assert_eq!(
+        found(&mut server, json!({"conditions": ["cache", "queue"]})),
+        0
+    );
+    assert_eq!(
+        found(&mut server, json!({"conditions": ["cache", "warm"]})),
+        1
+    );
+    assert_eq!(found(&mut server, json!({"conditions": ["is"]})), 2);
+    assert_eq!(
+        found(&mut server, json!({"evidence": ["load", "replay"]})),
+        0
+    );
+    assert_eq!(found(&mut server, json!({"evidence": ["2.1.3 replay"]})), 1);
+    // And every filter.
+    assert_eq!(
+        found(
+            &mut server,
+            json!({"conditions": ["queue"], "temporal": "v2.1"})
+        ),
+        0
+    );
+    assert!(server.stop().success());
+}
+
 #[test]
 fn activity_statistics_health_sync_and_restart() {
     let scratch = Scratch::new();

@@ -31,6 +31,8 @@ pub struct RelationshipQuery {
     pub evidence: Vec<String>,
     pub components: Vec<String>,
     pub temporal: Option<String>,
+    /// Words of the whole context text.
+    pub text: Option<String>,
     pub limit: u32,
     pub offset: u32,
 }
@@ -86,8 +88,8 @@ impl TursoBackend {
         Ok(related)
     }
 
-    /// Finds current relationships whose extracted context matches every given filter:
-    /// one page of them, strongest first, and how many match in all.
+    /// Finds current relationships whose extracted context matches every given filter
+    /// (every word of a filter occurs, case-insensitively, inside the field's values): one page of them, strongest first, and how many match in all.
     pub async fn search_relationships_by_context(
         &self,
         q: &RelationshipQuery,
@@ -105,11 +107,14 @@ impl TursoBackend {
             let p = bind(scope.clone(), &mut params);
             clauses.push(format!("json_extract({CONTEXT_JSON}, '$.scope') = {p}"));
         }
-        if let Some(temporal) = &q.temporal {
-            let p = bind(temporal.to_lowercase(), &mut params);
-            clauses.push(format!(
-                "instr(lower(coalesce(json_extract({CONTEXT_JSON}, '$.temporal'), '')), {p}) > 0"
-            ));
+        for (field, value) in [("temporal", &q.temporal), ("text", &q.text)] {
+            let Some(value) = value else { continue };
+            for word in query_words(std::slice::from_ref(value)) {
+                let p = bind(word, &mut params);
+                clauses.push(format!(
+                    "instr(lower(coalesce(json_extract({CONTEXT_JSON}, '$.{field}'), '')), {p}) > 0"
+                ));
+            }
         }
         match q.has_evidence {
             Some(true) => clauses.push(format!(
@@ -125,20 +130,13 @@ impl TursoBackend {
             ("evidence", &q.evidence),
             ("components", &q.components),
         ] {
-            if wanted.is_empty() {
-                continue;
+            // Every word of every item, each somewhere in the field's values.
+            for word in query_words(wanted) {
+                let p = bind(word, &mut params);
+                clauses.push(format!(
+                    "EXISTS (SELECT 1 FROM json_each({CONTEXT_JSON}, '$.{field}') e WHERE instr(lower(e.value), {p}) > 0)"
+                ));
             }
-            let any: Vec<String> = wanted
-                .iter()
-                .map(|w| {
-                    let p = bind(w.to_lowercase(), &mut params);
-                    format!("instr(lower(e.value), {p}) > 0")
-                })
-                .collect();
-            clauses.push(format!(
-                "EXISTS (SELECT 1 FROM json_each({CONTEXT_JSON}, '$.{field}') e WHERE {})",
-                any.join(" OR ")
-            ));
         }
         let sql = format!(
             "SELECT {RELATIONSHIP_COLUMNS} FROM relationships r WHERE {}
@@ -183,6 +181,19 @@ impl TursoBackend {
             .map(|r| r.memory.id)
             .collect())
     }
+}
+
+/// The words of a filter's items, lower-cased and each once: what must all occur in the
+/// extracted values. Words are separated by spaces only, so `v2.1` or `cache-warm` is one.
+fn query_words(items: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for word in items.iter().flat_map(|i| i.split_whitespace()) {
+        let word = word.to_lowercase();
+        if !out.contains(&word) {
+            out.push(word);
+        }
+    }
+    out
 }
 
 /// Why a link is refused as a cycle (the same words online and in offline replay).

@@ -14,7 +14,7 @@ use super::progress;
 use crate::backend::{ImportOptions, ImportReport};
 use crate::config::Config;
 use crate::exchange::{self, ParsedFile, picture};
-use crate::model::now_iso;
+use crate::model::{limits, now_iso};
 use crate::serve;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -46,8 +46,14 @@ pub struct ExportArgs {
     /// Pictures only: draw only this memory and its neighbourhood (see --depth).
     #[arg(long, value_name = "ID")]
     around: Option<String>,
-    /// With --around: how many hops around the memory to draw (1–5).
-    #[arg(long, value_name = "N", default_value_t = 2, requires = "around")]
+    /// With --around: how many hops around the memory to draw, 1–5.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 2,
+        requires = "around",
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(limits::MAX_DEPTH))
+    )]
     depth: u32,
 }
 

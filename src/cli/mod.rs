@@ -173,8 +173,9 @@ async fn run(command: Command, config: Config, json: bool) -> anyhow::Result<()>
         Command::Export(args) => exchange::export(config, args, json).await,
         Command::Import(args) => exchange::import(config, args, json).await,
         Command::Migrate { to_replica, from } => {
+            check_migrate(&config, to_replica, &from)?;
             let spinner = progress::spinner("copying into the primary");
-            let done = serve::migrate(config, to_replica, &from).await;
+            let done = serve::migrate(config, &from).await;
             spinner.finish_and_clear();
             done
         }
@@ -202,6 +203,44 @@ async fn run(command: Command, config: Config, json: bool) -> anyhow::Result<()>
             done
         }
     }
+}
+
+/// What `migrate` needs before it copies anything: a direction, a primary, and a replica
+/// file other than the one it reads. Each missing piece is a mistake of usage (exit 2).
+fn check_migrate(config: &Config, to_replica: bool, from: &std::path::Path) -> anyhow::Result<()> {
+    if !to_replica {
+        return Err(UsageError(
+            "migrate needs --to-replica, the one direction there is (a replica file opens in local mode as it is): \
+             `memorygraph migrate --to-replica --from FILE`"
+                .into(),
+        )
+        .into());
+    }
+    if config.database_url.is_none() {
+        let why = if config.sqlite_backend {
+            "MEMORY_BACKEND is sqlite, which keeps to a local file: unset it and set TURSO_DATABASE_URL (--database-url)"
+        } else {
+            "set TURSO_DATABASE_URL (--database-url)"
+        };
+        return Err(UsageError(format!(
+            "migrate --to-replica needs the primary to copy into: {why}"
+        ))
+        .into());
+    }
+    let same_file = match (from.canonicalize(), config.database_path.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same_file {
+        return Err(UsageError(format!(
+            "{} is both the file to copy and the database file (from {}), where the replica goes; \
+             move the local file aside (or set MEMORY_TURSO_PATH to a new file) and pass the old one with --from",
+            from.display(),
+            config.path_source
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// Logs go to stderr only: stdout carries JSON-RPC. Libraries speak at `warn` (libsql's

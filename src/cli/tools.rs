@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::Config;
 use crate::mcp::MemoryServer;
-use crate::model::{MemoryType, RelationshipType};
+use crate::model::{MemoryType, RelationshipType, limits};
 use crate::serve;
 
 fn memory_type(s: &str) -> Result<String, String> {
@@ -22,6 +22,15 @@ fn relationship_type(s: &str) -> Result<String, String> {
     RelationshipType::parse_field("type", s)
         .map(|t| t.as_str().to_string())
         .map_err(|e| e.rule)
+}
+
+/// An importance from 0.0 to 1.0: a value outside is a usage mistake (exit 2), found before
+/// the database is opened.
+fn unit_interval(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err("not a number from 0.0 to 1.0".into()),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -42,8 +51,8 @@ pub struct StoreArgs {
     /// A keyword; repeat or separate with commas.
     #[arg(long = "tag", value_name = "TAG", value_delimiter = ',')]
     tags: Vec<String>,
-    /// 0.0–1.0 (default 0.5); higher ranks first.
-    #[arg(long)]
+    /// 0.0–1.0; higher ranks first [default: 0.5].
+    #[arg(long, value_name = "N", value_parser = unit_interval)]
     importance: Option<f64>,
     /// The project the memory belongs to (its context's project_path).
     #[arg(long, value_name = "PATH")]
@@ -79,22 +88,23 @@ pub struct SearchArgs {
     #[arg(long, value_name = "PATH")]
     project: Option<String>,
     /// Only memories at least this important (0.0–1.0).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = unit_interval)]
     min_importance: Option<f64>,
-    /// Whether any or all of the words must match.
+    /// Whether any or all of the words must match [default: memories with every word
+    /// first, then those with some].
     #[arg(long = "match", value_name = "MODE", value_parser = ["any", "all"])]
     match_mode: Option<String>,
-    /// How forgiving to be with spelling.
+    /// How forgiving to be with spelling [default: normal].
     #[arg(long, value_parser = ["strict", "normal", "fuzzy"])]
     tolerance: Option<String>,
-    /// Results per page (1–1000, default 20).
-    #[arg(long)]
+    /// Results per page, 1–1000 [default: 50].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..=1000))]
     limit: Option<i64>,
-    /// Results to skip, for the next page.
-    #[arg(long)]
+    /// Results to skip, for the next page (at most 1,000,000) [default: 0].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..=1_000_000))]
     offset: Option<i64>,
-    /// By words (lexical), by meaning (semantic) or both (hybrid, the default once the
-    /// model is installed).
+    /// By words (lexical), by meaning (semantic) or both (hybrid) [default: hybrid once the
+    /// model is installed, else lexical].
     #[arg(long, value_parser = ["lexical", "semantic", "hybrid"])]
     mode: Option<String>,
 }
@@ -109,11 +119,11 @@ pub struct RecallArgs {
     /// Only memories of this project.
     #[arg(long, value_name = "PATH")]
     project: Option<String>,
-    /// Results per page (1–1000).
-    #[arg(long)]
+    /// Results per page, 1–1000 [default: 20].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..=1000))]
     limit: Option<i64>,
-    /// Results to skip, for the next page.
-    #[arg(long)]
+    /// Results to skip, for the next page (at most 1,000,000) [default: 0].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..=1_000_000))]
     offset: Option<i64>,
 }
 
@@ -124,8 +134,12 @@ pub struct RelatedArgs {
     /// Follow only relationships of this type; repeat for several.
     #[arg(long = "type", value_name = "TYPE", value_parser = relationship_type)]
     types: Vec<String>,
-    /// How many hops to follow (1–5, default 2).
-    #[arg(long, value_name = "N")]
+    /// How many hops to follow, 1–5 [default: 2].
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(i64).range(1..=i64::from(limits::MAX_DEPTH))
+    )]
     depth: Option<i64>,
 }
 

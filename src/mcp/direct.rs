@@ -12,6 +12,12 @@ impl MemoryServer {
     /// Runs the named tool with JSON arguments, as a `tools/call` would (whatever the
     /// tool profile). An unknown name is an error.
     pub async fn call_tool_directly(&self, name: &str, arguments: Value) -> ToolResult {
+        let mut result = self.route(name, arguments).await?;
+        super::limit::bound(&mut result, self.settings.max_response_chars);
+        Ok(result)
+    }
+
+    async fn route(&self, name: &str, arguments: Value) -> ToolResult {
         match name {
             "store_memory" => self.store_memory(Parameters(parse(arguments)?)).await,
             "get_memory" => self.get_memory(Parameters(parse(arguments)?)).await,

@@ -3,6 +3,7 @@
 
 mod args;
 mod direct;
+mod limit;
 mod output;
 mod params;
 mod render;

@@ -238,15 +238,18 @@ pub struct GetRecentActivityParams {
 #[serde(deny_unknown_fields)]
 pub struct SearchRelationshipsByContextParams {
     pub scope: Option<ScopeParam>,
-    /// Any of these words in the link's conditions.
+    /// Every word of these items occurs in the link's conditions.
     pub conditions: Option<Vec<String>>,
     pub has_evidence: Option<bool>,
-    /// Any of these words in the link's evidence.
+    /// Every word of these items occurs in the link's evidence.
     pub evidence: Option<Vec<String>>,
-    /// Any of these words in the link's components.
+    /// Every word of these items occurs in the link's components.
     pub components: Option<Vec<String>>,
-    /// Words in the link's time clause ("since v2").
+    /// Every word occurs in the link's time clause ("v2.1" for "since v2.1").
     pub temporal: Option<String>,
+    /// Every word occurs in the link's whole context text (for an imported relation, its
+    /// original name, e.g. "worksAt").
+    pub text: Option<String>,
     /// 1–100, default 20.
     #[schemars(range(min = 1, max = 100))]
     pub limit: Option<i64>,

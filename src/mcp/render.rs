@@ -44,9 +44,16 @@ pub fn fit<T: Serialize>(items: &[T], line: impl Fn(&T) -> String, budget: usize
     items.len()
 }
 
-/// Room left for list items once the fixed parts of an answer are written.
+/// [`fit`] for a page: at least one item, so that following `next_offset` always moves on
+/// (an item too large for the answer is cut to fit by [`super::limit`]).
+pub fn fit_page<T: Serialize>(items: &[T], line: impl Fn(&T) -> String, budget: usize) -> usize {
+    fit(items, line, budget).max(items.len().min(1))
+}
+
+/// Room left for list items once the fixed parts of an answer are written: all but 1,000
+/// characters, and half at the smallest limits.
 pub fn list_budget(max_chars: usize) -> usize {
-    max_chars.saturating_sub(1_000)
+    max_chars.saturating_sub(1_000).max(max_chars / 2)
 }
 
 /// One line describing a memory in a list.

@@ -127,8 +127,9 @@ fn tidy_error(text: &str) -> String {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for MemoryServer {
-    /// Runs a tool. An unknown tool is a protocol error naming it (MCP: -32602); every tool
-    /// error is tidied by [`tidy_error`].
+    /// Runs a tool. An unknown tool is a protocol error naming it (MCP: -32602); every
+    /// answer is held to the size limit ([`super::limit`]) and every tool error is tidied by
+    /// [`tidy_error`].
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
@@ -156,6 +157,9 @@ impl ServerHandler for MemoryServer {
                 .is_some_and(|s| !s.first_sync_done)
         {
             result.content.push(ContentBlock::text(FIRST_SYNC_NOTE));
+        }
+        if let CallToolResponse::Complete(result) = &mut response {
+            super::limit::bound(result, self.settings.max_response_chars);
         }
         if let CallToolResponse::Complete(result) = &mut response
             && result.is_error == Some(true)

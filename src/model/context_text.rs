@@ -72,11 +72,33 @@ fn contains_word(haystack: &str, phrase: &str) -> bool {
     })
 }
 
+/// The words of a text; a dot inside a word (`v2.1`, `node.js`) belongs to it.
 fn words(lower: &str) -> Vec<&str> {
     lower
-        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
+        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-' || c == '.'))
+        .map(|w| w.trim_matches('.'))
         .filter(|w| !w.is_empty())
         .collect()
+}
+
+/// Where a clause ends: at the first punctuation mark that is not inside a word or number
+/// (the dots of `v2.1` and `2.1.3`, the comma of `10,000`, keep it going).
+fn clause_end(rest: &str) -> usize {
+    let chars: Vec<(usize, char)> = rest.char_indices().collect();
+    for (k, &(i, c)) in chars.iter().enumerate() {
+        let between = |ok: fn(&char) -> bool| {
+            k > 0 && ok(&chars[k - 1].1) && chars.get(k + 1).is_some_and(|n| ok(&n.1))
+        };
+        let inside = match c {
+            '.' => between(|c| c.is_alphanumeric()),
+            ',' => between(char::is_ascii_digit),
+            _ => false,
+        };
+        if matches!(c, ',' | ';' | '.' | '(' | ')' | '!' | '?') && !inside {
+            return i;
+        }
+    }
+    rest.len()
 }
 
 fn components(lower: &str) -> Vec<String> {
@@ -117,9 +139,7 @@ fn clauses_after(lower: &str, cues: &[&str]) -> Vec<String> {
             continue;
         }
         let rest = &lower[i + cue.len()..];
-        let end = rest
-            .find([',', ';', '.', '(', ')', '!', '?'])
-            .unwrap_or(rest.len());
+        let end = clause_end(rest);
         let clause = rest[..end].trim();
         taken_until = i + cue.len() + end;
         if !clause.is_empty() && !out.iter().any(|c: &String| c == clause) {
@@ -146,6 +166,19 @@ mod tests {
         assert_eq!(c.scope.as_deref(), Some("conditional"));
         assert_eq!(c.conditions, vec!["the cache is warm"]);
         assert_eq!(c.evidence, vec!["load test"]);
-        assert_eq!(c.temporal.as_deref(), Some("v2"));
+        assert_eq!(c.temporal.as_deref(), Some("v2.1"));
+    }
+
+    #[test]
+    fn version_numbers_stay_whole() {
+        let c = RelationshipContext::from_text(
+            "holds since 2.1.3. Tested with 10,000 rows, when node.js runs the v1.2 api.",
+        );
+        assert_eq!(c.temporal.as_deref(), Some("2.1.3"));
+        assert_eq!(c.evidence, vec!["10,000 rows"]);
+        assert_eq!(c.conditions, vec!["node.js runs the v1.2 api"]);
+        assert_eq!(c.components, vec!["v1.2 api"]);
+        let c = RelationshipContext::from_text("since v3, fixed. Then, 4.");
+        assert_eq!(c.temporal.as_deref(), Some("v3"));
     }
 }

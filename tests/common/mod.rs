@@ -3,10 +3,13 @@
 
 #![allow(dead_code)]
 
+pub mod help;
 pub mod jwt;
+pub mod markdown;
 pub mod proxy;
 pub mod replica;
 pub mod run;
+pub mod shell;
 pub mod sqld;
 pub mod tools;
 

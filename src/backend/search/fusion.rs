@@ -81,7 +81,7 @@ impl Default for Params {
             k: 60.0,
             lexical_weight: 1.0,
             semantic_weight: 0.4,
-            min_similarity: 0.2,
+            min_similarity: super::SEMANTIC_FLOOR,
             by_coverage: true,
             lexical_similarity: true,
         }

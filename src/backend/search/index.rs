@@ -395,19 +395,20 @@ impl VectorIndex {
     }
 
     /// The memories whose vectors are nearest `query` among those passing the request's
-    /// filters, best first (ties by rid), at most `k`: exactly what an exact cosine scan in
-    /// SQL returns.
+    /// filters (and, with `floor`, at least that similar), best first (ties by rid), at most
+    /// `k`: exactly what an exact cosine scan in SQL returns.
     pub async fn nearest(
         &self,
         conn: &Connection,
         req: &SearchRequest,
         query: &[f32],
         k: usize,
+        floor: Option<f64>,
     ) -> Result<Vec<Near>> {
         let mut inner = self.inner.lock().await;
         for attempt in 0..2 {
             inner.refresh(conn).await?;
-            match nearest_in(&inner, conn, req, query, k).await? {
+            match nearest_in(&inner, conn, req, query, k, floor).await? {
                 Some(found) => return Ok(found),
                 // The copy named a row that is another memory now (the file was rebuilt
                 // under it): reload it whole and search again.
@@ -474,6 +475,7 @@ async fn nearest_in(
     req: &SearchRequest,
     query: &[f32],
     k: usize,
+    floor: Option<f64>,
 ) -> Result<Option<Vec<Near>>> {
     let n = inner.ids.len();
     if k == 0 || n == 0 {
@@ -493,6 +495,7 @@ async fn nearest_in(
     let by_bound = |a: &u32, b: &u32| bound[*b as usize].total_cmp(&bound[*a as usize]);
     let mut found: Vec<Near> = Vec::new();
     let mut at = 0;
+    let below_floor = |b: f32| floor.is_some_and(|f| (b as f64) < f);
     while at < n {
         let end = (at + chunk).min(n);
         // Only the next chunk needs to be in order: select it, then sort it.
@@ -503,7 +506,7 @@ async fn nearest_in(
         let slots = &order[at..end];
         let rids: Vec<i64> = slots.iter().map(|&s| inner.rids[s as usize]).collect();
         let slot_of: HashMap<i64, u32> = rids.iter().copied().zip(slots.iter().copied()).collect();
-        for (rid, id, sim) in check(conn, req, query, &rids, None).await? {
+        for (rid, id, sim) in check(conn, req, query, &rids, floor).await? {
             if slot_of
                 .get(&rid)
                 .is_none_or(|&s| inner.ids[s as usize] != id)
@@ -517,6 +520,15 @@ async fn nearest_in(
         }
         at = end;
         chunk *= 4;
+        // The best any remaining candidate can be.
+        let next = order[at..]
+            .iter()
+            .map(|&s| bound[s as usize])
+            .fold(f32::NEG_INFINITY, f32::max);
+        // Nothing left reaches the floor.
+        if below_floor(next) {
+            break;
+        }
         if found.len() >= k {
             found.sort_by(|a, b| {
                 b.similarity
@@ -526,14 +538,6 @@ async fn nearest_in(
             found.truncate(k);
             // Nothing left can beat the k-th: every remaining bound is below it.
             let kth = found[k - 1].similarity;
-            let next = if at < n {
-                let rest = &order[at..];
-                rest.iter()
-                    .map(|&s| bound[s as usize])
-                    .fold(f32::NEG_INFINITY, f32::max)
-            } else {
-                f32::NEG_INFINITY
-            };
             if (next as f64) < kth {
                 break;
             }

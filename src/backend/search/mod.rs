@@ -60,8 +60,11 @@ impl SearchMode {
 /// best on both benchmarks (docs/performance.md).
 pub const DEFAULT_SEARCH_MODE: SearchMode = SearchMode::Hybrid;
 
-/// A semantic candidate at least this similar counts as a semantic match (for `total`).
-const SEMANTIC_FLOOR: f64 = 0.2;
+/// A memory is found by its meaning when its vector is at least this similar (cosine) to
+/// the query's: in semantic mode, the memories listed and counted in `total`; in hybrid
+/// mode, the semantic candidates that get a vote. Below it, all-MiniLM-L6-v2's cosines are
+/// those of unrelated texts.
+pub const SEMANTIC_FLOOR: f64 = 0.2;
 
 /// How the words of a query combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -384,16 +387,19 @@ fn meaningful(terms: &[Term]) -> Vec<Term> {
     }
 }
 
-/// Semantic mode: the nearest memories by meaning, best first; `total` counts the memories
-/// at least [`SEMANTIC_FLOOR`] similar.
+/// Semantic mode: the memories at least [`SEMANTIC_FLOOR`] similar, nearest first, up to
+/// the [`vectors::MAX_NEAREST`] nearest; `total` counts exactly those, so pages walk them
+/// all.
 async fn semantic(
     conn: &Connection,
     req: &SearchRequest,
     vector: &vectors::Query,
 ) -> Result<SearchPage> {
     let end = (req.offset as usize + req.limit as usize).min(vectors::MAX_NEAREST);
-    let near = vectors::nearest(conn, req, vector, end).await?;
-    let total = vectors::count_near(conn, req, vector, SEMANTIC_FLOOR).await?;
+    let near = vectors::nearest(conn, req, vector, end, Some(SEMANTIC_FLOOR)).await?;
+    let total = vectors::count_near(conn, req, vector, SEMANTIC_FLOOR)
+        .await?
+        .min(vectors::MAX_NEAREST as i64);
     let picked: Vec<fusion::Fused> = near
         .into_iter()
         .skip(req.offset as usize)
@@ -406,12 +412,7 @@ async fn semantic(
         })
         .collect();
     let hits = details(conn, &picked, None).await?;
-    Ok(SearchPage::new(
-        hits,
-        total.max(req.offset as i64 + picked.len() as i64),
-        req,
-        Checked::default(),
-    ))
+    Ok(SearchPage::new(hits, total, req, Checked::default()))
 }
 
 /// A fused candidate's facts that recall's blend and the ordering need.
@@ -456,11 +457,12 @@ async fn fused(
         .collect();
     let lexical_total = ranking.as_ref().map_or(0, |r| r.total);
     let vector = vector_of(vector).await?;
-    let near: Vec<(i64, f64)> = vectors::nearest(conn, req, &vector, params.semantic_candidates)
-        .await?
-        .into_iter()
-        .map(|n| (n.rid, n.similarity))
-        .collect();
+    let near: Vec<(i64, f64)> =
+        vectors::nearest(conn, req, &vector, params.semantic_candidates, None)
+            .await?
+            .into_iter()
+            .map(|n| (n.rid, n.similarity))
+            .collect();
     if params.lexical_similarity {
         let nearest: std::collections::HashSet<i64> = near.iter().map(|n| n.0).collect();
         let beyond: Vec<i64> = lexical
@@ -948,7 +950,9 @@ struct Checked {
 }
 
 /// Replaces each word that matches nothing with the closest indexed stem, unless the
-/// search is strict; a word with no near neighbour stays as it is and is reported.
+/// search is strict; a word with no near neighbour stays as it is and is reported. A word
+/// matches as the search will match it: with `fuzzy`, also as the beginning of a longer
+/// word, so a word that finds memories is never reported as unmatched.
 async fn correct(
     backend: &TursoBackend,
     conn: &Connection,
@@ -958,6 +962,7 @@ async fn correct(
     if tolerance == Tolerance::Strict {
         return Ok((terms.to_vec(), Checked::default()));
     }
+    let prefix = tolerance == Tolerance::Fuzzy;
     let mut out = Vec::with_capacity(terms.len());
     let mut checked = Checked::default();
     for term in terms {
@@ -970,7 +975,7 @@ async fn correct(
             "SELECT count(*) FROM (SELECT 1 FROM memory_fts WHERE memory_fts MATCH ?1 LIMIT 1)",
             vec![Value::from(fts_query::any_of(
                 std::slice::from_ref(term),
-                false,
+                prefix,
             ))],
             "checking a search word",
         )

@@ -444,7 +444,14 @@ impl TursoBackend {
         let conn = self.conn.lock().await;
         let tx = self.reading(&conn).await?;
         let started = Instant::now();
-        nearest(&tx, &super::SearchRequest::new("", k as u32), &query, k).await?;
+        nearest(
+            &tx,
+            &super::SearchRequest::new("", k as u32),
+            &query,
+            k,
+            None,
+        )
+        .await?;
         let searching = started.elapsed().as_secs_f64() * 1000.0;
         tx.finish().await?;
         let stats = self.semantic.index.stats().await;
@@ -590,15 +597,20 @@ async fn vector_counts(conn: &Connection) -> Result<(i64, i64)> {
 }
 
 /// The memories whose vectors are nearest the query's (exact cosine over every vector that
-/// passes the request's filters, found through the in-memory copy), best first, at most `k`.
+/// passes the request's filters, found through the in-memory copy), best first, at most `k`;
+/// with `floor`, only those at least that similar.
 pub async fn nearest(
     conn: &Connection,
     req: &SearchRequest,
     query: &Query,
     k: usize,
+    floor: Option<f64>,
 ) -> Result<Vec<Near>> {
     debug_assert_eq!(query.vector.len(), DIMENSIONS);
-    query.index.nearest(conn, req, &query.vector, k).await
+    query
+        .index
+        .nearest(conn, req, &query.vector, k, floor)
+        .await
 }
 
 /// The exact cosine of each of `rids` that has a vector and passes the request's filters.

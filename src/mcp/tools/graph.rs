@@ -14,7 +14,7 @@ use crate::mcp::params::{
     bounded, memory_id, short_list, short_text,
 };
 use crate::mcp::render::{
-    ToolResult, backend_failure, brief_line, cut_note, fit, list_budget, reply,
+    ToolResult, backend_failure, brief_line, cut_note, fit_page, list_budget, reply,
 };
 use crate::model::{
     InvalidInput, NewRelationship, RelationshipContext, RelationshipType, check_unit_interval,
@@ -131,7 +131,7 @@ impl MemoryServer {
                 link.strength
             )
         };
-        let kept = fit(
+        let kept = fit_page(
             &results,
             line,
             list_budget(self.settings.max_response_chars),
@@ -173,7 +173,8 @@ impl MemoryServer {
     }
 
     /// Find relationships by what their context says: scope (partial, full,
-    /// conditional), conditions, evidence, components, time.
+    /// conditional), conditions, evidence, components, time, or words of the whole text.
+    /// Every given filter must match, and every word of a filter.
     #[tool(
         name = "search_relationships_by_context",
         title = "Search relationships by context",
@@ -198,11 +199,13 @@ impl MemoryServer {
                 limits::QUERY_ITEM_MAX_CHARS,
             )?;
         }
-        short_text(
-            "temporal",
-            p.temporal.as_deref().unwrap_or(""),
-            limits::QUERY_ITEM_MAX_CHARS,
-        )?;
+        for (field, value) in [("temporal", &p.temporal), ("text", &p.text)] {
+            short_text(
+                field,
+                value.as_deref().unwrap_or(""),
+                limits::QUERY_ITEM_MAX_CHARS,
+            )?;
+        }
         let query = RelationshipQuery {
             scope: p.scope.map(|s| s.as_str().to_string()),
             conditions: p.conditions.clone().unwrap_or_default(),
@@ -210,6 +213,7 @@ impl MemoryServer {
             evidence: p.evidence.clone().unwrap_or_default(),
             components: p.components.clone().unwrap_or_default(),
             temporal: p.temporal.clone(),
+            text: p.text.clone(),
             limit,
             offset,
         };
@@ -227,7 +231,7 @@ impl MemoryServer {
                 r.context.as_ref().map(|c| c.text.as_str()).unwrap_or("")
             )
         };
-        let kept = fit(&found, line, list_budget(self.settings.max_response_chars));
+        let kept = fit_page(&found, line, list_budget(self.settings.max_response_chars));
         let note = (kept < found.len()).then(|| cut_note(kept, offset, total));
         found.truncate(kept);
         let end = u64::from(offset) + found.len() as u64;

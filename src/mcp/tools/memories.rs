@@ -26,8 +26,9 @@ pub(in crate::mcp) fn queued_note(queued: bool) -> &'static str {
 /// Most relationships listed in one answer; `relationships_offset` pages through more.
 const MAX_LISTED_RELATIONSHIPS: usize = 20;
 
-/// Room kept in a `get_memory` answer for the lines that say how to read on.
-const ANSWER_MARGIN: usize = 400;
+/// Room kept in a `get_memory` answer for the lines that say how to read on (at most
+/// ≈180 characters of text, ≈70 of JSON).
+const ANSWER_MARGIN: usize = 200;
 
 /// The text and structured sizes of an answer, in characters.
 fn sizes(out: &GetMemoryOutput) -> (usize, usize) {
@@ -235,7 +236,17 @@ impl MemoryServer {
         // without content or relationships, give relationships up to a quarter of the room
         // (at least one, so paging them always moves on), and the content the rest.
         let limit = self.settings.max_response_chars;
-        let (text_fixed, json_fixed) = sizes(&output);
+        let (mut text_fixed, mut json_fixed) = sizes(&output);
+        // A memory whose other fields crowd out its content (50 long tags, a large context,
+        // at a small limit) has them cut to a third of the limit, so every call carries a
+        // fair part of the content.
+        let crowded = |fixed: usize| fixed + ANSWER_MARGIN > limit * 3 / 4;
+        if (crowded(text_fixed) || crowded(json_fixed))
+            && let Some(memory) = crate::mcp::limit::squeeze(&output.memory, limit / 3)
+        {
+            output.memory = memory;
+            (text_fixed, json_fixed) = sizes(&output);
+        }
         let room = |fixed: usize| limit.saturating_sub(fixed + ANSWER_MARGIN);
         let (mut text_room, mut json_room) = (room(text_fixed), room(json_fixed));
         let share = (limit / 4).min(text_room).min(json_room);

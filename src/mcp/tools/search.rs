@@ -12,7 +12,7 @@ use crate::mcp::params::{
     memory_id, short_list, short_text,
 };
 use crate::mcp::render::{
-    ToolResult, backend_failure, brief_line, cut_note, fit, list_budget, reply,
+    ToolResult, backend_failure, brief_line, cut_note, fit, fit_page, list_budget, reply,
 };
 use crate::model::{RelationshipType, limits, normalise_tags};
 
@@ -133,7 +133,7 @@ impl MemoryServer {
             line
         };
         let budget = list_budget(self.settings.max_response_chars);
-        let kept = fit(&results, line, budget);
+        let kept = fit_page(&results, line, budget);
         let mut output = SearchOutput {
             total: page.total,
             offset: page.offset,
@@ -228,7 +228,11 @@ fn result_of(h: &SearchHit) -> SearchResult {
         superseded_by: h.superseded_by.clone(),
         related_to: h.related_to.clone(),
         matched: h.matched,
-        similarity: h.similarity,
+        // Only a hit found by its meaning has a similarity worth showing (at least the
+        // floor); a match by words alone may be unrelated in meaning.
+        similarity: h
+            .similarity
+            .filter(|_| h.matched != Some(crate::backend::MatchedBy::Lexical)),
     }
 }
 

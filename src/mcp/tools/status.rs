@@ -68,7 +68,8 @@ impl MemoryServer {
                 .flatten()
                 .map(|m| serde_json::to_string(m).map(|j| j.len()).unwrap_or(0) + line(m).len() + 2)
                 .sum();
-            if used + cost > budget {
+            // At least one place, so that paging moves on.
+            if used + cost > budget && i > 0 {
                 break;
             }
             used += cost;

@@ -1,0 +1,111 @@
+//! A bash session for running the shell examples of a page as a reader does: HOME and the
+//! working folder are a temporary folder, `memorygraph` on the PATH is the binary under test,
+//! and no setting of the caller's environment leaks in. Each block runs in a subshell with
+//! `set -e`, so a block's `export` stays in it while its files stay for the next block.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const DONE: &str = "__doc_block_done__";
+
+pub struct Shell {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+    pub home: PathBuf,
+}
+
+impl Shell {
+    /// A shell in `home` (also its working folder) with `memorygraph` first on the PATH and
+    /// the variables `env` set.
+    pub fn start(home: &Path, env: &[(&str, &str)]) -> Shell {
+        let bin_dir = home.join(".bin");
+        std::fs::create_dir_all(&bin_dir).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(super::binary(), bin_dir.join("memorygraph")).unwrap();
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![bin_dir];
+        paths.extend(std::env::split_paths(&path));
+        let mut cmd = Command::new("bash");
+        cmd.args(["--noprofile", "--norc"])
+            .env("HOME", home)
+            .env("PATH", std::env::join_paths(paths).unwrap())
+            .current_dir(home);
+        for (var, _) in std::env::vars_os() {
+            let var = var.to_string_lossy().to_string();
+            if var.starts_with("MEMORY_")
+                || var.starts_with("TURSO_")
+                || var.starts_with("MEMORYGRAPH_")
+            {
+                cmd.env_remove(var);
+            }
+        }
+        cmd.envs(env.iter().copied());
+        // Its own process group, so that dropping it also stops a command still running.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start bash");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Shell {
+            stdin: child.stdin.take().unwrap(),
+            child,
+            lines,
+            home: home.to_path_buf(),
+        }
+    }
+
+    /// Runs `code` in a subshell that stops at its first failing command (stdin empty,
+    /// stderr with stdout) and returns what it printed, or `Err` with that and the exit
+    /// status when it failed.
+    pub fn run(&mut self, code: &str) -> Result<String, String> {
+        let script = format!("( set -e\n{code}\n) < /dev/null 2>&1\necho \"{DONE} $?\"\n");
+        self.stdin.write_all(script.as_bytes()).unwrap();
+        self.stdin.flush().unwrap();
+        let mut output = String::new();
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(180)) {
+                Ok(line) => match line.strip_prefix(DONE) {
+                    Some(status) if status.trim() == "0" => return Ok(output),
+                    Some(status) => {
+                        return Err(format!("{output}(exit status {})", status.trim()));
+                    }
+                    None => {
+                        output.push_str(&line);
+                        output.push('\n');
+                    }
+                },
+                Err(_) => return Err(format!("{output}(no end within 180 s)")),
+            }
+        }
+    }
+}
+
+impl Drop for Shell {
+    /// Stops the shell and whatever it still runs (its process group, which it leads).
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
