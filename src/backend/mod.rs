@@ -39,7 +39,7 @@ pub use stats::{BackendHealth, Statistics};
 pub use sync::migrate::copy_to_primary;
 pub use sync::resync::{LocalCopy, ResyncReport, resync};
 pub use sync::state::{IssueKind, SyncIssue};
-pub use sync::{Backlog, Policy, Reconciled};
+pub use sync::{Backlog, KEPT_DAYS, Policy, Reconciled, Which};
 
 use error::DbContext;
 use sync::{queue, replica};

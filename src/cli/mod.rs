@@ -6,6 +6,7 @@
 //! scripts. Exit codes: 0 success, 1 the command failed (not found, refused, database
 //! error), 2 the command line or configuration is wrong.
 
+mod conflicts;
 mod exchange;
 mod model;
 mod progress;
@@ -86,6 +87,10 @@ enum Command {
     /// The model for semantic recall (all-MiniLM-L6-v2): install it, or see its state.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Replica mode: the rows that could not be synced as they were (conflicts, set-aside
+    /// writes): list them, retry or discard each, or clear the log.
+    #[command(subcommand)]
+    Conflicts(conflicts::ConflictsCommand),
     /// Replica mode: rebuild the local replica from the primary (a damaged or deleted
     /// replica, or a primary that was reset or replaced). The old replica files are moved
     /// aside, never deleted; queued writes are kept and replayed.
@@ -170,6 +175,7 @@ async fn run(command: Command, config: Config, json: bool) -> anyhow::Result<()>
         Command::Health => tools::simple(config, "health", json).await,
         Command::Sync if json => tools::sync_json(config).await,
         Command::Sync => serve::sync(config).await,
+        Command::Conflicts(command) => conflicts::run(config, command, json).await,
         Command::Export(args) => exchange::export(config, args, json).await,
         Command::Import(args) => exchange::import(config, args, json).await,
         Command::Migrate { to_replica, from } => {

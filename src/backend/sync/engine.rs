@@ -201,6 +201,7 @@ impl TursoBackend {
         replica.set_synced_once();
         let pulled = self.apply_pulled(replica).await?;
         replica.count_pulled(pulled.rows, pulled.conflicts);
+        self.settle_issues(replica).await?;
         for _ in 0..if push { 4 } else { 0 } {
             let pushed = self.push_local(replica).await?;
             if !pushed.needs_pull && pushed.rows == 0 {

@@ -10,6 +10,7 @@
 mod engine;
 pub(super) mod feed;
 pub(super) mod identity;
+mod issues;
 pub(super) mod layout;
 pub(super) mod migrate;
 pub(super) mod owner;
@@ -24,4 +25,5 @@ mod sync_loop;
 pub(super) mod writes;
 
 pub use engine::{Backlog, SyncLink};
+pub use issues::{KEPT_DAYS, Which};
 pub use reconcile::{Policy, Reconciled};
