@@ -23,6 +23,13 @@ pub enum BackendError {
     #[error("the primary is unreachable: {0}")]
     Unreachable(String),
 
+    /// SQLite could not write for want of space: a fault of this machine, not of the
+    /// primary or the request.
+    #[error(
+        "this machine's disk is full (while {doing}): nothing was written; reads still answer, and writes work again once space is freed"
+    )]
+    DiskFull { doing: &'static str },
+
     #[error("database error while {doing}: {source}")]
     Database {
         doing: &'static str,
@@ -70,6 +77,12 @@ pub(crate) trait DbContext<T> {
 
 impl<T> DbContext<T> for std::result::Result<T, libsql::Error> {
     fn doing(self, doing: &'static str) -> Result<T> {
-        self.map_err(|source| BackendError::Database { doing, source })
+        self.map_err(|source| match source {
+            // SQLITE_FULL, with any extended code.
+            libsql::Error::SqliteFailure(code, _) if code & 0xff == 13 => {
+                BackendError::DiskFull { doing }
+            }
+            source => BackendError::Database { doing, source },
+        })
     }
 }
