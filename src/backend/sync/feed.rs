@@ -70,14 +70,13 @@ pub struct Changed {
     pub id: String,
 }
 
-/// The distinct rows named by feed entries `after < seq <= upto`, in the order they were
-/// first changed (a memory before the links made to it), and the last seq read. At most
-/// `limit` entries are read per call.
-pub async fn changed_since(
+/// Raw feed entries past `after`, oldest first, at most `limit`: (seq, kind, id); and the
+/// last seq read.
+pub async fn entries_after(
     conn: &Connection,
     after: i64,
     limit: i64,
-) -> Result<(Vec<Changed>, Option<i64>)> {
+) -> Result<(Vec<(i64, Kind, String)>, Option<i64>)> {
     let rows = conn
         .query(
             "SELECT seq, kind, row_id FROM memorygraph_feed WHERE seq > ?1 ORDER BY seq LIMIT ?2",
@@ -87,21 +86,61 @@ pub async fn changed_since(
         .doing("reading the change feed")?;
     let rows = all_rows(rows, "reading the change feed").await?;
     let last = rows.last().map(|r| r.int(0));
+    Ok((
+        rows.iter()
+            .filter_map(|r| Kind::parse(r.str(1)).map(|k| (r.int(0), k, r.text(2))))
+            .collect(),
+        last,
+    ))
+}
+
+/// The rows named by feed entries, once each, in the order they first changed (a memory
+/// before the links made to it), leaving out entries whose seq `skip` says.
+pub fn distinct(entries: &[(i64, Kind, String)], skip: impl Fn(i64) -> bool) -> Vec<Changed> {
     let mut seen = std::collections::HashSet::new();
-    let mut changed = Vec::new();
-    for r in &rows {
-        let Some(kind) = Kind::parse(r.str(1)) else {
-            continue;
-        };
-        let c = Changed {
-            kind,
-            id: r.text(2),
-        };
-        if seen.insert(c.clone()) {
-            changed.push(c);
-        }
+    entries
+        .iter()
+        .filter(|(seq, _, _)| !skip(*seq))
+        .map(|(_, kind, id)| Changed {
+            kind: *kind,
+            id: id.clone(),
+        })
+        .filter(|c| seen.insert(c.clone()))
+        .collect()
+}
+
+/// The distinct rows named by feed entries past `after` (see [`distinct`]), and the last
+/// seq read. At most `limit` entries are read per call.
+pub async fn changed_since(
+    conn: &Connection,
+    after: i64,
+    limit: i64,
+) -> Result<(Vec<Changed>, Option<i64>)> {
+    let (entries, last) = entries_after(conn, after, limit).await?;
+    Ok((distinct(&entries, |_| false), last))
+}
+
+/// The current version of each changed row (`None`: not there), in the order given.
+pub async fn current_rows(
+    conn: &Connection,
+    changed: &[Changed],
+) -> Result<Vec<(Changed, Option<Columns>)>> {
+    let mut found = HashMap::new();
+    for kind in [Kind::Node, Kind::Relationship] {
+        let ids: Vec<&str> = changed
+            .iter()
+            .filter(|c| c.kind == kind)
+            .map(|c| c.id.as_str())
+            .collect();
+        found.insert(kind, read_rows(conn, kind, &ids).await?);
     }
-    Ok((changed, last))
+    Ok(changed
+        .iter()
+        .map(|c| {
+            let row = found.get_mut(&c.kind).and_then(|rows| rows.remove(&c.id));
+            (c.clone(), row)
+        })
+        .collect())
 }
 
 /// The feed's newest seq (0 when empty).

@@ -97,7 +97,7 @@ fn old_slot(base: &Path, number: u32) -> PathBuf {
 }
 
 /// The working file, opened for the upgrade with the schema and the sync tables.
-async fn open_working(path: &Path) -> Result<(libsql::Database, libsql::Connection)> {
+pub(super) async fn open_working(path: &Path) -> Result<(libsql::Database, libsql::Connection)> {
     let db = libsql::Builder::new_local(path)
         .build()
         .await

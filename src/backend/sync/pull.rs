@@ -5,8 +5,6 @@
 //! versions, and the primary's is kept (as every device then agrees); if both are the same,
 //! there is nothing left to push.
 
-use std::collections::HashSet;
-
 use libsql::Connection;
 
 use super::feed::{self, Changed, Kind};
@@ -36,7 +34,7 @@ impl TursoBackend {
             };
             let (entries, last) = {
                 let rconn = replica.conn.lock().await;
-                read_entries(&rconn, pulled, ROUND).await?
+                feed::entries_after(&rconn, pulled, ROUND).await?
             };
             let Some(last) = last else {
                 return Ok(total);
@@ -45,7 +43,10 @@ impl TursoBackend {
                 let conn = self.conn.lock().await;
                 state::own_ranges(&conn).await?
             };
-            let changed = distinct(&entries, &own);
+            // Entries this machine's pushes wrote: this file holds those rows, or newer.
+            let changed = feed::distinct(&entries, |seq| {
+                own.iter().any(|(from, to)| (*from..=*to).contains(&seq))
+            });
             let round = self.apply_round(replica, &changed, last, &own).await?;
             total.rows += round.rows;
             total.conflicts += round.conflicts;
@@ -61,26 +62,17 @@ impl TursoBackend {
         last: i64,
         own: &[(i64, i64)],
     ) -> Result<Pulled> {
-        let mut remote = std::collections::HashMap::new();
-        {
+        let remote = {
             let rconn = replica.conn.lock().await;
-            for kind in [Kind::Node, Kind::Relationship] {
-                let ids: Vec<&str> = changed
-                    .iter()
-                    .filter(|c| c.kind == kind)
-                    .map(|c| c.id.as_str())
-                    .collect();
-                remote.insert(kind, feed::read_rows(&rconn, kind, &ids).await?);
-            }
-        }
+            feed::current_rows(&rconn, changed).await?
+        };
         let conn = self.conn.lock().await;
         let out = crate::backend::in_write(&conn, "copying pulled rows", async |tx| {
             pulling(tx, true).await?;
             let mut done = Pulled::default();
             let pushed = state::get_i64(tx, state::PUSHED).await?;
-            for c in changed {
-                let theirs = remote[&c.kind].get(&c.id);
-                done.conflicts += u64::from(copy_row(tx, c, theirs, pushed).await?);
+            for (c, theirs) in &remote {
+                done.conflicts += u64::from(copy_row(tx, c, theirs.as_ref(), pushed).await?);
                 done.rows += 1;
             }
             state::set(tx, state::PULLED, Some(&last.to_string())).await?;
@@ -243,41 +235,4 @@ pub(super) async fn pulling(tx: &Connection, on: bool) -> Result<()> {
     .await
     .doing("marking a pull")?;
     Ok(())
-}
-
-/// Raw feed entries past `after`: (seq, kind, id).
-async fn read_entries(
-    conn: &Connection,
-    after: i64,
-    limit: i64,
-) -> Result<(Vec<(i64, Kind, String)>, Option<i64>)> {
-    let rows = conn
-        .query(
-            "SELECT seq, kind, row_id FROM memorygraph_feed WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-            libsql::params![after, limit],
-        )
-        .await
-        .doing("reading the primary's change feed")?;
-    let rows = all_rows(rows, "reading the primary's change feed").await?;
-    let last = rows.last().map(|r| r.int(0));
-    Ok((
-        rows.iter()
-            .filter_map(|r| Kind::parse(r.str(1)).map(|k| (r.int(0), k, r.text(2))))
-            .collect(),
-        last,
-    ))
-}
-
-/// The rows named by entries not written by this machine, once each, in first-change order.
-fn distinct(entries: &[(i64, Kind, String)], own: &[(i64, i64)]) -> Vec<Changed> {
-    let mut seen = HashSet::new();
-    entries
-        .iter()
-        .filter(|(seq, _, _)| !own.iter().any(|(from, to)| (*from..=*to).contains(seq)))
-        .map(|(_, kind, id)| Changed {
-            kind: *kind,
-            id: id.clone(),
-        })
-        .filter(|c| seen.insert(c.clone()))
-        .collect()
 }

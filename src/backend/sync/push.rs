@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use libsql::{Connection, TransactionBehavior, Value};
 
-use super::feed::{self, Changed, Kind};
+use super::feed::{self, Changed};
 use super::replica::{Failure, Replica, classify};
 use super::state::{self, IssueKind};
 use crate::backend::error::{BackendError, DbContext, Result};
@@ -81,22 +81,7 @@ impl TursoBackend {
         let Some(last) = last else {
             return Ok(None);
         };
-        let mut rows = Vec::with_capacity(changed.len());
-        for kind in [Kind::Node, Kind::Relationship] {
-            let ids: Vec<&str> = changed
-                .iter()
-                .filter(|c| c.kind == kind)
-                .map(|c| c.id.as_str())
-                .collect();
-            let mut now = feed::read_rows(&conn, kind, &ids).await?;
-            for c in changed.iter().filter(|c| c.kind == kind) {
-                rows.push((c.clone(), now.remove(&c.id)));
-            }
-        }
-        // Back in first-change order: a memory before the links made to it.
-        let order: std::collections::HashMap<&Changed, usize> =
-            changed.iter().enumerate().map(|(i, c)| (c, i)).collect();
-        rows.sort_by_key(|(c, _)| order[c]);
+        let rows = feed::current_rows(&conn, &changed).await?;
         Ok(Some(Batch { rows, last }))
     }
 
@@ -124,14 +109,7 @@ impl TursoBackend {
         replica: &Replica,
         rows: &[(Changed, Option<feed::Columns>)],
     ) -> Result<Option<(i64, i64)>> {
-        let (pulled, own, expected_id) = {
-            let conn = self.conn.lock().await;
-            (
-                state::get_i64(&conn, state::PULLED).await?,
-                state::own_ranges(&conn).await?,
-                state::get(&conn, state::PRIMARY_ID).await?,
-            )
-        };
+        let (pulled, own, expected_id) = self.push_state().await?;
         let mut statements = Vec::new();
         for (c, row) in rows {
             match feed::statements(c.kind, &c.id, row.as_ref()) {
@@ -189,14 +167,7 @@ impl TursoBackend {
         c: &Changed,
         row: Option<&feed::Columns>,
     ) -> Result<Option<(i64, i64)>> {
-        let (pulled, own, expected_id) = {
-            let conn = self.conn.lock().await;
-            (
-                state::get_i64(&conn, state::PULLED).await?,
-                state::own_ranges(&conn).await?,
-                state::get(&conn, state::PRIMARY_ID).await?,
-            )
-        };
+        let (pulled, own, expected_id) = self.push_state().await?;
         let conn = replica
             .remote
             .connect()
@@ -298,6 +269,17 @@ impl TursoBackend {
         ranges.push(range);
         let pulled = state::get_i64(&conn, state::PULLED).await?;
         state::set_own_ranges(&conn, &ranges, pulled).await
+    }
+
+    /// What a push checks on the primary: the last pulled seq, the feed ranges this machine
+    /// wrote, and the primary's id.
+    async fn push_state(&self) -> Result<(i64, Vec<(i64, i64)>, Option<String>)> {
+        let conn = self.conn.lock().await;
+        Ok((
+            state::get_i64(&conn, state::PULLED).await?,
+            state::own_ranges(&conn).await?,
+            state::get(&conn, state::PRIMARY_ID).await?,
+        ))
     }
 
     /// Rows still to push (feed entries past the pushed seq).

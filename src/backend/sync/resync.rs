@@ -13,7 +13,7 @@ use super::layout::{REPLICA_FILES, with_suffix};
 use super::owner::claim_exactly;
 use super::reconcile::{ASKED, Policy};
 use super::state::{self, DIVERGED};
-use crate::backend::error::{BackendError, DbContext, Result};
+use crate::backend::error::{BackendError, Result};
 
 /// What to do with the local copy when its primary's history no longer matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,15 +39,7 @@ pub struct ResyncReport {
 pub async fn resync(working: &Path, local: LocalCopy) -> Result<ResyncReport> {
     let replica = replica_path(working);
     let _lock = claim_exactly(&replica)?;
-    let db = libsql::Builder::new_local(working)
-        .build()
-        .await
-        .doing("opening the working file")?;
-    let conn = db.connect().doing("opening the working file")?;
-    conn.busy_timeout(crate::backend::BUSY_TIMEOUT)
-        .doing("setting the busy timeout")?;
-    crate::backend::schema::migrate(&conn).await?;
-    state::create(&conn).await?;
+    let (_db, conn) = super::layout::open_working(working).await?;
     if let Some(reason) = state::get(&conn, DIVERGED).await?
         && local == LocalCopy::Rebuild
     {

@@ -5,6 +5,7 @@
 
 mod client;
 mod corpus;
+mod local_first;
 mod mixed;
 mod paced;
 mod paraphrase;
@@ -47,6 +48,10 @@ struct Args {
     /// Seed of the corpus.
     #[arg(long, default_value_t = 2026)]
     seed: u64,
+    /// Replica mode as a local database: calls timed idle, over a 3 s link and a black
+    /// hole, then this many writes waiting for the primary, and their drain (needs SQLD_BIN).
+    #[arg(long, value_name = "N")]
+    local_first: Option<usize>,
     /// Skip the replica-mode phase even when SQLD_BIN names an sqld.
     #[arg(long)]
     skip_replica: bool,
@@ -104,6 +109,15 @@ fn main() {
         std::env::temp_dir().join(format!("memorygraph-bench-{}", std::process::id()))
     });
     std::fs::create_dir_all(&dir).unwrap();
+    if let Some(queued) = args.local_first {
+        let sqld = std::env::var_os("SQLD_BIN")
+            .map(PathBuf::from)
+            .filter(|p| p.is_file())
+            .expect("--local-first needs SQLD_BIN to name an sqld");
+        let rows = local_first::run(&server, &sqld, &dir, queued, args.seed);
+        println!("{}", stats::markdown(&rows));
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -477,23 +491,10 @@ async fn run_size(args: &Args, server: &Path, dir: &Path, n: usize) -> Vec<Row> 
 /// Replica mode against a local sqld: writes, write + sync, and how soon a second
 /// replica sees a write.
 fn replica_phase(server: &Path, sqld: &Path, dir: &Path, args: &Args) -> Vec<Row> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = local_first::free_port();
     let data = dir.join("bench-primary");
     let _ = std::fs::remove_dir_all(&data);
-    let mut primary = std::process::Command::new(sqld)
-        .arg("--db-path")
-        .arg(&data)
-        .arg("--http-listen-addr")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--no-welcome")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start sqld");
+    let mut primary = local_first::start_sqld(sqld, &data, port);
     std::thread::sleep(Duration::from_millis(500));
     let url = format!("http://127.0.0.1:{port}");
     let env = [
