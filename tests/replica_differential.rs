@@ -67,6 +67,11 @@ enum Fault {
     Down(usize),
     /// The network swallows everything until this step.
     Quiet(usize),
+    /// Every request waits this long (a slow link) until this step.
+    Slow(usize),
+    /// A gateway refuses every relationship write (an HTTP 403 page) until this step; the
+    /// memories' writes go through.
+    Refusing(usize),
 }
 
 #[test]
@@ -120,6 +125,14 @@ fn run_seed(seed: u64, steps: usize) {
                 proxy.cut();
                 fault = Fault::None;
             }
+            Fault::Slow(until) if step >= until => {
+                proxy.delay(Duration::ZERO);
+                fault = Fault::None;
+            }
+            Fault::Refusing(until) if step >= until => {
+                proxy.relent();
+                fault = Fault::None;
+            }
             Fault::None => match rng.below(40) {
                 0 => {
                     sqld.kill();
@@ -131,6 +144,14 @@ fn run_seed(seed: u64, steps: usize) {
                     fault = Fault::Quiet(step + 3 + rng.below(8));
                 }
                 2 => proxy.cut(),
+                3 => {
+                    proxy.delay(Duration::from_millis(200 + 100 * rng.below(20) as u64));
+                    fault = Fault::Slow(step + 3 + rng.below(8));
+                }
+                4 => {
+                    proxy.refuse("INSERT INTO relationships", 403);
+                    fault = Fault::Refusing(step + 5 + rng.below(15));
+                }
                 _ => {}
             },
             _ => {}
@@ -249,8 +270,11 @@ fn run_seed(seed: u64, steps: usize) {
             _ => {}
         }
     }
-    // The network and the primary come back; the queue drains with no conflict.
+    // The network and the primary come back; the queue drains with no conflict, and the
+    // writes the gateway refused are retried.
     proxy.forward();
+    proxy.delay(Duration::ZERO);
+    proxy.relent();
     proxy.cut();
     if matches!(fault, Fault::Down(_)) {
         sqld.restart();
@@ -259,6 +283,15 @@ fn run_seed(seed: u64, steps: usize) {
     loop {
         replica.call("sync", json!({}));
         let health = replica.ok("health", json!({}));
+        if health["queue"]["set_aside"] != 0 {
+            let retried = common::replica::run_replica(
+                &dir.join("replica.db"),
+                &proxy.url(),
+                &["conflicts", "retry", "--all"],
+            );
+            assert_eq!(retried.code, 0, "seed {seed}: {}", retried.stderr);
+            continue;
+        }
         if health["queue"]["queued_writes"] == 0 {
             assert_eq!(health["queue"]["conflicts"], 0, "seed {seed}: {health}");
             break;
@@ -278,6 +311,8 @@ fn run_seed(seed: u64, steps: usize) {
             ("MEMORY_TOOL_PROFILE", "extended"),
         ],
     );
+    // Its start waits only briefly for the primary; a sync makes sure it holds it all.
+    fresh.ok("sync", json!({}));
     let on_local = common::search_ids(&mut local, json!({"limit": 1000}));
     let on_primary = common::search_ids(&mut fresh, json!({"limit": 1000}));
     let mapped: BTreeSet<String> = pairs
