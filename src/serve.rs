@@ -49,7 +49,7 @@ pub(crate) fn server_settings(config: &Config) -> ServerSettings {
         Some(url) => (
             "replica",
             format!(
-                "TURSO_DATABASE_URL is set: an embedded replica of {} in the file from {}",
+                "TURSO_DATABASE_URL is set: the file from {1} syncs with {0} (through an embedded replica beside it)",
                 redact_url(url),
                 config.path_source
             ),

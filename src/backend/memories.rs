@@ -17,7 +17,7 @@ pub struct StoredMemory {
     pub memory: Memory,
     /// An identical memory existed already and is returned instead of a new one.
     pub duplicate: bool,
-    /// The primary was unreachable: the store waits in the offline queue.
+    /// Replica mode, the primary out of reach: the store waits here for it.
     pub queued: bool,
 }
 

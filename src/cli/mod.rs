@@ -56,7 +56,8 @@ enum Command {
     Stats,
     /// The database's state: mode, file, counts, schema, sync (health).
     Health,
-    /// Replica mode: replay queued writes and pull from the primary now, then report.
+    /// Replica mode: push this machine's changes and copy the other devices' now, then
+    /// report.
     Sync,
     /// Write every memory and relationship to a file: MemoryGraph's JSON export, Markdown
     /// (one file per memory) or a picture of the graph (Graphviz DOT, Mermaid).
@@ -65,11 +66,11 @@ enum Command {
     /// memory server's JSON Lines file. All or nothing: a failed import writes nothing.
     Import(exchange::ImportArgs),
     /// Copy a local database file into the primary named by TURSO_DATABASE_URL, verify
-    /// the copy, and create a fresh replica at MEMORY_TURSO_PATH. The local file is only
+    /// the copy, then sync the database file (MEMORY_TURSO_PATH). The local file is only
     /// read. Running it again skips what the primary already has.
     Migrate {
-        /// Move from a local file to replica mode (the one direction that needs copying;
-        /// a replica file opens in local mode as it is).
+        /// Move from a local file to replica mode (a replica's database file opens in
+        /// local mode as it is).
         #[arg(long)]
         to_replica: bool,
         /// The local database file to copy.
@@ -91,15 +92,16 @@ enum Command {
     /// writes): list them, retry or discard each, or clear the log.
     #[command(subcommand)]
     Conflicts(conflicts::ConflictsCommand),
-    /// Replica mode: rebuild the local replica from the primary (a damaged or deleted
-    /// replica, or a primary that was reset or replaced). The old replica files are moved
-    /// aside, never deleted; queued writes are kept and replayed.
+    /// Replica mode: remove the replica (a copy of the primary, for a damaged one or a
+    /// primary that was reset, replaced or restored) and compare every row of the database
+    /// file with the primary at once. Changes made here since the last push are kept.
     Resync {
-        /// The primary's history no longer matches: first put this copy's memories and
-        /// relationships on the primary (by id; nothing is doubled).
+        /// The primary's history no longer matches: this file wins, its deletes included;
+        /// rows the primary got after this file's last sync are kept.
         #[arg(long, conflicts_with = "discard_local")]
         push_local: bool,
-        /// The primary's history no longer matches: adopt the primary as it is.
+        /// The primary's history no longer matches: the primary wins, changes made here
+        /// are dropped.
         #[arg(long)]
         discard_local: bool,
     },

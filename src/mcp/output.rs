@@ -51,7 +51,7 @@ pub struct StoreMemoryOutput {
     /// id is returned and nothing new was stored.
     pub duplicate: bool,
     /// True when the primary (replica mode) was unreachable: the store waits in the
-    /// durable offline queue and is replayed, in order, when the primary is back.
+    /// working file and reaches the primary when it is back.
     pub queued: bool,
     /// The memory this one replaces, when `supersedes` was given.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,7 +88,7 @@ pub struct GetMemoryOutput {
 pub struct UpdateMemoryOutput {
     pub memory_id: String,
     pub updated_fields: Vec<String>,
-    /// True when the update waits in the offline queue (replica mode).
+    /// True when the update waits on this machine for the primary (replica mode).
     pub queued: bool,
     pub memory: MemoryBrief,
 }
@@ -97,7 +97,7 @@ pub struct UpdateMemoryOutput {
 pub struct DeleteMemoryOutput {
     pub memory_id: String,
     pub deleted: bool,
-    /// True when the delete waits in the offline queue (replica mode).
+    /// True when the delete waits on this machine for the primary (replica mode).
     pub queued: bool,
     pub relationships_removed: u64,
 }
@@ -162,7 +162,7 @@ pub struct CreateRelationshipOutput {
     pub relationship_id: String,
     /// False when an identical current relationship already existed and was returned.
     pub created: bool,
-    /// True when the relationship waits in the offline queue (replica mode).
+    /// True when the relationship waits on this machine for the primary (replica mode).
     pub queued: bool,
     pub relationship: Relationship,
 }

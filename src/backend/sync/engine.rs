@@ -15,6 +15,12 @@ use super::state;
 use crate::backend::error::{BackendError, DbContext, Result};
 use crate::backend::{TursoBackend, schema};
 
+/// How long the primary's change feed keeps an entry.
+pub const FEED_KEPT_DAYS: i64 = 30;
+
+/// The day this file last pruned the primary's feed.
+const FEED_PRUNED_ON: &str = "feed_pruned_on";
+
 /// Replica mode's link to the primary.
 pub struct SyncLink {
     pub primary: Primary,
@@ -89,6 +95,16 @@ impl TursoBackend {
         let replica = Replica::new(db, conn, remote, link.primary.clone(), diverged);
         if self.synced_once().await? {
             replica.set_synced_once();
+        }
+        // What the last syncing process recorded stays true until this one syncs.
+        let last: Option<SyncStatus> = {
+            let c = self.conn.lock().await;
+            state::get(&c, state::LAST_SYNC)
+                .await?
+                .and_then(|s| serde_json::from_str(&s).ok())
+        };
+        if let Some(last) = last {
+            replica.carry_over(&last);
         }
         let _ = link.owned.set(Owned {
             replica: Arc::new(replica),
@@ -216,6 +232,7 @@ impl TursoBackend {
         }
         self.remember_primary(replica).await?;
         self.prune_feed().await?;
+        self.prune_primary_feed(replica).await;
         let conn = self.conn.lock().await;
         state::set(
             &conn,
@@ -292,6 +309,75 @@ impl TursoBackend {
             }
         }
         Ok(true)
+    }
+
+    /// Keeps the primary's feed from growing without bound: once a day, entries older
+    /// than [`FEED_KEPT_DAYS`] are dropped and `feed_floor` raised past them, so a device
+    /// that has not pulled for that long compares every row instead of reading them.
+    /// Best effort: a failure waits for the next day.
+    async fn prune_primary_feed(&self, replica: &Replica) {
+        let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+        {
+            let conn = self.conn.lock().await;
+            if state::get(&conn, FEED_PRUNED_ON)
+                .await
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some(today.as_str())
+            {
+                return;
+            }
+        }
+        let cut = (chrono::Utc::now() - chrono::Duration::days(FEED_KEPT_DAYS))
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        let outcome = async {
+            let conn = replica
+                .remote
+                .connect()
+                .doing("connecting to the primary")?;
+            crate::backend::in_write(&conn, "pruning the primary's change feed", async |tx| {
+                let floor = crate::backend::first_row(
+                    tx,
+                    "SELECT max(seq) FROM memorygraph_feed WHERE at < ?1",
+                    libsql::params![cut.as_str()],
+                    "pruning the primary's change feed",
+                )
+                .await?
+                .and_then(|r| r.opt_text(0));
+                let Some(floor) = floor else {
+                    return Ok(0);
+                };
+                tx.execute(
+                    "INSERT INTO memorygraph_meta (key, value) VALUES ('feed_floor', ?1)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    libsql::params![floor],
+                )
+                .await
+                .doing("pruning the primary's change feed")?;
+                tx.execute(
+                    "DELETE FROM memorygraph_feed WHERE at < ?1",
+                    libsql::params![cut.as_str()],
+                )
+                .await
+                .doing("pruning the primary's change feed")
+            })
+            .await
+        }
+        .await;
+        match outcome {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(
+                        "dropped {n} change feed entries older than {FEED_KEPT_DAYS} days from the primary"
+                    );
+                }
+                let conn = self.conn.lock().await;
+                let _ = state::set(&conn, FEED_PRUNED_ON, Some(&today)).await;
+            }
+            Err(e) => tracing::debug!("pruning the primary's change feed failed: {e}"),
+        }
     }
 
     /// Drops feed entries nobody needs any more: in replica mode those already pushed; in

@@ -460,6 +460,17 @@ impl Replica {
             .last_comparison = Some(report);
     }
 
+    /// Takes over the last sync's outcome recorded by an earlier process on this file.
+    pub fn carry_over(&self, last: &SyncStatus) {
+        let mut s = self.status.lock().expect("sync status lock");
+        s.last_success_at = last.last_success_at.clone();
+        s.last_duration_ms = last.last_duration_ms;
+        s.last_attempt_at = last.last_attempt_at.clone();
+        s.last_error = last.last_error.clone();
+        s.online = last.online;
+        s.frame_no = last.frame_no;
+    }
+
     /// Marks the first sync done.
     pub fn set_synced_once(&self) {
         self.status

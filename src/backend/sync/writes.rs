@@ -20,11 +20,12 @@ pub struct Written<T> {
 }
 
 impl TursoBackend {
-    /// Whether a write made now waits here for the primary (replica mode while the primary
-    /// is away, or while syncing is stopped).
+    /// Whether a write made now waits here for the primary: replica mode while the last
+    /// contact with the primary failed, or while syncing is stopped. (Before any contact,
+    /// nothing says it is away.)
     pub(crate) async fn waits_for_primary(&self) -> bool {
         match self.sync_status().await {
-            Some(s) => !s.online || s.diverged.is_some(),
+            Some(s) => s.consecutive_failures > 0 || s.diverged.is_some(),
             None => false,
         }
     }

@@ -14,10 +14,10 @@ use crate::mcp::params::{
 use crate::mcp::render::{ToolResult, backend_failure, relationship_line, reply};
 use crate::model::{MemoryContext, MemoryPatch, NewMemory, now_iso};
 
-/// Says that a write waits in the offline queue.
+/// Says that a write waits on this machine for the primary.
 pub(in crate::mcp) fn queued_note(queued: bool) -> &'static str {
     if queued {
-        " — queued: the primary is unreachable; it is written there, in order, as soon as it is back"
+        " — kept on this machine: the primary is out of reach now; it gets this change once it is back"
     } else {
         ""
     }

@@ -165,7 +165,7 @@ impl MemoryServer {
 
     /// Is the memory store working? Mode, database file, sizes, counts, versions; in replica
     /// mode also the last sync (primary, time, duration, frame, failures, last error) and the
-    /// offline queue (writes waiting for the primary, conflicts).
+    /// changes waiting for the primary, conflicts and set-aside writes.
     #[tool(
         name = "health",
         title = "Health",
