@@ -195,10 +195,11 @@ impl TursoBackend {
     /// Local mode: checkpoints the write-ahead log so the file is complete on its own.
     /// Replica mode: a last sync, briefly. Then closes.
     pub async fn close(self) -> Result<()> {
-        if self.auto_sync && self.owns_replica() {
-            if let Err(e) = self.sync_now(replica::CONNECT_WAIT).await {
-                tracing::warn!("last sync before closing failed: {e}");
-            }
+        if self.auto_sync
+            && self.owns_replica()
+            && let Err(e) = self.sync_now(replica::CONNECT_WAIT).await
+        {
+            tracing::warn!("last sync before closing failed: {e}");
         }
         self.flush_uses(&*self.conn.lock().await).await;
         self.kept.clear();

@@ -61,12 +61,14 @@ impl TursoBackend {
         // A file that has never synced holds nothing of the primary yet: its first start
         // waits briefly for the primary's rows (pulling only; pushing is left to the
         // background), so a new device does not answer from an empty file.
-        if self.auto_sync && self.try_to_own().await? && !self.synced_once().await? {
-            if let Err(e) = self.sync_with(replica::CONNECT_WAIT, false).await {
-                tracing::warn!(
-                    "the first sync did not complete; answers hold only this machine's memories until it does: {e}"
-                );
-            }
+        if self.auto_sync
+            && self.try_to_own().await?
+            && !self.synced_once().await?
+            && let Err(e) = self.sync_with(replica::CONNECT_WAIT, false).await
+        {
+            tracing::warn!(
+                "the first sync did not complete; answers hold only this machine's memories until it does: {e}"
+            );
         }
         Ok(())
     }
