@@ -332,6 +332,18 @@ fn a_new_device_with_the_primary_down_serves_and_catches_up() {
     );
     let said = fresh.call("search_memories", json!({"query": "there"}))["content"].to_string();
     assert!(said.contains("not synced with its primary yet"), "{said}");
+    // A command beside it says so too, and does not exit 0 on a partial answer.
+    let cli = run_replica(
+        &scratch.dir.path().join("new.db"),
+        &url,
+        &["search", "there"],
+    );
+    assert_eq!(cli.code, 1, "{}", cli.stdout);
+    assert!(
+        cli.stderr.contains("has not synced with its primary yet"),
+        "{}",
+        cli.stderr
+    );
     fresh.ok("recall_memories", json!({"query": "anything there"}));
     fresh.ok("get_recent_activity", json!({}));
     let stored = put(&mut fresh, "Written offline", "on a train");

@@ -185,6 +185,11 @@ async fn ask(config: Config, tool: &str, arguments: Arguments, json: bool) -> Re
         .call_tool_directly(tool, Value::Object(arguments.0))
         .await;
     drop(server);
+    // A database that has never synced with its primary holds only this machine's part.
+    let unsynced = backend
+        .sync_status()
+        .await
+        .is_some_and(|s| !s.first_sync_done);
     serve::close(backend).await?;
     let answer = answer.map_err(|message| anyhow!(message))?;
     let structured = answer.structured_content.clone().unwrap_or(Value::Null);
@@ -196,6 +201,12 @@ async fn ask(config: Config, tool: &str, arguments: Arguments, json: bool) -> Re
                 println!("{}", text.text.trim_end());
             }
         }
+    }
+    if unsynced && crate::mcp::is_read(tool) {
+        return Err(anyhow!(
+            "this database has not synced with its primary yet (it has been unreachable since replica mode began here), \
+             so the answer above holds only this machine's memories; run `memorygraph sync` once the primary is reachable"
+        ));
     }
     Ok(structured)
 }

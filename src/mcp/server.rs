@@ -80,6 +80,11 @@ const READS: [&str; 8] = [
     "contextual_search",
 ];
 
+/// Whether a tool only reads memories (its answers carry the first-sync note).
+pub fn is_read(tool: &str) -> bool {
+    READS.contains(&tool)
+}
+
 const FIRST_SYNC_NOTE: &str = "Note: this database has not synced with its primary yet (the primary has been unreachable since replica mode began here), so this answer only knows what this machine holds; the rest arrives with the first sync.";
 
 /// Longest tool error text, in characters: an error says what was wrong in a sentence or two.
@@ -144,7 +149,7 @@ impl ServerHandler for MemoryServer {
                 None,
             ));
         }
-        let read_only = READS.contains(&request.name.as_ref());
+        let read_only = is_read(&request.name);
         let call = ToolCallContext::new(self, request, context);
         let mut response = self.tool_router.call(call).await?;
         if read_only
