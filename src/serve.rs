@@ -204,17 +204,29 @@ pub async fn migrate(config: Config, from: &std::path::Path) -> Result<()> {
     let report = copy_to_primary(from, &primary)
         .await
         .with_context(|| format!("copying {} into {}", from.display(), redact_url(url)))?;
+    let verified = if report.conflicts.is_empty() {
+        format!("every memory verified (id checksum {})", report.id_checksum)
+    } else {
+        format!(
+            "{} row(s) differ on the primary: conflicts, the primary's version kept",
+            report.conflicts.len()
+        )
+    };
     println!(
-        "Copied {} memories ({} already there) and {} relationships ({} already there) from {} into {}; \
-         every memory verified (id checksum {}).",
+        "Copied {} memories ({} already there) and {} relationships ({} already there) from {} into {}; {verified}.",
         report.memories,
         report.memories_already_there,
         report.relationships,
         report.relationships_already_there,
         from.display(),
         redact_url(url),
-        report.id_checksum
     );
+    for c in &report.conflicts {
+        println!(
+            "Conflict: {} {} differs.\n  in the file: {}\n  on the primary: {}",
+            c.kind, c.id, c.in_file, c.on_primary
+        );
+    }
     let backend = Arc::new(open_backend(&config).await?);
     // Opening never waits for the primary: this first sync fills the working file.
     backend

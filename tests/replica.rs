@@ -522,6 +522,52 @@ fn a_memorygraph_file_moves_into_the_primary_and_back() {
         String::from_utf8_lossy(&again.stdout).contains("Copied 0 memories (61 already there)")
     );
 
+    // A second copy of the file, edited differently: its changed memory is a conflict,
+    // reported with both versions; the primary's stays; nothing is called verified.
+    let edited = scratch.dir.path().join("edited.db");
+    std::fs::copy(&local, &edited).unwrap();
+    let changed: String = common::on_database(&edited, async |c| {
+        let mut rows = c
+            .query(
+                "SELECT id FROM nodes WHERE label = 'Memory' ORDER BY id LIMIT 1",
+                (),
+            )
+            .await
+            .unwrap();
+        let id: String = rows.next().await.unwrap().unwrap().get(0).unwrap();
+        c.execute(
+            "UPDATE nodes SET properties = json_set(properties, '$.content', 'edited in the second copy') WHERE id = ?1",
+            libsql::params![id.as_str()],
+        )
+        .await
+        .unwrap();
+        id
+    });
+    let second = common::command(scratch.dir.path())
+        .env("TURSO_DATABASE_URL", sqld.url())
+        .env("MEMORY_TURSO_PATH", &replica)
+        .args(["migrate", "--to-replica", "--from"])
+        .arg(&edited)
+        .output()
+        .unwrap();
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let said = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        said.contains("Copied 0 memories (60 already there)"),
+        "{said}"
+    );
+    assert!(said.contains("1 row(s) differ on the primary"), "{said}");
+    assert!(
+        said.contains(&format!("Conflict: node {changed} differs")),
+        "{said}"
+    );
+    assert!(said.contains("edited in the second copy"), "{said}");
+    assert!(!said.contains("every memory verified"), "{said}");
+
     let mut other = device(scratch.dir.path(), "other", &sqld, "60");
     let stats = other.ok("get_memory_statistics", json!({}));
     assert_eq!(stats["total_memories"], 61);

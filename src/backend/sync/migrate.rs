@@ -1,14 +1,16 @@
-//! Moving a local file into a primary (`memorygraph migrate --to-replica`). libsql cannot
-//! turn a local file into a replica, so the memories are copied: read from the local file
-//! (opened read-only, so it stays exactly as it was), written to the primary with the same
-//! ids, verified by count and checksum, and then a fresh replica is made. Re-running skips
-//! what the primary already has.
+//! Copying a local file into a primary (`memorygraph migrate --to-replica --from FILE`):
+//! read from the file (opened read-only, so it stays exactly as it was), written to the
+//! primary with the same ids, and verified row by row, by content. A row the primary
+//! already holds in another version is not overwritten: it is reported as a conflict (the
+//! primary's version kept, both shown), never counted as verified. Re-running copies
+//! nothing twice.
 
 use std::path::Path;
 
 use libsql::{Connection, TransactionBehavior, Value};
 use serde::Serialize;
 
+use super::feed::{self, Kind};
 use crate::backend::error::{BackendError, DbContext, Result};
 use crate::backend::replica::{Primary, libsql_url};
 use crate::backend::{Record, all_rows, schema};
@@ -19,11 +21,24 @@ const BATCH: usize = 200;
 #[derive(Debug, Clone, Serialize)]
 pub struct MigrationReport {
     pub memories: u64,
+    /// Memories the primary held already, in the same version.
     pub memories_already_there: u64,
     pub relationships: u64,
     pub relationships_already_there: u64,
     /// FNV-1a over the sorted memory ids, identical on both sides.
     pub id_checksum: String,
+    /// Rows the primary holds in another version: kept there, listed here.
+    pub conflicts: Vec<MigrationConflict>,
+}
+
+/// A row of the file that the primary holds in another version.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationConflict {
+    /// `node` (a memory) or `relationship`.
+    pub kind: &'static str,
+    pub id: String,
+    pub in_file: String,
+    pub on_primary: String,
 }
 
 const NODE_COLUMNS: &str = "id, label, properties, created_at, updated_at";
@@ -104,12 +119,45 @@ pub async fn copy_to_primary(from: &Path, primary: &Primary) -> Result<Migration
             found.len()
         )));
     }
+    // Every row, by content: what differs is a conflict, never verified.
+    let mut conflicts = Vec::new();
+    for (kind, rows) in [(Kind::Node, &nodes), (Kind::Relationship, &relationships)] {
+        let width = kind.columns().len();
+        for chunk in rows.chunks(BATCH) {
+            let ids: Vec<String> = chunk.iter().map(|r| r.text(0)).collect();
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let there = feed::read_rows(&remote, kind, &refs).await?;
+            for row in chunk {
+                let mine: feed::Columns = (0..width).map(|i| row.value(i).clone()).collect();
+                match there.get(&row.text(0)) {
+                    Some(theirs) if !feed::same(&mine, theirs) => {
+                        conflicts.push(MigrationConflict {
+                            kind: kind.as_str(),
+                            id: row.text(0),
+                            in_file: super::state::row_json(kind, &mine),
+                            on_primary: super::state::row_json(kind, theirs),
+                        })
+                    }
+                    Some(_) => {}
+                    None if kind == Kind::Relationship => {}
+                    None => {
+                        return Err(BackendError::Refused(format!(
+                            "verification failed: memory {} is not on the primary",
+                            row.text(0)
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    let differing = |k: Kind| conflicts.iter().filter(|c| c.kind == k.as_str()).count() as u64;
     Ok(MigrationReport {
         memories,
-        memories_already_there,
+        memories_already_there: memories_already_there - differing(Kind::Node),
         relationships: relationships_copied,
-        relationships_already_there,
+        relationships_already_there: relationships_already_there - differing(Kind::Relationship),
         id_checksum: want,
+        conflicts,
     })
 }
 
