@@ -450,47 +450,29 @@ fn the_primary_feed_is_pruned_and_a_device_behind_it_catches_up() {
     a.ok("delete_memory", json!({"memory_id": doomed}));
     a.ok("sync", json!({}));
     a.stop();
-    let aged = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    let aged = on_primary(&sqld.url(), async |conn| {
+        conn.execute(
+            "UPDATE memorygraph_feed SET at = '2000-01-01T00:00:00.000Z'",
+            (),
+        )
+        .await
         .unwrap()
-        .block_on(async {
-            let db = libsql::Builder::new_remote(sqld.url(), String::new())
-                .build()
-                .await
-                .unwrap();
-            let conn = db.connect().unwrap();
-            conn.execute(
-                "UPDATE memorygraph_feed SET at = '2000-01-01T00:00:00.000Z'",
-                (),
-            )
-            .await
-            .unwrap()
-        });
+    });
     assert!(aged > 0);
     // A device's first sync of the day prunes the old entries.
     let mut c = replica(&dir.join("c.db"), &sqld.url(), "3600");
     c.ok("sync", json!({}));
     c.stop();
-    let left: i64 = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let db = libsql::Builder::new_remote(sqld.url(), String::new())
-                .build()
-                .await
-                .unwrap();
-            let conn = db.connect().unwrap();
-            let mut rows = conn
-                .query(
-                    "SELECT count(*) FROM memorygraph_feed WHERE at < '2001'",
-                    (),
-                )
-                .await
-                .unwrap();
-            rows.next().await.unwrap().unwrap().get(0).unwrap()
-        });
+    let left: i64 = on_primary(&sqld.url(), async |conn| {
+        let mut rows = conn
+            .query(
+                "SELECT count(*) FROM memorygraph_feed WHERE at < '2001'",
+                (),
+            )
+            .await
+            .unwrap();
+        rows.next().await.unwrap().unwrap().get(0).unwrap()
+    });
     assert_eq!(left, 0, "the old entries are gone");
     // B, behind the pruned entries, compares every row and misses nothing.
     let mut b = replica(&dir.join("b.db"), &sqld.url(), "3600");
@@ -498,4 +480,19 @@ fn the_primary_feed_is_pruned_and_a_device_behind_it_catches_up() {
     assert_eq!(ids(&mut b), [kept].into());
     let health = b.ok("health", json!({}));
     assert!(health["sync"]["last_comparison"].is_object(), "{health}");
+}
+
+/// Runs `work` on a plain connection to the primary at `url`.
+fn on_primary<T>(url: &str, work: impl AsyncFnOnce(&libsql::Connection) -> T) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let db = libsql::Builder::new_remote(url.to_string(), String::new())
+                .build()
+                .await
+                .unwrap();
+            work(&db.connect().unwrap()).await
+        })
 }

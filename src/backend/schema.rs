@@ -365,3 +365,15 @@ pub async fn rebuild_full_text_index(conn: &Connection) -> Result<()> {
         .doing("rebuilding the full-text index")?;
     Ok(())
 }
+
+/// A database in memory with the whole schema, for unit tests.
+#[cfg(test)]
+pub(crate) async fn test_database() -> (libsql::Database, Connection) {
+    let db = libsql::Builder::new_local(":memory:")
+        .build()
+        .await
+        .expect("an in-memory database");
+    let conn = db.connect().expect("a connection");
+    migrate(&conn).await.expect("the schema");
+    (db, conn)
+}

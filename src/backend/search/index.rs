@@ -590,12 +590,7 @@ mod tests {
     /// vectors removed before it, and a copy made after it must keep following the log.
     #[tokio::test]
     async fn a_compacted_log_still_removes_what_an_older_copy_holds() {
-        let db = libsql::Builder::new_local(":memory:")
-            .build()
-            .await
-            .unwrap();
-        let conn = db.connect().unwrap();
-        crate::backend::schema::migrate(&conn).await.unwrap();
+        let (_db, conn) = crate::backend::schema::test_database().await;
         let n = LOG_REMOVALS_KEPT as u64 + 10;
         for i in 0..n + 2 {
             conn.execute(

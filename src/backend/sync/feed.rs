@@ -303,13 +303,7 @@ mod tests {
     use super::*;
 
     async fn file() -> (libsql::Database, Connection) {
-        let db = libsql::Builder::new_local(":memory:")
-            .build()
-            .await
-            .unwrap();
-        let conn = db.connect().unwrap();
-        crate::backend::schema::migrate(&conn).await.unwrap();
-        (db, conn)
+        crate::backend::schema::test_database().await
     }
 
     /// Rows written as literals in one batch read back exactly as they were, quotes and
