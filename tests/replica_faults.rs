@@ -924,3 +924,35 @@ fn a_write_a_gateway_refuses_is_set_aside_and_the_rest_goes_on() {
     assert!(!ids_on_primary(dir, &sqld.url()).contains(&doomed));
     assert_eq!(a.ok("health", json!({}))["queue"]["queued_writes"], 0);
 }
+
+/// Folders an earlier version's `resync` moved replicas into are listed by `health` and
+/// removed by `memorygraph cleanup`; this version makes none.
+#[test]
+fn folders_earlier_versions_moved_aside_are_listed_and_removed() {
+    let scratch = Scratch::new();
+    let db = scratch.dir.path().join("memory.db");
+    let old = scratch
+        .dir
+        .path()
+        .join("memory.db.before-resync-20261101T101010");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(old.join("memory.db"), "old replica").unwrap();
+    let mut s = Server::started(&db, &[]);
+    let health = s.ok("health", json!({}));
+    assert_eq!(
+        health["database"]["moved_aside"],
+        json!([old.display().to_string()]),
+        "{health}"
+    );
+    s.stop();
+    let ran = common::run::run(&db, &["cleanup"]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.stdout.contains("Removed"), "{}", ran.stdout);
+    assert!(!old.exists());
+    let again = common::run::run(&db, &["cleanup"]);
+    assert!(
+        again.stdout.contains("Nothing to remove"),
+        "{}",
+        again.stdout
+    );
+}

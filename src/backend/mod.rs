@@ -36,6 +36,7 @@ pub use search::{
     SearchPage, SearchRequest, Tolerance,
 };
 pub use stats::{BackendHealth, Statistics};
+pub use sync::layout::{moved_aside, remove_moved_aside};
 pub use sync::migrate::copy_to_primary;
 pub use sync::resync::{LocalCopy, ResyncReport, resync};
 pub use sync::state::{IssueKind, SyncIssue};

@@ -41,6 +41,9 @@ pub struct BackendHealth {
     pub replica_path: Option<String>,
     /// Replica mode: whether this process is the one that syncs (owns the replica).
     pub syncs_here: Option<bool>,
+    /// Folders earlier versions moved an old replica into (`<file>.before-resync-<time>`);
+    /// this version makes none. `memorygraph cleanup` removes them.
+    pub moved_aside: Vec<String>,
 }
 
 impl TursoBackend {
@@ -152,6 +155,10 @@ impl TursoBackend {
                 .as_ref()
                 .map(|l| l.replica_path.display().to_string()),
             syncs_here: self.sync.as_ref().map(|_| self.owns_replica()),
+            moved_aside: crate::backend::sync::layout::moved_aside(&self.path)
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
         })
     }
 }

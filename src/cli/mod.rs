@@ -88,6 +88,9 @@ enum Command {
     /// The model for semantic recall (all-MiniLM-L6-v2): install it, or see its state.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Remove what earlier versions left beside the database file and this one no longer
+    /// uses: the folders an old `resync` moved replicas into (`<file>.before-resync-*`).
+    Cleanup,
     /// Replica mode: the rows that could not be synced as they were (conflicts, set-aside
     /// writes): list them, retry or discard each, or clear the log.
     #[command(subcommand)]
@@ -178,6 +181,23 @@ async fn run(command: Command, config: Config, json: bool) -> anyhow::Result<()>
         Command::Sync if json => tools::sync_json(config).await,
         Command::Sync => serve::sync(config).await,
         Command::Conflicts(command) => conflicts::run(config, command, json).await,
+        Command::Cleanup => {
+            let removed = crate::backend::remove_moved_aside(&config.database_path)?;
+            if json {
+                let list: Vec<String> = removed.iter().map(|p| p.display().to_string()).collect();
+                println!("{}", serde_json::json!({ "removed": list }));
+            } else if removed.is_empty() {
+                println!(
+                    "Nothing to remove beside {}.",
+                    config.database_path.display()
+                );
+            } else {
+                for folder in &removed {
+                    println!("Removed {}", folder.display());
+                }
+            }
+            Ok(())
+        }
         Command::Export(args) => exchange::export(config, args, json).await,
         Command::Import(args) => exchange::import(config, args, json).await,
         Command::Migrate { to_replica, from } => {

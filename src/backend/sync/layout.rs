@@ -85,6 +85,41 @@ pub async fn upgrade(path: &Path, primary: &Primary) -> Result<()> {
     Ok(())
 }
 
+/// Folders beside `path` that earlier versions' `resync` moved old replicas into.
+pub fn moved_aside(path: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!("{}.before-resync-", name.to_string_lossy());
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    found
+}
+
+/// Removes the folders of [`moved_aside`]; returns them.
+pub fn remove_moved_aside(path: &Path) -> Result<Vec<PathBuf>> {
+    let found = moved_aside(path);
+    for folder in &found {
+        std::fs::remove_dir_all(folder).map_err(|source| BackendError::Io {
+            doing: format!("removing {}", folder.display()),
+            source,
+        })?;
+    }
+    Ok(found)
+}
+
 /// The old layout's key for the primary's id in a queue file.
 const OLD_PRIMARY_ID: &str = "primary_database_id";
 
