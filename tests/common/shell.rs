@@ -1,7 +1,8 @@
 //! A bash session for running the shell examples of a page as a reader does: HOME and the
 //! working folder are a temporary folder, `memorygraph` on the PATH is the binary under test,
-//! and no setting of the caller's environment leaks in. Each block runs in a subshell with
-//! `set -e`, so a block's `export` stays in it while its files stay for the next block.
+//! and no setting of the caller's environment leaks in. Each block runs with `set -e`: with
+//! `run` in a subshell, so a block's `export` stays in it while its files stay for the next
+//! block; with `run_in_session` in the session itself, so its `export` stays too.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -75,9 +76,25 @@ impl Shell {
     /// stderr with stdout) and returns what it printed, or `Err` with that and the exit
     /// status when it failed.
     pub fn run(&mut self, code: &str) -> Result<String, String> {
-        let script = format!("( set -e\n{code}\n) < /dev/null 2>&1\necho \"{DONE} $?\"\n");
-        self.stdin.write_all(script.as_bytes()).unwrap();
-        self.stdin.flush().unwrap();
+        self.script(&format!(
+            "( set -e\n{code}\n) < /dev/null 2>&1\necho \"{DONE} $?\"\n"
+        ))
+    }
+
+    /// Runs `code` in the session itself, as a reader types it into one terminal: its
+    /// `export`s, functions and `cd` stay for the next block. Otherwise as [`Shell::run`],
+    /// except that a failing command ends the session, so every later block fails too.
+    pub fn run_in_session(&mut self, code: &str) -> Result<String, String> {
+        self.script(&format!(
+            "{{ set -e\n{code}\n}} < /dev/null 2>&1\necho \"{DONE} $?\"\n"
+        ))
+    }
+
+    fn script(&mut self, script: &str) -> Result<String, String> {
+        let sent = self.stdin.write_all(script.as_bytes());
+        if sent.and_then(|()| self.stdin.flush()).is_err() {
+            return Err("(the shell had stopped: an earlier command failed)".to_string());
+        }
         let mut output = String::new();
         loop {
             match self.lines.recv_timeout(Duration::from_secs(180)) {
@@ -91,7 +108,12 @@ impl Shell {
                         output.push('\n');
                     }
                 },
-                Err(_) => return Err(format!("{output}(no end within 180 s)")),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(format!("{output}(no end within 180 s)"));
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(format!("{output}(the shell stopped: a command failed)"));
+                }
             }
         }
     }
