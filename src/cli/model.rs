@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use super::progress;
+#[cfg(feature = "semantic")]
 use crate::backend::embed;
 use crate::config::Config;
 use crate::serve::{close, open_backend};

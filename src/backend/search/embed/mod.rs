@@ -7,7 +7,9 @@
 mod bert;
 #[cfg(feature = "semantic")]
 mod bf16;
+#[cfg(feature = "semantic")]
 mod few_rows;
+#[cfg(feature = "semantic")]
 pub mod install;
 
 use std::path::{Path, PathBuf};
@@ -31,12 +33,15 @@ pub const MAX_TOKENS: usize = 128;
 /// Tokens per batch: texts are sorted by length and cut into batches of about this many
 /// tokens, which bounds a batch's working memory (≈15 KB per token) while keeping its
 /// matrices large enough for the products to run at full speed.
+#[cfg(feature = "semantic")]
 const BATCH_TOKENS: usize = 1024;
+#[cfg(feature = "semantic")]
 const MAX_BATCH: usize = 32;
 /// A batch's number and its vectors.
 #[cfg(feature = "semantic")]
 type Embedded = (usize, Vec<Vec<f32>>);
 /// Threads that embed a group of texts at once, at most.
+#[cfg(feature = "semantic")]
 const MAX_THREADS: usize = 2;
 
 /// Where the model lives for a database: `models/all-MiniLM-L6-v2` beside the file.
