@@ -4,7 +4,7 @@
 //! `run` in a subshell, so a block's `export` stays in it while its files stay for the next
 //! block; with `run_in_session` in the session itself, so its `export` stays too.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -54,16 +54,7 @@ impl Shell {
             .stderr(Stdio::null())
             .spawn()
             .expect("start bash");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = super::lines_of(child.stdout.take().unwrap());
         Shell {
             stdin: child.stdin.take().unwrap(),
             child,
