@@ -956,3 +956,24 @@ fn folders_earlier_versions_moved_aside_are_listed_and_removed() {
         again.stdout
     );
 }
+
+/// `conflicts` has nothing to act on in local mode: each subcommand says so, exit 1, and
+/// the database answers the next command as before.
+#[test]
+fn conflicts_in_local_mode_is_refused_and_the_next_command_works() {
+    let scratch = Scratch::new();
+    let db = scratch.dir.path().join("memory.db");
+    for args in [
+        &["conflicts", "list"][..],
+        &["conflicts", "retry", "--all"],
+        &["conflicts", "discard", "1"],
+        &["conflicts", "clear"],
+    ] {
+        let ran = common::run::run(&db, args);
+        assert_eq!(ran.code, 1, "{args:?}: {}", ran.stdout);
+        assert!(ran.stderr.contains("local mode"), "{}", ran.stderr);
+        let health = common::run::run(&db, &["--json", "health"]);
+        assert_eq!(health.code, 0, "{}", health.stderr);
+        assert_eq!(health.json()["mode"], "local");
+    }
+}

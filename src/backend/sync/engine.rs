@@ -154,7 +154,7 @@ impl TursoBackend {
 
     /// Whether this file has been compared with its primary once (so it holds what the
     /// primary held then).
-    async fn synced_once(&self) -> Result<bool> {
+    pub(crate) async fn synced_once(&self) -> Result<bool> {
         let conn = self.conn.lock().await;
         Ok(state::get(&conn, super::reconcile::RECONCILED)
             .await?

@@ -78,7 +78,7 @@ impl TursoBackend {
             (Identity::NoTables, Some(_)) => Some(format!(
                 "the primary {url} has lost its memorygraph tables (it was reset or replaced)"
             )),
-            (Identity::NoTables, None) if local_memories > 0 && self.was_synced().await? => {
+            (Identity::NoTables, None) if local_memories > 0 && self.synced_once().await? => {
                 Some(format!(
                     "the primary {url} has no memorygraph tables but this file was synced with a primary before (the primary was reset or replaced)"
                 ))
@@ -117,14 +117,6 @@ impl TursoBackend {
             state::set(&conn, PRIMARY_ID, Some(&row.text(0))).await?;
         }
         state::set(&conn, PRIMARY_CHANGES, Some(&row.int(1).to_string())).await
-    }
-
-    /// Whether this file has synced with some primary before.
-    async fn was_synced(&self) -> Result<bool> {
-        let conn = self.conn.lock().await;
-        Ok(state::get(&conn, super::reconcile::RECONCILED)
-            .await?
-            .is_some())
     }
 }
 

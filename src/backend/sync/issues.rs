@@ -9,8 +9,8 @@ use super::feed::{self, Kind};
 use super::pull::{drop_unpushed, pulling};
 use super::replica::Replica;
 use super::state::{self, IssueKind, SyncIssue};
+use crate::backend::TursoBackend;
 use crate::backend::error::{BackendError, DbContext, Result};
-use crate::backend::{TursoBackend, all_rows};
 
 /// How long the issue log keeps an entry nobody settled.
 pub const KEPT_DAYS: i64 = 90;
@@ -190,33 +190,17 @@ async fn forget(tx: &libsql::Connection, seq: i64) -> Result<()> {
 }
 
 async fn clear_older(conn: &libsql::Connection, days: Option<i64>) -> Result<u64> {
+    // `detected_at` is ISO 8601, which julianday() reads with its offset.
     let cut = match days {
-        Some(days) => (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339(),
-        None => "9999".to_string(),
+        Some(days) => format!("-{days} days"),
+        None => "+1000 years".to_string(),
     };
-    let rows = conn
-        .query("SELECT seq, detected_at FROM memorygraph_sync_issues", ())
-        .await
-        .doing("reading sync issues")?;
-    let mut gone = 0;
-    for r in all_rows(rows, "reading sync issues").await? {
-        if days.is_none() || older(r.str(1), &cut) {
-            forget(conn, r.int(0)).await?;
-            gone += 1;
-        }
-    }
-    Ok(gone)
-}
-
-/// Whether an ISO time is before another (both as `now_iso` and `to_rfc3339` write them).
-fn older(at: &str, cut: &str) -> bool {
-    match (
-        chrono::DateTime::parse_from_rfc3339(at),
-        chrono::DateTime::parse_from_rfc3339(cut),
-    ) {
-        (Ok(a), Ok(c)) => a < c,
-        _ => false,
-    }
+    conn.execute(
+        "DELETE FROM memorygraph_sync_issues WHERE julianday(detected_at) < julianday('now', ?1)",
+        libsql::params![cut],
+    )
+    .await
+    .doing("forgetting sync issues")
 }
 
 fn unknown_kind(issue: &SyncIssue) -> BackendError {

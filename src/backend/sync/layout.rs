@@ -259,22 +259,16 @@ async fn record_old(
         WriteOp::Relate(_) => "relationship",
         _ => "node",
     };
-    tx.execute(
-        "INSERT INTO memorygraph_sync_issues (issue, kind, row_id, reason, local_version, primary_version, detected_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        libsql::params![
-            "conflict",
-            kind,
-            op.subject(),
-            reason,
-            serde_json::to_string(op).ok(),
-            primary_version,
-            crate::model::now_iso()
-        ],
+    state::insert_issue(
+        tx,
+        state::IssueKind::Conflict,
+        kind,
+        op.subject(),
+        reason,
+        serde_json::to_string(op).ok(),
+        primary_version.map(str::to_string),
     )
     .await
-    .doing("recording an old conflict")?;
-    Ok(())
 }
 
 impl From<&MemoryPatch> for PatchRecord {

@@ -110,14 +110,6 @@ impl TursoBackend {
         rows: &[(Changed, Option<feed::Columns>)],
     ) -> Result<Option<(i64, i64)>> {
         let (pulled, own, expected_id) = self.push_state().await?;
-        let mut statements = Vec::new();
-        for (c, row) in rows {
-            match feed::statements(c.kind, &c.id, row.as_ref()) {
-                Some(s) => statements.extend(s),
-                // Text SQL cannot hold as a literal: this row alone, with parameters.
-                None => return self.push_with_parameters(replica, c, row.as_ref()).await,
-            }
-        }
         let ids: Vec<&str> = rows.iter().map(|(c, _)| c.id.as_str()).collect();
         let started = Instant::now();
         let conn = replica
@@ -134,9 +126,7 @@ impl TursoBackend {
                 let Some(before) = before else {
                     return Ok(None);
                 };
-                tx.execute_batch(&statements.join(";\n"))
-                    .await
-                    .doing("pushing rows")?;
+                write_rows(&tx, rows).await?;
                 let after = last_seq(&tx).await?;
                 Ok(Some((before + 1, after)))
             }
@@ -158,40 +148,6 @@ impl TursoBackend {
                 .map_err(|e| replica.describe(e)),
         );
         outcome
-    }
-
-    /// A row whose text cannot be an SQL literal, written with parameters.
-    async fn push_with_parameters(
-        &self,
-        replica: &Replica,
-        c: &Changed,
-        row: Option<&feed::Columns>,
-    ) -> Result<Option<(i64, i64)>> {
-        let (pulled, own, expected_id) = self.push_state().await?;
-        let conn = replica
-            .remote
-            .connect()
-            .doing("connecting to the primary")?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .await
-            .doing("starting a push")?;
-        let outcome = async {
-            let Some(before) =
-                guard(&tx, &[c.id.as_str()], pulled, &own, expected_id.as_deref()).await?
-            else {
-                return Ok(None);
-            };
-            match row {
-                Some(row) => {
-                    feed::put_row(&tx, c.kind, row).await?;
-                }
-                None => feed::remove_row(&tx, c.kind, &c.id).await?,
-            }
-            Ok(Some((before + 1, last_seq(&tx).await?)))
-        }
-        .await;
-        crate::backend::end_write(tx, outcome, "pushing a row").await
     }
 
     /// After a refusal: each row alone. A row the primary refuses as a statement is set
@@ -290,6 +246,36 @@ impl TursoBackend {
     }
 }
 
+/// Writes rows on the primary in order: as SQL text, many statements per request, and a row
+/// whose text SQL cannot hold as a literal (a NUL) alone with parameters, in its place.
+async fn write_rows(tx: &Connection, rows: &[(Changed, Option<feed::Columns>)]) -> Result<()> {
+    let mut statements: Vec<String> = Vec::new();
+    for (c, row) in rows {
+        if let Some(s) = feed::statements(c.kind, &c.id, row.as_ref()) {
+            statements.extend(s);
+            continue;
+        }
+        flush(tx, &mut statements).await?;
+        match row {
+            Some(row) => {
+                feed::put_row(tx, c.kind, row).await?;
+            }
+            None => feed::remove_row(tx, c.kind, &c.id).await?,
+        }
+    }
+    flush(tx, &mut statements).await
+}
+
+async fn flush(tx: &Connection, statements: &mut Vec<String>) -> Result<()> {
+    if !statements.is_empty() {
+        tx.execute_batch(&statements.join(";\n"))
+            .await
+            .doing("pushing rows")?;
+        statements.clear();
+    }
+    Ok(())
+}
+
 /// Inside the push transaction: is the primary the database this file syncs with, and has
 /// no other device changed these rows since the last pull? `Some(last seq)` when the push
 /// may go ahead.
@@ -350,4 +336,48 @@ async fn last_seq(tx: &Connection) -> Result<i64> {
     .await?
     .map(|r| r.int(0))
     .unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::sync::feed::Kind;
+
+    /// A row SQL cannot hold as a literal (here an infinite time, which another program
+    /// could write) is written with parameters in its place, and the rows around it are
+    /// written too (they once were not).
+    #[tokio::test]
+    async fn a_row_with_a_nul_is_written_in_its_place_and_the_others_too() {
+        let (_from_db, from) = crate::backend::schema::test_database().await;
+        let (_to_db, to) = crate::backend::schema::test_database().await;
+        from.execute(
+            "INSERT INTO nodes (id, label, properties, created_at) VALUES ('a', 'Memory', '{}', 9e999), ('b', 'Memory', '{}', ?1)",
+            libsql::params!["2026-12-04 10:00:00"],
+        )
+        .await
+        .unwrap();
+        from.execute_batch(
+            "INSERT INTO relationships (id, from_id, to_id, rel_type, properties) VALUES ('r', 'a', 'b', 'SOLVES', '{}')",
+        )
+        .await
+        .unwrap();
+        let changed = [
+            ("a", Kind::Node),
+            ("b", Kind::Node),
+            ("r", Kind::Relationship),
+        ]
+        .map(|(id, kind)| Changed {
+            kind,
+            id: id.to_string(),
+        });
+        let rows = feed::current_rows(&from, &changed).await.unwrap();
+        assert!(feed::statements(Kind::Node, "a", rows[0].1.as_ref()).is_none());
+        write_rows(&to, &rows).await.unwrap();
+        for (c, row) in &rows {
+            let there = feed::read_rows(&to, c.kind, &[c.id.as_str()])
+                .await
+                .unwrap();
+            assert!(feed::same(row.as_ref().unwrap(), &there[&c.id]), "{}", c.id);
+        }
+    }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::feed::{Columns, Kind};
 use crate::backend::error::{DbContext, Result};
-use crate::backend::{all_rows, first_row, scalar_i64};
+use crate::backend::{all_rows, first_row};
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS memorygraph_sync_state (
@@ -157,16 +157,39 @@ pub async fn record_issue(
     primary: Option<&Columns>,
 ) -> Result<()> {
     tracing::warn!(row = id, "{reason}");
+    insert_issue(
+        conn,
+        issue,
+        kind.as_str(),
+        id,
+        reason,
+        local.map(|r| row_json(kind, r)),
+        primary.map(|r| row_json(kind, r)),
+    )
+    .await
+}
+
+/// Writes an issue whose versions are already text (rows as JSON, or an old queue's
+/// operation).
+pub async fn insert_issue(
+    conn: &Connection,
+    issue: IssueKind,
+    kind: &str,
+    id: &str,
+    reason: &str,
+    local_version: Option<String>,
+    primary_version: Option<String>,
+) -> Result<()> {
     conn.execute(
         "INSERT INTO memorygraph_sync_issues (issue, kind, row_id, reason, local_version, primary_version, detected_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         libsql::params![
             issue.as_str(),
-            kind.as_str(),
+            kind,
             id,
             reason,
-            local.map(|r| row_json(kind, r)),
-            primary.map(|r| row_json(kind, r)),
+            local_version,
+            primary_version,
             crate::model::now_iso()
         ],
     )
@@ -175,17 +198,17 @@ pub async fn record_issue(
     Ok(())
 }
 
-/// Counts of each issue kind, and the oldest waiting write's time.
+/// How many conflicts and how many set-aside writes the log holds (one query).
 pub async fn issue_counts(conn: &Connection) -> Result<(i64, i64)> {
-    let count = |issue: &'static str| {
-        scalar_i64(
-            conn,
-            "SELECT count(*) FROM memorygraph_sync_issues WHERE issue = ?1",
-            vec![Value::from(issue)],
-            "counting sync issues",
-        )
-    };
-    Ok((count("conflict").await?, count("set_aside").await?))
+    let row = first_row(
+        conn,
+        "SELECT coalesce(sum(issue = 'conflict'), 0), coalesce(sum(issue = 'set_aside'), 0)
+         FROM memorygraph_sync_issues",
+        (),
+        "counting sync issues",
+    )
+    .await?;
+    Ok(row.map(|r| (r.int(0), r.int(1))).unwrap_or((0, 0)))
 }
 
 /// The issue log, newest first, at most `limit`.
