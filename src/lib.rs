@@ -8,4 +8,6 @@ pub mod config;
 pub mod exchange;
 pub mod mcp;
 pub mod model;
+#[cfg(unix)]
+pub mod owner;
 pub mod serve;

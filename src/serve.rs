@@ -77,10 +77,48 @@ pub(crate) fn server_settings(config: &Config) -> ServerSettings {
     }
 }
 
-/// Serves MCP on stdin/stdout.
+/// Serves MCP on stdin/stdout. The first process on a database owns it and serves the
+/// others through its socket; a later one forwards its client's messages to the owner
+/// (see [`crate::owner`]).
 pub async fn run(config: Config) -> Result<()> {
-    let backend = Arc::new(open_backend(&config).await?);
-    let settings = server_settings(&config);
+    #[cfg(unix)]
+    {
+        let place = crate::owner::Place::of(&config.database_path)?;
+        let Some(ownership) = crate::owner::try_own(&place)? else {
+            return crate::owner::relay::run(config, place).await;
+        };
+        let mut hosted = crate::owner::host::Hosted::start(&config, ownership, false).await?;
+        log_start(&config, &hosted.settings);
+        let backend = hosted.backend.clone();
+        let settings = hosted.settings.clone();
+        let ended = stdio_session(backend, settings, || hosted.start_embedding()).await;
+        let closed = hosted.shut_down().await;
+        ended.and(closed)
+    }
+    #[cfg(not(unix))]
+    {
+        let backend = Arc::new(open_backend(&config).await?);
+        let settings = server_settings(&config);
+        log_start(&config, &settings);
+        // With MEMORY_TURSO_AUTO_SYNC=false nothing syncs on its own: no task after writes or
+        // every interval (and the backend skips the syncs at start and at shutdown).
+        let sync_task = config
+            .auto_sync
+            .then(|| tokio::spawn(backend.clone().keep_in_sync(Some(config.sync_interval))));
+        let mut embedding = None;
+        let ended = stdio_session(backend.clone(), settings, || {
+            embedding = Some(tokio::spawn(backend.clone().embedding_worker()));
+        })
+        .await;
+        for task in [sync_task, embedding].into_iter().flatten() {
+            task.abort();
+            let _ = task.await;
+        }
+        ended.and(close(backend).await)
+    }
+}
+
+fn log_start(config: &Config, settings: &ServerSettings) {
     tracing::info!(
         path = %config.database_path.display(),
         profile = config.profile.as_str(),
@@ -89,12 +127,17 @@ pub async fn run(config: Config) -> Result<()> {
         settings.mode,
         settings.mode_reason
     );
-    // With MEMORY_TURSO_AUTO_SYNC=false nothing syncs on its own: no task after writes or
-    // every interval (and the backend skips the syncs at start and at shutdown).
-    let sync_task = config
-        .auto_sync
-        .then(|| tokio::spawn(backend.clone().keep_in_sync(Some(config.sync_interval))));
-    let server = MemoryServer::new(backend.clone(), settings);
+}
+
+/// One MCP session on stdin/stdout, until the client leaves or a signal arrives.
+/// `handshake_done` runs once the session began: semantic recall's model loads only then,
+/// so `initialize` is answered as fast as without it.
+async fn stdio_session(
+    backend: Arc<TursoBackend>,
+    settings: ServerSettings,
+    handshake_done: impl FnOnce(),
+) -> Result<()> {
+    let server = MemoryServer::new(backend, settings);
     let (read, write) = rmcp::transport::stdio_pipes();
     let (transport, writer) = line_transport(read, write);
     let running = match server.serve(transport).await {
@@ -104,17 +147,11 @@ pub async fn run(config: Config) -> Result<()> {
             // ping) and nothing else is a complete session. Its answers are already queued.
             tracing::debug!("the client closed stdin before a session began");
             let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
-            if let Some(task) = sync_task {
-                task.abort();
-                let _ = task.await;
-            }
-            return close(backend).await;
+            return Ok(());
         }
         Err(e) => return Err(e).context("starting the MCP session"),
     };
-    // Semantic recall: the model loads only now, after the handshake, so `initialize` is
-    // answered as fast as without it; until it is loaded, recall is lexical.
-    let embedding = tokio::spawn(backend.clone().embedding_worker());
+    handshake_done();
     let cancel = running.cancellation_token();
     let stop = tokio::spawn(async move {
         let reason = shutdown_signal().await;
@@ -128,13 +165,7 @@ pub async fn run(config: Config) -> Result<()> {
         Err(e) => tracing::warn!("MCP session ended with an error: {e}"),
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
-    embedding.abort();
-    let _ = embedding.await;
-    if let Some(sync_task) = sync_task {
-        sync_task.abort();
-        let _ = sync_task.await;
-    }
-    close(backend).await
+    Ok(())
 }
 
 /// Rebuilds the search index of the configured database.
@@ -309,7 +340,7 @@ pub(crate) async fn close(backend: Arc<TursoBackend>) -> Result<()> {
     }
 }
 
-async fn shutdown_signal() -> &'static str {
+pub(crate) async fn shutdown_signal() -> &'static str {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

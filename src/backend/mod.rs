@@ -2,6 +2,7 @@
 //! module never sees MCP. Every public method is one transaction: it either fully happens
 //! or changes nothing.
 
+mod calls;
 mod codec;
 mod error;
 mod exchange;

@@ -280,6 +280,18 @@ BEGIN
     sql
 }
 
+/// The answers of writes forwarded to the database's owner, by call key: a call resent
+/// after the owner went away is answered from here instead of applied twice. Local to this
+/// file (no feed trigger): retries reach the same file.
+const CALLS: &str = r#"
+CREATE TABLE IF NOT EXISTS memorygraph_calls (
+    key TEXT PRIMARY KEY,
+    tool TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+"#;
+
 /// The migrations in order; migration `i` (1-based) brings the file to `user_version = i`.
 /// A migration: its name and a function writing its SQL.
 type Migration = (&'static str, fn() -> String);
@@ -300,6 +312,9 @@ const MIGRATIONS: &[Migration] = &[
         VECTOR_CHANGES.to_string()
     }),
     ("a feed of changed rows, for sync", change_feed),
+    ("answers to forwarded writes, for retries", || {
+        CALLS.to_string()
+    }),
 ];
 
 /// The schema version this build writes.

@@ -19,6 +19,20 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, Settings};
 use crate::serve;
 
+/// Whether a server owns the configured database (its commands then go through it).
+#[cfg(unix)]
+fn owner_running(config: &Config) -> bool {
+    crate::owner::Place::of(&config.database_path)
+        .ok()
+        .and_then(|place| crate::owner::running_owner(&place))
+        .is_some()
+}
+
+#[cfg(not(unix))]
+fn owner_running(_: &Config) -> bool {
+    false
+}
+
 /// Shown under `--help`: what scripts may rely on.
 const EXIT_CODES: &str = "Exit codes: 0 success; 1 the command failed (a memory not found, a refused write, \
 a database or network error); 2 wrong usage or configuration (unknown flag, bad value, invalid setting).";
@@ -178,7 +192,7 @@ async fn run(command: Command, config: Config, json: bool) -> anyhow::Result<()>
         Command::Related(args) => tools::related(config, args, json).await,
         Command::Stats => tools::simple(config, "get_memory_statistics", json).await,
         Command::Health => tools::simple(config, "health", json).await,
-        Command::Sync if json => tools::sync_json(config).await,
+        Command::Sync if json || owner_running(&config) => tools::sync_tool(config, json).await,
         Command::Sync => serve::sync(config).await,
         Command::Conflicts(command) => conflicts::run(config, command, json).await,
         Command::Cleanup => {

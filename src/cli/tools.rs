@@ -9,6 +9,9 @@ use serde_json::{Map, Value, json};
 
 use crate::config::Config;
 use crate::mcp::MemoryServer;
+
+/// A tool's answer, or its error text.
+type ToolResult = std::result::Result<rmcp::model::CallToolResult, String>;
 use crate::model::{MemoryType, RelationshipType, limits};
 use crate::serve;
 
@@ -172,25 +175,14 @@ impl Arguments {
     }
 }
 
-/// Opens the database, runs one tool, closes the database, and prints the answer.
-/// A tool error becomes a failure (exit code 1) with the tool's message.
+/// Runs one tool and prints the answer: through the database's owner when a server holds
+/// it, else on the file itself. A tool error becomes a failure (exit code 1) with the
+/// tool's message.
 async fn ask(config: Config, tool: &str, arguments: Arguments, json: bool) -> Result<Value> {
-    let backend = Arc::new(serve::open_backend(&config).await?);
-    if matches!(tool, "search_memories" | "recall_memories") {
-        // Semantic recall, when the model is installed (≈0.1–0.2 s to load).
-        backend.load_model().await;
-    }
-    let server = MemoryServer::new(backend.clone(), serve::server_settings(&config));
-    let answer = server
-        .call_tool_directly(tool, Value::Object(arguments.0))
-        .await;
-    drop(server);
-    // A database that has never synced with its primary holds only this machine's part.
-    let unsynced = backend
-        .sync_status()
-        .await
-        .is_some_and(|s| !s.first_sync_done);
-    serve::close(backend).await?;
+    let (answer, unsynced) = match through_owner(&config, tool, &arguments).await? {
+        Some(answered) => answered,
+        None => on_the_file(&config, tool, arguments).await?,
+    };
     let answer = answer.map_err(|message| anyhow!(message))?;
     let structured = answer.structured_content.clone().unwrap_or(Value::Null);
     if json {
@@ -209,6 +201,61 @@ async fn ask(config: Config, tool: &str, arguments: Arguments, json: bool) -> Re
         ));
     }
     Ok(structured)
+}
+
+/// A tool's answer, and whether it comes from a database that never synced.
+type Answered = (ToolResult, bool);
+
+/// Asks the running owner, if there is one. Its answers to reads of a never-synced
+/// database end with a note, which becomes the command's failure instead.
+#[cfg(unix)]
+async fn through_owner(
+    config: &Config,
+    tool: &str,
+    arguments: &Arguments,
+) -> Result<Option<Answered>> {
+    let answer =
+        crate::owner::client::call_tool(config, tool, Value::Object(arguments.0.clone())).await?;
+    Ok(answer.map(|answer| {
+        let mut unsynced = false;
+        let answer = answer.map(|mut result| {
+            result.content.retain(|block| {
+                let note = block
+                    .as_text()
+                    .is_some_and(|t| t.text == crate::mcp::FIRST_SYNC_NOTE);
+                unsynced |= note;
+                !note
+            });
+            result
+        });
+        (answer, unsynced)
+    }))
+}
+
+#[cfg(not(unix))]
+async fn through_owner(_: &Config, _: &str, _: &Arguments) -> Result<Option<Answered>> {
+    Ok(None)
+}
+
+/// Opens the database, runs the tool in this process, and closes the database.
+async fn on_the_file(config: &Config, tool: &str, arguments: Arguments) -> Result<Answered> {
+    let backend = Arc::new(serve::open_backend(config).await?);
+    if matches!(tool, "search_memories" | "recall_memories") {
+        // Semantic recall, when the model is installed (≈0.1–0.2 s to load).
+        backend.load_model().await;
+    }
+    let server = MemoryServer::new(backend.clone(), serve::server_settings(config));
+    let answer = server
+        .call_tool_directly(tool, Value::Object(arguments.0))
+        .await;
+    drop(server);
+    // A database that has never synced with its primary holds only this machine's part.
+    let unsynced = backend
+        .sync_status()
+        .await
+        .is_some_and(|s| !s.first_sync_done);
+    serve::close(backend).await?;
+    Ok((answer, unsynced))
 }
 
 pub async fn store(config: Config, a: StoreArgs, json: bool) -> Result<()> {
@@ -277,10 +324,10 @@ pub async fn simple(config: Config, tool: &str, json: bool) -> Result<()> {
     ask(config, tool, Arguments::new(), json).await.map(drop)
 }
 
-/// `sync --json`: the sync tool's answer; a database with nothing to sync is a failure,
-/// as it is for the plain `sync`.
-pub async fn sync_json(config: Config) -> Result<()> {
-    let answer = ask(config, "sync", Arguments::new(), true).await?;
+/// `sync --json`, or `sync` beside a running server: the sync tool's answer; a database
+/// with nothing to sync is a failure, as it is for the plain `sync`.
+pub async fn sync_tool(config: Config, json: bool) -> Result<()> {
+    let answer = ask(config, "sync", Arguments::new(), json).await?;
     if answer.get("synced") == Some(&Value::Bool(true)) {
         Ok(())
     } else {

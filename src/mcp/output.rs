@@ -243,6 +243,9 @@ pub struct HealthOutput {
     pub status: String,
     pub server_name: String,
     pub server_version: String,
+    /// The process that answered: the database's owner, through which every other window
+    /// and command on this database goes.
+    pub server_pid: u32,
     pub backend: String,
     pub mode: String,
     /// Why this mode was chosen.

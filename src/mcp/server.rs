@@ -5,8 +5,8 @@ use std::sync::Arc;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ContentBlock, Implementation, ServerCapabilities,
-    ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
@@ -80,12 +80,26 @@ const READS: [&str; 8] = [
     "contextual_search",
 ];
 
+/// Tools that change memories: a forwarded call to one carries a key, and its answer is
+/// recorded under it (see [`CALL_KEY`]).
+const WRITES: [&str; 4] = [
+    "store_memory",
+    "update_memory",
+    "delete_memory",
+    "create_relationship",
+];
+
+/// Where a process that forwards calls to the database's owner puts a call's key (in the
+/// request's `_meta`). The owner records a write's answer under it, so a call resent after
+/// an owner went away is answered, not applied twice.
+pub const CALL_KEY: &str = "memorygraph/call";
+
 /// Whether a tool only reads memories (its answers carry the first-sync note).
 pub fn is_read(tool: &str) -> bool {
     READS.contains(&tool)
 }
 
-const FIRST_SYNC_NOTE: &str = "Note: this database has not synced with its primary yet (the primary has been unreachable since replica mode began here), so this answer only knows what this machine holds; the rest arrives with the first sync.";
+pub const FIRST_SYNC_NOTE: &str = "Note: this database has not synced with its primary yet (the primary has been unreachable since replica mode began here), so this answer only knows what this machine holds; the rest arrives with the first sync.";
 
 /// Longest tool error text, in characters: an error says what was wrong in a sentence or two.
 pub const ERROR_MAX_CHARS: usize = 1_000;
@@ -130,6 +144,31 @@ fn tidy_error(text: &str) -> String {
     out
 }
 
+impl MemoryServer {
+    /// The answer a keyed write got before, if the database recorded one.
+    async fn recorded_answer(&self, key: Option<&str>) -> Option<CallToolResult> {
+        let recorded = self.backend.recorded_call(key?).await;
+        match recorded {
+            Ok(Some(answer)) => serde_json::from_str(&answer).ok(),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!("reading a recorded call failed: {e}");
+                None
+            }
+        }
+    }
+
+    /// Keeps a keyed write's answer, so a resent call gets it again.
+    async fn record_answer(&self, key: &str, tool: &str, answer: &CallToolResult) {
+        let Ok(text) = serde_json::to_string(answer) else {
+            return;
+        };
+        if let Err(e) = self.backend.record_call(key, tool, &text).await {
+            tracing::warn!("recording a call's answer failed: {e}");
+        }
+    }
+}
+
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for MemoryServer {
     /// Runs a tool. An unknown tool is a protocol error naming it (MCP: -32602); every
@@ -150,6 +189,20 @@ impl ServerHandler for MemoryServer {
             ));
         }
         let read_only = is_read(&request.name);
+        // rmcp moves a request's `_meta` into the context; a caller may also build the
+        // parameters with it.
+        let key = request
+            .meta
+            .as_ref()
+            .and_then(|meta| meta.0.0.get(CALL_KEY))
+            .or_else(|| context.meta.0.0.get(CALL_KEY))
+            .and_then(|key| key.as_str())
+            .filter(|_| WRITES.contains(&request.name.as_ref()))
+            .map(str::to_owned);
+        if let Some(answer) = self.recorded_answer(key.as_deref()).await {
+            return Ok(CallToolResponse::Complete(answer));
+        }
+        let tool = request.name.to_string();
         let call = ToolCallContext::new(self, request, context);
         let mut response = self.tool_router.call(call).await?;
         if read_only
@@ -174,6 +227,11 @@ impl ServerHandler for MemoryServer {
                     *block = ContentBlock::text(tidy_error(&text.text));
                 }
             }
+        }
+        if let (Some(key), CallToolResponse::Complete(result)) = (&key, &response)
+            && result.is_error != Some(true)
+        {
+            self.record_answer(key, &tool, result).await;
         }
         Ok(response)
     }

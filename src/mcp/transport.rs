@@ -22,9 +22,7 @@ use tokio::task::JoinHandle;
 pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 
 pub struct LineTransport<R> {
-    reader: BufReader<R>,
-    line: Vec<u8>,
-    discarding: bool,
+    lines: BoundedLines<R>,
     out: Option<mpsc::UnboundedSender<Vec<u8>>>,
     in_flight: InFlight,
     /// Requests of the 2026-07-28 era (protocol version in their own `_meta`): their results
@@ -67,9 +65,7 @@ where
     let writer = tokio::spawn(write_lines(write, rx));
     (
         LineTransport {
-            reader: BufReader::new(read),
-            line: Vec::new(),
-            discarding: false,
+            lines: BoundedLines::new(read),
             out: Some(tx),
             in_flight: InFlight::default(),
             inline: InFlight::default(),
@@ -78,7 +74,7 @@ where
     )
 }
 
-async fn write_lines<W: AsyncWrite + Unpin>(
+pub(crate) async fn write_lines<W: AsyncWrite + Unpin>(
     mut write: W,
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
 ) {
@@ -98,16 +94,34 @@ async fn write_lines<W: AsyncWrite + Unpin>(
     let _ = write.flush().await;
 }
 
-enum Read {
-    Line,
+/// What one read of a [`BoundedLines`] gives.
+pub enum Read {
+    Line(Vec<u8>),
+    /// A line over [`MAX_LINE_BYTES`], discarded without being held whole.
     Oversized,
     Eof,
 }
 
-impl<R: AsyncRead + Unpin + Send> LineTransport<R> {
-    /// Reads one line into `self.line` without letting it grow past the limit. Cancel-safe:
-    /// bytes are only consumed from the reader after they are copied.
-    async fn read_line(&mut self) -> io::Result<Read> {
+/// Lines of a byte stream, none held past [`MAX_LINE_BYTES`]: the stdio server and the
+/// process that forwards a client to the database's owner read their client alike.
+pub struct BoundedLines<R> {
+    reader: BufReader<R>,
+    line: Vec<u8>,
+    discarding: bool,
+}
+
+impl<R: AsyncRead + Unpin> BoundedLines<R> {
+    pub fn new(read: R) -> Self {
+        BoundedLines {
+            reader: BufReader::new(read),
+            line: Vec::new(),
+            discarding: false,
+        }
+    }
+
+    /// Reads one line (with its newline) without letting it grow past the limit.
+    /// Cancel-safe: bytes are only consumed from the reader after they are copied.
+    pub async fn next(&mut self) -> io::Result<Read> {
         loop {
             let available = self.reader.fill_buf().await?;
             if available.is_empty() {
@@ -131,11 +145,20 @@ impl<R: AsyncRead + Unpin + Send> LineTransport<R> {
                 if std::mem::take(&mut self.discarding) {
                     return Ok(Read::Oversized);
                 }
-                return Ok(Read::Line);
+                return Ok(Read::Line(std::mem::take(&mut self.line)));
             }
         }
     }
+}
 
+/// The answer to a line over the size limit, which has no id to answer to.
+pub fn oversized_error() -> Value {
+    json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": format!(
+        "Invalid Request: the message is larger than the {MAX_LINE_BYTES}-byte limit and was discarded"
+    )}})
+}
+
+impl<R: AsyncRead + Unpin + Send> LineTransport<R> {
     fn reply(&self, value: Value) {
         if let Some(out) = &self.out {
             let _ = out.send(value.to_string().into_bytes());
@@ -284,14 +307,10 @@ impl<R: AsyncRead + Unpin + Send + 'static> Transport<RoleServer> for LineTransp
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
         loop {
-            match self.read_line().await {
-                Ok(Read::Line) => {}
+            let line = match self.lines.next().await {
+                Ok(Read::Line(line)) => line,
                 Ok(Read::Oversized) => {
-                    self.reply_error(
-                        Value::Null,
-                        -32600,
-                        &format!("Invalid Request: the message is larger than the {MAX_LINE_BYTES}-byte limit and was discarded"),
-                    );
+                    self.reply(oversized_error());
                     continue;
                 }
                 Ok(Read::Eof) => return None,
@@ -299,8 +318,7 @@ impl<R: AsyncRead + Unpin + Send + 'static> Transport<RoleServer> for LineTransp
                     tracing::warn!("stdin failed: {e}");
                     return None;
                 }
-            }
-            let line = std::mem::take(&mut self.line);
+            };
             let trimmed = line.trim_ascii();
             if trimmed.is_empty() {
                 continue;

@@ -179,6 +179,7 @@ impl MemoryServer {
                     status: "ok".into(),
                     server_name: env!("CARGO_PKG_NAME").into(),
                     server_version: env!("CARGO_PKG_VERSION").into(),
+                    server_pid: std::process::id(),
                     backend: "turso".into(),
                     mode: self.settings.mode.into(),
                     mode_reason: self.settings.mode_reason.clone(),

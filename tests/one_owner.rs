@@ -1,0 +1,366 @@
+//! One process per database: the first server on a database owns it; every later window
+//! and every command goes through it; when the owner is killed, a waiting window takes
+//! over and no call is lost or applied twice.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::replica::{eventually, ids_on_primary};
+use common::run::run;
+use common::sqld::Sqld;
+use common::{Scratch, Server, on_database};
+use serde_json::{Value, json};
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
+/// The pid the database's lock file names as its owner.
+fn owner_pid(db: &Path) -> u32 {
+    let text = std::fs::read_to_string(format!("{}.owner", db.display())).unwrap();
+    let info: Value = serde_json::from_str(text.trim()).unwrap();
+    info["pid"].as_u64().unwrap() as u32
+}
+
+fn health_pid(server: &mut Server) -> u32 {
+    server.ok("health", json!({}))["server_pid"]
+        .as_u64()
+        .unwrap() as u32
+}
+
+/// How many memories carry each title, read from the file itself.
+fn titles(db: &Path) -> BTreeMap<String, i64> {
+    on_database(db, async |conn| {
+        let mut rows = conn
+            .query(
+                "SELECT json_extract(properties, '$.title'), count(*) FROM nodes GROUP BY 1",
+                (),
+            )
+            .await
+            .unwrap();
+        let mut out = BTreeMap::new();
+        while let Some(row) = rows.next().await.unwrap() {
+            out.insert(row.get::<String>(0).unwrap(), row.get::<i64>(1).unwrap());
+        }
+        out
+    })
+}
+
+#[test]
+fn windows_and_commands_go_through_the_first_server() {
+    let scratch = Scratch::new();
+    let db = scratch.db();
+    let mut first = Server::started(&db, &[]);
+    let mut second = Server::started(&db, &[]);
+    let mut third = Server::started(&db, &[]);
+    let owner = first.pid();
+    assert_eq!(owner_pid(&db), owner);
+    for window in [&mut first, &mut second, &mut third] {
+        assert_eq!(
+            health_pid(window),
+            owner,
+            "every window is answered by the owner"
+        );
+    }
+
+    // A write in one window is read in the others at once.
+    let stored = second.ok(
+        "store_memory",
+        json!({"type": "solution", "title": "forwarded write", "content": "stored through the second window"}),
+    );
+    let id = stored["memory_id"].as_str().unwrap();
+    assert_eq!(
+        third.ok("get_memory", json!({"memory_id": id}))["memory"]["title"],
+        "forwarded write"
+    );
+
+    // A command beside the servers is answered by the owner too, errors included.
+    let health = run(&db, &["--json", "health"]).ok().json();
+    assert_eq!(health["server_pid"].as_u64().unwrap() as u32, first.pid());
+    run(
+        &db,
+        &[
+            "store",
+            "--type",
+            "general",
+            "--title",
+            "from the shell",
+            "--content",
+            "a command",
+        ],
+    )
+    .ok();
+    let found = first.ok("search_memories", json!({"query": "shell"}));
+    assert_eq!(found["results"][0]["title"], "from the shell");
+    let missing = run(&db, &["get", "no-such-id"]);
+    assert_eq!(missing.code, 1, "{}", missing.stderr);
+    assert!(missing.stderr.contains("no-such-id"), "{}", missing.stderr);
+    // Bad input through a forwarding window: the same error, and the next call works.
+    let refused = third.err(
+        "store_memory",
+        json!({"type": "general", "title": "", "content": "x"}),
+    );
+    assert!(refused.to_lowercase().contains("title"), "{refused}");
+    third.ok("search_memories", json!({"query": "forwarded"}));
+
+    // Nothing beside the database but its own files: no copies per window.
+    drop((second, third));
+    first.stop();
+    let mut beside: Vec<String> = std::fs::read_dir(db.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("memory.db"))
+        .collect();
+    beside.sort();
+    assert_eq!(
+        beside,
+        ["memory.db", "memory.db.owner"],
+        "left beside: {beside:?}"
+    );
+}
+
+#[test]
+fn a_resent_write_with_its_key_is_answered_not_applied_again() {
+    let scratch = Scratch::new();
+    let db = scratch.db();
+    let mut server = Server::started(&db, &[]);
+    let call = |server: &mut Server| {
+        server.request(
+            "tools/call",
+            json!({"name": "store_memory", "_meta": {"memorygraph/call": "key-1"},
+                   "arguments": {"type": "general", "title": "once", "content": "sent twice"}}),
+        )
+    };
+    let first = call(&mut server);
+    let again = call(&mut server);
+    assert_eq!(first["result"], again["result"]);
+    assert_eq!(titles(&db).get("once"), Some(&1));
+    // A delete resent after it was applied gets its first answer, not "not found".
+    let id = first["result"]["structuredContent"]["memory_id"].clone();
+    let delete = |server: &mut Server| {
+        server.request(
+            "tools/call",
+            json!({"name": "delete_memory", "_meta": {"memorygraph/call": "key-2"},
+                   "arguments": {"memory_id": id}}),
+        )
+    };
+    let deleted = delete(&mut server);
+    assert_eq!(deleted["result"]["isError"], false, "{deleted}");
+    assert_eq!(delete(&mut server)["result"], deleted["result"]);
+    // A refused write is not recorded: sent again, it is checked again.
+    let bad = json!({"name": "delete_memory", "_meta": {"memorygraph/call": "key-3"},
+                     "arguments": {"memory_id": "nothing-here"}});
+    assert_eq!(
+        server.request("tools/call", bad.clone())["result"]["isError"],
+        true
+    );
+    server.ok(
+        "store_memory",
+        json!({"type": "general", "title": "after", "content": "works"}),
+    );
+    assert_eq!(server.request("tools/call", bad)["result"]["isError"], true);
+}
+
+/// One window's run: stores until done or until its process is gone; the titles the
+/// server acknowledged.
+fn store_until_gone(
+    mut window: Server,
+    name: String,
+    count: usize,
+    progress: Arc<AtomicUsize>,
+) -> (Vec<String>, bool) {
+    let mut acknowledged = Vec::new();
+    for i in 0..count {
+        let title = format!("{name} note {i}");
+        let id = 10_000 + i as i64;
+        window.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "store_memory",
+            "arguments": {"type": "general", "title": title, "content": format!("written by {name}"), "tags": [name]}
+        }}));
+        let Some(answer) = window.recv_within(Duration::from_secs(40)) else {
+            return (acknowledged, false);
+        };
+        assert_eq!(answer["id"], id, "{name}: {answer}");
+        assert!(answer.get("error").is_none(), "{name}: {answer}");
+        assert_eq!(answer["result"]["isError"], false, "{name}: {answer}");
+        acknowledged.push(title);
+        progress.fetch_add(1, Ordering::SeqCst);
+        if i % 10 == 0 {
+            window.send(
+                &json!({"jsonrpc": "2.0", "id": id + 50_000, "method": "tools/call",
+                "params": {"name": "search_memories", "arguments": {"query": "note", "limit": 5}}}),
+            );
+            let Some(found) = window.recv_within(Duration::from_secs(40)) else {
+                return (acknowledged, false);
+            };
+            assert_eq!(found["result"]["isError"], false, "{name}: {found}");
+        }
+    }
+    (acknowledged, true)
+}
+
+/// Waits until the windows together acknowledged `count` writes.
+fn until_progress(progress: &AtomicUsize, count: usize) {
+    assert!(eventually(Duration::from_secs(60), || progress
+        .load(Ordering::SeqCst)
+        >= count));
+}
+
+/// Windows write while the owner is killed twice; every acknowledged write is there
+/// exactly once, and the windows left finish their work.
+fn owners_killed_twice(db: &Path, env: &[(&str, &str)]) {
+    const WINDOWS: usize = 5;
+    const STORES: usize = 200;
+    let mut windows: Vec<Server> = (0..WINDOWS).map(|_| Server::started(db, env)).collect();
+    let first_owner = windows[0].pid();
+    assert_eq!(owner_pid(db), first_owner);
+    let pids: Vec<u32> = windows.iter().map(Server::pid).collect();
+    let progress = Arc::new(AtomicUsize::new(0));
+    let runs: Vec<_> = windows
+        .drain(..)
+        .enumerate()
+        .map(|(k, window)| {
+            let progress = progress.clone();
+            std::thread::spawn(move || store_until_gone(window, format!("w{k}"), STORES, progress))
+        })
+        .collect();
+    until_progress(&progress, WINDOWS * STORES / 5);
+    signal(first_owner, "KILL");
+    let killed_at = Instant::now();
+    // A window takes over: the lock names another of our windows soon.
+    assert!(eventually(Duration::from_secs(5), || {
+        std::fs::read_to_string(format!("{}.owner", db.display()))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(t.trim()).ok())
+            .is_some_and(|v| v["pid"].as_u64() != Some(first_owner as u64))
+    }));
+    let second_owner = owner_pid(db);
+    assert!(
+        pids.contains(&second_owner),
+        "the new owner {second_owner} is one of the windows"
+    );
+    eprintln!(
+        "hand-over seen after {} ms",
+        killed_at.elapsed().as_millis()
+    );
+    until_progress(&progress, WINDOWS * STORES / 2);
+    signal(second_owner, "KILL");
+
+    let mut acknowledged = Vec::new();
+    for (k, run) in runs.into_iter().enumerate() {
+        let (titles, finished) = run.join().unwrap();
+        let killed = pids[k] == first_owner || pids[k] == second_owner;
+        assert_eq!(
+            finished, !killed,
+            "window w{k} (killed: {killed}) finished: {finished}"
+        );
+        acknowledged.extend(titles);
+    }
+    // Let the last owner write what it holds, then read the file.
+    std::thread::sleep(Duration::from_millis(300));
+    let stored = titles(db);
+    for title in &acknowledged {
+        assert_eq!(stored.get(title), Some(&1), "{title} is there exactly once");
+    }
+    for (title, count) in &stored {
+        assert_eq!(*count, 1, "{title} stored {count} times");
+    }
+    assert!(acknowledged.len() >= (WINDOWS - 2) * STORES);
+}
+
+#[test]
+fn killing_the_owner_twice_loses_no_write_and_applies_none_twice() {
+    let scratch = Scratch::new();
+    owners_killed_twice(&scratch.db(), &[]);
+}
+
+#[test]
+fn in_replica_mode_too_and_every_write_reaches_the_primary() {
+    let scratch = Scratch::new();
+    let primary = Sqld::start(scratch.dir.path(), &[]);
+    let url = primary.url();
+    let db = scratch.db();
+    owners_killed_twice(
+        &db,
+        &[
+            ("TURSO_DATABASE_URL", &url),
+            ("MEMORY_TURSO_SYNC_INTERVAL", "1"),
+        ],
+    );
+    // A window that is still open syncs everything; a fresh device finds it all.
+    let mut last = common::replica::replica(&db, &url, "1");
+    let local = common::replica::ids(&mut last);
+    assert!(eventually(Duration::from_secs(30), || ids_on_primary(
+        scratch.dir.path(),
+        &url
+    ) == local));
+    let beside: Vec<String> = std::fs::read_dir(scratch.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("slot") || name.contains("before-resync"))
+        .collect();
+    assert!(beside.is_empty(), "copies left: {beside:?}");
+}
+
+#[test]
+fn a_stuck_owner_is_noticed_and_the_window_goes_on_once_it_answers() {
+    let scratch = Scratch::new();
+    let db = scratch.db();
+    let owner = Server::started(&db, &[]);
+    let mut window = Server::started(&db, &[]);
+    window.ok(
+        "store_memory",
+        json!({"type": "general", "title": "before", "content": "x"}),
+    );
+    signal(owner.pid(), "STOP");
+    let asked = Instant::now();
+    let answer = window.request(
+        "tools/call",
+        json!({"name": "search_memories", "arguments": {"query": "before"}}),
+    );
+    let waited = asked.elapsed();
+    signal(owner.pid(), "CONT");
+    let message = answer["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert!(message.contains("has not answered"), "{message}");
+    assert!(message.contains(&owner.pid().to_string()), "{message}");
+    assert!(waited < Duration::from_secs(40), "noticed after {waited:?}");
+    // Once the owner answers again, so does the window.
+    let found = window.ok("search_memories", json!({"query": "before"}));
+    assert_eq!(found["results"][0]["title"], "before");
+}
+
+#[test]
+fn a_call_in_flight_when_the_owner_dies_is_answered_by_the_next() {
+    let scratch = Scratch::new();
+    let db = scratch.db();
+    let owner = Server::started(&db, &[]);
+    let mut window = Server::started(&db, &[]);
+    signal(owner.pid(), "STOP");
+    window.send(&json!({"jsonrpc": "2.0", "id": 77, "method": "tools/call", "params": {
+        "name": "store_memory", "arguments": {"type": "general", "title": "in flight", "content": "sent to a stopped owner"}}}));
+    std::thread::sleep(Duration::from_millis(300));
+    owner.kill();
+    let answer = window
+        .recv_within(Duration::from_secs(10))
+        .expect("an answer");
+    assert_eq!(answer["id"], 77);
+    assert_eq!(answer["result"]["isError"], false, "{answer}");
+    assert_eq!(
+        health_pid(&mut window),
+        window.pid(),
+        "the window took the database over"
+    );
+    assert_eq!(titles(&db).get("in flight"), Some(&1));
+}
