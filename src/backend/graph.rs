@@ -48,8 +48,8 @@ impl TursoBackend {
         &self,
         new: &NewRelationship,
         row: &RelationshipRow,
+        allow_cycles: bool,
     ) -> Result<(Relationship, bool)> {
-        let allow_cycles = self.allow_cycles;
         let outcome = self
             .write("starting a relationship", async |tx| {
                 for id in [&new.from_id, &new.to_id] {

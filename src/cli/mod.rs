@@ -10,6 +10,7 @@ mod conflicts;
 mod exchange;
 mod model;
 mod progress;
+mod serving;
 mod tools;
 
 use std::process::ExitCode;
@@ -53,8 +54,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the MCP server on stdin/stdout (the default).
-    Serve,
+    /// Run the MCP server on stdin/stdout (the default); with --http, over Streamable
+    /// HTTP. The first server on a database owns it; later ones, and commands, go through it.
+    Serve(serving::ServeArgs),
     /// Store a memory (what the store_memory tool does).
     Store(tools::StoreArgs),
     /// Show one memory in full, with its relationships (get_memory).
@@ -109,6 +111,9 @@ enum Command {
     /// writes): list them, retry or discard each, or clear the log.
     #[command(subcommand)]
     Conflicts(conflicts::ConflictsCommand),
+    /// The bearer token of `serve --http`: show it, or rotate it.
+    #[command(subcommand)]
+    Token(serving::TokenCommand),
     /// Replica mode: remove the replica (a copy of the primary, for a damaged one or a
     /// primary that was reset, replaced or restored) and compare every row of the database
     /// file with the primary at once. Changes made here since the last push are kept.
@@ -166,7 +171,11 @@ pub fn main() -> ExitCode {
         }
     };
     let json = cli.json;
-    let result = runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config, json));
+    let result = runtime.block_on(run(
+        cli.command.unwrap_or(Command::Serve(Default::default())),
+        config,
+        json,
+    ));
     // A blocked read of stdin must not keep the process alive once we are done.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
@@ -184,7 +193,8 @@ pub fn main() -> ExitCode {
 
 async fn run(command: Command, config: Config, json: bool) -> anyhow::Result<()> {
     match command {
-        Command::Serve => serve::run(config).await,
+        Command::Serve(args) => serving::run(config, args).await,
+        Command::Token(command) => serving::token(config, command),
         Command::Store(args) => tools::store(config, args, json).await,
         Command::Get(args) => tools::get(config, args, json).await,
         Command::Search(args) => tools::search(config, args, json).await,

@@ -31,6 +31,8 @@ pub struct ServerSettings {
     pub max_response_chars: usize,
     pub mode: &'static str,
     pub mode_reason: String,
+    /// MEMORY_ALLOW_CYCLES: whether a relationship may close a cycle.
+    pub allow_cycles: bool,
 }
 
 #[derive(Clone)]
@@ -169,6 +171,16 @@ impl MemoryServer {
     }
 }
 
+/// Who this server is and what it offers, the same whichever transport a client came by.
+pub fn server_config() -> ServerConfig {
+    ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        .with_server_info(Implementation::new(
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(INSTRUCTIONS)
+}
+
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for MemoryServer {
     /// Runs a tool. An unknown tool is a protocol error naming it (MCP: -32602); every
@@ -237,11 +249,6 @@ impl ServerHandler for MemoryServer {
     }
 
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new(
-                env!("CARGO_PKG_NAME"),
-                env!("CARGO_PKG_VERSION"),
-            ))
-            .with_instructions(INSTRUCTIONS)
+        server_config()
     }
 }

@@ -9,7 +9,14 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
 use super::Ownership;
+use super::hello::{DatabaseSettings, Hello, admit, database_settings};
+
+/// How long a connecting process has to say hello.
+const HELLO_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 use crate::backend::TursoBackend;
 use crate::config::Config;
 use crate::mcp::transport::line_transport;
@@ -46,7 +53,8 @@ impl Hosted {
             .announce(None)
             .with_context(|| format!("writing {}", ownership.place.lock.display()))?;
         let (stop, stopped) = watch::channel(false);
-        let listener = tokio::spawn(accept(listener, backend.clone(), settings.clone(), stopped));
+        let own = (database_settings(config), settings.clone());
+        let listener = tokio::spawn(accept(listener, backend.clone(), own, stopped));
         let mut background = Vec::new();
         if config.auto_sync {
             background.push(tokio::spawn(
@@ -103,7 +111,7 @@ impl Hosted {
 async fn accept(
     listener: UnixListener,
     backend: Arc<TursoBackend>,
-    settings: ServerSettings,
+    own: (DatabaseSettings, ServerSettings),
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut sessions = JoinSet::new();
@@ -111,8 +119,7 @@ async fn accept(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let server = MemoryServer::new(backend.clone(), settings.clone());
-                    sessions.spawn(session(server, stream, stopped.clone()));
+                    sessions.spawn(session(backend.clone(), own.clone(), stream, stopped.clone()));
                 }
                 Err(e) => {
                     tracing::warn!("accepting a connection failed: {e}");
@@ -134,8 +141,31 @@ async fn accept(
 }
 
 /// One forwarding process's MCP session, until it disconnects or the owner stops.
-async fn session(server: MemoryServer, stream: UnixStream, mut stopped: watch::Receiver<bool>) {
-    let (read, write) = stream.into_split();
+async fn session(
+    backend: Arc<TursoBackend>,
+    own: (DatabaseSettings, ServerSettings),
+    stream: UnixStream,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    let mut first = Vec::new();
+    let hello = tokio::time::timeout(HELLO_WAIT, read.read_until(b'\n', &mut first)).await;
+    let admitted = match hello {
+        Ok(Ok(n)) if n > 0 => serde_json::from_slice::<Hello>(&first)
+            .map_err(|e| format!("the first line is not a memorygraph hello: {e}"))
+            .and_then(|hello| admit(&own.0, &own.1, &hello)),
+        _ => Err("no hello within the wait".to_string()),
+    };
+    let reply = match &admitted {
+        Ok(_) => json!({"memorygraph/welcome": {"pid": std::process::id()}}),
+        Err(why) => json!({"memorygraph/refused": why}),
+    };
+    let _ = write.write_all(format!("{reply}\n").as_bytes()).await;
+    let Ok(settings) = admitted else {
+        return;
+    };
+    let server = MemoryServer::new(backend, settings);
     let (transport, writer) = line_transport(read, write);
     let running = tokio::select! {
         running = server.serve(transport) => running,

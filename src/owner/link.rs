@@ -17,10 +17,11 @@ use anyhow::{Result, bail};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
-use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::hello::Hello;
 use super::host::Hosted;
 use super::{Place, running_owner, try_own};
 use crate::config::Config;
@@ -36,6 +37,9 @@ pub const STALL: Duration = Duration::from_secs(10);
 pub const PING_WAIT: Duration = Duration::from_secs(5);
 /// Between two attempts to reach or take over an owner.
 const RETRY: Duration = Duration::from_millis(20);
+/// After an owner refused or could not be reached: calls are answered with the reason for
+/// this long before the next attempt.
+const RETRY_REFUSED: Duration = Duration::from_secs(1);
 
 /// The ends of a link: lines to send to the owner, lines it answered.
 pub struct Link {
@@ -129,15 +133,23 @@ impl Session {
                 stream = self.connect() => stream,
                 _ = stop.changed() => break Ok(()),
             };
-            let stream = match stream {
-                Ok(stream) => stream,
-                Err(e) => {
+            let (mut from_owner, mut write) = match stream {
+                Ok(connection) => connection,
+                Err(e) if self.takeover == Takeover::Never => {
                     self.fail_waiting(&format!("{e:#}"));
                     break Err(e);
                 }
+                Err(e) => {
+                    // Every call gets the reason until an owner serves this link again.
+                    let why = format!("{e:#}");
+                    tracing::warn!("{why}");
+                    self.fail_waiting(&why);
+                    if !self.refuse_for(RETRY_REFUSED, &mut inbox, &why).await {
+                        inbox_open = false;
+                    }
+                    continue 'connection;
+                }
             };
-            let (read, mut write) = stream.into_split();
-            let mut from_owner = BoundedLines::new(read);
             self.last_heard = Instant::now();
             self.ping = None;
             if !first && !self.replay(&mut write).await {
@@ -194,15 +206,78 @@ impl Session {
         outcome
     }
 
-    /// Reaches the owner, taking the database over when it has none and this link may.
-    async fn connect(&mut self) -> Result<UnixStream> {
+    /// Answers every request that arrives within `wait` with an error; false when the
+    /// client went away.
+    async fn refuse_for(
+        &mut self,
+        wait: Duration,
+        inbox: &mut mpsc::UnboundedReceiver<Vec<u8>>,
+        why: &str,
+    ) -> bool {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(until, inbox.recv()).await {
+                Err(_) => return true,
+                Ok(None) => return false,
+                Ok(Some(line)) => {
+                    self.note_outgoing(line);
+                    self.fail_waiting(why);
+                }
+            }
+        }
+    }
+
+    /// Reaches the owner (taking the database over when it has none and this link may) and
+    /// says hello; gives the connection once the owner admitted it.
+    async fn connect(&mut self) -> Result<(BoundedLines<OwnedReadHalf>, OwnedWriteHalf)> {
+        // A dying owner may still take a connection and then close it: try again.
+        for _ in 0..100 {
+            if let Some(connection) = self.greet().await? {
+                return Ok(connection);
+            }
+            tokio::time::sleep(RETRY).await;
+        }
+        bail!("the database's owner keeps closing every connection at once")
+    }
+
+    /// One attempt: `None` when the owner closed the connection before answering.
+    async fn greet(&mut self) -> Result<Option<(BoundedLines<OwnedReadHalf>, OwnedWriteHalf)>> {
+        let stream = self.reach().await?;
+        let (read, mut write) = stream.into_split();
+        let mut from_owner = BoundedLines::new(read);
+        let hello = serde_json::to_string(&Hello::of(&self.config))?;
+        if send(&mut write, hello.as_bytes()).await.is_err() {
+            return Ok(None);
+        }
+        let reply = tokio::time::timeout(STALL + PING_WAIT, from_owner.next()).await;
+        let line = match reply {
+            Ok(Ok(Read::Line(line))) => line,
+            Ok(_) => return Ok(None),
+            Err(_) => {
+                let pid = running_owner(&self.place)
+                    .map(|o| format!(" (pid {})", o.pid))
+                    .unwrap_or_default();
+                bail!(
+                    "the memorygraph process that holds {}{pid} does not answer; try again, or stop that process",
+                    self.place.database.display()
+                )
+            }
+        };
+        let reply: Value = serde_json::from_slice(&line).unwrap_or_default();
+        if let Some(why) = reply.get("memorygraph/refused").and_then(Value::as_str) {
+            bail!("{why}");
+        }
+        Ok(Some((from_owner, write)))
+    }
+
+    async fn reach(&mut self) -> Result<UnixStream> {
         let deadline = Instant::now()
             + match self.takeover {
                 Takeover::Allowed => OWNER_WAIT,
                 Takeover::Never => Duration::from_secs(2),
             };
         loop {
-            if let Ok(stream) = UnixStream::connect(&self.place.socket).await {
+            if let Some(stream) = super::connect(&self.place).await {
                 return Ok(stream);
             }
             if self.takeover == Takeover::Allowed

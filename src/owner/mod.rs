@@ -11,6 +11,7 @@
 //! Unix only: on other systems each process opens the database itself, as SQLite allows.
 
 pub mod client;
+pub mod hello;
 pub mod host;
 pub mod link;
 pub mod relay;
@@ -166,6 +167,19 @@ pub fn try_own(place: &Place) -> Result<Option<Ownership>> {
             Err(e).with_context(|| format!("locking {}", place.lock.display()))
         }
     }
+}
+
+/// Connects to the owner's socket: where this process's environment puts it, else where
+/// the owner says it listens (a service may see another runtime folder than a shell).
+pub async fn connect(place: &Place) -> Option<tokio::net::UnixStream> {
+    if let Ok(stream) = tokio::net::UnixStream::connect(&place.socket).await {
+        return Some(stream);
+    }
+    let recorded = PathBuf::from(running_owner(place)?.socket);
+    if recorded == place.socket {
+        return None;
+    }
+    tokio::net::UnixStream::connect(recorded).await.ok()
 }
 
 /// The running owner of a database, if one holds its lock.

@@ -67,8 +67,18 @@ impl TursoBackend {
         &self,
         new: NewRelationship,
     ) -> Result<Written<(Relationship, bool)>> {
+        self.create_relationship_with(new, self.allow_cycles).await
+    }
+
+    /// Creates a relationship, closing a cycle only when `allow_cycles` (each client's
+    /// MEMORY_ALLOW_CYCLES, when several go through one owner).
+    pub async fn create_relationship_with(
+        &self,
+        new: NewRelationship,
+        allow_cycles: bool,
+    ) -> Result<Written<(Relationship, bool)>> {
         let row = RelationshipRow::new(&new);
-        let made = self.relate_online(&new, &row).await?;
+        let made = self.relate_online(&new, &row, allow_cycles).await?;
         let queued = made.1 && self.waits_for_primary().await;
         Ok(self.outcome(made, queued))
     }

@@ -44,7 +44,11 @@ impl MemoryServer {
             crate::model::refuse_secrets([("context", context.text.as_str())])
                 .map_err(|e| e.to_string())?;
         }
-        match self.backend.create_relationship(new).await {
+        match self
+            .backend
+            .create_relationship_with(new, self.settings.allow_cycles)
+            .await
+        {
             Ok(written) => {
                 let (relationship, created) = written.value;
                 let verb = if created {
