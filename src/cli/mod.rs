@@ -10,6 +10,7 @@ mod conflicts;
 mod exchange;
 mod model;
 mod progress;
+mod service;
 mod serving;
 mod tools;
 
@@ -104,6 +105,11 @@ enum Command {
     /// The model for semantic recall (all-MiniLM-L6-v2): install it, or see its state.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// The server as a service of the user's session (a systemd user unit on Linux, a
+    /// launchd agent on macOS): it owns the database from login on, and every window and
+    /// command forwards to it.
+    #[command(subcommand)]
+    Service(ServiceCommand),
     /// Remove what earlier versions left beside the database file and this one no longer
     /// uses: the folders an old `resync` moved replicas into (`<file>.before-resync-*`).
     Cleanup,
@@ -139,6 +145,18 @@ enum ModelCommand {
     Status,
 }
 
+#[derive(Debug, Subcommand)]
+enum ServiceCommand {
+    /// Write the service, running this binary's `serve --no-stdio` with the settings in
+    /// effect here, and start it now and at every login (where the service manager cannot be
+    /// reached: print the command that starts it).
+    Install(service::InstallArgs),
+    /// Stop the service and remove its files; says so when there is nothing to remove.
+    Uninstall,
+    /// Whether the service is installed and running, and which process owns the database.
+    Status,
+}
+
 /// A mistake on the command line found after parsing; exits with code 2 like clap's own.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -171,11 +189,8 @@ pub fn main() -> ExitCode {
         }
     };
     let json = cli.json;
-    let result = runtime.block_on(run(
-        cli.command.unwrap_or(Command::Serve(Default::default())),
-        config,
-        json,
-    ));
+    let command = cli.command.unwrap_or(Command::Serve(Default::default()));
+    let result = runtime.block_on(run(command, &cli.settings, config, json));
     // A blocked read of stdin must not keep the process alive once we are done.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
@@ -191,7 +206,12 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, config: Config, json: bool) -> anyhow::Result<()> {
+async fn run(
+    command: Command,
+    settings: &Settings,
+    config: Config,
+    json: bool,
+) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serving::run(config, args).await,
         Command::Token(command) => serving::token(config, command),
@@ -247,6 +267,7 @@ async fn run(command: Command, config: Config, json: bool) -> anyhow::Result<()>
         }
         Command::Model(ModelCommand::Install(args)) => model::install(config, args).await,
         Command::Model(ModelCommand::Status) => model::status(config, json).await,
+        Command::Service(command) => service::run(command, settings, config, json).await,
         Command::Reindex { embeddings: true } => model::reindex_embeddings(config).await,
         Command::Reindex { embeddings: false } => {
             let spinner = progress::spinner("rebuilding the full-text index");
