@@ -5,7 +5,7 @@
 //! - the npm launcher with this platform's binary package, packed with `npm pack`, installed
 //!   from the tarballs into a fresh folder and run through `npx`, exactly as
 //!   mcp-config.example.json says;
-//! - the release workflow, checked with actionlint.
+//! - every workflow, checked with actionlint (and the scripts of its steps with shellcheck).
 //!
 //! Nothing here downloads packages: maturin builds the wheel from this tree (a dev build, in a
 //! target folder of its own), the npm package carries the binary the tests built, and uv,
@@ -314,16 +314,38 @@ fn the_package_versions_follow_the_crate() {
     assert!(pyproject.contains("bindings = \"bin\""));
 }
 
+/// Every workflow passes actionlint, with shellcheck on the scripts of their steps, and
+/// every action a workflow uses from elsewhere is pinned to a commit, its tag in a comment:
+/// a tag can be moved to other code, a commit cannot.
 #[test]
 #[cfg_attr(
     memorygraph_test_offline,
     ignore = "needs actionlint from PyPI; MEMORYGRAPH_TEST_OFFLINE is set"
 )]
-fn the_release_workflow_passes_actionlint() {
+fn every_workflow_passes_actionlint_and_pins_its_actions() {
     let tools = common::tools::packaging_bin();
-    let out = Command::new(tools.join("actionlint"))
+    let exe = if cfg!(windows) { ".exe" } else { "" };
+    let shellcheck = tools.join(format!("shellcheck{exe}"));
+    assert!(shellcheck.is_file(), "no {}", shellcheck.display());
+    let folder = repo().join(".github/workflows");
+    let mut workflows: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .collect();
+    workflows.sort();
+    let names: Vec<String> = workflows
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        names.contains(&"ci.yml".to_string()) && names.contains(&"release.yml".to_string()),
+        "{names:?}"
+    );
+    let out = Command::new(tools.join(format!("actionlint{exe}")))
         .current_dir(repo())
-        .arg(".github/workflows/release.yml")
+        .arg(format!("-shellcheck={}", shellcheck.display()))
+        .args(&workflows)
         .output()
         .expect("run actionlint");
     assert!(
@@ -332,4 +354,29 @@ fn the_release_workflow_passes_actionlint() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+
+    let mut pinned = 0;
+    for (path, name) in workflows.iter().zip(&names) {
+        for line in std::fs::read_to_string(path).unwrap().lines() {
+            let Some(action) = line.trim().trim_start_matches("- ").strip_prefix("uses: ") else {
+                continue;
+            };
+            if action.starts_with("./") {
+                // A workflow of this repository, at the same commit.
+                continue;
+            }
+            let (reference, tag) = action.split_once(" # ").unwrap_or((action, ""));
+            let commit = reference.split_once('@').map_or("", |(_, at)| at);
+            assert!(
+                commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{name}: {reference} is not pinned to a commit"
+            );
+            assert!(
+                tag.starts_with('v'),
+                "{name}: {reference} does not say which tag its commit is"
+            );
+            pinned += 1;
+        }
+    }
+    assert!(pinned >= 10, "only {pinned} actions found");
 }

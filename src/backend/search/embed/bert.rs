@@ -15,6 +15,8 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use gemm::{Parallelism, gemm};
 
+use super::Kernels;
+
 /// The model's shape (its config.json); the weights are checked against it when read.
 pub const HIDDEN: usize = 384;
 const HEADS: usize = 12;
@@ -97,7 +99,7 @@ impl Linear {
 
     /// Writes `x·Wᵀ + b` for `rows` rows of `x` into `out`; with `residual`, adds what `out`
     /// holds (the layer's input, in BERT's residual connections).
-    fn apply(&self, x: &[f32], rows: usize, out: &mut [f32], residual: bool) {
+    fn apply(&self, kernels: Kernels, x: &[f32], rows: usize, out: &mut [f32], residual: bool) {
         assert!(x.len() >= rows * self.inputs && out.len() >= rows * self.outputs);
         for row in out[..rows * self.outputs].chunks_exact_mut(self.outputs) {
             if residual {
@@ -112,6 +114,7 @@ impl Linear {
             // not overlap `x` (rows × inputs) or the weight (`inputs` rows of `outputs`).
             Weight::F32(weight) => unsafe {
                 product(
+                    kernels,
                     (rows, self.outputs, self.inputs),
                     (out.as_mut_ptr(), self.outputs, true),
                     (x.as_ptr(), self.inputs),
@@ -126,13 +129,15 @@ impl Linear {
 /// `dst (m × n) = scale · lhs (m × k) · rhs (k × n)`, plus what `dst` holds when `add`: every
 /// matrix product of the encoder, on one thread. `dst` and `lhs` are row-major with the given
 /// row strides; `rhs` is read with its own column and row strides (a transposed matrix is
-/// read in place).
+/// read in place). A product of few rows goes through [`super::few_rows`] where `kernels`
+/// lets AVX2 run and the CPU has it; gemm computes the others.
 ///
 /// # Safety
 ///
 /// Every pointer must cover its matrix with those strides, and `dst` must overlap neither
 /// source.
 unsafe fn product(
+    kernels: Kernels,
     (m, n, k): (usize, usize, usize),
     (dst, dst_row, add): (*mut f32, usize, bool),
     (lhs, lhs_row): (*const f32, usize),
@@ -140,7 +145,7 @@ unsafe fn product(
     scale: f32,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if rhs_col == 1 && super::few_rows::fits(m, n) {
+    if kernels.avx2() && rhs_col == 1 && super::few_rows::fits(m, n) {
         // SAFETY: the caller's contract, with `rhs`'s rows contiguous and `fits` checked.
         unsafe {
             super::few_rows::product(
@@ -193,8 +198,8 @@ impl LayerNorm {
     }
 
     /// Normalises every row of [`HIDDEN`] numbers in place.
-    fn apply(&self, x: &mut [f32]) {
-        layer_norm(x, &self.weight, &self.bias);
+    fn apply(&self, kernels: Kernels, x: &mut [f32]) {
+        layer_norm(kernels, x, &self.weight, &self.bias);
     }
 }
 
@@ -212,11 +217,12 @@ struct Layer {
 /// them (AVX2: every x86-64 CPU of the last decade) and for the baseline otherwise: the
 /// portable build targets SSE2, whose 4-lane vectors left these loops taking as long as the
 /// matrix products. With the products in bfloat16, AVX-512's 16 lanes took softmax and GELU
-/// from a fifth of a long memory's time to a tenth.
+/// from a fifth of a long memory's time to a tenth. Its first argument, the [`Kernels`],
+/// keeps it to the slower paths.
 macro_rules! vectorised {
     ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $body:block) => {
         $(#[$doc])*
-        fn $name($($arg: $ty),*) {
+        fn $name(kernels: Kernels, $($arg: $ty),*) {
             #[inline(always)]
             fn body($($arg: $ty),*) $body
             #[cfg(target_arch = "x86_64")]
@@ -229,15 +235,16 @@ macro_rules! vectorised {
                 fn avx2($($arg: $ty),*) {
                     body($($arg),*)
                 }
-                if std::is_x86_feature_detected!("avx512f") {
+                if kernels.avx512() && std::is_x86_feature_detected!("avx512f") {
                     // SAFETY: the CPU has AVX-512F.
                     return unsafe { avx512($($arg),*) };
                 }
-                if std::is_x86_feature_detected!("avx2") {
+                if kernels.avx2() && std::is_x86_feature_detected!("avx2") {
                     // SAFETY: the CPU has AVX2.
                     return unsafe { avx2($($arg),*) };
                 }
             }
+            let _ = kernels;
             body($($arg),*)
         }
     };
@@ -362,6 +369,8 @@ struct Buffers {
 }
 
 pub struct Bert {
+    /// The paths the kernels may take, chosen at load.
+    kernels: Kernels,
     words: Vec<f32>,
     positions: Vec<f32>,
     token_type: Vec<f32>,
@@ -371,8 +380,9 @@ pub struct Bert {
 
 impl Bert {
     /// Reads the weights (BERT names without a prefix, as sentence-transformers saves them);
-    /// with `bf16`, the products run in bfloat16 ([`super::bf16::supported`] must hold).
-    pub fn load(path: &Path, bf16: bool) -> candle_core::Result<Bert> {
+    /// the kernels take the paths `kernels` allows; with `bf16`, the products run in bfloat16
+    /// ([`super::bf16::supported`] must hold).
+    pub fn load(path: &Path, kernels: Kernels, bf16: bool) -> candle_core::Result<Bert> {
         let mut w = candle_core::safetensors::load(path, &Device::Cpu)?;
         let words = take(
             &mut w,
@@ -440,6 +450,7 @@ impl Bert {
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Bert {
+            kernels,
             words,
             positions,
             token_type,
@@ -484,7 +495,7 @@ impl Bert {
                 }
             }
         }
-        self.embeddings_norm.apply(&mut b.x);
+        self.embeddings_norm.apply(self.kernels, &mut b.x);
         for layer in &self.layers {
             self.layer(layer, &mut b, &starts, tokens);
         }
@@ -503,7 +514,8 @@ impl Bert {
     }
 
     fn layer(&self, layer: &Layer, b: &mut Buffers, starts: &[usize], tokens: usize) {
-        layer.qkv.apply(&b.x, tokens, &mut b.qkv, false);
+        let kernels = self.kernels;
+        layer.qkv.apply(kernels, &b.x, tokens, &mut b.qkv, false);
         let stride = 3 * HIDDEN;
         let scale = 1.0 / (HEAD as f32).sqrt();
         for w in starts.windows(2) {
@@ -524,15 +536,17 @@ impl Bert {
                     let v = b.qkv.as_ptr().add(at + 2 * HIDDEN);
                     // scores = scale · Q·Kᵀ (Kᵀ read in place: column stride = row stride of K).
                     product(
+                        kernels,
                         (len, len, HEAD),
                         (scores.as_mut_ptr(), len, false),
                         (q, stride),
                         (k, stride, 1),
                         scale,
                     );
-                    softmax(scores, len);
+                    softmax(kernels, scores, len);
                     // context (this head's columns) = probabilities · V.
                     product(
+                        kernels,
                         (len, HEAD, len),
                         (
                             b.context.as_mut_ptr().add(start * HIDDEN + h * HEAD),
@@ -549,15 +563,17 @@ impl Bert {
         b.attended.copy_from_slice(&b.x);
         layer
             .attention_out
-            .apply(&b.context, tokens, &mut b.attended, true);
-        layer.attention_norm.apply(&mut b.attended);
+            .apply(kernels, &b.context, tokens, &mut b.attended, true);
+        layer.attention_norm.apply(kernels, &mut b.attended);
         layer
             .intermediate
-            .apply(&b.attended, tokens, &mut b.inner, false);
-        gelu(&mut b.inner);
+            .apply(kernels, &b.attended, tokens, &mut b.inner, false);
+        gelu(kernels, &mut b.inner);
         b.x.copy_from_slice(&b.attended);
-        layer.output.apply(&b.inner, tokens, &mut b.x, true);
-        layer.output_norm.apply(&mut b.x);
+        layer
+            .output
+            .apply(kernels, &b.inner, tokens, &mut b.x, true);
+        layer.output_norm.apply(kernels, &mut b.x);
     }
 }
 
@@ -571,7 +587,7 @@ mod tests {
         let t = Tensor::from_vec(xs.clone(), xs.len(), &Device::Cpu).unwrap();
         let exact = t.gelu_erf().unwrap().to_vec1::<f32>().unwrap();
         let mut fast = xs.clone();
-        gelu(&mut fast);
+        gelu(Kernels::Best, &mut fast);
         for ((x, f), e) in xs.iter().zip(&fast).zip(&exact) {
             assert!((f - e).abs() < 2e-6, "gelu({x}) = {f}, exact {e}");
         }
@@ -589,10 +605,129 @@ mod tests {
         }
     }
 
+    /// Numbers in [-scale, scale) from a fixed seed.
+    fn numbers(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+            })
+            .collect()
+    }
+
+    /// Each path of layer norm, GELU and softmax gives the fastest path's numbers. They run
+    /// the same code compiled for other vector widths, whose partial sums are kept in the
+    /// same 16 lanes: anything past a rounding step is a fault of the dispatch.
+    #[test]
+    fn every_path_of_the_elementwise_kernels_matches_the_fastest() {
+        let weight = numbers(HIDDEN, 1, 2.0);
+        let bias = numbers(HIDDEN, 2, 1.0);
+        let run = |kernels: Kernels| {
+            let mut norm = numbers(7 * HIDDEN, 3, 4.0);
+            layer_norm(kernels, &mut norm, &weight, &bias);
+            let mut activated = numbers(1007, 4, 8.0);
+            gelu(kernels, &mut activated);
+            // Rows of 13 (all remainder) and 40 (two blocks of 16 and a remainder).
+            let mut short = numbers(13 * 13, 5, 10.0);
+            softmax(kernels, &mut short, 13);
+            let mut long = numbers(40 * 40, 6, 10.0);
+            softmax(kernels, &mut long, 40);
+            [
+                ("layer_norm", norm),
+                ("gelu", activated),
+                ("softmax of 13", short),
+                ("softmax of 40", long),
+            ]
+        };
+        let fastest = run(Kernels::Best);
+        for kernels in Kernels::ALL {
+            for ((name, got), (_, want)) in run(kernels).iter().zip(&fastest) {
+                for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                    assert!(
+                        (g - w).abs() <= 1e-6 * w.abs().max(1.0),
+                        "{name} on {kernels:?} at {i}: {g}, fastest path {w}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Each path of the products (the few-rows kernel where AVX2 may run, gemm otherwise)
+    /// gives the exact sums, within f32 rounding of the terms, and so the fastest path's.
+    #[test]
+    fn every_path_of_the_products_matches_the_fastest() {
+        // Query-sized and batch-sized, the encoder's shapes, and columns no block divides.
+        let shapes = [
+            (1, 384, 384),
+            (5, 1152, 384),
+            (13, 48, 150),
+            (64, 96, 1536),
+            (65, 384, 384),
+            (7, 40, 32),
+        ];
+        for (m, n, k) in shapes {
+            for add in [false, true] {
+                let lhs = numbers(m * k, m as u64, 1.0);
+                let rhs = numbers(k * n, k as u64, 1.0);
+                let start = numbers(m * n, n as u64, 1.0);
+                // Per element: the exact result, and the sum of its terms' sizes, which
+                // bounds what rounding them in another order can change.
+                let exact: Vec<(f64, f64)> = (0..m * n)
+                    .map(|at| {
+                        let (i, j) = (at / n, at % n);
+                        let terms = (0..k).map(|x| lhs[i * k + x] as f64 * rhs[x * n + j] as f64);
+                        let base = if add { start[at] as f64 } else { 0.0 };
+                        let size = terms.clone().map(f64::abs).sum::<f64>() + 1.0;
+                        (base + 0.5 * terms.sum::<f64>(), size)
+                    })
+                    .collect();
+                let run = |kernels: Kernels| {
+                    let mut dst = start.clone();
+                    // SAFETY: the three matrices are allocated with the shapes and strides
+                    // passed, and are distinct.
+                    unsafe {
+                        product(
+                            kernels,
+                            (m, n, k),
+                            (dst.as_mut_ptr(), n, add),
+                            (lhs.as_ptr(), k),
+                            (rhs.as_ptr(), 1, n),
+                            0.5,
+                        );
+                    }
+                    dst
+                };
+                let fastest = run(Kernels::Best);
+                for kernels in Kernels::ALL {
+                    let got = run(kernels);
+                    for (at, &(exact, size)) in exact.iter().enumerate() {
+                        let (g, f) = (got[at] as f64, fastest[at] as f64);
+                        let place = format!(
+                            "{m}×{k}·{k}×{n} add={add} on {kernels:?} at ({}, {})",
+                            at / n,
+                            at % n
+                        );
+                        assert!(
+                            (g - exact).abs() <= 1e-6 * size,
+                            "{place}: {g}, exact {exact}"
+                        );
+                        assert!(
+                            (g - f).abs() <= 1e-6 * size,
+                            "{place}: {g}, fastest path {f}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn softmax_sums_to_one_and_keeps_the_order() {
         let mut row = vec![1.0, 3.0, -2.0, 3.0, 0.5];
-        softmax(&mut row, 5);
+        softmax(Kernels::Best, &mut row, 5);
         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         assert!(row[1] == row[3] && row[1] > row[0] && row[0] > row[4] && row[4] > row[2]);
     }

@@ -44,10 +44,12 @@ pub fn supported() -> bool {
     false
 }
 
-/// Whether the encoder uses bfloat16 products: where the CPU has them, unless
-/// `MEMORYGRAPH_EMBED_PRECISION=f32` asks for the f32 ones.
-pub fn chosen() -> bool {
-    supported() && std::env::var("MEMORYGRAPH_EMBED_PRECISION").as_deref() != Ok("f32")
+/// Whether the encoder uses bfloat16 products: where the CPU has them and `kernels` lets
+/// AVX-512 run, unless `MEMORYGRAPH_EMBED_PRECISION=f32` asks for the f32 ones.
+pub(super) fn chosen(kernels: super::Kernels) -> bool {
+    kernels.avx512()
+        && supported()
+        && std::env::var("MEMORYGRAPH_EMBED_PRECISION").as_deref() != Ok("f32")
 }
 
 /// Rounds to the nearest bfloat16 (ties to even), the rounding `vcvtneps2bf16` does.
