@@ -319,18 +319,19 @@ fn check_migrate(config: &Config, to_replica: bool, from: &std::path::Path) -> a
 /// Logs go to stderr only: stdout carries JSON-RPC. Libraries speak at `warn` (libsql's
 /// chatty timing warnings only from `debug` on), never louder than our own level.
 fn init_logging(level: &str) {
+    // `trace` is everything, the libraries' own traces included (HTTP, MCP, libsql); the
+    // other levels keep the libraries quiet.
     let libraries = match level {
-        "off" | "error" => level,
-        "debug" | "trace" => "warn",
+        "off" | "error" | "trace" => level,
+        "debug" => "warn",
         _ => "error",
     };
     let filter = tracing_subscriber::EnvFilter::new(format!(
         "{},rmcp={},memorygraph={level}",
         libraries,
-        if level == "off" || level == "error" {
-            level
-        } else {
-            "warn"
+        match level {
+            "off" | "error" | "trace" => level,
+            _ => "warn",
         }
     ));
     tracing_subscriber::fmt()

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod help;
+pub mod http;
 pub mod jwt;
 pub mod markdown;
 pub mod proxy;
