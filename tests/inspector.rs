@@ -138,3 +138,97 @@ fn the_current_inspector_lists_the_tools_and_calls_them() {
 fn the_0x_inspector_lists_the_tools_and_calls_them() {
     lists_and_calls(common::tools::INSPECTOR_VERSIONS[0]);
 }
+
+/// The Inspector's command-line mode over Streamable HTTP (`--transport http`) against
+/// `serve --http`, with the bearer token in a header, as docs/clients.md shows.
+fn over_http(version: &str) {
+    let bin = common::tools::inspector(version);
+    let scratch = Scratch::new();
+    let db = scratch.db();
+    let server = common::http::HttpServer::start(&db, &[], &[]);
+    let token = common::run::run(&db, &["token", "show"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let url = format!("http://{}/mcp", server.address);
+    let inspect = |args: &[&str]| -> Value {
+        let out = Command::new(&bin)
+            .current_dir(scratch.dir.path())
+            .env("HOME", scratch.dir.path())
+            .args(["--cli", &url, "--transport", "http"])
+            .args(["--header", &format!("Authorization: Bearer {token}")])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the MCP Inspector");
+        assert!(
+            out.status.success(),
+            "inspector {version} {args:?} over HTTP failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let listed = inspect(&["--method", "tools/list"]);
+    assert!(listed["tools"].as_array().unwrap().len() >= 10, "{listed}");
+    let stored = inspect(&[
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "store_memory",
+        "--tool-arg",
+        "type=fix",
+        "--tool-arg",
+        "title=Reached over HTTP",
+        "--tool-arg",
+        "content=The Inspector called through serve --http.",
+    ]);
+    assert_eq!(stored["isError"], false, "{stored}");
+    let found = inspect(&[
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "search_memories",
+        "--tool-arg",
+        "query=Inspector",
+    ]);
+    assert_eq!(
+        found["structuredContent"]["results"][0]["title"],
+        "Reached over HTTP"
+    );
+    // Without the token the Inspector is refused.
+    let refused = Command::new(&bin)
+        .args([
+            "--cli",
+            &url,
+            "--transport",
+            "http",
+            "--method",
+            "tools/list",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        !refused.status.success(),
+        "no token, yet the Inspector got in"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs the MCP Inspector from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
+fn the_current_inspector_reaches_serve_http_with_the_token() {
+    over_http(common::tools::INSPECTOR_VERSIONS[1]);
+}
+
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs the MCP Inspector from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
+fn the_0x_inspector_reaches_serve_http_with_the_token() {
+    over_http(common::tools::INSPECTOR_VERSIONS[0]);
+}
