@@ -205,3 +205,93 @@ fn http_sessions_go_through_the_owner_and_outlive_it() {
         server.child.id()
     );
 }
+
+/// HTTPS with a certificate and key given: a client trusting the certificate gets in (with
+/// the token), plain HTTP to the same port does not, and a key that is not a key is a
+/// usage error before anything is opened.
+#[test]
+fn https_with_a_certificate_and_key() {
+    let scratch = Scratch::new();
+    let db = scratch.db();
+    let dir = scratch.dir.path();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (apt-get install openssl) makes the test certificate");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+
+    std::fs::write(dir.join("not-a-key.pem"), "nothing").unwrap();
+    let bad = run(
+        &db,
+        &[
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            dir.join("not-a-key.pem").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("private key"), "{}", bad.stderr);
+    assert!(!db.exists());
+
+    let server = HttpServer::start(
+        &db,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let token = run(&db, &["token", "show"]).ok().stdout.trim().to_string();
+    let port = server.address.rsplit(':').next().unwrap().to_string();
+    let curl = |auth: bool| {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "--cacert"])
+            .arg(&cert)
+            .args(["-X", "POST", &format!("https://localhost:{port}/mcp")])
+            .args(["-H", "Content-Type: application/json"])
+            .args(["-H", "Accept: application/json, text/event-stream"])
+            .args(["-d", r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}"#]);
+        if auth {
+            cmd.args(["-H", &format!("Authorization: Bearer {token}")]);
+        }
+        let out = cmd
+            .output()
+            .expect("curl (apt-get install curl) is the HTTPS client");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let answer = curl(true);
+    assert!(answer.ends_with("200"), "{answer}");
+    assert!(answer.contains("\"serverInfo\""), "{answer}");
+    assert!(curl(false).ends_with("401"));
+    let plain = common::http::try_request(&server.address, "POST", "/mcp", &[], b"{}");
+    assert!(
+        plain.is_none_or(|a| a.status != 200),
+        "plain HTTP on the HTTPS port"
+    );
+}

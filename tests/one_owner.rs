@@ -5,12 +5,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::http::{HttpClient, HttpServer};
 use common::replica::{eventually, ids_on_primary};
 use common::run::run;
 use common::sqld::Sqld;
@@ -171,42 +172,142 @@ fn a_resent_write_with_its_key_is_answered_not_applied_again() {
     assert_eq!(server.request("tools/call", bad)["result"]["isError"], true);
 }
 
-/// One window's run: stores until done or until its process is gone; the titles the
-/// server acknowledged.
-fn store_until_gone(
+/// What one client got acknowledged: titles stored, titles deleted after, links made.
+#[derive(Default)]
+struct Acknowledged {
+    stored: Vec<String>,
+    deleted: Vec<String>,
+    links: usize,
+    /// Whether it ran to its end (false: its process was killed under it).
+    finished: bool,
+}
+
+/// A stdio window's run: stores, links every 7th memory to the one before, deletes every
+/// 11th, searches every 10th; stops when its process is gone.
+fn window_run(
     mut window: Server,
     name: String,
     count: usize,
     progress: Arc<AtomicUsize>,
-) -> (Vec<String>, bool) {
-    let mut acknowledged = Vec::new();
+) -> Acknowledged {
+    let mut done = Acknowledged::default();
+    let mut ids: Vec<(String, String)> = Vec::new();
+    let mut next_id = 10_000;
+    let mut ask = |window: &mut Server, tool: &str, arguments: Value| -> Option<Value> {
+        next_id += 1;
+        window.send(
+            &json!({"jsonrpc": "2.0", "id": next_id, "method": "tools/call",
+                            "params": {"name": tool, "arguments": arguments}}),
+        );
+        let answer = window.recv_within(Duration::from_secs(40))?;
+        assert_eq!(answer["id"], next_id, "{name}: {answer}");
+        assert!(answer.get("error").is_none(), "{name} {tool}: {answer}");
+        assert_eq!(
+            answer["result"]["isError"], false,
+            "{name} {tool}: {answer}"
+        );
+        Some(answer["result"]["structuredContent"].clone())
+    };
     for i in 0..count {
         let title = format!("{name} note {i}");
-        let id = 10_000 + i as i64;
-        window.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
-            "name": "store_memory",
-            "arguments": {"type": "general", "title": title, "content": format!("written by {name}"), "tags": [name]}
-        }}));
-        let Some(answer) = window.recv_within(Duration::from_secs(40)) else {
-            return (acknowledged, false);
+        let Some(stored) = ask(
+            &mut window,
+            "store_memory",
+            json!({"type": "general", "title": title,
+            "content": format!("written by {name}"), "tags": [name]}),
+        ) else {
+            return done;
         };
-        assert_eq!(answer["id"], id, "{name}: {answer}");
-        assert!(answer.get("error").is_none(), "{name}: {answer}");
-        assert_eq!(answer["result"]["isError"], false, "{name}: {answer}");
-        acknowledged.push(title);
+        done.stored.push(title.clone());
+        ids.push((stored["memory_id"].as_str().unwrap().to_string(), title));
         progress.fetch_add(1, Ordering::SeqCst);
-        if i % 10 == 0 {
-            window.send(
-                &json!({"jsonrpc": "2.0", "id": id + 50_000, "method": "tools/call",
-                "params": {"name": "search_memories", "arguments": {"query": "note", "limit": 5}}}),
-            );
-            let Some(found) = window.recv_within(Duration::from_secs(40)) else {
-                return (acknowledged, false);
-            };
-            assert_eq!(found["result"]["isError"], false, "{name}: {found}");
+        if i % 7 == 6 {
+            let (from, to) = (&ids[ids.len() - 1].0, &ids[ids.len() - 2].0);
+            let linked = json!({"from_memory_id": from, "to_memory_id": to, "relationship_type": "RELATED_TO"});
+            if ask(&mut window, "create_relationship", linked).is_none() {
+                return done;
+            }
+            done.links += 1;
+        }
+        if i % 11 == 10 {
+            let (id, title) = ids.remove(0);
+            if ask(&mut window, "delete_memory", json!({"memory_id": id})).is_none() {
+                return done;
+            }
+            done.deleted.push(title);
+        }
+        if i % 10 == 0
+            && ask(
+                &mut window,
+                "search_memories",
+                json!({"query": "note", "limit": 5}),
+            )
+            .is_none()
+        {
+            return done;
         }
     }
-    (acknowledged, true)
+    done.finished = true;
+    done
+}
+
+/// A shell running `memorygraph store` in a loop beside the windows.
+fn command_loop(
+    db: PathBuf,
+    env: Vec<(String, String)>,
+    name: String,
+    count: usize,
+) -> Acknowledged {
+    let mut done = Acknowledged::default();
+    for i in 0..count {
+        let title = format!("{name} note {i}");
+        let mut cmd = common::command(db.parent().unwrap());
+        cmd.env("MEMORY_TURSO_PATH", &db).args([
+            "store",
+            "--type",
+            "general",
+            "--title",
+            &title,
+            "--content",
+            "from a shell",
+        ]);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        done.stored.push(title);
+    }
+    done.finished = true;
+    done
+}
+
+/// An HTTP client storing through `serve --http`, until done or the server is gone.
+fn http_run(address: String, token: String, count: usize) -> Acknowledged {
+    let server = HttpClient { address };
+    let mut done = Acknowledged::default();
+    let Some(session) = server.session(&token) else {
+        return done;
+    };
+    for i in 0..count {
+        let title = format!("http note {i}");
+        let Some(answer) = server.call(
+            &token,
+            &session,
+            "store_memory",
+            json!({"type": "general", "title": title, "content": "over http"}),
+        ) else {
+            return done;
+        };
+        assert_eq!(answer["result"]["isError"], false, "{answer}");
+        done.stored.push(title);
+    }
+    done.finished = true;
+    done
 }
 
 /// Waits until the windows together acknowledged `count` writes.
@@ -216,28 +317,56 @@ fn until_progress(progress: &AtomicUsize, count: usize) {
         >= count));
 }
 
-/// Windows write while the owner is killed twice; every acknowledged write is there
-/// exactly once, and the windows left finish their work.
+/// Eight windows write, link and delete, three shells store in a loop and an HTTP client
+/// stores, while the owner is killed twice; afterwards every acknowledged write is there
+/// exactly once, every acknowledged delete is gone, and the windows left see everyone's work.
 fn owners_killed_twice(db: &Path, env: &[(&str, &str)]) {
-    const WINDOWS: usize = 5;
-    const STORES: usize = 200;
+    const WINDOWS: usize = 8;
+    const STORES: usize = 120;
     let mut windows: Vec<Server> = (0..WINDOWS).map(|_| Server::started(db, env)).collect();
     let first_owner = windows[0].pid();
     assert_eq!(owner_pid(db), first_owner);
+    let http = HttpServer::start(db, &[], env);
+    let token = common::run::run(db, &["token", "show"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let http_pid = http.child.id();
     let pids: Vec<u32> = windows.iter().map(Server::pid).collect();
     let progress = Arc::new(AtomicUsize::new(0));
-    let runs: Vec<_> = windows
+    let mut runs: Vec<(Option<u32>, std::thread::JoinHandle<Acknowledged>)> = windows
         .drain(..)
         .enumerate()
         .map(|(k, window)| {
             let progress = progress.clone();
-            std::thread::spawn(move || store_until_gone(window, format!("w{k}"), STORES, progress))
+            let pid = window.pid();
+            (
+                Some(pid),
+                std::thread::spawn(move || window_run(window, format!("w{k}"), STORES, progress)),
+            )
         })
         .collect();
+    let owned_env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for k in 0..3 {
+        let (db, env) = (db.to_path_buf(), owned_env.clone());
+        runs.push((
+            None,
+            std::thread::spawn(move || command_loop(db, env, format!("shell{k}"), 15)),
+        ));
+    }
+    let (address, http_token) = (http.address.clone(), token.clone());
+    runs.push((
+        Some(http_pid),
+        std::thread::spawn(move || http_run(address, http_token, 60)),
+    ));
+
     until_progress(&progress, WINDOWS * STORES / 5);
     signal(first_owner, "KILL");
     let killed_at = Instant::now();
-    // A window takes over: the lock names another of our windows soon.
     assert!(eventually(Duration::from_secs(5), || {
         std::fs::read_to_string(format!("{}.owner", db.display()))
             .ok()
@@ -246,8 +375,8 @@ fn owners_killed_twice(db: &Path, env: &[(&str, &str)]) {
     }));
     let second_owner = owner_pid(db);
     assert!(
-        pids.contains(&second_owner),
-        "the new owner {second_owner} is one of the windows"
+        pids.contains(&second_owner) || second_owner == http_pid,
+        "the new owner {second_owner} is one of ours"
     );
     eprintln!(
         "hand-over seen after {} ms",
@@ -256,26 +385,48 @@ fn owners_killed_twice(db: &Path, env: &[(&str, &str)]) {
     until_progress(&progress, WINDOWS * STORES / 2);
     signal(second_owner, "KILL");
 
-    let mut acknowledged = Vec::new();
-    for (k, run) in runs.into_iter().enumerate() {
-        let (titles, finished) = run.join().unwrap();
-        let killed = pids[k] == first_owner || pids[k] == second_owner;
+    let mut all = Vec::new();
+    for (pid, run) in runs {
+        let done = run.join().unwrap();
+        let killed = pid.is_some_and(|p| p == first_owner || p == second_owner);
         assert_eq!(
-            finished, !killed,
-            "window w{k} (killed: {killed}) finished: {finished}"
+            done.finished, !killed,
+            "a client (pid {pid:?}, killed: {killed}) finished: {}",
+            done.finished
         );
-        acknowledged.extend(titles);
+        all.push(done);
     }
     // Let the last owner write what it holds, then read the file.
     std::thread::sleep(Duration::from_millis(300));
     let stored = titles(db);
-    for title in &acknowledged {
-        assert_eq!(stored.get(title), Some(&1), "{title} is there exactly once");
+    let deleted: std::collections::BTreeSet<&String> =
+        all.iter().flat_map(|d| &d.deleted).collect();
+    for title in all.iter().flat_map(|d| &d.stored) {
+        if deleted.contains(title) {
+            assert_eq!(stored.get(title), None, "{title} was deleted");
+        } else {
+            assert_eq!(stored.get(title), Some(&1), "{title} is there exactly once");
+        }
     }
     for (title, count) in &stored {
         assert_eq!(*count, 1, "{title} stored {count} times");
     }
-    assert!(acknowledged.len() >= (WINDOWS - 2) * STORES);
+    let links: usize = all.iter().map(|d| d.links).sum();
+    assert!(links > 0 && !deleted.is_empty());
+    // A window left sees what every other client wrote.
+    let mut survivor = Server::started(db, env);
+    for done in all.iter().filter(|d| !d.stored.is_empty()) {
+        let title = done.stored.last().unwrap();
+        let found = survivor.ok("search_memories", json!({"query": title, "limit": 50}));
+        let expected = if deleted.contains(title) { 0 } else { 1 };
+        let hits = found["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["title"] == json!(title))
+            .count();
+        assert_eq!(hits, expected, "{title}: {found}");
+    }
 }
 
 #[test]

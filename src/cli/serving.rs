@@ -29,6 +29,12 @@ pub struct ServeArgs {
     /// example https://app.example); repeatable.
     #[arg(long, value_name = "ORIGIN", requires = "http")]
     pub allow_origin: Vec<String>,
+    /// With --http: serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires_all = ["http", "tls_key"])]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// With --http: the private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["http", "tls_cert"])]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,6 +61,7 @@ pub async fn run(config: Config, args: ServeArgs) -> Result<()> {
         })?,
         allow_remote: args.allow_remote,
         allowed_origins: args.allow_origin.clone(),
+        tls: args.tls_cert.clone().zip(args.tls_key.clone()),
     };
     crate::http::check(&options, &config).map_err(|e| super::UsageError(format!("{e:#}")))?;
     if args.stdio {

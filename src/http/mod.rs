@@ -13,6 +13,7 @@
 
 mod forward;
 pub mod guard;
+mod tls;
 pub mod token;
 
 use std::net::SocketAddr;
@@ -54,6 +55,8 @@ pub struct HttpOptions {
     pub allow_remote: bool,
     /// Browser origins allowed besides this server's own.
     pub allowed_origins: Vec<String>,
+    /// HTTPS: the certificate chain and private key (PEM files).
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 struct Shared {
@@ -74,6 +77,9 @@ pub fn check(options: &HttpOptions, config: &Config) -> Result<()> {
             options.address
         );
     }
+    if let Some((cert, key)) = &options.tls {
+        tls::acceptor(cert, key)?;
+    }
     token::current(&config.database_path).context("preparing the HTTP token")?;
     Ok(())
 }
@@ -89,6 +95,11 @@ pub async fn serve(
         .await
         .with_context(|| format!("listening on {}", options.address))?;
     let address = listener.local_addr()?;
+    let tls = match &options.tls {
+        Some((cert, key)) => Some(tls::acceptor(cert, key)?),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let place = crate::owner::Place::of(&config.database_path)?;
     let calls =
         Arc::new(OwnerCalls::open(&config, place, Takeover::Allowed, "memorygraph-http").await?);
@@ -114,9 +125,9 @@ pub async fn serve(
         throttle: Throttle::default(),
     });
     tracing::info!(
-        "serving MCP over HTTP at http://{address}{MCP_PATH} (token: `memorygraph token show`)"
+        "serving MCP over HTTP at {scheme}://{address}{MCP_PATH} (token: `memorygraph token show`)"
     );
-    eprintln!("memorygraph: MCP over HTTP at http://{address}{MCP_PATH}");
+    eprintln!("memorygraph: MCP over HTTP at {scheme}://{address}{MCP_PATH}");
     tokio::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {
@@ -131,6 +142,7 @@ pub async fn serve(
             _ = &mut stop => break,
         };
         let shared = shared.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let service = hyper1::service::service_fn(move |request| {
                 let shared = shared.clone();
@@ -138,10 +150,25 @@ pub async fn serve(
             });
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             builder.http1().max_buf_size(MAX_HEADER_BYTES);
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            let served = match tls {
+                None => {
+                    builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await
+                }
+                Some(tls) => match tls.accept(stream).await {
+                    Ok(stream) => {
+                        builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await
+                    }
+                    Err(e) => {
+                        tracing::debug!("TLS handshake with {peer} failed: {e}");
+                        return;
+                    }
+                },
+            };
+            if let Err(e) = served {
                 tracing::debug!("HTTP connection from {peer} ended: {e}");
             }
         });

@@ -65,20 +65,16 @@ pub fn request(
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(head.as_bytes()).ok()?;
     let _ = stream.write_all(body);
     let mut reader = BufReader::new(stream);
     let mut status_line = String::new();
-    reader.read_line(&mut status_line).unwrap();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP answer: {status_line:?}"));
+    reader.read_line(&mut status_line).ok()?;
+    let status = status_line.split_whitespace().nth(1)?.parse().ok()?;
     let mut headers = Vec::new();
     loop {
         let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
+        reader.read_line(&mut line).ok()?;
         let line = line.trim_end();
         if line.is_empty() {
             break;
@@ -102,17 +98,17 @@ pub fn request(
                 break;
             }
             let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).unwrap();
+            reader.read_exact(&mut chunk).ok()?;
             body.extend_from_slice(&chunk[..size]);
         }
     } else {
         let _ = reader.read_to_end(&mut body);
     }
-    Answer {
+    Some(Answer {
         status,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
-    }
+    })
 }
 
 /// A running `memorygraph serve --http` on `db`, with the address it printed.
@@ -144,8 +140,9 @@ impl HttpServer {
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.split("MCP over HTTP at http://").nth(1) {
+                if let Some(rest) = line.split("MCP over HTTP at ").nth(1) {
                     let url = rest.split_whitespace().next().unwrap_or_default();
+                    let url = url.split("://").nth(1).unwrap_or_default();
                     let _ = tx.send(url.trim_end_matches("/mcp").to_string());
                 }
                 let mut s = sink.lock().unwrap();
@@ -167,8 +164,39 @@ impl HttpServer {
         self.stderr.lock().unwrap().clone()
     }
 
+    pub fn client(&self) -> HttpClient {
+        HttpClient {
+            address: self.address.clone(),
+        }
+    }
+
     /// POSTs one JSON-RPC message to /mcp with the token (and a session, once there is one).
     pub fn post(&self, token: &str, session: Option<&str>, message: &Value) -> Answer {
+        self.client()
+            .post(token, session, message)
+            .expect("an answer from serve --http")
+    }
+
+    /// Opens an MCP session; gives its id.
+    pub fn session(&self, token: &str) -> String {
+        self.client().session(token).expect("a session")
+    }
+
+    /// Calls a tool in a session; the JSON-RPC reply.
+    pub fn call(&self, token: &str, session: &str, tool: &str, arguments: Value) -> Value {
+        self.client()
+            .call(token, session, tool, arguments)
+            .expect("an answer from serve --http")
+    }
+}
+
+/// An MCP client of `serve --http` that gives `None` once the server is gone.
+pub struct HttpClient {
+    pub address: String,
+}
+
+impl HttpClient {
+    pub fn post(&self, token: &str, session: Option<&str>, message: &Value) -> Option<Answer> {
         let bearer = format!("Bearer {token}");
         let mut headers = vec![
             ("Authorization", bearer.as_str()),
@@ -178,7 +206,7 @@ impl HttpServer {
         if let Some(session) = session {
             headers.push(("Mcp-Session-Id", session));
         }
-        request(
+        try_request(
             &self.address,
             "POST",
             "/mcp",
@@ -187,15 +215,14 @@ impl HttpServer {
         )
     }
 
-    /// Opens an MCP session; gives its id.
-    pub fn session(&self, token: &str) -> String {
+    pub fn session(&self, token: &str) -> Option<String> {
         let answer = self.post(
             token,
             None,
             &serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
                 "protocolVersion": "2025-06-18", "capabilities": {},
                 "clientInfo": {"name": "tests", "version": "1"}}}),
-        );
+        )?;
         assert_eq!(answer.status, 200, "{}", answer.body);
         let session = answer
             .header("mcp-session-id")
@@ -205,21 +232,21 @@ impl HttpServer {
             token,
             Some(&session),
             &serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-        );
+        )?;
         assert!(done.status < 300, "{} {}", done.status, done.body);
-        session
+        Some(session)
     }
 
-    /// Calls a tool in a session; the JSON-RPC reply.
-    pub fn call(&self, token: &str, session: &str, tool: &str, arguments: Value) -> Value {
+    pub fn call(&self, token: &str, session: &str, tool: &str, arguments: Value) -> Option<Value> {
         let answer = self.post(
             token,
             Some(session),
             &serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
                                 "params": {"name": tool, "arguments": arguments}}),
-        );
+        )?;
         assert_eq!(answer.status, 200, "{}", answer.body);
-        answer.reply()
+        let messages = answer.messages();
+        messages.into_iter().find(|m| m.get("id").is_some())
     }
 }
 

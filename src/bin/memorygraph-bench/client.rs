@@ -104,6 +104,19 @@ impl Client {
             .and_then(|v| v.parse().ok())
     }
 
+    /// The server's proportional set size now, in kB (Linux): its resident memory with
+    /// each page shared with other processes (the same binary's code) counted by share, so
+    /// the figures of several processes add up to the memory they use together.
+    pub fn pss_kb(&self) -> Option<u64> {
+        let rollup =
+            std::fs::read_to_string(format!("/proc/{}/smaps_rollup", self.child.id())).ok()?;
+        rollup
+            .lines()
+            .find(|l| l.starts_with("Pss:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    }
+
     pub fn stop(mut self) {
         drop(self.stdin);
         let _ = self.child.wait();

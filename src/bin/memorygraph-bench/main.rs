@@ -7,6 +7,7 @@ mod client;
 mod corpus;
 mod local_first;
 mod mixed;
+mod owners;
 mod paced;
 mod paraphrase;
 mod retrieval;
@@ -52,6 +53,14 @@ struct Args {
     /// hole, then this many writes waiting for the primary, and their drain (needs SQLD_BIN).
     #[arg(long, value_name = "N")]
     local_first: Option<usize>,
+    /// One process per database: this many windows on one database (resident memory of
+    /// one against all, a forwarded call against the owner's own, HTTP against stdio).
+    /// With --model-home the model is loaded.
+    #[arg(long, value_name = "N")]
+    owners: Option<usize>,
+    /// Memories in the database of --owners.
+    #[arg(long, default_value_t = 10_000)]
+    owner_memories: usize,
     /// Skip the replica-mode phase even when SQLD_BIN names an sqld.
     #[arg(long)]
     skip_replica: bool,
@@ -122,6 +131,19 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if let Some(windows) = args.owners {
+        let models = args.model_home.as_deref().map(retrieval::models_of);
+        let rows = runtime.block_on(owners::run(
+            &server,
+            &dir,
+            windows,
+            args.owner_memories,
+            models.as_deref(),
+            args.seed,
+        ));
+        println!("{}", stats::markdown(&rows));
+        return;
+    }
     if args.locomo.is_some()
         || args.paraphrase
         || args.recall_latency.is_some()

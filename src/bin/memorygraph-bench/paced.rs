@@ -81,7 +81,7 @@ pub fn paced_stores(server: &Path, dir: &Path, models: &Path, n: usize, seed: u6
 }
 
 /// Polls `health` until its `semantic` part satisfies `done`; returns that part.
-fn wait_for(client: &mut Client, done: impl Fn(&Value) -> bool, what: &str) -> Value {
+pub fn wait_for(client: &mut Client, done: impl Fn(&Value) -> bool, what: &str) -> Value {
     let started = Instant::now();
     loop {
         let (health, _) = client.call("health", json!({}));

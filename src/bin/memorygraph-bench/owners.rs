@@ -1,0 +1,317 @@
+//! One process per database (`--owners N`): N windows on one database of `memories`
+//! memories, the model loaded when `--model-home` gives one. Prints the resident memory of
+//! one window beside that of N windows, the latency of a call through a forwarding window
+//! beside the same call answered by the owner itself, and search over HTTP beside stdio —
+//! every figure beside its baseline from the same run.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::client::Client;
+use crate::corpus::{self, Rng};
+use crate::stats::{Row, row};
+
+const CALLS: usize = 500;
+
+pub async fn run(
+    server: &Path,
+    dir: &Path,
+    windows: usize,
+    memories: usize,
+    models: Option<&Path>,
+    seed: u64,
+) -> Vec<Row> {
+    let folder = dir.join("owners");
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    if let Some(models) = models {
+        std::os::unix::fs::symlink(models, folder.join("models")).unwrap();
+    }
+    let db = folder.join("memory.db");
+    fill(&db, memories, seed).await;
+    let env = [("HOME", folder.display().to_string())];
+
+    // One window: the owner, with everything loaded.
+    let (mut owner, _) = Client::start(server, &db, &env);
+    if models.is_some() {
+        crate::paced::wait_for(
+            &mut owner,
+            |s| s["state"] == json!("ready") && s["pending"] == json!(0),
+            "the model and vectors",
+        );
+    }
+    owner.call("recall_memories", json!({"query": "deploy the worker"}));
+    let one = owner.pss_kb().unwrap_or(0);
+
+    // N windows: the owner and N-1 forwarding to it.
+    let mut others: Vec<Client> = (1..windows)
+        .map(|_| Client::start(server, &db, &env).0)
+        .collect();
+    for w in &mut others {
+        w.call("recall_memories", json!({"query": "deploy the worker"}));
+    }
+    let all: u64 =
+        owner.pss_kb().unwrap_or(0) + others.iter().map(|w| w.pss_kb().unwrap_or(0)).sum::<u64>();
+    println!(
+        "\n{windows} windows on one database of {memories} memories (model {}), proportional set size: one window alone {:.1} MB, {windows} windows {:.1} MB together, ratio {:.2}; a forwarding window {:.1} MB\n",
+        if models.is_some() {
+            "loaded"
+        } else {
+            "not installed"
+        },
+        one as f64 / 1024.0,
+        all as f64 / 1024.0,
+        all as f64 / one.max(1) as f64,
+        others.first().and_then(Client::pss_kb).unwrap_or(0) as f64 / 1024.0
+    );
+
+    // The same calls, alternating: answered by the owner, and through a forwarding window.
+    let mut rng = Rng::new(seed ^ 7);
+    let queries: Vec<String> = (0..CALLS).map(|_| rng.words(2)).collect();
+    let (mut direct, mut forwarded) = (Vec::new(), Vec::new());
+    let relay = &mut others[0];
+    for q in &queries {
+        direct.push(
+            owner
+                .call("search_memories", json!({"query": q, "limit": 5}))
+                .1,
+        );
+        forwarded.push(
+            relay
+                .call("search_memories", json!({"query": q, "limit": 5}))
+                .1,
+        );
+    }
+    let listed = owner.call("search_memories", json!({"limit": 100})).0;
+    let ids: Vec<String> = listed["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    let (mut got_direct, mut got_forwarded) = (Vec::new(), Vec::new());
+    for i in 0..CALLS {
+        let id = &ids[i % ids.len()];
+        got_direct.push(owner.call("get_memory", json!({"memory_id": id})).1);
+        got_forwarded.push(relay.call("get_memory", json!({"memory_id": id})).1);
+    }
+
+    // Search over HTTP, through `serve --http` forwarding to the same owner.
+    let mut http = HttpBench::start(server, &db, &env);
+    let mut over_http = Vec::new();
+    for q in &queries {
+        over_http.push(http.search(q));
+    }
+    drop(http);
+    for w in others {
+        w.stop();
+    }
+    owner.stop();
+    vec![
+        row(
+            "search, answered by the owner",
+            memories,
+            direct.clone(),
+            None,
+            "stdio, the owner's own client",
+        ),
+        row(
+            "search, through a forwarding window",
+            memories,
+            forwarded,
+            Some(direct.clone()),
+            "ratio: over the owner's own",
+        ),
+        row(
+            "get_memory, answered by the owner",
+            memories,
+            got_direct.clone(),
+            None,
+            "",
+        ),
+        row(
+            "get_memory, through a forwarding window",
+            memories,
+            got_forwarded,
+            Some(got_direct),
+            "ratio: over the owner's own",
+        ),
+        row(
+            "search over HTTP (serve --http)",
+            memories,
+            over_http,
+            Some(direct),
+            "ratio: over stdio to the owner",
+        ),
+    ]
+}
+
+async fn fill(db: &Path, memories: usize, seed: u64) {
+    let backend =
+        memorygraph::backend::TursoBackend::open(memorygraph::backend::BackendOptions::local(db))
+            .await
+            .unwrap();
+    let mut rng = Rng::new(seed);
+    for i in 0..memories {
+        let m = corpus::memory(&mut rng, i);
+        backend.store_memory(m.to_new(), None).await.unwrap();
+    }
+    backend.close().await.unwrap();
+}
+
+/// `serve --http` and one kept-alive connection to it, with an MCP session.
+struct HttpBench {
+    child: std::process::Child,
+    stream: BufReader<TcpStream>,
+    address: String,
+    token: String,
+    session: String,
+    next: u64,
+}
+
+impl HttpBench {
+    fn start(server: &Path, db: &Path, env: &[(&str, String)]) -> HttpBench {
+        let mut cmd = Command::new(server);
+        cmd.env("MEMORY_TURSO_PATH", db)
+            .env("MEMORY_LOG_LEVEL", "error")
+            .env("MEMORY_TOOL_PROFILE", "extended")
+            .args(["serve", "--http", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let address = loop {
+            line.clear();
+            assert!(err.read_line(&mut line).unwrap() > 0, "serve --http ended");
+            if let Some(rest) = line.split("MCP over HTTP at http://").nth(1) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .trim_end_matches("/mcp")
+                    .to_string();
+            }
+        };
+        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+        let token = String::from_utf8(
+            Command::new(server)
+                .env("MEMORY_TURSO_PATH", db)
+                .args(["token", "show"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+        .trim()
+        .to_string();
+        let stream = BufReader::new(TcpStream::connect(&address).unwrap());
+        let mut bench = HttpBench {
+            child,
+            stream,
+            address,
+            token,
+            session: String::new(),
+            next: 1,
+        };
+        let (_, headers) = bench.post(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}));
+        bench.session = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("mcp-session-id"))
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        bench.post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        bench
+    }
+
+    /// One search_memories call; its latency from the request's first byte to the answer.
+    fn search(&mut self, query: &str) -> Duration {
+        self.next += 1;
+        let started = Instant::now();
+        let (body, _) = self.post(
+            &json!({"jsonrpc": "2.0", "id": self.next, "method": "tools/call",
+            "params": {"name": "search_memories", "arguments": {"query": query, "limit": 5}}}),
+        );
+        let took = started.elapsed();
+        assert!(
+            body.contains("structuredContent"),
+            "search over HTTP failed: {body}"
+        );
+        took
+    }
+
+    /// One POST on the kept-alive connection; the body (events joined) and headers.
+    fn post(&mut self, message: &Value) -> (String, Vec<(String, String)>) {
+        let body = message.to_string();
+        let mut head = format!(
+            "POST /mcp HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+            self.address,
+            self.token,
+            body.len()
+        );
+        if !self.session.is_empty() {
+            head.push_str(&format!("Mcp-Session-Id: {}\r\n", self.session));
+        }
+        head.push_str("\r\n");
+        head.push_str(&body);
+        self.stream.get_mut().write_all(head.as_bytes()).unwrap();
+        let mut status = String::new();
+        self.stream.read_line(&mut status).unwrap();
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            self.stream.read_line(&mut line).unwrap();
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((n, v)) = line.split_once(':') {
+                headers.push((n.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        let mut out = Vec::new();
+        if let Some(length) = header("content-length") {
+            let mut buf = vec![0; length.parse().unwrap()];
+            self.stream.read_exact(&mut buf).unwrap();
+            out = buf;
+        } else if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            loop {
+                let mut size = String::new();
+                self.stream.read_line(&mut size).unwrap();
+                let size = usize::from_str_radix(size.trim(), 16).unwrap();
+                let mut chunk = vec![0; size + 2];
+                self.stream.read_exact(&mut chunk).unwrap();
+                if size == 0 {
+                    break;
+                }
+                out.extend_from_slice(&chunk[..size]);
+            }
+        }
+        (String::from_utf8_lossy(&out).into_owned(), headers)
+    }
+}
+
+impl Drop for HttpBench {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
