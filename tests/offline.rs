@@ -11,14 +11,16 @@ use std::path::Path;
 use common::tools;
 use serde_json::Value;
 
-/// What a test calls when it needs sqld, MemoryGraph, the Inspector or the packaging tools.
-const NEEDS_A_TOOL: [&str; 9] = [
+/// What a test calls when it needs sqld, MemoryGraph, the Inspector, the Python MCP SDK or the
+/// packaging tools.
+const NEEDS_A_TOOL: [&str; 10] = [
     "Sqld::start(",
     "sqld::binary(",
     "external_tool(",
     "tools::sqld(",
     "tools::memorygraph_py(",
     "tools::inspector(",
+    "tools::python_sdk(",
     "tools::packaging_bin(",
     "lists_and_calls(",
     "tools::npm_platform(",
@@ -153,6 +155,10 @@ fn every_download_of_the_tests_is_pinned_with_its_checksum() {
         memorygraph.iter().any(|p| p.starts_with("mcp==1.")),
         "mcp<2: {memorygraph:?}"
     );
+    for version in tools::PYTHON_SDK_VERSIONS {
+        let sdk = names(&requirements(&format!("python-sdk-{version}.txt")));
+        assert!(sdk.contains(&format!("mcp=={version}")), "{sdk:?}");
+    }
     let packaging = names(&requirements("packaging-py.txt"));
     for wanted in tools::PACKAGING_PY {
         assert!(

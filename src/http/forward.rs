@@ -1,12 +1,17 @@
 //! The MCP handler of an HTTP session: every request goes to the database's owner, so an
 //! HTTP client gets the answers a stdio client gets, from the one process that holds the
 //! database.
+//!
+//! The owner answers in the shape of the 2025 handshake era, without `resultType`. The
+//! 2026-07-28 revision requires it on every result, and rmcp's handler only removes it
+//! for older peers, so each answer is marked complete here: an HTTP client of either era
+//! then gets the shape its revision asks for.
 
 use std::sync::Arc;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ListToolsResult,
-    PaginatedRequestParams, ServerConfig,
+    PaginatedRequestParams, ResultType, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -37,7 +42,9 @@ impl ServerHandler for Forwarder {
         let params = serde_json::to_value(request).map_err(unreadable)?;
         let params = if params.is_null() { json!({}) } else { params };
         let answer = self.calls.request("tools/list", params).await?;
-        serde_json::from_value(answer).map_err(unreadable)
+        let mut result: ListToolsResult = serde_json::from_value(answer).map_err(unreadable)?;
+        result.result_type.get_or_insert(ResultType::COMPLETE);
+        Ok(result)
     }
 
     async fn call_tool(
@@ -51,7 +58,8 @@ impl ServerHandler for Forwarder {
             params["_meta"] = json!({ CALL_KEY: key });
         }
         let answer: Value = self.calls.request("tools/call", params).await?;
-        let result: CallToolResult = serde_json::from_value(answer).map_err(unreadable)?;
+        let mut result: CallToolResult = serde_json::from_value(answer).map_err(unreadable)?;
+        result.result_type.get_or_insert(ResultType::COMPLETE);
         Ok(CallToolResponse::Complete(result))
     }
 }

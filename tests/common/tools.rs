@@ -1,5 +1,6 @@
 //! Programs from outside the repository that some tests need: the libsql primary `sqld`,
-//! MemoryGraph 0.12.4, the MCP Inspector (two releases) and the packaging tools.
+//! MemoryGraph 0.12.4, the MCP Inspector (two releases), the Python MCP SDK (two releases)
+//! and the packaging tools.
 //!
 //! A variable may name each one (`SQLD_BIN`, ...). When it does not, the tests install the
 //! program themselves from its registry, once, into a cache under `target/` (or the folder
@@ -29,6 +30,10 @@ pub const MEMORYGRAPH_PY: [&str; 2] = ["memorygraphmcp==0.12.4", "mcp<2"];
 /// and the current one `npx @modelcontextprotocol/inspector` gives today
 /// (`tests/pinned/inspector-<version>/`).
 pub const INSPECTOR_VERSIONS: [&str; 2] = ["0.17.2", "2.12.0"];
+/// The official Python MCP SDK releases the Python SDK tests run: the last of the 1.x line
+/// (the initialize handshake, up to 2025-11-25) and the newest, which also speaks 2026-07-28
+/// (`tests/pinned/python-sdk-<version>.txt`).
+pub const PYTHON_SDK_VERSIONS: [&str; 2] = ["1.30.0", "2.3.0"];
 /// Builds the wheel (`maturin`), runs it the way users do (`uv`, `pipx`), lints the
 /// workflows (`actionlint`, which runs `shellcheck` on their scripts)
 /// (`tests/pinned/packaging-py.txt`).
@@ -132,6 +137,26 @@ pub fn inspector(version: &str) -> PathBuf {
         pins: npm_project(&format!("inspector-{version}")),
         copy_pins: true,
         steps: vec![npm_ci()],
+    })
+}
+
+/// The `python` of a venv holding the Python MCP SDK `mcp` of one release:
+/// `MCP_PYTHON_SDK_1_BIN` (1.x) or `MCP_PYTHON_SDK_BIN` (2.x), or installed from PyPI.
+pub fn python_sdk(version: &str) -> PathBuf {
+    let var = if version.starts_with("1.") {
+        "MCP_PYTHON_SDK_1_BIN"
+    } else {
+        "MCP_PYTHON_SDK_BIN"
+    };
+    let requirements = pinned(&format!("python-sdk-{version}.txt"));
+    provide(Tool {
+        var,
+        what: format!("a Python with the MCP SDK (pip install mcp=={version})"),
+        key: format!("python-sdk-{version}"),
+        executable: venv_executable("python"),
+        steps: vec![make_venv(), pip_install(&requirements)],
+        pins: vec![requirements],
+        copy_pins: false,
     })
 }
 
