@@ -53,7 +53,18 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Answer {
-    let mut stream = TcpStream::connect(address).expect("connect to the HTTP server");
+    try_request(address, method, path, headers, body).expect("an answer from the HTTP server")
+}
+
+/// As [`request`], `None` when the server cannot be reached or goes away.
+pub fn try_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<Answer> {
+    let mut stream = TcpStream::connect(address).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
