@@ -72,3 +72,33 @@ fn the_benchmark_runs_and_reports_every_figure() {
         "typos find their memory: {typo}"
     );
 }
+
+/// `--owners`: windows on one database, a forwarded call, HTTP; every row is printed.
+#[test]
+fn the_owners_run_reports_memory_forwarding_and_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_memorygraph-bench"))
+        .args(["--owners", "3", "--owner-memories", "120", "--server"])
+        .arg(env!("CARGO_BIN_EXE_memorygraph"))
+        .arg("--dir")
+        .arg(dir.path().join("work"))
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{table}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        table.contains("3 windows on one database of 120 memories"),
+        "{table}"
+    );
+    for row in [
+        "search, through a forwarding window",
+        "get_memory, through a forwarding window",
+        "search over HTTP (serve --http)",
+    ] {
+        assert!(table.contains(row), "no {row} row:\n{table}");
+    }
+}

@@ -141,6 +141,9 @@ pub async fn serve(
             },
             _ = &mut stop => break,
         };
+        // An answer goes out in several writes (headers, event chunks): without this, the
+        // client's delayed acknowledgement holds the last one back ~40 ms.
+        let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let tls = tls.clone();
         tokio::spawn(async move {

@@ -39,10 +39,11 @@ pub async fn run(
     // One window: the owner, with everything loaded.
     let (mut owner, _) = Client::start(server, &db, &env);
     if models.is_some() {
-        crate::paced::wait_for(
+        crate::paced::wait_at_most(
             &mut owner,
             |s| s["state"] == json!("ready") && s["pending"] == json!(0),
             "the model and vectors",
+            Duration::from_secs(1800),
         );
     }
     owner.call("recall_memories", json!({"query": "deploy the worker"}));
@@ -214,7 +215,9 @@ impl HttpBench {
         .unwrap()
         .trim()
         .to_string();
-        let stream = BufReader::new(TcpStream::connect(&address).unwrap());
+        let stream = TcpStream::connect(&address).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let stream = BufReader::new(stream);
         let mut bench = HttpBench {
             child,
             stream,

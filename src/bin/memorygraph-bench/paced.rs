@@ -82,6 +82,16 @@ pub fn paced_stores(server: &Path, dir: &Path, models: &Path, n: usize, seed: u6
 
 /// Polls `health` until its `semantic` part satisfies `done`; returns that part.
 pub fn wait_for(client: &mut Client, done: impl Fn(&Value) -> bool, what: &str) -> Value {
+    wait_at_most(client, done, what, Duration::from_secs(120))
+}
+
+/// As [`wait_for`], for at most `limit`.
+pub fn wait_at_most(
+    client: &mut Client,
+    done: impl Fn(&Value) -> bool,
+    what: &str,
+    limit: Duration,
+) -> Value {
     let started = Instant::now();
     loop {
         let (health, _) = client.call("health", json!({}));
@@ -89,8 +99,8 @@ pub fn wait_for(client: &mut Client, done: impl Fn(&Value) -> bool, what: &str) 
             return health["semantic"].clone();
         }
         assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "waited 2 minutes for {what}: {}",
+            started.elapsed() < limit,
+            "waited {limit:?} for {what}: {}",
             health["semantic"]
         );
         std::thread::sleep(Duration::from_millis(50));
