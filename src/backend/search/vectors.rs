@@ -29,8 +29,9 @@ pub const BATCH: usize = 16;
 /// stores runs at full speed and is embedded right after.
 const QUIET: Duration = Duration::from_millis(150);
 /// The longest a call that would use the model waits for it (and the in-memory copy of the
-/// vectors) while they load. The model takes about 0.1–0.5 s, the vectors about 1 s per
-/// million; past this, the call answers by words alone and says so.
+/// vectors) while they load. The model takes about 0.1–0.5 s and the vectors 0.1–0.2 s per
+/// 10,000 (docs/performance.md), so only a slow disk or a very large database reaches it;
+/// past it, the call answers as it would without the model and says so.
 pub const READY_WAIT: Duration = Duration::from_secs(10);
 /// With nothing to embed, the worker looks again this often (memories another device wrote
 /// without a model arrive by sync, not through this process's writes).
