@@ -277,7 +277,7 @@ impl TursoBackend {
             .flatten();
         let conn = self.conn.lock().await;
         let tx = self.reading(&conn).await?;
-        let page = match vector {
+        let mut page = match vector {
             Some(vector) if mode == SearchMode::Semantic => {
                 let vector = vector_of(vector).await?;
                 semantic(&tx, req, &vector).await?
@@ -297,7 +297,6 @@ impl TursoBackend {
             }
         };
         tx.finish().await?;
-        let mut page = page;
         page.model_note = still_loading;
         Ok(page)
     }
