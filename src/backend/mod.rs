@@ -31,7 +31,7 @@ pub use pyjson::to_string as python_json;
 pub use replica::{PULL_WAIT, Primary, SyncStatus, redact_url};
 pub use search::embed;
 pub use search::fusion::{Method as FusionMethod, Params as FusionParams};
-pub use search::vectors::{BATCH as EMBED_BATCH, SemanticHealth};
+pub use search::vectors::{BATCH as EMBED_BATCH, READY_WAIT as MODEL_WAIT, SemanticHealth};
 pub use search::{
     Correction, DEFAULT_SEARCH_MODE, MatchMode, MatchedBy, Neighbour, SearchHit, SearchMode,
     SearchPage, SearchRequest, Tolerance,

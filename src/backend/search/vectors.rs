@@ -1,5 +1,6 @@
 //! Semantic recall's state and its vectors: the model (loaded after the MCP handshake, in
-//! the background), the embedding worker that gives every new or changed memory its vector
+//! the background, with the in-memory copy of the vectors; a call that needs them waits for
+//! both, up to [`READY_WAIT`]), the embedding worker that gives every new or changed memory its vector
 //! without making a store wait for it, the backfill, and the nearest-vector query.
 
 use std::sync::Arc;
@@ -27,6 +28,11 @@ pub const BATCH: usize = 16;
 /// The worker waits until no write happened for this long before embedding, so a burst of
 /// stores runs at full speed and is embedded right after.
 const QUIET: Duration = Duration::from_millis(150);
+/// The longest a call that would use the model waits for it (and the in-memory copy of the
+/// vectors) while they load. The model takes about 0.1–0.5 s and the vectors 0.1–0.2 s per
+/// 10,000 (docs/performance.md), so only a slow disk or a very large database reaches it;
+/// past it, the call answers as it would without the model and says so.
+pub const READY_WAIT: Duration = Duration::from_secs(10);
 /// With nothing to embed, the worker looks again this often (memories another device wrote
 /// without a model arrive by sync, not through this process's writes).
 const IDLE_CHECK: Duration = Duration::from_secs(30);
@@ -42,10 +48,19 @@ pub enum State {
     Failed(String),
 }
 
+/// How long loading took, in milliseconds.
+#[derive(Default, Clone, Copy)]
+struct LoadTimes {
+    model: Option<u64>,
+    vectors: Option<u64>,
+}
+
 /// Semantic recall's part of the backend.
 #[derive(Default)]
 pub struct Semantic {
-    state: std::sync::RwLock<State>,
+    /// A watch, so a call can wait for the end of `Loading` without polling.
+    state: tokio::sync::watch::Sender<State>,
+    load_times: std::sync::Mutex<LoadTimes>,
     /// Woken after writes: there may be something to embed.
     wake: tokio::sync::Notify,
     embedded: AtomicU64,
@@ -94,6 +109,13 @@ pub struct SemanticHealth {
     /// Memories per second of the last batch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embedding_rate: Option<f64>,
+    /// Milliseconds the model took to load, once loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_ms: Option<u64>,
+    /// Milliseconds the in-memory copy of the vectors took to load, once loaded (after the
+    /// model; `state` is `loading` until both are).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vectors_load_ms: Option<u64>,
     /// The encoder's weight products, once the model is loaded: `bf16` on CPUs with
     /// AVX512_BF16, `f32` elsewhere.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -114,13 +136,23 @@ pub fn to_blob(v: &[f32]) -> Vec<u8> {
 
 impl Semantic {
     pub fn state(&self) -> State {
-        self.state.read().map(|s| s.clone()).unwrap_or_default()
+        self.state.borrow().clone()
     }
 
     fn set(&self, state: State) {
-        if let Ok(mut s) = self.state.write() {
-            *s = state;
-        }
+        self.state.send_replace(state);
+    }
+
+    /// Waits, up to `bound`, while the model and the vectors load; at once in every other
+    /// state. False when they were still loading at the end of it.
+    pub async fn settled(&self, bound: Duration) -> bool {
+        let mut state = self.state.subscribe();
+        let settled = state.wait_for(|s| !matches!(s, State::Loading));
+        tokio::time::timeout(bound, settled).await.is_ok()
+    }
+
+    fn times(&self) -> LoadTimes {
+        self.load_times.lock().map(|t| *t).unwrap_or_default()
     }
 
     pub fn embedder(&self) -> Option<Arc<Embedder>> {
@@ -146,8 +178,29 @@ impl Semantic {
 }
 
 impl TursoBackend {
-    /// Loads the model when it is installed (on a blocking thread: ≈0.1–0.2 s of CPU).
-    /// Returns whether semantic recall is on.
+    /// Says that the model will load (when it is installed): from now on a call that would
+    /// use it waits for it, even before the loading begins. A server calls this before it
+    /// takes any request, since it starts loading only after the MCP handshake.
+    pub fn expect_model(&self) {
+        if embed::installed(&self.path) && matches!(self.semantic.state(), State::Off) {
+            self.semantic.set(State::Loading);
+        }
+    }
+
+    /// Waits (up to [`READY_WAIT`], without holding the connection) while the model and
+    /// the vectors load. Returns what to tell the caller when they were still loading.
+    pub(crate) async fn wait_for_model(&self) -> Option<String> {
+        if self.semantic.settled(READY_WAIT).await {
+            return None;
+        }
+        Some(format!(
+            "the model was still loading after {} s: answered by words only (ask again shortly for meaning)",
+            READY_WAIT.as_secs()
+        ))
+    }
+
+    /// Loads the model when it is installed (on a blocking thread: ≈0.1–0.2 s of CPU),
+    /// then the in-memory copy of the vectors. Returns whether semantic recall is on.
     pub async fn load_model(&self) -> bool {
         let dir = embed::model_dir(&self.path);
         if !embed::installed(&self.path) {
@@ -161,9 +214,22 @@ impl TursoBackend {
             .unwrap_or_else(|e| Err(format!("the loading thread failed: {e}")));
         match loaded {
             Ok(e) => {
+                let model_ms = started.elapsed().as_millis() as u64;
+                let started = Instant::now();
+                // A search would load the copy itself; loading it now makes the wait of the
+                // first calls cover it, and its time known.
+                if let Err(e) = self.load_vectors().await {
+                    tracing::debug!("loading the vectors into memory failed: {e}");
+                }
+                let vectors_ms = started.elapsed().as_millis() as u64;
+                if let Ok(mut t) = self.semantic.load_times.lock() {
+                    *t = LoadTimes {
+                        model: Some(model_ms),
+                        vectors: Some(vectors_ms),
+                    };
+                }
                 tracing::info!(
-                    "semantic recall on: {MODEL_ID} loaded in {} ms ({} products)",
-                    started.elapsed().as_millis(),
+                    "semantic recall on: {MODEL_ID} loaded in {model_ms} ms ({} products), its vectors in {vectors_ms} ms",
                     e.precision()
                 );
                 self.semantic.set(State::Ready(Arc::new(e)));
@@ -176,6 +242,14 @@ impl TursoBackend {
                 false
             }
         }
+    }
+
+    /// Brings the in-memory copy of the vectors up to date.
+    async fn load_vectors(&self) -> Result<()> {
+        let conn = self.conn.lock().await;
+        let tx = self.reading(&conn).await?;
+        self.semantic.index.refresh(&tx).await?;
+        tx.finish().await
     }
 
     /// Whether recall and search can use vectors now.
@@ -485,7 +559,7 @@ impl TursoBackend {
             State::Ready(_) => ("ready", true),
             State::Failed(_) => ("failed", false),
         };
-        let how_to_enable = (!enabled).then(|| {
+        let how_to_enable = (!enabled && !matches!(state, State::Loading)).then(|| {
             if !cfg!(feature = "semantic") {
                 "this build was made without semantic recall: build it with the default features (or `--features semantic`)".to_string()
             } else if matches!(state, State::Failed(_)) {
@@ -514,6 +588,8 @@ impl TursoBackend {
             pending,
             embedded_since_start: self.semantic.embedded.load(Ordering::Relaxed),
             embedding_rate: self.semantic.last_rate.lock().ok().and_then(|r| *r),
+            load_ms: self.semantic.times().model,
+            vectors_load_ms: self.semantic.times().vectors,
             precision: self.semantic.embedder().map(|e| e.precision().to_string()),
             default_search_mode: default_mode.into(),
             how_to_enable,
@@ -638,4 +714,41 @@ pub async fn count_near(
         .index
         .count_near(conn, req, &query.vector, floor)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call waits while the model loads, is let go as soon as the loading ends (even in
+    /// failure), gives up at its bound, and never waits without a model.
+    #[tokio::test]
+    async fn a_call_waits_for_the_end_of_loading_and_no_longer_than_its_bound() {
+        let semantic = Arc::new(Semantic::default());
+        let started = Instant::now();
+        assert!(semantic.settled(Duration::from_secs(5)).await);
+        assert!(started.elapsed() < Duration::from_millis(100), "off waited");
+
+        semantic.set(State::Loading);
+        let started = Instant::now();
+        assert!(!semantic.settled(Duration::from_millis(100)).await);
+        assert!(started.elapsed() >= Duration::from_millis(100));
+
+        let loader = semantic.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            loader.set(State::Failed("damaged".into()));
+        });
+        let started = Instant::now();
+        assert!(semantic.settled(Duration::from_secs(5)).await);
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(150) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+        // Failed: no wait at all.
+        let started = Instant::now();
+        assert!(semantic.settled(Duration::from_secs(5)).await);
+        assert!(started.elapsed() < Duration::from_millis(100));
+    }
 }

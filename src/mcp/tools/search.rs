@@ -141,6 +141,7 @@ impl MemoryServer {
             has_more: page.has_more,
             next_offset: page.next_offset,
             note: None,
+            model_note: page.model_note.clone(),
             corrections: page.corrections.clone(),
             unmatched: page.unmatched.clone(),
             results,
@@ -186,6 +187,9 @@ impl MemoryServer {
             },
             output.offset as usize + output.results.len()
         );
+        if let Some(note) = &output.model_note {
+            text.push_str(&format!("({note})\n"));
+        }
         for c in &output.corrections {
             text.push_str(&format!(
                 "(no match for \"{}\"; searched for \"{}…\" instead)\n",

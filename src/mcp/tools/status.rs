@@ -215,11 +215,19 @@ impl MemoryServer {
                 let s = &out.semantic;
                 if s.enabled {
                     text.push_str(&format!(
-                        "; semantic recall on ({}): {} memories with a vector, {} waiting; search_memories defaults to {}",
+                        "; semantic recall on ({}, loaded in {} ms, its vectors in {} ms): {} memories with a vector, {} waiting; search_memories defaults to {}",
                         s.model.as_deref().unwrap_or(""),
+                        s.load_ms.unwrap_or(0),
+                        s.vectors_load_ms.unwrap_or(0),
                         s.vectors,
                         s.pending,
                         s.default_search_mode
+                    ));
+                } else if s.state == "loading" {
+                    text.push_str(&format!(
+                        "; semantic recall loading ({}): recall and search that need it wait for it, up to {} s",
+                        s.model.as_deref().unwrap_or(""),
+                        crate::backend::MODEL_WAIT.as_secs()
                     ));
                 } else {
                     text.push_str(&format!(
