@@ -11,6 +11,8 @@ mod bf16;
 mod few_rows;
 #[cfg(feature = "semantic")]
 pub mod install;
+#[cfg(feature = "semantic")]
+mod weights;
 
 use std::path::{Path, PathBuf};
 
@@ -208,6 +210,10 @@ impl Embedder {
         let bert = bert::Bert::load(&weights, kernels, bf16)
             .map_err(|e| format!("cannot read the model weights {}: {e}", weights.display()))?;
         let path = dir.join(TOKENIZER_FILE);
+        // A batch's texts are shared among the encoder's own threads ([`Embedder::embed`]);
+        // left to itself, the tokenizer would encode them on a rayon pool of one thread per
+        // core, beyond the encoder's limit.
+        tokenizers::utils::parallelism::set_parallelism(false);
         let mut tokenizer = tokenizers::Tokenizer::from_file(&path)
             .map_err(|e| format!("cannot read the tokenizer {}: {e}", path.display()))?;
         tokenizer
@@ -230,18 +236,15 @@ impl Embedder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|e| format!("tokenizing: {e}"))?;
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| encodings[i].get_ids().len());
         // Matrices this small keep one core busy, so the batches are shared among threads
         // (two on two cores): a group of texts is cut into at least one batch per thread.
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, MAX_THREADS)
             .min(texts.len());
+        let encodings = self.tokenize(texts, threads)?;
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| encodings[i].get_ids().len());
         let most = MAX_BATCH.min(texts.len().div_ceil(threads));
         let mut batches: Vec<&[usize]> = Vec::new();
         let mut start = 0;
@@ -294,6 +297,41 @@ impl Embedder {
             }
         }
         Ok(out)
+    }
+
+    /// The texts' tokens, in order, on `threads` threads at most (the tokenizer's own
+    /// parallelism is off): each encodes a run of consecutive texts.
+    fn tokenize(
+        &self,
+        texts: &[&str],
+        threads: usize,
+    ) -> Result<Vec<tokenizers::Encoding>, String> {
+        let encode = |run: &[&str]| {
+            self.tokenizer
+                .encode_batch(run.to_vec(), true)
+                .map_err(|e| format!("tokenizing: {e}"))
+        };
+        if threads <= 1 {
+            return encode(texts);
+        }
+        let runs: Vec<Result<Vec<_>, String>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = texts
+                .chunks(texts.len().div_ceil(threads))
+                .map(|run| scope.spawn(move || encode(run)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join()
+                        .unwrap_or_else(|_| Err("a tokenizing thread panicked".to_string()))
+                })
+                .collect()
+        });
+        let mut encodings = Vec::with_capacity(texts.len());
+        for run in runs {
+            encodings.extend(run?);
+        }
+        Ok(encodings)
     }
 }
 
