@@ -723,10 +723,12 @@ fn replica_health_and_sync_fit_the_smallest_limit() {
     assert_eq!(health["mode"], "replica");
     small(&mut server, "sync", json!({}));
     sqld.kill();
-    let queued = small(&mut server, "store_memory", largest_memory(1));
-    assert_eq!(queued["queued"], true, "{queued}");
+    // A failed sync first: the store after it knows the primary is away and says queued
+    // (without it, whether the server noticed the kill yet is a race).
     let failed = server.call("sync", json!({}));
     assert_eq!(failed["isError"], true, "{failed}");
+    let queued = small(&mut server, "store_memory", largest_memory(1));
+    assert_eq!(queued["queued"], true, "{queued}");
     let health = small(&mut server, "health", json!({}));
     assert!(health["sync"]["last_error"].is_string(), "{health}");
     assert_eq!(health["queue"]["queued_writes"], 1, "{health}");
