@@ -432,7 +432,7 @@ fn owners_killed_twice(db: &Path, env: &[(&str, &str)]) {
             // those rows for another device's; a delete made here since is then a conflict,
             // and the primary's version comes back. It is never silent: the conflict log
             // names the memory (`memorygraph conflicts retry` deletes it again).
-            if stored.get(title).is_some() {
+            if stored.contains_key(title) {
                 assert!(
                     contested.contains(id_of[title]),
                     "{title} was deleted and came back without a conflict recorded"
