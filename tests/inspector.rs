@@ -16,14 +16,24 @@ use serde_json::Value;
 /// `mcp-inspector --cli memorygraph -e MEMORY_TURSO_PATH=… ARGS`: its stdout as JSON, and
 /// its stderr.
 fn inspect(bin: &std::path::Path, scratch: &Scratch, args: &[&str]) -> (Value, String) {
-    let db = scratch.db();
+    let db = format!("MEMORY_TURSO_PATH={}", scratch.db().display());
+    let server = [common::binary(), "-e", &db, "-e", "MEMORY_LOG_LEVEL=warn"];
+    run_inspector(bin, scratch, &server, args)
+}
+
+/// `mcp-inspector --cli SERVER… ARGS`, SERVER naming how to reach it (a command to start, or
+/// a URL with its transport): its stdout as JSON, and its stderr.
+fn run_inspector(
+    bin: &std::path::Path,
+    scratch: &Scratch,
+    server: &[&str],
+    args: &[&str],
+) -> (Value, String) {
     let out = Command::new(bin)
         .current_dir(scratch.dir.path())
         .env("HOME", scratch.dir.path())
         .arg("--cli")
-        .arg(common::binary())
-        .args(["-e", &format!("MEMORY_TURSO_PATH={}", db.display())])
-        .args(["-e", "MEMORY_LOG_LEVEL=warn"])
+        .args(server)
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -152,23 +162,9 @@ fn over_http(version: &str) {
         .trim()
         .to_string();
     let url = format!("http://{}/mcp", server.address);
-    let inspect = |args: &[&str]| -> Value {
-        let out = Command::new(&bin)
-            .current_dir(scratch.dir.path())
-            .env("HOME", scratch.dir.path())
-            .args(["--cli", &url, "--transport", "http"])
-            .args(["--header", &format!("Authorization: Bearer {token}")])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run the MCP Inspector");
-        assert!(
-            out.status.success(),
-            "inspector {version} {args:?} over HTTP failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let bearer = format!("Authorization: Bearer {token}");
+    let server = [url.as_str(), "--transport", "http", "--header", &bearer];
+    let inspect = |args: &[&str]| run_inspector(&bin, &scratch, &server, args).0;
     let listed = inspect(&["--method", "tools/list"]);
     assert!(listed["tools"].as_array().unwrap().len() >= 10, "{listed}");
     let stored = inspect(&[

@@ -15,7 +15,7 @@ use common::http::{HttpClient, HttpServer};
 use common::replica::{eventually, ids_on_primary};
 use common::run::run;
 use common::sqld::Sqld;
-use common::{Scratch, Server, on_database};
+use common::{Scratch, Server, on_database, tool_names};
 use serde_json::{Value, json};
 
 fn signal(pid: u32, name: &str) {
@@ -560,14 +560,7 @@ fn each_window_keeps_its_own_session_settings_and_a_conflicting_one_is_told_why(
     let db = scratch.db();
     let mut core = Server::started(&db, &[("MEMORY_TOOL_PROFILE", "core")]);
     let mut extended = Server::started(&db, &[("MEMORY_TOOL_PROFILE", "extended")]);
-    let names = |server: &mut Server| -> Vec<String> {
-        server.request("tools/list", json!({}))["result"]["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["name"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let names = |server: &mut Server| tool_names(&server.request("tools/list", json!({})));
     assert!(!names(&mut core).contains(&"get_memory_statistics".to_string()));
     assert!(names(&mut extended).contains(&"get_memory_statistics".to_string()));
     assert_eq!(health_pid(&mut extended), core.pid());

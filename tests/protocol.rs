@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Scratch, Server};
+use common::{Scratch, Server, tool_names};
 use serde_json::{Value, json};
 
 const CORE_TOOLS: [&str; 11] = [
@@ -20,17 +20,6 @@ const CORE_TOOLS: [&str; 11] = [
     "sync",
     "update_memory",
 ];
-
-fn tool_names(answer: &Value) -> Vec<String> {
-    let mut names: Vec<String> = answer["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect();
-    names.sort();
-    names
-}
 
 #[test]
 fn initialize_era_reports_our_name_and_version() {

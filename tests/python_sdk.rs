@@ -94,14 +94,7 @@ impl Served {
             Some(&session),
             &json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}),
         );
-        let mut names: Vec<String> = answer.reply()["result"]["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["name"].as_str().unwrap().to_string())
-            .collect();
-        names.sort();
-        names
+        common::tool_names(&answer.reply())
     }
 
     /// Runs the client script with `python` (with the token when `token`), in `mode`.

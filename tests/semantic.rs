@@ -240,15 +240,7 @@ fn an_unknown_kernel_setting_leaves_recall_lexical_and_says_why() {
         "Use exponential backoff for flaky uploads",
         json!({}),
     );
-    let started = Instant::now();
-    let s = loop {
-        let health = server.ok("health", json!({}));
-        if health["semantic"]["state"] != "loading" {
-            break health["semantic"].clone();
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "{health}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let s = settled(&mut server);
     assert_eq!(s["state"], "failed", "{s}");
     assert_eq!(s["default_search_mode"], "lexical", "{s}");
     let error = s["last_error"].as_str().unwrap();
@@ -349,15 +341,7 @@ fn a_damaged_model_leaves_recall_lexical_and_says_why() {
             "Use exponential backoff for flaky uploads",
             json!({}),
         );
-        let started = Instant::now();
-        let s = loop {
-            let health = server.ok("health", json!({}));
-            if health["semantic"]["state"] != "loading" {
-                break health["semantic"].clone();
-            }
-            assert!(started.elapsed() < Duration::from_secs(60), "{health}");
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let s = settled(&mut server);
         assert_eq!(s["state"], "failed", "{damaged}: {s}");
         assert_eq!(s["enabled"], false);
         assert_eq!(s["default_search_mode"], "lexical");
@@ -1739,5 +1723,18 @@ fn fixed_texts_keep_their_recorded_vectors() {
             (got - sum).abs() < 2e-4,
             "text {i}: sum {got}, recorded {sum}"
         );
+    }
+}
+
+/// The server's `semantic` health once the model is no longer loading (a minute at most).
+fn settled(server: &mut Server) -> Value {
+    let started = Instant::now();
+    loop {
+        let health = server.ok("health", json!({}));
+        if health["semantic"]["state"] != "loading" {
+            return health["semantic"].clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{health}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -57,18 +57,18 @@ impl Hosted {
         let (stop, stopped) = watch::channel(false);
         let own = (database_settings(config), settings.clone());
         let listener = tokio::spawn(accept(listener, backend.clone(), own, stopped));
-        let mut background = Vec::new();
-        if config.auto_sync {
-            background.push(tokio::spawn(
-                backend.clone().keep_in_sync(Some(config.sync_interval)),
-            ));
-        }
+        // With MEMORY_TURSO_AUTO_SYNC=false nothing syncs on its own.
+        let background = config
+            .auto_sync
+            .then(|| tokio::spawn(backend.clone().keep_in_sync(Some(config.sync_interval))))
+            .into_iter()
+            .collect();
         let mut hosted = Hosted {
             backend,
             settings,
             stop,
             listener,
-            background: std::mem::take(&mut background),
+            background,
             ownership,
         };
         if embed_now {

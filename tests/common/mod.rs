@@ -381,3 +381,15 @@ pub fn search_ids(server: &mut Server, mut args: Value) -> std::collections::BTr
         }
     }
 }
+
+/// The tool names of a `tools/list` answer, sorted.
+pub fn tool_names(answer: &Value) -> Vec<String> {
+    let mut names: Vec<String> = answer["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a tools/list answer: {answer}"))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}

@@ -554,7 +554,7 @@ impl Bert {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// erf in f64 from its series with every term positive, e^(-x²) · Σ 2ⁿ x^(2n+1) / (1·3·…·(2n+1)),
@@ -598,8 +598,8 @@ mod tests {
         }
     }
 
-    /// Numbers in [-scale, scale) from a fixed seed.
-    fn numbers(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    /// Numbers in [-scale, scale) from a fixed seed (the few-rows kernel's tests use them too).
+    pub(in crate::backend::search::embed) fn numbers(n: usize, seed: u64, scale: f32) -> Vec<f32> {
         let mut s = seed;
         (0..n)
             .map(|_| {

@@ -167,15 +167,7 @@ mod tests {
 
     /// Numbers in [-1, 1) from a fixed seed.
     fn numbers(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
+        super::super::bert::tests::numbers(n, seed, 1.0)
     }
 
     #[test]
