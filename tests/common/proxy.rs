@@ -1,12 +1,13 @@
 //! A small TCP proxy on 127.0.0.1 in front of the primary, for network faults a killed
 //! process cannot make: it forwards, black-holes (accepts and reads, never answers), cuts
-//! every open connection mid-stream, adds latency to every request, or plays a gateway that
-//! answers requests holding some bytes with an HTTP error and a web page. Stops with the
+//! every open connection mid-stream, adds latency to every request, plays a gateway that
+//! answers requests holding some bytes with an HTTP error and a web page, or passes a request
+//! on and loses its answer (the primary did it; the client never hears). Stops with the
 //! test.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +26,9 @@ struct Refusal {
 struct Faults {
     refusal: Mutex<Option<Refusal>>,
     delay: Mutex<Duration>,
+    /// The next request holding these bytes reaches the primary; its answer does not.
+    lose: Mutex<Option<Vec<u8>>>,
+    lost: AtomicUsize,
 }
 
 pub struct Proxy {
@@ -100,6 +104,17 @@ impl Proxy {
         *self.faults.delay.lock().unwrap() = by;
     }
 
+    /// The next request holding `pattern` is passed on, and the primary's answer dropped;
+    /// from then on the proxy is a black hole, as if the network went at that moment.
+    pub fn lose_answer(&self, pattern: &str) {
+        *self.faults.lose.lock().unwrap() = Some(pattern.as_bytes().to_vec());
+    }
+
+    /// How many answers were lost.
+    pub fn answers_lost(&self) -> usize {
+        self.faults.lost.load(Ordering::SeqCst)
+    }
+
     /// Closes every open connection at once, as a dropped network does.
     pub fn cut(&self) {
         for s in self.open.lock().unwrap().drain(..) {
@@ -133,6 +148,7 @@ fn connect(
         return;
     };
     open.lock().unwrap().push(server.try_clone().unwrap());
+    let losing = Arc::new(AtomicBool::new(false));
     for (from, to, upward) in [
         (
             client.try_clone().unwrap(),
@@ -141,15 +157,37 @@ fn connect(
         ),
         (server, client, false),
     ] {
-        let (mode, faults) = (mode.clone(), faults.clone());
-        std::thread::spawn(move || pipe(from, to, mode, upward.then_some(faults)));
+        let link = Link {
+            mode: mode.clone(),
+            faults: faults.clone(),
+            losing: losing.clone(),
+            upward,
+        };
+        std::thread::spawn(move || pipe(from, to, link));
     }
 }
 
+/// One direction of one connection, and what it shares.
+struct Link {
+    mode: Arc<AtomicU8>,
+    faults: Arc<Faults>,
+    /// This connection passed on a request whose answer is to be lost.
+    losing: Arc<AtomicBool>,
+    /// Towards the primary.
+    upward: bool,
+}
+
 /// Copies bytes until either side closes; in black-hole mode drops them instead. Upward
-/// (towards the primary), each read waits the delay, and one that holds the refusal's
-/// pattern is answered by the gateway instead.
-fn pipe(mut from: TcpStream, mut to: TcpStream, mode: Arc<AtomicU8>, faults: Option<Arc<Faults>>) {
+/// (towards the primary), each read waits the delay, one that holds the refusal's pattern
+/// is answered by the gateway instead, and one that holds the lost answer's pattern marks
+/// the connection; downward, a marked connection's answer is dropped.
+fn pipe(mut from: TcpStream, mut to: TcpStream, link: Link) {
+    let Link {
+        mode,
+        faults,
+        losing,
+        upward,
+    } = link;
     let mut buf = [0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buf) {
@@ -159,7 +197,24 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, mode: Arc<AtomicU8>, faults: Opt
         if mode.load(Ordering::SeqCst) == BLACK_HOLE {
             continue;
         }
-        if let Some(faults) = &faults {
+        if !upward && losing.load(Ordering::SeqCst) {
+            mode.store(BLACK_HOLE, Ordering::SeqCst);
+            faults.lost.fetch_add(1, Ordering::SeqCst);
+            let _ = from.shutdown(Shutdown::Both);
+            let _ = to.shutdown(Shutdown::Both);
+            return;
+        }
+        if upward {
+            {
+                let mut lose = faults.lose.lock().unwrap();
+                if lose
+                    .as_ref()
+                    .is_some_and(|p| buf[..n].windows(p.len()).any(|w| w == p.as_slice()))
+                {
+                    *lose = None;
+                    losing.store(true, Ordering::SeqCst);
+                }
+            }
             let delay = *faults.delay.lock().unwrap();
             if !delay.is_zero() {
                 std::thread::sleep(delay);

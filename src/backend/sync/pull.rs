@@ -39,10 +39,19 @@ impl TursoBackend {
             let Some(last) = last else {
                 return Ok(total);
             };
-            let own = {
+            let (mut own, device) = {
                 let conn = self.conn.lock().await;
-                state::own_ranges(&conn).await?
+                (
+                    state::own_ranges(&conn).await?,
+                    self.device_id(&conn).await?,
+                )
             };
+            // And the ranges the primary's push log names as this file's: a push whose
+            // process died before it recorded the push here is still this file's own.
+            {
+                let rconn = replica.conn.lock().await;
+                own.extend(super::push::logged_ranges(&rconn, &device, pulled).await?);
+            }
             // Entries this machine's pushes wrote: this file holds those rows, or newer.
             let changed = feed::distinct(&entries, |seq| {
                 own.iter().any(|(from, to)| (*from..=*to).contains(&seq))

@@ -109,7 +109,7 @@ impl TursoBackend {
         replica: &Replica,
         rows: &[(Changed, Option<feed::Columns>)],
     ) -> Result<Option<(i64, i64)>> {
-        let (pulled, own, expected_id) = self.push_state().await?;
+        let (pulled, own, expected_id, device) = self.push_state().await?;
         let ids: Vec<&str> = rows.iter().map(|(c, _)| c.id.as_str()).collect();
         let started = Instant::now();
         let conn = replica
@@ -122,12 +122,15 @@ impl TursoBackend {
                 .await
                 .doing("starting a push")?;
             let outcome = async {
+                let mut own = own;
+                own.extend(logged_ranges(&tx, &device, pulled).await?);
                 let before = guard(&tx, &ids, pulled, &own, expected_id.as_deref()).await?;
                 let Some(before) = before else {
                     return Ok(None);
                 };
                 write_rows(&tx, rows).await?;
                 let after = last_seq(&tx).await?;
+                log_push(&tx, &device, (before + 1, after), pulled).await?;
                 Ok(Some((before + 1, after)))
             }
             .await;
@@ -228,14 +231,20 @@ impl TursoBackend {
     }
 
     /// What a push checks on the primary: the last pulled seq, the feed ranges this machine
-    /// wrote, and the primary's id.
-    async fn push_state(&self) -> Result<(i64, Vec<(i64, i64)>, Option<String>)> {
+    /// wrote, the primary's id, and this file's name in the push log.
+    async fn push_state(&self) -> Result<(i64, Vec<(i64, i64)>, Option<String>, String)> {
         let conn = self.conn.lock().await;
         Ok((
             state::get_i64(&conn, state::PULLED).await?,
             state::own_ranges(&conn).await?,
             state::get(&conn, state::PRIMARY_ID).await?,
+            self.device_id(&conn).await?,
         ))
+    }
+
+    /// This working file's name in the primary's push log.
+    pub(super) async fn device_id(&self, conn: &Connection) -> Result<String> {
+        state::device(conn, &state::place_of(&self.path)).await
     }
 
     /// Rows still to push (feed entries past the pushed seq).
@@ -324,6 +333,47 @@ async fn guard(
         return Ok(None);
     }
     Ok(Some(last_seq(tx).await?))
+}
+
+/// Records in the push's own transaction which range of the primary's feed this device
+/// wrote, and forgets its ranges a pull has passed.
+/// One request: the device id is a uuid ([`state::device`] checks it), the rest numbers.
+async fn log_push(tx: &Connection, device: &str, range: (i64, i64), pulled: i64) -> Result<()> {
+    tx.execute_batch(&format!(
+        "DELETE FROM memorygraph_pushes WHERE device = '{device}' AND last_seq <= {pulled};
+         INSERT INTO memorygraph_pushes (device, first_seq, last_seq) VALUES ('{device}', {}, {})",
+        range.0, range.1
+    ))
+    .await
+    .doing("recording a push")?;
+    Ok(())
+}
+
+/// The ranges of the primary's feed past `after` that the push log says `device` wrote: on
+/// the primary inside a push, or on the replica before a pull. A primary from before the
+/// log has none.
+pub(super) async fn logged_ranges(
+    conn: &Connection,
+    device: &str,
+    after: i64,
+) -> Result<Vec<(i64, i64)>> {
+    let rows = match conn
+        .query(
+            "SELECT first_seq, last_seq FROM memorygraph_pushes WHERE device = ?1 AND last_seq > ?2",
+            libsql::params![device, after],
+        )
+        .await
+        .doing("reading the push log")
+    {
+        Ok(rows) => rows,
+        Err(e) if super::replica::is_missing_tables(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    Ok(all_rows(rows, "reading the push log")
+        .await?
+        .iter()
+        .map(|r| (r.int(0), r.int(1)))
+        .collect())
 }
 
 async fn last_seq(tx: &Connection) -> Result<i64> {

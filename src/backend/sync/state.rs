@@ -40,6 +40,10 @@ pub const DIVERGED: &str = "diverged";
 /// Ranges of the primary's feed written by this machine's pushes, as JSON `[[from, to], ...]`:
 /// a pull skips them (this file holds those rows already, or newer).
 pub const OWN_RANGES: &str = "own_ranges";
+/// This working file's name in the primary's push log, as JSON `{"id", "place"}`: the place
+/// (host and path) it was made for, so that a copy of the file elsewhere gets a name of its
+/// own instead of taking another device's pushes for its own.
+pub const DEVICE: &str = "device";
 /// The last sync's outcome, written by the process that syncs, read by every other.
 pub const LAST_SYNC: &str = "last_sync";
 
@@ -241,6 +245,54 @@ pub async fn issues(conn: &Connection, limit: u32) -> Result<Vec<SyncIssue>> {
         .collect())
 }
 
+/// This working file's device id (see [`DEVICE`]), made when first asked for at `place`.
+pub async fn device(conn: &Connection, place: &str) -> Result<String> {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Device {
+        id: String,
+        place: String,
+    }
+    let known: Option<Device> = get(conn, DEVICE)
+        .await?
+        .and_then(|v| serde_json::from_str(&v).ok());
+    if let Some(known) = known
+        && known.place == place
+        && uuid::Uuid::parse_str(&known.id).is_ok()
+    {
+        return Ok(known.id);
+    }
+    let made = Device {
+        id: uuid::Uuid::new_v4().to_string(),
+        place: place.to_string(),
+    };
+    let json = serde_json::to_string(&made).expect("plain strings");
+    set(conn, DEVICE, Some(&json)).await?;
+    Ok(made.id)
+}
+
+/// Where a working file is: this host's name and the file's absolute path.
+pub fn place_of(path: &std::path::Path) -> String {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    format!("{}:{}", host_name(), path.display())
+}
+
+#[cfg(unix)]
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that much.
+    let done = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if done != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+#[cfg(not(unix))]
+fn host_name() -> String {
+    std::env::var("COMPUTERNAME").unwrap_or_default()
+}
+
 /// Ranges of the primary's feed this machine wrote.
 pub async fn own_ranges(conn: &Connection) -> Result<Vec<(i64, i64)>> {
     Ok(get(conn, OWN_RANGES)
@@ -258,4 +310,33 @@ pub async fn set_own_ranges(conn: &Connection, ranges: &[(i64, i64)], pulled: i6
         .collect();
     let json = serde_json::to_string(&kept).expect("plain numbers");
     set(conn, OWN_RANGES, Some(&json)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file keeps its device id where it is; a copy found elsewhere gets its own, so it
+    /// never takes the original's pushes for its own.
+    #[tokio::test]
+    async fn a_device_id_belongs_to_one_place() {
+        let (_db, conn) = crate::backend::schema::test_database().await;
+        create(&conn).await.unwrap();
+        let here = device(&conn, "host:/a.db").await.unwrap();
+        assert!(uuid::Uuid::parse_str(&here).is_ok());
+        assert_eq!(device(&conn, "host:/a.db").await.unwrap(), here);
+        let there = device(&conn, "other:/a.db").await.unwrap();
+        assert_ne!(there, here);
+        assert_eq!(device(&conn, "other:/a.db").await.unwrap(), there);
+        // A damaged id is replaced, not sent to the primary.
+        set(
+            &conn,
+            DEVICE,
+            Some(r#"{"id": "x'; DROP", "place": "other:/a.db"}"#),
+        )
+        .await
+        .unwrap();
+        let mended = device(&conn, "other:/a.db").await.unwrap();
+        assert!(uuid::Uuid::parse_str(&mended).is_ok());
+    }
 }
