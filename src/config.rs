@@ -216,6 +216,9 @@ fn bad(variable: &'static str, flag: &'static str, problem: impl Into<String>) -
     }
 }
 
+/// Where `serve --http` and `ui` listen without an address given.
+pub const DEFAULT_HTTP_ADDRESS: &str = "127.0.0.1:7373";
+
 const DEFAULT_SYNC_INTERVAL_SECS: u64 = 300;
 const DEFAULT_MAX_RESPONSE_CHARS: usize = 16_000;
 /// The smallest answer limit: every answer must fit with its fields still readable, and

@@ -73,9 +73,10 @@ fn the_benchmark_runs_and_reports_every_figure() {
     );
 }
 
-/// `--owners`: windows on one database, a forwarded call, HTTP; every row is printed.
+/// `--owners`: windows on one database, a forwarded call, HTTP, owners killed; every row
+/// is printed.
 #[test]
-fn the_owners_run_reports_memory_forwarding_and_http() {
+fn the_owners_run_reports_memory_forwarding_http_and_hand_over() {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_memorygraph-bench"))
         .args(["--owners", "3", "--owner-memories", "120", "--server"])
@@ -98,6 +99,7 @@ fn the_owners_run_reports_memory_forwarding_and_http() {
         "search, through a forwarding window",
         "get_memory, through a forwarding window",
         "search over HTTP (serve --http)",
+        "get_memory right after the owner is killed",
     ] {
         assert!(table.contains(row), "no {row} row:\n{table}");
     }

@@ -31,6 +31,9 @@ pub struct BackendHealth {
     pub supported_schema_version: i64,
     pub sqlite_version: String,
     pub full_text_indexed: i64,
+    /// Every change to a memory or a relationship raises it, whoever made it (a tool, an
+    /// import, a pull): a page or a script polls it to know when to look again.
+    pub changes: i64,
     /// `normal` or `full` (MEMORY_DURABILITY): what an acknowledged write survives, in both
     /// modes (replica mode acknowledges a write once it is in the working file).
     pub durability: String,
@@ -125,6 +128,13 @@ impl TursoBackend {
             "counting indexed memories",
         )
         .await?;
+        let changes = scalar_i64(
+            &conn,
+            "SELECT coalesce((SELECT CAST(value AS INTEGER) FROM memorygraph_meta WHERE key = 'changes'), 0)",
+            vec![],
+            "reading the change count",
+        )
+        .await?;
         let schema_version = schema::version(&conn).await?;
         let sqlite_version = first_row(
             &conn,
@@ -148,6 +158,7 @@ impl TursoBackend {
             supported_schema_version: SCHEMA_VERSION,
             sqlite_version,
             full_text_indexed,
+            changes,
             durability: self.durability.as_str().to_string(),
             foreign_keys: "on".to_string(),
             replica_path: self

@@ -13,6 +13,7 @@ mod progress;
 mod service;
 mod serving;
 mod tools;
+mod ui;
 
 use std::process::ExitCode;
 
@@ -120,6 +121,10 @@ enum Command {
     /// The bearer token of `serve --http`: show it, or rotate it.
     #[command(subcommand)]
     Token(serving::TokenCommand),
+    /// Open the web view in a browser, logged in through a one-time link: find, read, mend
+    /// and see the memory. Asks the running `serve --http` for the link, or serves the
+    /// pages itself until stopped.
+    Ui(ui::UiArgs),
     /// Replica mode: remove the replica (a copy of the primary, for a damaged one or a
     /// primary that was reset, replaced or restored) and compare every row of the database
     /// file with the primary at once. Changes made here since the last push are kept.
@@ -215,6 +220,7 @@ async fn run(
     match command {
         Command::Serve(args) => serving::run(config, args).await,
         Command::Token(command) => serving::token(config, command),
+        Command::Ui(args) => ui::run(config, args).await,
         Command::Store(args) => tools::store(config, args, json).await,
         Command::Get(args) => tools::get(config, args, json).await,
         Command::Search(args) => tools::search(config, args, json).await,

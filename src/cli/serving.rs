@@ -1,7 +1,7 @@
 //! `serve` with its ways to be reached (stdio, HTTP, neither), and `token` for the HTTP
 //! server's bearer token.
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use crate::config::Config;
@@ -12,7 +12,7 @@ pub struct ServeArgs {
     /// Also serve MCP over Streamable HTTP at ADDR (default 127.0.0.1:7373), path /mcp.
     /// Every request needs the bearer token (`memorygraph token show`). Without --stdio
     /// nothing is read from stdin.
-    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::http::DEFAULT_ADDRESS)]
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::config::DEFAULT_HTTP_ADDRESS)]
     pub http: Option<String>,
     /// With --http: serve a stdio client as well.
     #[arg(long, requires = "http")]
@@ -46,6 +46,20 @@ pub enum TokenCommand {
     Rotate,
 }
 
+/// What `serve --http`, `--no-stdio`, `token` and `ui` answer where there is no owner's
+/// socket (not Unix): each process opens the database itself there.
+#[cfg(not(unix))]
+pub const UNIX_ONLY: &str = "serving over HTTP, holding the database for others, the HTTP token and the web view need a Unix system in this version";
+
+#[cfg(not(unix))]
+pub async fn run(config: Config, args: ServeArgs) -> Result<()> {
+    if args.http.is_some() || args.no_stdio {
+        return Err(super::UsageError(UNIX_ONLY.into()).into());
+    }
+    serve::run(config).await
+}
+
+#[cfg(unix)]
 pub async fn run(config: Config, args: ServeArgs) -> Result<()> {
     let Some(address) = &args.http else {
         if args.no_stdio {
@@ -62,6 +76,7 @@ pub async fn run(config: Config, args: ServeArgs) -> Result<()> {
         allow_remote: args.allow_remote,
         allowed_origins: args.allow_origin.clone(),
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
+        ui_link: None,
     };
     crate::http::check(&options, &config).map_err(|e| super::UsageError(format!("{e:#}")))?;
     if args.stdio {
@@ -81,6 +96,7 @@ pub async fn run(config: Config, args: ServeArgs) -> Result<()> {
     .await
 }
 
+#[cfg(unix)]
 /// Holds the database for the others until a signal: owns it now, or takes over when the
 /// current owner leaves.
 async fn hold(config: Config) -> Result<()> {
@@ -98,12 +114,18 @@ async fn hold(config: Config) -> Result<()> {
     Ok(())
 }
 
+#[cfg(not(unix))]
+pub fn token(_: Config, _: TokenCommand) -> Result<()> {
+    Err(super::UsageError(UNIX_ONLY.into()).into())
+}
+
+#[cfg(unix)]
 pub fn token(config: Config, command: TokenCommand) -> Result<()> {
     let token = match command {
         TokenCommand::Show => crate::http::token::current(&config.database_path),
         TokenCommand::Rotate => crate::http::token::rotate(&config.database_path),
     }
-    .map_err(|e| anyhow!("{e:#}"))?;
+    .map_err(|e| anyhow::anyhow!("{e:#}"))?;
     println!("{token}");
     Ok(())
 }

@@ -9,12 +9,14 @@
 //! - bodies, header sizes, sessions and idle sessions are bounded.
 //!
 //! Every session's calls go to the database's owner ([`crate::owner`]), which may be this
-//! process or another.
+//! process or another. The same server serves the web view at `/` ([`ui`]).
 
+pub mod address;
 mod forward;
 pub mod guard;
 mod tls;
 pub mod token;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,7 +39,7 @@ use forward::Forwarder;
 use guard::{Body, Throttle, refuse};
 
 /// The address `serve --http` binds without one given.
-pub const DEFAULT_ADDRESS: &str = "127.0.0.1:7373";
+pub const DEFAULT_ADDRESS: &str = crate::config::DEFAULT_HTTP_ADDRESS;
 /// Where MCP is served.
 pub const MCP_PATH: &str = "/mcp";
 /// Most MCP sessions open at once.
@@ -57,6 +59,9 @@ pub struct HttpOptions {
     pub allowed_origins: Vec<String>,
     /// HTTPS: the certificate chain and private key (PEM files).
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Once listening, a one-time login link to the web view is given to this (`memorygraph
+    /// ui` prints it and opens a browser on it).
+    pub ui_link: Option<fn(&str)>,
 }
 
 struct Shared {
@@ -66,6 +71,7 @@ struct Shared {
     port: u16,
     allowed_origins: Vec<String>,
     throttle: Throttle,
+    ui: ui::Ui,
 }
 
 /// Checks the options against the rules before anything is opened.
@@ -123,11 +129,22 @@ pub async fn serve(
         port: address.port(),
         allowed_origins: options.allowed_origins.clone(),
         throttle: Throttle::default(),
+        ui: ui::Ui::new(
+            &config,
+            tls.is_some(),
+            address.port(),
+            address.ip().is_loopback(),
+        ),
     });
+    let base = format!("{scheme}://{address}");
+    let _recorded = address::record(&config.database_path, &base);
     tracing::info!(
         "serving MCP over HTTP at {scheme}://{address}{MCP_PATH} (token: `memorygraph token show`)"
     );
-    eprintln!("memorygraph: MCP over HTTP at {scheme}://{address}{MCP_PATH}");
+    eprintln!("memorygraph: MCP over HTTP at {base}{MCP_PATH}, the web view at {base}/");
+    if let Some(give) = options.ui_link {
+        give(&format!("{base}{}", shared.ui.new_login_path()));
+    }
     tokio::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {
@@ -188,10 +205,14 @@ async fn handle(
     peer: SocketAddr,
     request: Request<Incoming>,
 ) -> Response<Body> {
-    if request.uri().path() != MCP_PATH {
+    let path = request.uri().path();
+    if path != MCP_PATH && path != ui::LINK_PATH {
+        if ui::is_ui_path(path) {
+            return shared.ui.handle(request).await;
+        }
         return refuse(
             StatusCode::NOT_FOUND,
-            &format!("nothing here: MCP is served at {MCP_PATH}"),
+            &format!("nothing here: MCP is served at {MCP_PATH}, the web view at /"),
         );
     }
     if !guard::origin_allowed(
@@ -222,6 +243,15 @@ async fn handle(
         );
     }
     shared.throttle.succeeded(peer.ip());
+    if request.uri().path() == ui::LINK_PATH {
+        if request.method() != http::Method::POST {
+            return refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "ask for a login link with POST",
+            );
+        }
+        return shared.ui.link_answer();
+    }
     let mut request = request;
     request.headers_mut().remove(header::AUTHORIZATION);
     let opens_session =

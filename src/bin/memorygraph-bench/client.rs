@@ -117,6 +117,17 @@ impl Client {
             .and_then(|v| v.parse().ok())
     }
 
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Ends the server at once (SIGKILL), as a crash or an impatient user does.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn stop(mut self) {
         drop(self.stdin);
         let _ = self.child.wait();

@@ -1,8 +1,9 @@
 //! One process per database (`--owners N`): N windows on one database of `memories`
 //! memories, the model loaded when `--model-home` gives one. Prints the resident memory of
 //! one window beside that of N windows, the latency of a call through a forwarding window
-//! beside the same call answered by the owner itself, and search over HTTP beside stdio —
-//! every figure beside its baseline from the same run.
+//! beside the same call answered by the owner itself, search over HTTP beside stdio, and
+//! the time from killing the owner to the next answer a window gets — every figure beside
+//! its baseline from the same run.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -17,6 +18,8 @@ use crate::corpus::{self, Rng};
 use crate::stats::{Row, row};
 
 const CALLS: usize = 500;
+/// Owners killed in the hand-over phase.
+const KILLS: usize = 20;
 
 pub async fn run(
     server: &Path,
@@ -109,10 +112,29 @@ pub async fn run(
         over_http.push(http.search(q));
     }
     drop(http);
-    for w in others {
+
+    // Hand-over: the owner is killed; a window's next call is answered once another
+    // process has taken the database over (and resent the call).
+    let mut windows_left = others;
+    windows_left.push(owner);
+    let mut handed_over = Vec::new();
+    for round in 0..KILLS {
+        let answer = windows_left[0].call("health", json!({})).0;
+        let owner_pid = answer["server_pid"].as_u64().unwrap() as u32;
+        let at = windows_left
+            .iter()
+            .position(|w| w.pid() == owner_pid)
+            .expect("the owner is one of the windows");
+        windows_left.swap_remove(at).kill();
+        let id = &ids[round % ids.len()];
+        let (answer, took) = windows_left[0].call("get_memory", json!({"memory_id": id}));
+        assert!(answer["memory"].is_object(), "after a kill: {answer}");
+        handed_over.push(took);
+        windows_left.push(Client::start(server, &db, &env).0);
+    }
+    for w in windows_left {
         w.stop();
     }
-    owner.stop();
     vec![
         row(
             "search, answered by the owner",
@@ -138,7 +160,7 @@ pub async fn run(
         row(
             "get_memory, through a forwarding window",
             memories,
-            got_forwarded,
+            got_forwarded.clone(),
             Some(got_direct),
             "ratio: over the owner's own",
         ),
@@ -148,6 +170,13 @@ pub async fn run(
             over_http,
             Some(direct),
             "ratio: over stdio to the owner",
+        ),
+        row(
+            "get_memory right after the owner is killed",
+            memories,
+            handed_over,
+            Some(got_forwarded),
+            "ratio: over a forwarded call with the owner alive",
         ),
     ]
 }

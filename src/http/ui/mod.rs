@@ -1,0 +1,296 @@
+//! The web view: pages to find, read, mend and see the memory, served by `serve --http` at
+//! `/` and opened by `memorygraph ui`. The pages are plain HTML, CSS and JavaScript compiled
+//! into the binary ([`assets`]); they call the same tools an assistant does, through one
+//! endpoint, so the view can never do what the tools cannot, and every answer comes from the
+//! database's owner.
+//!
+//! Who may use it ([`session`]): a browser logs in once through a one-time link and holds an
+//! HttpOnly, SameSite=Strict cookie. Every data request must also carry a header a page of
+//! another site cannot send without this server's consent (which it never gives), come
+//! from this server's own origin, and name a loopback host (DNS rebinding). Every answer
+//! carries a Content-Security-Policy that allows this server's own files and nothing else.
+
+pub mod assets;
+pub mod session;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper1::body::Incoming;
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+use super::guard::Body;
+use crate::config::{Config, ToolProfile};
+use crate::owner::client::OwnerCalls;
+use crate::owner::link::Takeover;
+use session::{COOKIE, SESSION_IDLE, Sessions};
+
+/// Where a browser trades its one-time code for a session.
+pub const LOGIN_PATH: &str = "/ui/login";
+/// Where `memorygraph ui` asks a running server for a one-time link (bearer token needed).
+pub const LINK_PATH: &str = "/ui/link";
+/// The header every data request of the pages carries.
+pub const PAGE_HEADER: &str = "x-memorygraph-ui";
+/// Largest request body of a page's call.
+const MAX_CALL_BODY: usize = 1024 * 1024;
+
+/// Only this server's files, no inline script or style, no frames, no other origin.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The web view's state in one HTTP server.
+pub struct Ui {
+    pub sessions: Sessions,
+    /// The server's settings with every tool offered: the pages use all of them.
+    config: Config,
+    /// The pages' own session with the owner, opened at the first call.
+    calls: OnceCell<Arc<OwnerCalls>>,
+    /// Served over HTTPS: the cookie is marked Secure.
+    secure: bool,
+    port: u16,
+    /// Bound to loopback: the Host must name this machine.
+    loopback: bool,
+}
+
+/// Whether a path belongs to the web view.
+pub fn is_ui_path(path: &str) -> bool {
+    path == "/" || path.starts_with("/ui/")
+}
+
+impl Ui {
+    pub fn new(config: &Config, secure: bool, port: u16, loopback: bool) -> Ui {
+        let mut config = config.clone();
+        config.profile = ToolProfile::Extended;
+        Ui {
+            sessions: Sessions::default(),
+            config,
+            calls: OnceCell::new(),
+            secure,
+            port,
+            loopback,
+        }
+    }
+
+    /// A new one-time login path (`/ui/login?code=…`).
+    pub fn new_login_path(&self) -> String {
+        format!("{LOGIN_PATH}?code={}", self.sessions.new_code())
+    }
+
+    /// The answer to `memorygraph ui` asking a running server for a link.
+    pub fn link_answer(&self) -> Response<Body> {
+        json_answer(StatusCode::OK, &json!({"path": self.new_login_path()}))
+    }
+
+    /// Answers a request for `/` or `/ui/…`.
+    pub async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
+        if self.loopback && !self.host_is_loopback(request.headers().get(header::HOST)) {
+            return text(
+                StatusCode::MISDIRECTED_REQUEST,
+                "this server answers to 127.0.0.1, localhost and [::1] only",
+            );
+        }
+        let path = request.uri().path().to_string();
+        let method = request.method().clone();
+        match (method, path.as_str()) {
+            (Method::GET, "/") => {
+                if self.sessions.valid(request.headers().get(header::COOKIE)) {
+                    page(StatusCode::OK, "text/html; charset=utf-8", assets::INDEX)
+                } else {
+                    page(StatusCode::OK, "text/html; charset=utf-8", assets::LOGIN)
+                }
+            }
+            (Method::GET, LOGIN_PATH) => self.login(&request),
+            (Method::GET, p) if p.starts_with("/ui/assets/") => {
+                match assets::find(&p["/ui/assets/".len()..]) {
+                    Some(a) => page(StatusCode::OK, a.content_type, a.body),
+                    None => text(StatusCode::NOT_FOUND, "no such file"),
+                }
+            }
+            (Method::POST, "/ui/api/call") => match self.admit(&request) {
+                Err(refusal) => refusal,
+                Ok(()) => self.call(request).await,
+            },
+            (Method::GET, "/ui/api/changes") => match self.admit(&request) {
+                Err(refusal) => refusal,
+                Ok(()) => self.changes().await,
+            },
+            (Method::POST, "/ui/logout") => match self.admit(&request) {
+                Err(refusal) => refusal,
+                Ok(()) => {
+                    let mut answer = json_answer(StatusCode::OK, &json!({"logged_out": true}));
+                    self.set_cookie(&mut answer, "", 0);
+                    answer
+                }
+            },
+            _ => text(StatusCode::NOT_FOUND, "nothing here"),
+        }
+    }
+
+    fn host_is_loopback(&self, host: Option<&HeaderValue>) -> bool {
+        let Some(host) = host.and_then(|h| h.to_str().ok()) else {
+            return false;
+        };
+        ["127.0.0.1", "localhost", "[::1]"]
+            .iter()
+            .any(|name| host.eq_ignore_ascii_case(&format!("{name}:{}", self.port)))
+    }
+
+    /// Trades the link's code for a session cookie, and sends the browser to `/` so the
+    /// code does not stay in the address bar.
+    fn login(&self, request: &Request<Incoming>) -> Response<Body> {
+        let code = request
+            .uri()
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("code="))
+            .unwrap_or("");
+        let Some(id) = self.sessions.redeem(code) else {
+            return text(
+                StatusCode::FORBIDDEN,
+                "this link was used already or has expired (links last 5 minutes and open one session); run `memorygraph ui` again",
+            );
+        };
+        let mut answer = page(StatusCode::SEE_OTHER, "text/plain; charset=utf-8", "");
+        answer
+            .headers_mut()
+            .insert(header::LOCATION, HeaderValue::from_static("/"));
+        self.set_cookie(&mut answer, &id, SESSION_IDLE.as_secs());
+        answer
+    }
+
+    fn set_cookie(&self, answer: &mut Response<Body>, value: &str, max_age: u64) {
+        let secure = if self.secure { "; Secure" } else { "" };
+        let cookie =
+            format!("{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}");
+        answer.headers_mut().insert(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&cookie).expect("a cookie of hex digits"),
+        );
+    }
+
+    /// A data request must hold a session, carry the pages' header, and come from this
+    /// server's own origin.
+    fn admit(&self, request: &Request<Incoming>) -> Result<(), Response<Body>> {
+        let headers = request.headers();
+        if !self.sessions.valid(headers.get(header::COOKIE)) {
+            return Err(json_answer(
+                StatusCode::UNAUTHORIZED,
+                &json!({"error": "not logged in: open the link `memorygraph ui` prints"}),
+            ));
+        }
+        let cross_site = headers
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v != "same-origin" && v != "none");
+        let foreign_origin = !super::guard::origin_allowed(headers.get(header::ORIGIN), self.port, &[]);
+        if !headers.contains_key(PAGE_HEADER) || cross_site || foreign_origin {
+            return Err(json_answer(
+                StatusCode::FORBIDDEN,
+                &json!({"error": "requests from other sites are refused"}),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn owner(&self) -> Result<&Arc<OwnerCalls>, String> {
+        self.calls
+            .get_or_try_init(|| async {
+                let place = crate::owner::Place::of(&self.config.database_path)
+                    .map_err(|e| format!("{e:#}"))?;
+                OwnerCalls::open(&self.config, place, Takeover::Allowed, "memorygraph-ui")
+                    .await
+                    .map(Arc::new)
+                    .map_err(|e| format!("{e:#}"))
+            })
+            .await
+    }
+
+    /// One tool call: `{"name": tool, "arguments": {...}}` in, the tool's result out.
+    async fn call(&self, request: Request<Incoming>) -> Response<Body> {
+        let body = match Limited::new(request.into_body(), MAX_CALL_BODY).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(_) => {
+                return json_answer(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &json!({"error": format!("a call may hold at most {MAX_CALL_BODY} bytes")}),
+                );
+            }
+        };
+        let asked: Value = match serde_json::from_slice(&body) {
+            Ok(Value::Object(asked)) if asked.get("name").is_some_and(Value::is_string) => {
+                Value::Object(asked)
+            }
+            _ => {
+                return json_answer(
+                    StatusCode::BAD_REQUEST,
+                    &json!({"error": "a call is {\"name\": tool, \"arguments\": {...}}"}),
+                );
+            }
+        };
+        let params = json!({
+            "name": asked["name"],
+            "arguments": asked.get("arguments").cloned().unwrap_or_else(|| json!({})),
+        });
+        match self.tool(params).await {
+            Ok(result) => json_answer(StatusCode::OK, &result),
+            Err(e) => json_answer(StatusCode::BAD_GATEWAY, &json!({"error": e})),
+        }
+    }
+
+    async fn tool(&self, params: Value) -> Result<Value, String> {
+        let owner = self.owner().await?;
+        owner
+            .request("tools/call", params)
+            .await
+            .map_err(|e| e.message.to_string())
+    }
+
+    /// The database's change count, which every write raises: the pages poll it and
+    /// refresh when it moves.
+    async fn changes(&self) -> Response<Body> {
+        let params = json!({"name": "health", "arguments": {}});
+        match self.tool(params).await {
+            Ok(result) => json_answer(
+                StatusCode::OK,
+                &json!({"changes": result["structuredContent"]["database"]["changes"]}),
+            ),
+            Err(e) => json_answer(StatusCode::BAD_GATEWAY, &json!({"error": e})),
+        }
+    }
+}
+
+/// An answer with the headers every web-view answer carries.
+fn page(status: StatusCode, content_type: &'static str, body: &'static str) -> Response<Body> {
+    answer(status, content_type, Bytes::from_static(body.as_bytes()))
+}
+
+fn text(status: StatusCode, why: &'static str) -> Response<Body> {
+    page(status, "text/plain; charset=utf-8", why)
+}
+
+fn json_answer(status: StatusCode, value: &Value) -> Response<Body> {
+    answer(status, "application/json", Bytes::from(value.to_string()))
+}
+
+fn answer(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {
+    let mut response = Response::new(Full::new(body).boxed());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
