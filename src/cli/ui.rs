@@ -118,10 +118,7 @@ async fn ask_link(base: &str, token: &str) -> Result<String> {
     stream.read_to_string(&mut answer).await?;
     let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
     if !head.starts_with("HTTP/1.1 200") {
-        bail!(
-            "it answered {}",
-            head.lines().next().unwrap_or("nothing")
-        );
+        bail!("it answered {}", head.lines().next().unwrap_or("nothing"));
     }
     let body: serde_json::Value = serde_json::from_str(body).context("reading its answer")?;
     body["path"]

@@ -33,7 +33,10 @@ pub fn record(database: &Path, url: &str) -> Recorded {
     };
     let text = serde_json::to_string(&record).expect("plain fields");
     if let Err(e) = std::fs::write(&file, text) {
-        tracing::warn!("recording the HTTP address in {} failed: {e}", file.display());
+        tracing::warn!(
+            "recording the HTTP address in {} failed: {e}",
+            file.display()
+        );
     }
     Recorded { file }
 }

@@ -141,7 +141,7 @@ pub async fn serve(
     tracing::info!(
         "serving MCP over HTTP at {scheme}://{address}{MCP_PATH} (token: `memorygraph token show`)"
     );
-    eprintln!("memorygraph: MCP over HTTP at {base}{MCP_PATH}, the web view at {base}/");
+    eprintln!("memorygraph: MCP over HTTP at {base}{MCP_PATH} (the web view at {base}/)");
     if let Some(give) = options.ui_link {
         give(&format!("{base}{}", shared.ui.new_login_path()));
     }

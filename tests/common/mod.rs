@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod help;
 pub mod http;
 pub mod jwt;

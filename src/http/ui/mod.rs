@@ -109,17 +109,21 @@ impl Ui {
                     None => text(StatusCode::NOT_FOUND, "no such file"),
                 }
             }
-            (Method::POST, "/ui/api/call") => match self.admit(&request) {
-                Err(refusal) => refusal,
-                Ok(()) => self.call(request).await,
+            (Method::POST, "/ui/api/call") => match self.refusal(&request) {
+                Some(refusal) => refusal,
+                None => self.call(request).await,
             },
-            (Method::GET, "/ui/api/changes") => match self.admit(&request) {
-                Err(refusal) => refusal,
-                Ok(()) => self.changes().await,
+            (Method::GET, "/ui/api/vocabulary") => match self.refusal(&request) {
+                Some(refusal) => refusal,
+                None => json_answer(StatusCode::OK, &vocabulary()),
             },
-            (Method::POST, "/ui/logout") => match self.admit(&request) {
-                Err(refusal) => refusal,
-                Ok(()) => {
+            (Method::GET, "/ui/api/changes") => match self.refusal(&request) {
+                Some(refusal) => refusal,
+                None => self.changes().await,
+            },
+            (Method::POST, "/ui/logout") => match self.refusal(&request) {
+                Some(refusal) => refusal,
+                None => {
                     let mut answer = json_answer(StatusCode::OK, &json!({"logged_out": true}));
                     self.set_cookie(&mut answer, "", 0);
                     answer
@@ -164,8 +168,9 @@ impl Ui {
 
     fn set_cookie(&self, answer: &mut Response<Body>, value: &str, max_age: u64) {
         let secure = if self.secure { "; Secure" } else { "" };
-        let cookie =
-            format!("{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}");
+        let cookie = format!(
+            "{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
+        );
         answer.headers_mut().insert(
             header::SET_COOKIE,
             HeaderValue::from_str(&cookie).expect("a cookie of hex digits"),
@@ -173,11 +178,11 @@ impl Ui {
     }
 
     /// A data request must hold a session, carry the pages' header, and come from this
-    /// server's own origin.
-    fn admit(&self, request: &Request<Incoming>) -> Result<(), Response<Body>> {
+    /// server's own origin; the answer refusing one that does not.
+    fn refusal(&self, request: &Request<Incoming>) -> Option<Response<Body>> {
         let headers = request.headers();
         if !self.sessions.valid(headers.get(header::COOKIE)) {
-            return Err(json_answer(
+            return Some(json_answer(
                 StatusCode::UNAUTHORIZED,
                 &json!({"error": "not logged in: open the link `memorygraph ui` prints"}),
             ));
@@ -186,14 +191,14 @@ impl Ui {
             .get("sec-fetch-site")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v != "same-origin" && v != "none");
-        let foreign_origin = !super::guard::origin_allowed(headers.get(header::ORIGIN), self.port, &[]);
-        if !headers.contains_key(PAGE_HEADER) || cross_site || foreign_origin {
-            return Err(json_answer(
+        let foreign_origin =
+            !super::guard::origin_allowed(headers.get(header::ORIGIN), self.port, &[]);
+        (!headers.contains_key(PAGE_HEADER) || cross_site || foreign_origin).then(|| {
+            json_answer(
                 StatusCode::FORBIDDEN,
                 &json!({"error": "requests from other sites are refused"}),
-            ));
-        }
-        Ok(())
+            )
+        })
     }
 
     async fn owner(&self) -> Result<&Arc<OwnerCalls>, String> {
@@ -211,7 +216,10 @@ impl Ui {
 
     /// One tool call: `{"name": tool, "arguments": {...}}` in, the tool's result out.
     async fn call(&self, request: Request<Incoming>) -> Response<Body> {
-        let body = match Limited::new(request.into_body(), MAX_CALL_BODY).collect().await {
+        let body = match Limited::new(request.into_body(), MAX_CALL_BODY)
+            .collect()
+            .await
+        {
             Ok(body) => body.to_bytes(),
             Err(_) => {
                 return json_answer(
@@ -263,6 +271,19 @@ impl Ui {
     }
 }
 
+/// The memory types and the relationship types with their categories, for the pages'
+/// choices: read from the model, so the pages never list a type the tools refuse.
+fn vocabulary() -> Value {
+    use crate::model::{MemoryType, RelationshipType};
+    json!({
+        "memory_types": MemoryType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+        "relationship_types": RelationshipType::ALL
+            .iter()
+            .map(|t| json!({"type": t.as_str(), "category": t.category().as_str()}))
+            .collect::<Vec<_>>(),
+    })
+}
+
 /// An answer with the headers every web-view answer carries.
 fn page(status: StatusCode, content_type: &'static str, body: &'static str) -> Response<Body> {
     answer(status, content_type, Bytes::from_static(body.as_bytes()))
@@ -281,7 +302,10 @@ fn answer(status: StatusCode, content_type: &'static str, body: Bytes) -> Respon
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

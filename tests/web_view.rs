@@ -1,0 +1,388 @@
+//! The web view in a real headless Chromium (Debian's `chromium` and `chromedriver`, which
+//! `.ci/run` installs), driven through WebDriver: log in through the one-time link `memorygraph
+//! ui --no-browser` prints, find, read, edit, link, draw the graph, see a store made over MCP
+//! arrive without a reload, delete; at 1280 and 360 px wide. Stored HTML stays text, no
+//! request leaves 127.0.0.1, and a request without the cookie or from another origin is
+//! refused. Screenshots of every page go to `target/web-view/`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::browser::Browser;
+use common::http::{HttpServer, request};
+use common::{Scratch, Server, store};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Where the screenshots are kept.
+fn shots() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/web-view");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The one-time link, as a user gets it: `memorygraph ui --no-browser` asks the running server.
+fn login_link(db: &Path) -> String {
+    let out = common::command(db.parent().unwrap())
+        .env("MEMORY_TURSO_PATH", db)
+        .args(["ui", "--no-browser"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let link = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(link.starts_with("http://127.0.0.1:") && link.contains("/ui/login?code="));
+    link
+}
+
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs Debian's chromium and chromium-driver; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
+fn the_pages_find_read_mend_link_and_follow_the_memory() {
+    let scratch = Scratch::new();
+    let db = scratch.db();
+    let http = HttpServer::start(&db, &[], &[]);
+    // An assistant's window on the same database, forwarding to the server's process.
+    let mut mcp = Server::started(&db, &[]);
+    let crash = store(
+        &mut mcp,
+        "problem",
+        "Worker crash on start",
+        "the deploy worker crashes when it starts",
+        json!({"tags": ["deploy"]}),
+    );
+    let fix = store(
+        &mut mcp,
+        "solution",
+        "Pin the worker image",
+        "pinning the image fixed the worker crash",
+        json!({}),
+    );
+    let cause = store(
+        &mut mcp,
+        "error",
+        "Image tag drift",
+        "the latest tag moved under the worker",
+        json!({}),
+    );
+    let hostile = store(
+        &mut mcp,
+        "general",
+        "<img src=x onerror=\"window.pwned=1\"> worker <script>window.pwned=2</script>",
+        "<b>not bold</b> worker",
+        json!({}),
+    );
+    mcp.ok(
+        "create_relationship",
+        json!({"from_memory_id": fix, "to_memory_id": crash, "relationship_type": "SOLVES"}),
+    );
+    mcp.ok(
+        "create_relationship",
+        json!({"from_memory_id": cause, "to_memory_id": fix, "relationship_type": "CAUSES"}),
+    );
+
+    let browser = Browser::start(1280, 900);
+    let link = login_link(&db);
+    let started = Instant::now();
+    browser.goto(&link);
+    browser.wait_for("the find page", WAIT, |b| b.try_find("#q").is_some());
+    eprintln!(
+        "first page shown {} ms after the link was opened",
+        started.elapsed().as_millis()
+    );
+    assert!(
+        browser.url().ends_with('/'),
+        "the code left the address bar: {}",
+        browser.url()
+    );
+    let cookies = browser.cookies();
+    let session = cookies
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "memorygraph_session")
+        .expect("the session cookie");
+    assert_eq!(session["httpOnly"], true);
+    assert_eq!(session["sameSite"], "Strict");
+    // The link opens one session only.
+    assert_eq!(
+        request(
+            &http.address,
+            "GET",
+            &link["http://".len() + http.address.len()..],
+            &[],
+            b""
+        )
+        .status,
+        403
+    );
+
+    // Find, with the words marked.
+    browser.find("#q").send_keys("worker");
+    browser.find("form.find button[type=submit]").click();
+    browser.wait_text(".hits", "Pin the worker image", WAIT);
+    assert!(
+        !browser.find_all(".hits mark").is_empty(),
+        "the query's words are marked"
+    );
+    // Stored HTML is text: shown as written, never run.
+    browser.wait_text(".hits", "<script>window.pwned=2</script>", WAIT);
+    assert_eq!(
+        browser.script("return window.pwned === undefined", vec![]),
+        json!(true)
+    );
+    assert!(browser.find_all(".hits b").is_empty());
+    browser.screenshot(&shots().join("find-1280.png"));
+
+    // Read: every field and the relationships both ways.
+    browser.goto(&format!("http://{}/#/memory/{fix}", http.address));
+    browser.wait_text("#memory-title", "Pin the worker image", WAIT);
+    browser.wait_text(".memory", "SOLVES", WAIT);
+    browser.wait_text(".memory", "CAUSES", WAIT);
+    browser.wait_text(".memory .fields", "importance", WAIT);
+    assert!(
+        !browser.find("main").text().contains("[object"),
+        "{}",
+        browser.find("main").text()
+    );
+    browser.screenshot(&shots().join("memory-1280.png"));
+
+    // Edit the title.
+    browser.find("#edit").click();
+    let title = browser.find("form.editor input[name=title]");
+    title.clear();
+    title.send_keys("Pin the worker image by digest");
+    browser.find("form.editor button[type=submit]").click();
+    browser.wait_text("#memory-title", "by digest", WAIT);
+    assert_eq!(
+        mcp.ok("get_memory", json!({"memory_id": fix}))["memory"]["title"],
+        "Pin the worker image by digest"
+    );
+
+    // Link it to the hostile memory, choosing the other end by a search.
+    browser.find("#link").click();
+    browser.wait_for("the relationship types", WAIT, |b| {
+        !b.find_all("form.editor select[name=type] option")
+            .is_empty()
+    });
+    browser.script(
+        "document.querySelector('form.editor select[name=type]').value = 'RELATED_TO'",
+        vec![],
+    );
+    browser
+        .find("form.editor input[name=find]")
+        .send_keys("onerror");
+    browser.find("form.editor .query button").click();
+    browser.wait_for("a memory to pick", WAIT, |b| {
+        !b.find_all("form.editor .pick").is_empty()
+    });
+    browser.find("form.editor .pick").click();
+    browser.find("form.editor button[type=submit]").click();
+    browser.wait_text(".memory", "RELATED_TO", WAIT);
+    let related = mcp.ok(
+        "get_related_memories",
+        json!({"memory_id": fix, "relationship_types": ["RELATED_TO"]}),
+    );
+    assert_eq!(related["related"][0]["memory"]["id"], json!(hostile));
+
+    // The graph around the crash: its solution at depth 1; double-click adds the cause.
+    browser.goto(&format!("http://{}/#/graph/{crash}", http.address));
+    let seen = std::cell::Cell::new(String::new());
+    browser.wait_for("the graph", WAIT, |b| {
+        let now = b.script("return document.querySelectorAll('svg.graph .node').length + ' nodes; ' + document.getElementById('status').textContent", vec![]).to_string();
+        if now != seen.replace(now.clone()) {
+            eprintln!("graph: {now}");
+        }
+        b.find_all("svg.graph .node").len() == 2
+    });
+    browser.script(
+        "const n = document.querySelector(`svg.graph .node[data-id='${arguments[0]}']`); n.dispatchEvent(new MouseEvent('dblclick', {bubbles: true}));",
+        vec![json!(fix)],
+    );
+    browser.wait_for("the expanded graph", WAIT, |b| {
+        b.find_all("svg.graph .node").len() == 4
+    });
+    browser.screenshot(&shots().join("graph-1280.png"));
+
+    // A store made over MCP shows in the open page without a reload.
+    browser.goto(&format!("http://{}/#/", http.address));
+    browser.wait_for("the find page", WAIT, |b| b.try_find("#q").is_some());
+    let query = browser.find("#q");
+    query.clear();
+    query.send_keys("arrival");
+    browser.find("form.find button[type=submit]").click();
+    browser.wait_text(".meta", "0 found", WAIT);
+    browser.script("window.sameDocument = true", vec![]);
+    let stored_at = Instant::now();
+    store(
+        &mut mcp,
+        "general",
+        "Live arrival",
+        "stored by an assistant while the page is open",
+        json!({}),
+    );
+    browser.wait_text(".hits", "Live arrival", WAIT);
+    eprintln!(
+        "a store over MCP shown in the open page after {} ms",
+        stored_at.elapsed().as_millis()
+    );
+    assert_eq!(
+        browser.script("return window.sameDocument === true", vec![]),
+        json!(true),
+        "no reload"
+    );
+
+    // Delete, after the confirmation.
+    browser.goto(&format!("http://{}/#/memory/{cause}", http.address));
+    browser.wait_text("#memory-title", "Image tag drift", WAIT);
+    browser.find("#delete").click();
+    browser.wait_for("the confirmation", WAIT, |b| {
+        b.try_find("#confirm-delete").is_some()
+    });
+    browser.find("#confirm-delete").click();
+    browser.wait_for("the find page after deleting", WAIT, |b| {
+        b.url().ends_with("#/")
+    });
+    assert!(
+        mcp.err("get_memory", json!({"memory_id": cause}))
+            .contains("not found")
+    );
+
+    // Timeline and health.
+    browser.goto(&format!("http://{}/#/timeline", http.address));
+    browser.wait_text("main", "Live arrival", WAIT);
+    browser.screenshot(&shots().join("timeline-1280.png"));
+    browser.goto(&format!("http://{}/#/health", http.address));
+    browser.wait_text("main .fields", "memories", WAIT);
+    assert!(!browser.find("main").text().contains("[object"));
+    browser.screenshot(&shots().join("health-1280.png"));
+
+    // Every page at 360 px: nothing wider than the screen.
+    browser.set_window(360, 800);
+    for (name, hash) in [
+        ("find", "#/"),
+        ("memory", &*format!("#/memory/{fix}")),
+        ("graph", &*format!("#/graph/{crash}")),
+        ("timeline", "#/timeline"),
+        ("health", "#/health"),
+    ] {
+        browser.goto(&format!("http://{}/{hash}", http.address));
+        browser.wait_for(name, WAIT, |b| b.try_find("main h2, main #q").is_some());
+        let wide = browser.script(
+            "return document.documentElement.scrollWidth - window.innerWidth",
+            vec![],
+        );
+        assert!(
+            wide.as_i64().unwrap() <= 1,
+            "{name} is wider than 360 px by {wide}"
+        );
+        browser.screenshot(&shots().join(format!("{name}-360.png")));
+    }
+
+    // Nothing left this machine.
+    let hosts = browser.network_hosts();
+    assert!(!hosts.is_empty());
+    for url in &hosts {
+        assert!(
+            url.starts_with(&format!("http://{}/", http.address)) || url.starts_with("data:"),
+            "a request left the server: {url}"
+        );
+    }
+    mcp.stop();
+}
+
+#[test]
+fn a_request_without_the_cookie_or_from_another_site_is_refused_and_changes_nothing() {
+    let scratch = Scratch::new();
+    let db = scratch.db();
+    let http = HttpServer::start(&db, &[], &[]);
+    let link = login_link(&db);
+    let path = &link["http://".len() + http.address.len()..];
+    let login = request(&http.address, "GET", path, &[], b"");
+    assert_eq!(login.status, 303);
+    let cookie = login
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csp = login.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    let store = json!({"name": "store_memory", "arguments": {"type": "general", "title": "Forged", "content": "x"}}).to_string();
+    let call = |headers: &[(&str, &str)]| {
+        request(
+            &http.address,
+            "POST",
+            "/ui/api/call",
+            headers,
+            store.as_bytes(),
+        )
+        .status
+    };
+    assert_eq!(call(&[("x-memorygraph-ui", "1")]), 401, "no cookie");
+    assert_eq!(call(&[("cookie", &cookie)]), 403, "no page header");
+    assert_eq!(
+        call(&[
+            ("cookie", &cookie),
+            ("x-memorygraph-ui", "1"),
+            ("origin", "http://evil.example")
+        ]),
+        403,
+        "another origin"
+    );
+    assert_eq!(
+        call(&[
+            ("cookie", &cookie),
+            ("x-memorygraph-ui", "1"),
+            ("sec-fetch-site", "cross-site")
+        ]),
+        403,
+        "another site"
+    );
+    assert_eq!(
+        request(&http.address, "GET", "/", &[("host", "evil.example")], b"").status,
+        421,
+        "a rebound name"
+    );
+    assert_eq!(
+        request(&http.address, "GET", path, &[], b"").status,
+        403,
+        "a used link"
+    );
+    // Nothing was stored; the next request from the page works.
+    let search = json!({"name": "search_memories", "arguments": {"query": "Forged"}}).to_string();
+    let answer = request(
+        &http.address,
+        "POST",
+        "/ui/api/call",
+        &[("cookie", &cookie), ("x-memorygraph-ui", "1")],
+        search.as_bytes(),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let found: Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(found["structuredContent"]["total"], 0, "{found}");
+    // A tool's own refusal reaches the page as the tool's message.
+    let bad = json!({"name": "get_memory", "arguments": {"memory_id": "no-such-id"}}).to_string();
+    let answer = request(
+        &http.address,
+        "POST",
+        "/ui/api/call",
+        &[("cookie", &cookie), ("x-memorygraph-ui", "1")],
+        bad.as_bytes(),
+    );
+    let refused: Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(refused["isError"], true, "{refused}");
+    drop(http);
+}
