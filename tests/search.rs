@@ -470,3 +470,73 @@ fn a_fuzzy_match_by_beginning_is_not_reported_unmatched() {
     );
     assert!(!cli.stdout.contains("no match"), "{}", cli.stdout);
 }
+
+/// Stores many memories at once: every request written first, then every answer read.
+fn store_many(server: &mut Server, memories: &[(String, String)]) {
+    for (i, (title, content)) in memories.iter().enumerate() {
+        server.send(&json!({"jsonrpc": "2.0", "id": format!("bulk-{i}"), "method": "tools/call",
+            "params": {"name": "store_memory", "arguments": {"type": "general", "title": title, "content": content}}}));
+    }
+    for _ in memories {
+        let answer = server.recv();
+        assert_eq!(answer["result"]["isError"], false, "{answer}");
+    }
+}
+
+/// The ids of a search's or recall's first `limit` results, in order.
+fn ranked_ids(server: &mut Server, tool: &str, query: &str, limit: usize) -> Vec<String> {
+    server.ok(tool, json!({"query": query, "limit": limit}))["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// An old version is demoted, not buried: among 3,000 memories that share the query's common
+/// words, it comes directly after the memory that replaced it, in search and in recall, and
+/// a chain of versions reads newest first.
+#[test]
+fn an_old_version_comes_right_after_the_memory_that_replaced_it() {
+    let scratch = Scratch::new();
+    let mut server = Server::started(&scratch.db(), &[]);
+    let mut rng = Rng::new(0x7e45_1045);
+    let crowd: Vec<(String, String)> = (0..3_000)
+        .map(|i| {
+            (
+                format!("deploy script {} {i}", rng.words(3)),
+                format!("the deploy script {}", rng.words(20)),
+            )
+        })
+        .collect();
+    store_many(&mut server, &crowd);
+    let first = store(
+        &mut server,
+        "workflow",
+        "quillfeather deploy script",
+        "run quillfeather before the deploy script, then ledgerwick",
+        json!({}),
+    );
+    let second = server.ok("store_memory", json!({"type": "workflow", "title": "quillfeather deploy script, second version", "content": "run quillfeather after the checks, version two", "supersedes": first}))["memory_id"].as_str().unwrap().to_string();
+    // The newest no longer names the rare word in its title, so it ranks lower than both.
+    let third = server.ok("store_memory", json!({"type": "workflow", "title": "deploy script, third version", "content": "the checks now run the quillfeather step themselves", "supersedes": second}))["memory_id"].as_str().unwrap().to_string();
+    for tool in ["search_memories", "recall_memories"] {
+        let ids = ranked_ids(&mut server, tool, "quillfeather deploy script", 50);
+        let at = |id: &String| ids.iter().position(|x| x == id);
+        let newest = at(&third)
+            .unwrap_or_else(|| panic!("{tool}: the newest version is in the first 50: {ids:?}"));
+        assert_eq!(at(&second), Some(newest + 1), "{tool}: {ids:?}");
+        assert_eq!(at(&first), Some(newest + 2), "{tool}: {ids:?}");
+    }
+    let found = server.ok(
+        "search_memories",
+        json!({"query": "quillfeather", "limit": 5}),
+    );
+    let results = found["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "{found}");
+    assert_eq!(results[1]["superseded_by"], json!(third));
+    assert_eq!(results[2]["superseded_by"], json!(second));
+    // An old version whose successor does not match keeps its own place.
+    let only_old = ranked_ids(&mut server, "search_memories", "ledgerwick", 5);
+    assert_eq!(only_old, [first], "{only_old:?}");
+}

@@ -16,6 +16,7 @@ pub mod index;
 pub(super) mod lexical;
 mod typo;
 pub mod vectors;
+mod versions;
 pub(super) mod vocabulary;
 
 pub use bm25::register as register_ranking_functions;
@@ -444,13 +445,13 @@ struct Facts {
     importance: f64,
     /// Age in days.
     age: f64,
-    superseded: bool,
     used: i64,
 }
 
 /// Hybrid: lexical and semantic candidates fused ([`fusion`]); for recall, re-ranked with
-/// importance and recency as lexical recall is. Superseded memories come last. Pages past
-/// the fused candidates go on with the remaining lexical matches by relevance.
+/// importance and recency as lexical recall is. An old version comes right after the
+/// memory that replaced it. Pages past the fused candidates go on with the remaining
+/// lexical matches by relevance.
 async fn fused(
     backend: &TursoBackend,
     conn: &Connection,
@@ -535,7 +536,7 @@ async fn fused(
     if recall {
         blend(&mut candidates, &facts, 1e-12);
     }
-    order(&mut candidates, &facts);
+    let candidates = order(conn, candidates, &facts).await?;
     let start = (req.offset as usize).min(candidates.len());
     let end = (req.offset as usize + req.limit as usize).min(candidates.len());
     let mut page: Vec<fusion::Fused> = candidates[start..end].to_vec();
@@ -570,7 +571,7 @@ async fn vector_of(vector: vectors::QueryVector) -> Result<vectors::Query> {
         .map_err(BackendError::Refused)
 }
 
-/// Importance, age, supersession and use of each candidate.
+/// Importance, age and use of each candidate.
 async fn facts_of(
     conn: &Connection,
     candidates: &[fusion::Fused],
@@ -579,7 +580,6 @@ async fn facts_of(
     if candidates.is_empty() {
         return Ok(out);
     }
-    let superseded = superseded_key(conn).await?;
     let ids = candidates
         .iter()
         .map(|c| c.rid.to_string())
@@ -590,7 +590,7 @@ async fn facts_of(
             &format!(
                 "SELECT n.rowid, coalesce(json_extract(n.properties, '$.importance'), 0.5),
                         julianday('now') - coalesce(julianday(json_extract(n.properties, '$.created_at')), julianday('now')),
-                        {superseded}, coalesce(u.usage_count, 0)
+                        coalesce(u.usage_count, 0)
                  FROM nodes n LEFT JOIN memory_usage u ON u.memory_id = n.id
                  WHERE n.rowid IN ({ids})"
             ),
@@ -604,8 +604,7 @@ async fn facts_of(
             Facts {
                 importance: r.real(1).unwrap_or(0.5),
                 age: r.real(2).unwrap_or(0.0),
-                superseded: r.int(3) != 0,
-                used: r.int(4),
+                used: r.int(3),
             },
         );
     }
@@ -628,18 +627,27 @@ fn blend(
     }
 }
 
-/// Current memories before superseded ones, then by score, then the more used, then by id.
-fn order(candidates: &mut [fusion::Fused], facts: &std::collections::HashMap<i64, Facts>) {
-    let fact = |rid: i64| facts.get(&rid);
-    let superseded = |f: Option<&Facts>| f.is_some_and(|f| f.superseded);
-    let used = |f: Option<&Facts>| f.map_or(0, |f| f.used);
+/// By score, then the more used, then by id; an old version right after the memory that
+/// replaced it ([`versions`]).
+async fn order(
+    conn: &Connection,
+    mut candidates: Vec<fusion::Fused>,
+    facts: &std::collections::HashMap<i64, Facts>,
+) -> Result<Vec<fusion::Fused>> {
+    let used = |rid: i64| facts.get(&rid).map_or(0, |f| f.used);
     candidates.sort_by(|a, b| {
-        superseded(fact(a.rid))
-            .cmp(&superseded(fact(b.rid)))
-            .then(b.score.total_cmp(&a.score))
-            .then(used(fact(b.rid)).cmp(&used(fact(a.rid))))
+        b.score
+            .total_cmp(&a.score)
+            .then(used(b.rid).cmp(&used(a.rid)))
             .then(a.rid.cmp(&b.rid))
     });
+    let rids: Vec<i64> = candidates.iter().map(|c| c.rid).collect();
+    let successors = versions::successors(conn, &rids).await?;
+    Ok(versions::after_successors(
+        candidates,
+        |c| c.rid,
+        &successors,
+    ))
 }
 
 /// The memories of a page with their snippets: around the matched words for a lexical hit,
@@ -772,25 +780,8 @@ fn matches_of(req: &SearchRequest, filters: &str) -> String {
     }
 }
 
-/// The sort key that puts superseded memories last, or a constant when no memory has
-/// been superseded (the common case), which spares a lookup per match.
-async fn superseded_key(conn: &Connection) -> Result<&'static str> {
-    let any = scalar_i64(
-        conn,
-        "SELECT count(*) FROM (SELECT 1 FROM relationships WHERE rel_type = 'REPLACES' AND valid_until IS NULL LIMIT 1)",
-        vec![],
-        "looking for superseded memories",
-    )
-    .await?;
-    Ok(if any > 0 {
-        "EXISTS (SELECT 1 FROM relationships r WHERE r.to_id = n.id AND r.rel_type = 'REPLACES' AND r.valid_until IS NULL)"
-    } else {
-        "0"
-    })
-}
-
 /// Ranked by BM25 ([`lexical`]); with the default match mode, memories matching every term
-/// first; superseded memories last.
+/// first; an old version right after the memory that replaced it.
 async fn ranked(
     backend: &TursoBackend,
     conn: &Connection,
@@ -805,8 +796,9 @@ async fn ranked(
         lexical::Order::Relevance
     };
     let mut ranking = lexical::rank(backend, conn, req, terms, &matching, order).await?;
-    let superseded = superseded_among(conn, &ranking.ranked).await?;
-    ranking.ranked.sort_by_key(|s| superseded.contains(&s.rid));
+    let rids: Vec<i64> = ranking.ranked.iter().map(|s| s.rid).collect();
+    let successors = versions::successors(conn, &rids).await?;
+    ranking.ranked = versions::after_successors(ranking.ranked, |s| s.rid, &successors);
     let none = std::collections::HashSet::new();
     let page: Vec<fusion::Fused> = lexical_after(
         conn,
@@ -862,35 +854,6 @@ async fn lexical_after(
     Ok(out)
 }
 
-/// Which of these matches a current `REPLACES` relationship supersedes (none to look up
-/// when nothing was ever superseded, the common case).
-async fn superseded_among(
-    conn: &Connection,
-    ranked: &[lexical::Scored],
-) -> Result<std::collections::HashSet<i64>> {
-    let mut out = std::collections::HashSet::new();
-    let key = superseded_key(conn).await?;
-    if ranked.is_empty() || key == "0" {
-        return Ok(out);
-    }
-    let ids = ranked
-        .iter()
-        .map(|s| s.rid.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
-    let rows = conn
-        .query(
-            &format!("SELECT n.rowid FROM nodes n WHERE n.rowid IN ({ids}) AND {key}"),
-            (),
-        )
-        .await
-        .doing("looking for superseded memories")?;
-    for r in all_rows(rows, "looking for superseded memories").await? {
-        out.insert(r.int(0));
-    }
-    Ok(out)
-}
-
 /// Ranked by recall's blended score among the [`RECALL_CANDIDATES`] most relevant matches,
 /// then the other matches by relevance.
 async fn blended(
@@ -919,7 +882,7 @@ async fn blended(
         .collect();
     let facts = facts_of(conn, &top).await?;
     blend(&mut top, &facts, 1e-9);
-    order(&mut top, &facts);
+    let top = order(conn, top, &facts).await?;
     let (offset, limit) = (req.offset as usize, req.limit as usize);
     let mut page: Vec<fusion::Fused> = top.iter().skip(offset).take(limit).cloned().collect();
     if page.len() < limit {
