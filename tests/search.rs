@@ -536,6 +536,43 @@ fn an_old_version_comes_right_after_the_memory_that_replaced_it() {
     assert_eq!(results.len(), 3, "{found}");
     assert_eq!(results[1]["superseded_by"], json!(third));
     assert_eq!(results[2]["superseded_by"], json!(second));
+    // Any version shows the whole chain, newest first.
+    for id in [&first, &second, &third] {
+        let got = server.ok("get_memory", json!({"memory_id": id}));
+        let chain: Vec<(&str, i64)> = got["versions"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no versions: {got}"))
+            .iter()
+            .map(|v| (v["id"].as_str().unwrap(), v["step"].as_i64().unwrap()))
+            .collect();
+        let this = [&third, &second, &first]
+            .iter()
+            .position(|x| x == &id)
+            .unwrap() as i64;
+        assert_eq!(
+            chain,
+            [
+                (third.as_str(), this),
+                (second.as_str(), this - 1),
+                (first.as_str(), this - 2)
+            ],
+            "{got}"
+        );
+    }
+    let text = server.call("get_memory", json!({"memory_id": second}))["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("Versions, newest first:") && text.contains("<- this one"),
+        "{text}"
+    );
+    // A memory outside any chain lists none.
+    let alone = ranked_ids(&mut server, "search_memories", "deploy", 10)
+        .into_iter()
+        .find(|id| ![&first, &second, &third].contains(&id))
+        .unwrap();
+    assert!(server.ok("get_memory", json!({"memory_id": alone}))["versions"].is_null());
     // An old version whose successor does not match keeps its own place.
     let only_old = ranked_ids(&mut server, "search_memories", "ledgerwick", 5);
     assert_eq!(only_old, [first], "{only_old:?}");

@@ -13,6 +13,7 @@ mod schema;
 mod search;
 mod stats;
 mod sync;
+mod versions;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -42,6 +43,7 @@ pub use sync::migrate::copy_to_primary;
 pub use sync::resync::{LocalCopy, ResyncReport, resync};
 pub use sync::state::{IssueKind, SyncIssue};
 pub use sync::{Backlog, KEPT_DAYS, Policy, Reconciled, Which};
+pub use versions::Version;
 
 use error::DbContext;
 use sync::{queue, replica};

@@ -82,6 +82,11 @@ pub struct GetMemoryOutput {
     /// Pass as `relationships_offset` for the next relationships.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relationships_next_offset: Option<usize>,
+    /// When the memory replaced another or was replaced (`supersedes`): the chain of
+    /// versions, newest first, this memory at `step` 0 (up to 10 on each side). Listed with
+    /// the first part of the content.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<crate::backend::Version>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

@@ -94,6 +94,16 @@ fn render_memory(out: &GetMemoryOutput) -> String {
             "[more relationships: call get_memory with relationships_offset={next}]\n"
         ));
     }
+    if !out.versions.is_empty() {
+        text.push_str("\nVersions, newest first:\n");
+        for v in &out.versions {
+            let this = if v.step == 0 { "  <- this one" } else { "" };
+            text.push_str(&format!(
+                "- {} ({}, {}){this}\n",
+                v.title, v.id, v.created_at
+            ));
+        }
+    }
     text
 }
 
@@ -221,6 +231,14 @@ impl MemoryServer {
                 "Invalid `relationships_offset`: the memory has {relationships_total} current relationship(s), got {rel_offset}"
             ));
         }
+        let versions = if offset == 0 {
+            self.backend
+                .versions_of(&p.memory_id)
+                .await
+                .map_err(backend_failure)?
+        } else {
+            Vec::new()
+        };
         memory.content = String::new();
         let mut output = GetMemoryOutput {
             memory,
@@ -231,6 +249,7 @@ impl MemoryServer {
             relationships_total,
             relationships_offset: rel_offset,
             relationships_next_offset: None,
+            versions,
         };
         // The text and the structured answer each stay within the limit: measure both
         // without content or relationships, give relationships up to a quarter of the room
