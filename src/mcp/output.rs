@@ -134,10 +134,30 @@ pub struct SearchResult {
     pub similarity: Option<f64>,
 }
 
+/// How a time expression in the question was read ("last week", "in March").
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct TimeReading {
+    /// The words as written; they were not searched as words.
+    pub phrase: String,
+    /// The range in the user's time zone, in words: "from 2026-11-23 to 2026-11-29".
+    pub reading: String,
+    /// The range as instants (UTC): created at or after, created before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_after: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_before: Option<String>,
+    /// Whether the range filtered the results: false when `created_after` or
+    /// `created_before` was given, which win.
+    pub applied: bool,
+}
+
 /// One page of results.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct SearchOutput {
     pub results: Vec<SearchResult>,
+    /// Set when the question held a time expression: how it was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<TimeReading>,
     /// All matches across pages.
     pub total: u64,
     pub offset: u32,

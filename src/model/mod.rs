@@ -7,6 +7,7 @@ mod memory;
 mod relationship;
 mod secrets;
 mod text;
+pub mod time_words;
 
 pub use context::{CONTEXT_FIELDS, MemoryContext};
 pub use memory::{Memory, MemoryPatch, MemoryType, NewMemory, normalise_tags};

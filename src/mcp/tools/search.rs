@@ -6,7 +6,7 @@ use rmcp::{tool, tool_router};
 use crate::backend::{SearchHit, SearchPage, SearchRequest, Tolerance};
 use crate::mcp::MemoryServer;
 use crate::mcp::args::Parameters;
-use crate::mcp::output::{MemoryBrief, SearchOutput, SearchResult};
+use crate::mcp::output::{MemoryBrief, SearchOutput, SearchResult, TimeReading};
 use crate::mcp::params::{
     ContextualSearchParams, RecallMemoriesParams, SearchMemoriesParams, bounded, few_items,
     memory_id, short_list, short_text,
@@ -14,6 +14,7 @@ use crate::mcp::params::{
 use crate::mcp::render::{
     ToolResult, backend_failure, brief_line, cut_note, fit, fit_page, list_budget, reply,
 };
+use crate::model::time_words::TimeRange;
 use crate::model::{RelationshipType, limits, normalise_tags};
 
 /// Largest `offset` accepted; deeper pages are never useful to a model.
@@ -34,9 +35,9 @@ impl MemoryServer {
         &self,
         Parameters(p): Parameters<SearchMemoriesParams>,
     ) -> ToolResult {
-        let request = search_request(&p)?;
+        let (request, time) = search_request(&p)?;
         match self.backend.search(&request).await {
-            Ok(page) => self.render_page("Found", page),
+            Ok(page) => self.render_page("Found", page, time),
             Err(e) => Err(backend_failure(e)),
         }
     }
@@ -67,12 +68,14 @@ impl MemoryServer {
             p.memory_types.as_deref(),
             limits::QUERY_LIST_MAX_ITEMS,
         )?;
-        let mut request = SearchRequest::new(query, limit);
+        let (query, range) = time_in(query);
+        let mut request = SearchRequest::new(&query, limit);
         request.offset = offset;
         request.memory_types = p.memory_types.clone().unwrap_or_default();
         request.project_path = p.project_path.clone();
+        let time = apply_time(&mut request, range);
         match self.backend.recall(&request).await {
-            Ok(page) => self.render_page("Recalled", page),
+            Ok(page) => self.render_page("Recalled", page, time),
             Err(e) => Err(backend_failure(e)),
         }
     }
@@ -100,7 +103,7 @@ impl MemoryServer {
             .contextual_search(&p.memory_id, request, depth)
             .await
         {
-            Ok(page) => self.render_page("Found", page),
+            Ok(page) => self.render_page("Found", page, None),
             Err(e) => Err(backend_failure(e)),
         }
     }
@@ -109,7 +112,7 @@ impl MemoryServer {
 impl MemoryServer {
     /// Renders a page of hits, cut to the answer size limit with a note saying how to go on.
     /// Recall's neighbours follow in a list of their own, for the hits shown.
-    fn render_page(&self, verb: &str, page: SearchPage) -> ToolResult {
+    fn render_page(&self, verb: &str, page: SearchPage, time: Option<TimeReading>) -> ToolResult {
         let results: Vec<SearchResult> = page.hits.iter().map(result_of).collect();
         let line = |r: &SearchResult| {
             let mut line = format!("- {}", brief_line(&r.memory));
@@ -146,6 +149,7 @@ impl MemoryServer {
             unmatched: page.unmatched.clone(),
             results,
             neighbours: Vec::new(),
+            time,
         };
         if kept < output.results.len() {
             output.results.truncate(kept);
@@ -189,6 +193,17 @@ impl MemoryServer {
         );
         if let Some(note) = &output.model_note {
             text.push_str(&format!("({note})\n"));
+        }
+        if let Some(t) = &output.time {
+            let how = if t.applied {
+                "memories created then"
+            } else {
+                "not applied: created_after or created_before was given"
+            };
+            text.push_str(&format!(
+                "(read \"{}\" as {}: {how})\n",
+                t.phrase, t.reading
+            ));
         }
         for c in &output.corrections {
             text.push_str(&format!(
@@ -259,7 +274,38 @@ fn significant(x: f64) -> f64 {
     (x * scale).round() / scale
 }
 
-fn search_request(p: &SearchMemoriesParams) -> Result<SearchRequest, String> {
+/// A time expression in a free query ([`crate::model::time_words`], in this machine's time
+/// zone): the words left to search, and the range.
+fn time_in(query: &str) -> (String, Option<TimeRange>) {
+    match crate::model::time_words::read(query, &chrono::Local::now()) {
+        Some((range, rest)) => (rest, Some(range)),
+        None => (query.to_string(), None),
+    }
+}
+
+/// The range filters when the memories were created, unless explicit dates were given
+/// (they win); the answer says how the expression was read.
+fn apply_time(request: &mut SearchRequest, range: Option<TimeRange>) -> Option<TimeReading> {
+    let range = range?;
+    let applied = request.created_after.is_none() && request.created_before.is_none();
+    let created_after = range.from.map(crate::model::iso_from);
+    let created_before = range.until.map(crate::model::iso_from);
+    if applied {
+        request.created_after = created_after.clone();
+        request.created_before = created_before.clone();
+    }
+    Some(TimeReading {
+        phrase: range.phrase,
+        reading: range.reading,
+        created_after,
+        created_before,
+        applied,
+    })
+}
+
+fn search_request(
+    p: &SearchMemoriesParams,
+) -> Result<(SearchRequest, Option<TimeReading>), String> {
     let limit = bounded("limit", p.limit, 50, 1, 1000)?;
     let offset = bounded("offset", p.offset, 0, 0, MAX_OFFSET)?;
     short_text(
@@ -314,6 +360,12 @@ fn search_request(p: &SearchMemoriesParams) -> Result<SearchRequest, String> {
             .join(" "),
         _ => p.query.clone().unwrap_or_default(),
     };
+    // Listed `terms` are words to find as given; a free `query` may say when.
+    let (text, range) = if p.terms.as_ref().is_some_and(|t| !t.is_empty()) {
+        (text, None)
+    } else {
+        time_in(&text)
+    };
     let mut request = SearchRequest::new(&text, limit);
     request.offset = offset;
     request.match_mode = p.match_mode.map(Into::into);
@@ -345,7 +397,8 @@ fn search_request(p: &SearchMemoriesParams) -> Result<SearchRequest, String> {
         .map(|t| RelationshipType::parse_field("relationship_filter", t))
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
-    Ok(request)
+    let time = apply_time(&mut request, range);
+    Ok((request, time))
 }
 
 /// Reads an ISO 8601 date (`2026-01-31`) or date-time and writes it as an instant SQLite
