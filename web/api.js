@@ -21,6 +21,20 @@ export async function call(name, args = {}) {
   return answer.structuredContent ?? {};
 }
 
+/** Replica mode's conflicts: `list`, or `retry` (keep this machine's version) or
+ * `discard` (keep the primary's) one entry. */
+export async function conflicts(action, seq) {
+  const response = await fetch("/ui/api/conflicts", {
+    method: "POST",
+    headers: HEADERS,
+    body: JSON.stringify({ action, seq }),
+    credentials: "same-origin",
+  });
+  const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
+  return answer;
+}
+
 async function get(path) {
   const response = await fetch(path, { headers: HEADERS, credentials: "same-origin" });
   const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));

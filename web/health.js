@@ -1,10 +1,10 @@
 // Health and sync: mode, counts, sizes, the model and its backlog; in replica mode the last
 // sync, writes waiting, conflicts with both versions side by side, and the sync figures.
 
-import { call } from "./api.js";
+import { call, conflicts } from "./api.js";
 import { el, show, when } from "./dom.js";
 
-export async function render(main) {
+export async function render(main, ctx) {
   const h = await call("health", {});
   const db = h.database || {};
   const sem = h.semantic || {};
@@ -31,16 +31,27 @@ export async function render(main) {
       ["syncs", s.syncs], ["failed syncs", s.sync_failures], ["rows pulled", s.pulled_rows], ["latency p50", s.sync_latency_p50_ms && `${s.sync_latency_p50_ms} ms`],
       ["writes waiting", q.queued_writes], ["set aside", q.set_aside], ["conflicts", q.conflicts],
     ])));
-    const issues = q.recent_conflicts || [];
+    const issues = (await conflicts("list")).issues || [];
+    const settle = (action, seq) => async () => {
+      try {
+        const done = await conflicts(action, seq);
+        ctx.say(`${done.entries} entry settled; the next sync applies it.`);
+        await render(main, ctx);
+      } catch (e) {
+        ctx.say(e.message, true);
+      }
+    };
     if (issues.length) {
-      parts.push(el("section", {}, el("h3", {}, "Conflicts and set-aside writes"),
-        el("p", { class: "meta" }, "Keep this machine's version with `memorygraph conflicts retry N`, or the primary's with `memorygraph conflicts discard N`."),
-        issues.map((c) => el("article", { class: "conflict" },
+      parts.push(el("section", { id: "conflicts" }, el("h3", {}, "Conflicts and set-aside writes"),
+        issues.map((c) => el("article", { class: "conflict", "data-seq": c.seq },
           el("h4", {}, `#${c.seq} ${c.issue.replace("_", " ")}: ${c.kind} ${c.row_id}`),
           el("p", {}, c.reason),
           el("div", { class: "versions" },
             el("figure", {}, el("figcaption", {}, "This machine"), el("pre", {}, pretty(c.local_version))),
-            el("figure", {}, el("figcaption", {}, "The primary"), el("pre", {}, pretty(c.primary_version))))))));
+            el("figure", {}, el("figcaption", {}, "The primary"), el("pre", {}, pretty(c.primary_version)))),
+          el("div", { class: "actions" },
+            el("button", { type: "button", id: `keep-mine-${c.seq}`, onclick: settle("retry", c.seq) }, "Keep this machine's version"),
+            el("button", { type: "button", id: `keep-primary-${c.seq}`, onclick: settle("discard", c.seq) }, "Keep the primary's version"))))));
     }
   }
   show(main, ...parts);

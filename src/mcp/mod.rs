@@ -12,5 +12,8 @@ mod server;
 pub(crate) mod tools;
 pub mod transport;
 
-pub use server::{CALL_KEY, FIRST_SYNC_NOTE, MemoryServer, ServerSettings, is_read, server_config};
+pub use server::{
+    CALL_KEY, CONFLICTS_METHOD, FIRST_SYNC_NOTE, MemoryServer, ServerSettings, is_read,
+    server_config,
+};
 pub(crate) use tools::status::backlog_sentence;

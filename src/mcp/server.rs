@@ -5,8 +5,8 @@ use std::sync::Arc;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
+    CustomResult, ErrorCode, Implementation, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
@@ -251,4 +251,53 @@ impl ServerHandler for MemoryServer {
     fn get_info(&self) -> ServerConfig {
         server_config()
     }
+
+    /// Requests that are not tools, for the web view: [`CONFLICTS_METHOD`] lists replica
+    /// mode's sync issues, or settles one (`retry` keeps this machine's version, `discard`
+    /// the primary's). Not offered as tools: an assistant has no business settling them.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        if request.method != CONFLICTS_METHOD {
+            return Err(ErrorData::new(
+                ErrorCode::METHOD_NOT_FOUND,
+                format!("unknown method {}", request.method),
+                None,
+            ));
+        }
+        let params = request.params.unwrap_or_default();
+        let failed =
+            |e: crate::backend::BackendError| ErrorData::invalid_request(e.to_string(), None);
+        let seq = || {
+            params["seq"]
+                .as_i64()
+                .map(crate::backend::Which::One)
+                .ok_or_else(|| {
+                    ErrorData::invalid_params("retry and discard need the entry's `seq`", None)
+                })
+        };
+        let answer = match params["action"].as_str() {
+            Some("list") => serde_json::json!({
+                "issues": self.backend.sync_issues(100).await.map_err(failed)?
+            }),
+            Some("retry") => serde_json::json!({
+                "entries": self.backend.retry_issues(seq()?).await.map_err(failed)?
+            }),
+            Some("discard") => serde_json::json!({
+                "entries": self.backend.discard_issues(seq()?).await.map_err(failed)?
+            }),
+            _ => {
+                return Err(ErrorData::invalid_params(
+                    "`action` is list, retry or discard",
+                    None,
+                ));
+            }
+        };
+        Ok(CustomResult::new(answer))
+    }
 }
+
+/// The web view's method for replica mode's conflicts and set-aside writes.
+pub const CONFLICTS_METHOD: &str = "memorygraph/conflicts";

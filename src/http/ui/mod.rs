@@ -113,6 +113,10 @@ impl Ui {
                 Some(refusal) => refusal,
                 None => self.call(request).await,
             },
+            (Method::POST, "/ui/api/conflicts") => match self.refusal(&request) {
+                Some(refusal) => refusal,
+                None => self.conflicts(request).await,
+            },
             (Method::GET, "/ui/api/vocabulary") => match self.refusal(&request) {
                 Some(refusal) => refusal,
                 None => json_answer(StatusCode::OK, &vocabulary()),
@@ -214,19 +218,33 @@ impl Ui {
             .await
     }
 
+    /// Replica mode's conflicts: `{"action": "list"}`, or `retry`/`discard` with a `seq`.
+    async fn conflicts(&self, request: Request<Incoming>) -> Response<Body> {
+        let body = match read_body(request).await {
+            Ok(body) => body,
+            Err(refusal) => return refusal,
+        };
+        let Ok(asked @ Value::Object(_)) = serde_json::from_slice::<Value>(&body) else {
+            return json_answer(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": "send {\"action\": \"list\"|\"retry\"|\"discard\", \"seq\": N}"}),
+            );
+        };
+        let owner = match self.owner().await {
+            Ok(owner) => owner,
+            Err(e) => return json_answer(StatusCode::BAD_GATEWAY, &json!({"error": e})),
+        };
+        match owner.request(crate::mcp::CONFLICTS_METHOD, asked).await {
+            Ok(answer) => json_answer(StatusCode::OK, &answer),
+            Err(e) => json_answer(StatusCode::BAD_REQUEST, &json!({"error": e.message})),
+        }
+    }
+
     /// One tool call: `{"name": tool, "arguments": {...}}` in, the tool's result out.
     async fn call(&self, request: Request<Incoming>) -> Response<Body> {
-        let body = match Limited::new(request.into_body(), MAX_CALL_BODY)
-            .collect()
-            .await
-        {
-            Ok(body) => body.to_bytes(),
-            Err(_) => {
-                return json_answer(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &json!({"error": format!("a call may hold at most {MAX_CALL_BODY} bytes")}),
-                );
-            }
+        let body = match read_body(request).await {
+            Ok(body) => body,
+            Err(refusal) => return refusal,
         };
         let asked: Value = match serde_json::from_slice(&body) {
             Ok(Value::Object(asked)) if asked.get("name").is_some_and(Value::is_string) => {
@@ -268,6 +286,20 @@ impl Ui {
             ),
             Err(e) => json_answer(StatusCode::BAD_GATEWAY, &json!({"error": e})),
         }
+    }
+}
+
+/// A page's request body, up to [`MAX_CALL_BODY`].
+async fn read_body(request: Request<Incoming>) -> Result<Bytes, Response<Body>> {
+    match Limited::new(request.into_body(), MAX_CALL_BODY)
+        .collect()
+        .await
+    {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(_) => Err(json_answer(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &json!({"error": format!("a call may hold at most {MAX_CALL_BODY} bytes")}),
+        )),
     }
 }
 
