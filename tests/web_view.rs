@@ -216,6 +216,25 @@ fn the_pages_find_read_mend_link_and_follow_the_memory() {
     });
     browser.screenshot(&shots().join("graph-1280.png"));
 
+    // Remove the link made above: it ends (history keeps it) and is no longer listed.
+    let link = related["related"][0]["relationship"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    browser.goto(&format!("http://{}/#/memory/{fix}", http.address));
+    browser.wait_text(".memory", "RELATED_TO", WAIT);
+    browser
+        .find(&format!("button[data-relationship='{link}']"))
+        .click();
+    browser.wait_for("the link gone from the page", WAIT, |b| {
+        !b.find("main").text().contains("RELATED_TO")
+    });
+    let related = mcp.ok(
+        "get_related_memories",
+        json!({"memory_id": fix, "relationship_types": ["RELATED_TO"]}),
+    );
+    assert_eq!(related["total"], 0, "{related}");
+
     // A store made over MCP shows in the open page without a reload.
     browser.goto(&format!("http://{}/#/", http.address));
     browser.wait_for("the find page", WAIT, |b| b.try_find("#q").is_some());

@@ -6,14 +6,7 @@ const HEADERS = { "content-type": "application/json", "x-memorygraph-ui": "1" };
 
 /** Calls a tool; resolves to its structured answer, rejects with the tool's message. */
 export async function call(name, args = {}) {
-  const response = await fetch("/ui/api/call", {
-    method: "POST",
-    headers: HEADERS,
-    body: JSON.stringify({ name, arguments: args }),
-    credentials: "same-origin",
-  });
-  const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
-  if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
+  const answer = await post("/ui/api/call", { name, arguments: args });
   if (answer.isError) {
     const text = (answer.content || []).map((c) => c.text).join(" ");
     throw new Error(text || "the tool refused");
@@ -21,18 +14,28 @@ export async function call(name, args = {}) {
   return answer.structuredContent ?? {};
 }
 
-/** Replica mode's conflicts: `list`, or `retry` (keep this machine's version) or
- * `discard` (keep the primary's) one entry. */
-export async function conflicts(action, seq) {
-  const response = await fetch("/ui/api/conflicts", {
+/** Posts a JSON body to one of the pages' own endpoints; resolves to the answer. */
+async function post(path, body) {
+  const response = await fetch(path, {
     method: "POST",
     headers: HEADERS,
-    body: JSON.stringify({ action, seq }),
+    body: JSON.stringify(body),
     credentials: "same-origin",
   });
   const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
   if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
   return answer;
+}
+
+/** Replica mode's conflicts: `list`, or `retry` (keep this machine's version) or
+ * `discard` (keep the primary's) one entry. */
+export function conflicts(action, seq) {
+  return post("/ui/api/conflicts", { action, seq });
+}
+
+/** Removes a relationship: it stops being current and stays as history. */
+export function endRelationship(id) {
+  return post("/ui/api/end-relationship", { relationship_id: id });
 }
 
 async function get(path) {

@@ -1,7 +1,7 @@
 // One memory in full: every field, its context, its relationships in both directions; edit,
 // delete (after a confirmation), supersede with a new version, and link it to another.
 
-import { call } from "./api.js";
+import { call, endRelationship } from "./api.js";
 import { el, show, typeLabel, when } from "./dom.js";
 import { relationshipForm } from "./relationships.js";
 
@@ -45,8 +45,8 @@ export async function render(main, ctx) {
       answer.content_length > (m.content || "").length ? el("p", { class: "meta" }, `content shown up to ${m.content.length} of ${answer.content_length} characters`) : null,
       fields(m),
       m.context ? el("section", {}, el("h3", {}, "Context"), fields(m.context)) : null,
-      el("section", {}, el("h3", {}, `Relationships from this memory (${outgoing.length})`), linkList(outgoing, "to")),
-      el("section", {}, el("h3", {}, `Relationships to this memory (${incoming.length})`), linkList(incoming, "from"))));
+      el("section", {}, el("h3", {}, `Relationships from this memory (${outgoing.length})`), linkList(outgoing, "to", ctx)),
+      el("section", {}, el("h3", {}, `Relationships to this memory (${incoming.length})`), linkList(incoming, "from", ctx))));
 }
 
 function fields(object) {
@@ -58,14 +58,26 @@ function fields(object) {
     ]));
 }
 
-function linkList(links, side) {
+function linkList(links, side, ctx) {
   if (links.length === 0) return el("p", { class: "meta" }, "None.");
+  const remove = (r) => async () => {
+    try {
+      await endRelationship(r.relationship.id);
+      ctx.say(`Removed the ${r.relationship.type} relationship.`);
+      ctx.go(location.hash);
+    } catch (e) {
+      ctx.say(e.message, true);
+    }
+  };
   return el("ul", { class: "links" }, links.map((r) =>
     el("li", {},
       el("span", { class: "rel" }, r.relationship.type), " ",
       side === "to" ? "→ " : "← ",
       el("a", { href: `#/memory/${encodeURIComponent(r.memory.id)}` }, r.memory.title), " ",
-      typeLabel(r.memory.type))));
+      typeLabel(r.memory.type), " ",
+      el("button", { type: "button", class: "small", "data-relationship": r.relationship.id,
+        "aria-label": `Remove the ${r.relationship.type} relationship with ${r.memory.title}`,
+        onclick: remove(r) }, "Remove"))));
 }
 
 /** A form in the editor slot; live refresh leaves the page alone while it is open. */

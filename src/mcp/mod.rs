@@ -13,7 +13,7 @@ pub(crate) mod tools;
 pub mod transport;
 
 pub use server::{
-    CALL_KEY, CONFLICTS_METHOD, FIRST_SYNC_NOTE, MemoryServer, ServerSettings, is_read,
-    server_config,
+    CALL_KEY, CONFLICTS_METHOD, END_RELATIONSHIP_METHOD, FIRST_SYNC_NOTE, MemoryServer,
+    ServerSettings, is_read, server_config,
 };
 pub(crate) use tools::status::backlog_sentence;

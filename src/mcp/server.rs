@@ -254,12 +254,31 @@ impl ServerHandler for MemoryServer {
 
     /// Requests that are not tools, for the web view: [`CONFLICTS_METHOD`] lists replica
     /// mode's sync issues, or settles one (`retry` keeps this machine's version, `discard`
-    /// the primary's). Not offered as tools: an assistant has no business settling them.
+    /// the primary's); [`END_RELATIONSHIP_METHOD`] removes a relationship. Not offered as
+    /// tools, so an assistant's tool list stays MemoryGraph's.
     async fn on_custom_request(
         &self,
         request: CustomRequest,
         _context: RequestContext<RoleServer>,
     ) -> Result<CustomResult, ErrorData> {
+        let params = request.params.unwrap_or_default();
+        let failed =
+            |e: crate::backend::BackendError| ErrorData::invalid_request(e.to_string(), None);
+        if request.method == END_RELATIONSHIP_METHOD {
+            let id = params["relationship_id"].as_str().ok_or_else(|| {
+                ErrorData::invalid_params("`relationship_id` names the relationship to end", None)
+            })?;
+            let ended = self.backend.end_relationship(id).await.map_err(failed)?;
+            if !ended.value {
+                return Err(ErrorData::invalid_params(
+                    format!("no current relationship has the id {id}"),
+                    None,
+                ));
+            }
+            return Ok(CustomResult::new(serde_json::json!({
+                "ended": true, "queued": ended.queued
+            })));
+        }
         if request.method != CONFLICTS_METHOD {
             return Err(ErrorData::new(
                 ErrorCode::METHOD_NOT_FOUND,
@@ -267,9 +286,6 @@ impl ServerHandler for MemoryServer {
                 None,
             ));
         }
-        let params = request.params.unwrap_or_default();
-        let failed =
-            |e: crate::backend::BackendError| ErrorData::invalid_request(e.to_string(), None);
         let seq = || {
             params["seq"]
                 .as_i64()
@@ -301,3 +317,6 @@ impl ServerHandler for MemoryServer {
 
 /// The web view's method for replica mode's conflicts and set-aside writes.
 pub const CONFLICTS_METHOD: &str = "memorygraph/conflicts";
+/// The web view's method to remove a relationship: it ends it (see
+/// [`TursoBackend::end_relationship`]).
+pub const END_RELATIONSHIP_METHOD: &str = "memorygraph/end_relationship";

@@ -3,7 +3,7 @@
 //! primary afterwards, so no write waits for the network.
 
 use crate::backend::TursoBackend;
-use crate::backend::error::Result;
+use crate::backend::error::{DbContext, Result};
 use crate::backend::memories::StoredMemory;
 use crate::backend::queue::RelationshipRow;
 use crate::model::{
@@ -81,6 +81,36 @@ impl TursoBackend {
         let made = self.relate_online(&new, &row, allow_cycles).await?;
         let queued = made.1 && self.waits_for_primary().await;
         Ok(self.outcome(made, queued))
+    }
+}
+
+impl TursoBackend {
+    /// Ends a relationship: it stops being current (`valid_until` now; `invalidated_by`
+    /// stays empty, as it names only a relationship that replaced this one), so it is no
+    /// longer listed, drawn or walked, and its row stays as history (exports carry it).
+    /// False when no current relationship has that id.
+    pub async fn end_relationship(&self, id: &str) -> Result<Written<bool>> {
+        let now = now_iso();
+        let ended = {
+            let conn = self.conn.lock().await;
+            crate::backend::in_write(&conn, "ending a relationship", async |tx| {
+                let changed = tx
+                    .execute(
+                        "UPDATE relationships
+                         SET valid_until = ?2, properties = json_set(properties, '$.valid_until', ?2)
+                         WHERE id = ?1 AND valid_until IS NULL",
+                        libsql::params![id, now.as_str()],
+                    )
+                    .await
+                    .doing("ending a relationship")?;
+                Ok(changed > 0)
+            })
+            .await?
+        };
+        if ended {
+            self.after_write();
+        }
+        Ok(self.outcome(ended, ended && self.waits_for_primary().await))
     }
 }
 

@@ -115,7 +115,17 @@ impl Ui {
             },
             (Method::POST, "/ui/api/conflicts") => match self.refusal(&request) {
                 Some(refusal) => refusal,
-                None => self.conflicts(request).await,
+                None => {
+                    self.owner_method(crate::mcp::CONFLICTS_METHOD, request)
+                        .await
+                }
+            },
+            (Method::POST, "/ui/api/end-relationship") => match self.refusal(&request) {
+                Some(refusal) => refusal,
+                None => {
+                    self.owner_method(crate::mcp::END_RELATIONSHIP_METHOD, request)
+                        .await
+                }
             },
             (Method::GET, "/ui/api/vocabulary") => match self.refusal(&request) {
                 Some(refusal) => refusal,
@@ -218,8 +228,9 @@ impl Ui {
             .await
     }
 
-    /// Replica mode's conflicts: `{"action": "list"}`, or `retry`/`discard` with a `seq`.
-    async fn conflicts(&self, request: Request<Incoming>) -> Response<Body> {
+    /// One of the owner's methods that are not tools ([`crate::mcp::CONFLICTS_METHOD`],
+    /// [`crate::mcp::END_RELATIONSHIP_METHOD`]), with the page's JSON object as parameters.
+    async fn owner_method(&self, method: &str, request: Request<Incoming>) -> Response<Body> {
         let body = match read_body(request).await {
             Ok(body) => body,
             Err(refusal) => return refusal,
@@ -227,14 +238,14 @@ impl Ui {
         let Ok(asked @ Value::Object(_)) = serde_json::from_slice::<Value>(&body) else {
             return json_answer(
                 StatusCode::BAD_REQUEST,
-                &json!({"error": "send {\"action\": \"list\"|\"retry\"|\"discard\", \"seq\": N}"}),
+                &json!({"error": "send a JSON object"}),
             );
         };
         let owner = match self.owner().await {
             Ok(owner) => owner,
             Err(e) => return json_answer(StatusCode::BAD_GATEWAY, &json!({"error": e})),
         };
-        match owner.request(crate::mcp::CONFLICTS_METHOD, asked).await {
+        match owner.request(method, asked).await {
             Ok(answer) => json_answer(StatusCode::OK, &answer),
             Err(e) => json_answer(StatusCode::BAD_REQUEST, &json!({"error": e.message})),
         }
