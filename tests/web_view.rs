@@ -488,3 +488,119 @@ fn a_conflict_is_settled_from_the_health_page() {
     a.stop();
     b.stop();
 }
+
+/// Presses Tab until `css` holds the focus (at most 40 times), as a keyboard user reaches it.
+fn tab_to(browser: &Browser, css: &str) {
+    for _ in 0..40 {
+        let there = browser.script(
+            "return document.activeElement && document.activeElement.matches(arguments[0])",
+            vec![json!(css)],
+        );
+        if there == json!(true) {
+            return;
+        }
+        browser.press_keys(common::browser::key::TAB);
+    }
+    panic!("{css} cannot be reached with Tab");
+}
+
+/// Everything the pages do can be done from the keyboard alone: find, open a memory, open
+/// and close the delete confirmation, open the graph, expand a memory there and open one.
+/// At 200 % zoom a 1280 px window lays pages out 640 px wide: nothing is wider.
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs Debian's chromium and chromium-driver; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
+fn the_pages_work_from_the_keyboard_alone() {
+    use common::browser::key;
+    let scratch = Scratch::new();
+    let db = scratch.db();
+    let http = HttpServer::start(&db, &[], &[]);
+    let mut mcp = Server::started(&db, &[]);
+    let crash = store(
+        &mut mcp,
+        "problem",
+        "Worker crash on start",
+        "the worker crashes",
+        json!({}),
+    );
+    let fix = store(
+        &mut mcp,
+        "solution",
+        "Pin the worker image",
+        "pinning fixed it",
+        json!({}),
+    );
+    let cause = store(
+        &mut mcp,
+        "error",
+        "Image tag drift",
+        "the tag moved",
+        json!({}),
+    );
+    mcp.ok(
+        "create_relationship",
+        json!({"from_memory_id": fix, "to_memory_id": crash, "relationship_type": "SOLVES"}),
+    );
+    mcp.ok(
+        "create_relationship",
+        json!({"from_memory_id": cause, "to_memory_id": fix, "relationship_type": "CAUSES"}),
+    );
+
+    let browser = Browser::start(1280, 900);
+    browser.goto(&login_link(&db));
+    browser.wait_for("the find page", WAIT, |b| b.try_find("#q").is_some());
+    tab_to(&browser, "#q");
+    browser.press_keys(&format!("crash{}", key::ENTER));
+    browser.wait_text(".hits", "Worker crash on start", WAIT);
+    tab_to(&browser, ".hits a.title");
+    browser.press_keys(key::ENTER);
+    browser.wait_text("#memory-title", "Worker crash on start", WAIT);
+
+    tab_to(&browser, "#delete");
+    browser.press_keys(key::ENTER);
+    browser.wait_for("the confirmation", WAIT, |b| {
+        b.try_find("dialog[open]").is_some()
+    });
+    browser.press_keys(key::ESCAPE);
+    browser.wait_for("the confirmation closed", WAIT, |b| {
+        b.try_find("dialog[open]").is_none()
+    });
+    mcp.ok("get_memory", json!({"memory_id": crash}));
+
+    tab_to(&browser, "a.button[href^='#/graph/']");
+    browser.press_keys(key::ENTER);
+    browser.wait_for("the graph", WAIT, |b| {
+        b.find_all("svg.graph .node").len() == 2
+    });
+    tab_to(&browser, &format!("svg.graph .node[data-id='{fix}']"));
+    browser.press_keys("+");
+    browser.wait_for("the expanded graph", WAIT, |b| {
+        b.find_all("svg.graph .node").len() == 3
+    });
+    tab_to(&browser, &format!("svg.graph .node[data-id='{cause}']"));
+    browser.press_keys(key::ENTER);
+    browser.wait_text("#memory-title", "Image tag drift", WAIT);
+
+    browser.set_window(640, 800);
+    for hash in [
+        "#/",
+        &*format!("#/memory/{fix}"),
+        &*format!("#/graph/{crash}"),
+        "#/timeline",
+        "#/health",
+    ] {
+        browser.goto(&format!("http://{}/{hash}", http.address));
+        browser.wait_for(hash, WAIT, |b| b.try_find("main h2, main #q").is_some());
+        let wide = browser.script(
+            "return document.documentElement.scrollWidth - window.innerWidth",
+            vec![],
+        );
+        assert!(
+            wide.as_i64().unwrap() <= 1,
+            "{hash} is wider than 640 px by {wide}"
+        );
+    }
+    mcp.stop();
+}
