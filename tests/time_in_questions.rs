@@ -2,7 +2,8 @@
 //! their dates (one a day), asked about with English time expressions. Each answer holds
 //! exactly the memories of the range the expression names in the server's time zone (UTC
 //! here), says how it read it, and searches the other words; explicit dates win; a question
-//! without a time expression is answered as before.
+//! without a time expression is answered as before. `as_of` answers what was current at an
+//! instant.
 
 mod common;
 
@@ -185,4 +186,99 @@ fn time_expressions_restrict_the_answer_to_their_range() {
     let found = server.ok("search_memories", json!({"terms": ["yesterday"]}));
     assert!(found["time"].is_null());
     assert_eq!(found["total"], 0);
+}
+
+/// `as_of` answers what was current at an instant: memories created by then, versions as
+/// they stood (an old version not yet superseded is not marked), links valid then — a link
+/// ended since included, one made since left out.
+#[test]
+fn as_of_answers_what_was_current_then() {
+    let scratch = Scratch::new();
+    let mut server = Server::started(&scratch.db(), &[]);
+    let stored = |server: &mut Server, title: &str, extra: Value| -> String {
+        let mut args = json!({"type": "general", "title": title, "content": "the retry policy"});
+        args.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        server.ok("store_memory", args)["memory_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let old = stored(&mut server, "Retry three times", json!({}));
+    let other = stored(&mut server, "Backoff doubles", json!({}));
+    let early = server.ok(
+        "create_relationship",
+        json!({"from_memory_id": old, "to_memory_id": other, "relationship_type": "RELATED_TO"}),
+    )["relationship_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let then = Utc::now().to_rfc3339();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let new = stored(&mut server, "Retry five times", json!({"supersedes": old}));
+    server.ok(
+        "create_relationship",
+        json!({"from_memory_id": old, "to_memory_id": other, "relationship_type": "DEPENDS_ON"}),
+    );
+    // The early link is ended now (what the web view's Remove does).
+    let ended = server.request(
+        "memorygraph/end_relationship",
+        json!({"relationship_id": early}),
+    );
+    assert_eq!(ended["result"]["ended"], true, "{ended}");
+
+    let ids = |found: &Value| -> Vec<String> {
+        found["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for tool in ["search_memories", "recall_memories"] {
+        let now = server.ok(tool, json!({"query": "retry policy"}));
+        assert_eq!(ids(&now)[..2], [new.clone(), old.clone()], "{tool}: {now}");
+        let past = server.ok(tool, json!({"query": "retry policy", "as_of": then}));
+        assert_eq!(ids(&past), [old.clone(), other.clone()], "{tool}: {past}");
+        assert!(
+            past["results"][0]["superseded_by"].is_null(),
+            "{tool}: not superseded then: {past}"
+        );
+    }
+    let types = |found: &Value| -> Vec<String> {
+        found["related"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["relationship"]["type"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let now = server.ok(
+        "get_related_memories",
+        json!({"memory_id": old, "max_depth": 1}),
+    );
+    let mut now_types = types(&now);
+    now_types.sort();
+    assert_eq!(now_types, ["DEPENDS_ON", "REPLACES"], "{now}");
+    let past = server.ok(
+        "get_related_memories",
+        json!({"memory_id": old, "max_depth": 1, "as_of": then}),
+    );
+    assert_eq!(types(&past), ["RELATED_TO"], "{past}");
+    // A date means the end of that day: today's as_of sees everything made today.
+    let today = Utc::now().date_naive().to_string();
+    let whole_day = server.ok(
+        "search_memories",
+        json!({"query": "retry policy", "as_of": today}),
+    );
+    assert_eq!(whole_day["total"], 3, "{whole_day}");
+    // A bad as_of is refused, and the next call works.
+    let text = server.err(
+        "search_memories",
+        json!({"query": "retry", "as_of": "last Tuesday"}),
+    );
+    assert!(text.contains("Invalid `as_of`"), "{text}");
+    server.ok("search_memories", json!({"query": "retry"}));
 }

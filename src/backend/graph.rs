@@ -10,6 +10,7 @@ use super::error::{BackendError, DbContext, Result};
 use super::memories::{RELATIONSHIP_COLUMNS, decode, load_properties, relationship_from_row};
 use super::queue::RelationshipRow;
 use super::{TursoBackend, all_rows};
+use crate::model::time_words::AsOf;
 use crate::model::{Memory, NewRelationship, Relationship, RelationshipType};
 
 /// A memory reached by walking the graph, with the link that reached it.
@@ -79,11 +80,12 @@ impl TursoBackend {
         id: &str,
         types: &[RelationshipType],
         max_depth: u32,
+        as_of: Option<&AsOf>,
     ) -> Result<Vec<RelatedMemory>> {
         let conn = self.conn.lock().await;
         let tx = self.reading(&conn).await?;
         load_properties(&tx, id).await?;
-        let related = walk(&tx, id, types, max_depth).await?;
+        let related = walk(&tx, id, types, max_depth, as_of).await?;
         tx.finish().await?;
         Ok(related)
     }
@@ -175,7 +177,7 @@ impl TursoBackend {
         max_depth: u32,
     ) -> Result<Vec<String>> {
         load_properties(conn, id).await?;
-        Ok(walk(conn, id, &[], max_depth)
+        Ok(walk(conn, id, &[], max_depth, None)
             .await?
             .into_iter()
             .map(|r| r.memory.id)
@@ -224,8 +226,17 @@ async fn walk(
     id: &str,
     types: &[RelationshipType],
     max_depth: u32,
+    as_of: Option<&AsOf>,
 ) -> Result<Vec<RelatedMemory>> {
-    let tf = type_filter(types);
+    // The links that count: current ones, or those valid at `as_of` (bi-temporal).
+    let tf = match as_of {
+        None => format!("+r.valid_until IS NULL{}", type_filter(types)),
+        Some(_) => format!(
+            "{}{}",
+            crate::backend::search::link_counts(as_of),
+            type_filter(types)
+        ),
+    };
     // The plan is spelled out, because without statistics SQLite guesses wrong and scans
     // every relationship or every memory: `+r.valid_until` keeps it off the partial index
     // of current links (nearly every row), and CROSS JOIN fixes the join order to start
@@ -235,22 +246,22 @@ async fn walk(
              SELECT ?1, 0
              UNION
              SELECT r.to_id, w.depth + 1 FROM walk w CROSS JOIN relationships r ON r.from_id = w.node
-              WHERE w.depth < ?2 AND +r.valid_until IS NULL{tf}
+              WHERE w.depth < ?2 AND {tf}
              UNION
              SELECT r.from_id, w.depth + 1 FROM walk w CROSS JOIN relationships r ON r.to_id = w.node
-              WHERE w.depth < ?2 AND +r.valid_until IS NULL{tf}
+              WHERE w.depth < ?2 AND {tf}
          ),
          reached AS MATERIALIZED (SELECT node, min(depth) AS depth FROM walk GROUP BY node),
          links(depth, rrow, target) AS (
              SELECT re.depth, r.rowid, r.to_id FROM reached prev
                CROSS JOIN relationships r ON r.from_id = prev.node
                CROSS JOIN reached re ON re.node = r.to_id AND re.depth = prev.depth + 1
-              WHERE +r.valid_until IS NULL{tf}
+              WHERE {tf}
              UNION ALL
              SELECT re.depth, r.rowid, r.from_id FROM reached prev
                CROSS JOIN relationships r ON r.to_id = prev.node
                CROSS JOIN reached re ON re.node = r.from_id AND re.depth = prev.depth + 1
-              WHERE +r.valid_until IS NULL{tf}
+              WHERE {tf}
          )
          SELECT l.depth, {RELATIONSHIP_COLUMNS}, l.target, n.properties
            FROM links l

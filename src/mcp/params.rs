@@ -132,6 +132,9 @@ pub struct SearchMemoriesParams {
     pub created_after: Option<String>,
     /// Only memories created before this ISO 8601 date or date-time.
     pub created_before: Option<String>,
+    /// Answer as of this ISO 8601 date-time (a date: the end of that day, UTC): memories
+    /// created by then, ranked and marked with the versions current then.
+    pub as_of: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
@@ -180,6 +183,9 @@ pub struct RecallMemoriesParams {
     pub limit: Option<i64>,
     #[schemars(range(min = 0))]
     pub offset: Option<i64>,
+    /// Answer as of this ISO 8601 date-time (a date: the end of that day, UTC): memories
+    /// created by then, ranked and marked with the versions current then.
+    pub as_of: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -218,6 +224,9 @@ pub struct GetRelatedMemoriesParams {
     /// How many related memories to skip, for the next page.
     #[schemars(range(min = 0))]
     pub offset: Option<i64>,
+    /// Walk the relationships as they were at this ISO 8601 date-time (a date: the end of
+    /// that day, UTC): links valid then, including ones ended since.
+    pub as_of: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

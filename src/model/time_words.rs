@@ -6,6 +6,33 @@
 
 use chrono::{DateTime, Datelike, Days, Duration, Months, NaiveDate, TimeZone, Utc, Weekday};
 
+/// An instant to answer "as of": what existed and was current then. Made only by
+/// [`AsOf::parse`], so its text is always a UTC instant in one fixed format, which SQL can
+/// hold as a literal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AsOf(String);
+
+impl AsOf {
+    /// An ISO 8601 date-time, or a date (meaning the end of that day, UTC).
+    pub fn parse(raw: &str) -> Option<AsOf> {
+        let raw = raw.trim();
+        if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+            return Some(AsOf(super::iso_from(t.with_timezone(&Utc))));
+        }
+        let day = NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok()?;
+        Some(AsOf(format!("{day}T23:59:59.999999+00:00")))
+    }
+
+    /// The instant as SQLite's day number, for comparisons.
+    pub fn sql(&self) -> String {
+        format!("julianday('{}')", self.0)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// An expression found in a question and the range it names.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimeRange {
@@ -514,6 +541,20 @@ mod tests {
     fn the_words_searched_are_the_others() {
         let (_, _, _, rest) = read_as("what did we decide last week about the retry policy");
         assert_eq!(rest, "what did we decide about the retry policy");
+    }
+
+    #[test]
+    fn as_of_reads_a_date_as_its_end_and_a_time_as_itself() {
+        assert_eq!(
+            AsOf::parse("2026-03-01").unwrap().as_str(),
+            "2026-03-01T23:59:59.999999+00:00"
+        );
+        assert_eq!(
+            AsOf::parse("2026-03-01T10:00:00+02:00").unwrap().as_str(),
+            "2026-03-01T08:00:00.000000+00:00"
+        );
+        assert!(AsOf::parse("March").is_none());
+        assert!(AsOf::parse("2026-03-01'; DROP TABLE nodes; --").is_none());
     }
 
     #[test]

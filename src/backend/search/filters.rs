@@ -4,10 +4,32 @@
 use libsql::Value;
 
 use super::SearchRequest;
+use crate::model::time_words::AsOf;
 
-/// Whether a memory `n` has been superseded: some current `REPLACES` link points at it.
-pub const SUPERSEDED_BY: &str = "(SELECT r.from_id FROM relationships r
-     WHERE r.to_id = n.id AND r.rel_type = 'REPLACES' AND r.valid_until IS NULL LIMIT 1)";
+/// When a relationship `r` counts: while current, or, as of an instant, when it was valid
+/// then (from `valid_from`, or its creation, until `valid_until`).
+pub fn link_counts(as_of: Option<&AsOf>) -> String {
+    match as_of {
+        None => "r.valid_until IS NULL".to_string(),
+        Some(t) => {
+            let t = t.sql();
+            format!(
+                "julianday(coalesce(r.valid_from, r.created_at)) <= {t} \
+                 AND (r.valid_until IS NULL OR julianday(r.valid_until) > {t})"
+            )
+        }
+    }
+}
+
+/// The memory that supersedes a memory `n` (a `REPLACES` link pointing at it that counts,
+/// see [`link_counts`]), or NULL.
+pub fn superseded_by(as_of: Option<&AsOf>) -> String {
+    format!(
+        "(SELECT r.from_id FROM relationships r
+          WHERE r.to_id = n.id AND r.rel_type = 'REPLACES' AND {} LIMIT 1)",
+        link_counts(as_of)
+    )
+}
 
 /// Whether every filter of the request is answered by an index (type, project, ids): the
 /// memories passing them can be listed without reading any memory's JSON.
@@ -76,6 +98,12 @@ pub fn filter_sql(req: &SearchRequest, params: &mut Vec<Value>) -> String {
         let p = placeholders(vec![after.clone()], params);
         sql.push_str(&format!(
             " AND julianday(json_extract(n.properties, '$.created_at')) >= julianday({p})"
+        ));
+    }
+    if let Some(as_of) = &req.as_of {
+        sql.push_str(&format!(
+            " AND julianday(json_extract(n.properties, '$.created_at')) <= {}",
+            as_of.sql()
         ));
     }
     if let Some(before) = &req.created_before {

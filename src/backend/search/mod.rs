@@ -10,6 +10,7 @@ use serde::Serialize;
 mod bm25;
 pub mod embed;
 mod filters;
+pub(crate) use filters::link_counts;
 pub(super) mod fts_query;
 pub mod fusion;
 pub mod index;
@@ -26,7 +27,7 @@ use super::error::{BackendError, DbContext, Result};
 use super::memories::decode;
 use super::{Record, TursoBackend, all_rows, scalar_i64};
 use crate::model::{Memory, MemoryType, RelationshipType};
-use filters::{SUPERSEDED_BY, filter_sql};
+use filters::{filter_sql, superseded_by};
 use fts_query::Term;
 
 /// BM25 column weights: title, summary, tags, content. A word in the title says more about
@@ -105,6 +106,9 @@ pub struct SearchRequest {
     pub created_after: Option<String>,
     /// Only memories created before this instant (ISO 8601).
     pub created_before: Option<String>,
+    /// Answer as of this instant: memories created by then, versions and links as they
+    /// were then.
+    pub as_of: Option<crate::model::time_words::AsOf>,
     /// Only memories with a current relationship of one of these types.
     pub relationship_types: Vec<RelationshipType>,
     /// Restricts the search to these memory ids.
@@ -145,6 +149,7 @@ impl SearchRequest {
             min_importance: None,
             created_after: None,
             created_before: None,
+            as_of: None,
             relationship_types: Vec::new(),
             within: None,
             limit,
@@ -436,7 +441,7 @@ async fn semantic(
             similarity: Some(n.similarity),
         })
         .collect();
-    let hits = details(conn, &picked, None).await?;
+    let hits = details(conn, req, &picked, None).await?;
     Ok(SearchPage::new(hits, total, req, Checked::default()))
 }
 
@@ -536,7 +541,7 @@ async fn fused(
     if recall {
         blend(&mut candidates, &facts, 1e-12);
     }
-    let candidates = order(conn, candidates, &facts).await?;
+    let candidates = order(conn, candidates, &facts, req.as_of.as_ref()).await?;
     let start = (req.offset as usize).min(candidates.len());
     let end = (req.offset as usize + req.limit as usize).min(candidates.len());
     let mut page: Vec<fusion::Fused> = candidates[start..end].to_vec();
@@ -555,7 +560,7 @@ async fn fused(
                 .map(|s| lexical_hit(&s, 0.0)),
         );
     }
-    let mut hits = details(conn, &page, matching.as_deref()).await?;
+    let mut hits = details(conn, req, &page, matching.as_deref()).await?;
     if recall {
         for (hit, c) in hits.iter_mut().zip(&page) {
             hit.score = (c.score > 0.0).then(|| (c.score * 1000.0).round() / 1000.0);
@@ -633,6 +638,7 @@ async fn order(
     conn: &Connection,
     mut candidates: Vec<fusion::Fused>,
     facts: &std::collections::HashMap<i64, Facts>,
+    as_of: Option<&crate::model::time_words::AsOf>,
 ) -> Result<Vec<fusion::Fused>> {
     let used = |rid: i64| facts.get(&rid).map_or(0, |f| f.used);
     candidates.sort_by(|a, b| {
@@ -642,7 +648,7 @@ async fn order(
             .then(a.rid.cmp(&b.rid))
     });
     let rids: Vec<i64> = candidates.iter().map(|c| c.rid).collect();
-    let successors = versions::successors(conn, &rids).await?;
+    let successors = versions::successors(conn, &rids, as_of).await?;
     Ok(versions::after_successors(
         candidates,
         |c| c.rid,
@@ -654,14 +660,16 @@ async fn order(
 /// the start of the content otherwise.
 async fn details(
     conn: &Connection,
+    req: &SearchRequest,
     page: &[fusion::Fused],
     matching: Option<&str>,
 ) -> Result<Vec<SearchHit>> {
     let mut hits = Vec::with_capacity(page.len());
+    let superseded = superseded_by(req.as_of.as_ref());
     for c in page {
         let Some(row) = super::first_row(
             conn,
-            &format!("SELECT n.id, n.properties, {SUPERSEDED_BY} FROM nodes n WHERE n.rowid = ?1"),
+            &format!("SELECT n.id, n.properties, {superseded} FROM nodes n WHERE n.rowid = ?1"),
             libsql::params![c.rid],
             "reading a found memory",
         )
@@ -718,10 +726,11 @@ async fn list(conn: &Connection, req: &SearchRequest) -> Result<SearchPage> {
         "counting memories",
     )
     .await?;
+    let superseded = superseded_by(req.as_of.as_ref());
     let sql = format!(
-        "SELECT n.id, n.properties, NULL, NULL, {SUPERSEDED_BY} AS superseded_by
+        "SELECT n.id, n.properties, NULL, NULL, {superseded} AS superseded_by
          FROM nodes n WHERE n.label = 'Memory'{filters}
-         ORDER BY {SUPERSEDED_BY} IS NOT NULL,
+         ORDER BY {superseded} IS NOT NULL,
                   coalesce(json_extract(n.properties, '$.importance'), 0.5) DESC,
                   json_extract(n.properties, '$.created_at') DESC, n.id
          LIMIT {} OFFSET {}",
@@ -797,7 +806,7 @@ async fn ranked(
     };
     let mut ranking = lexical::rank(backend, conn, req, terms, &matching, order).await?;
     let rids: Vec<i64> = ranking.ranked.iter().map(|s| s.rid).collect();
-    let successors = versions::successors(conn, &rids).await?;
+    let successors = versions::successors(conn, &rids, req.as_of.as_ref()).await?;
     ranking.ranked = versions::after_successors(ranking.ranked, |s| s.rid, &successors);
     let none = std::collections::HashSet::new();
     let page: Vec<fusion::Fused> = lexical_after(
@@ -813,7 +822,7 @@ async fn ranked(
     .iter()
     .map(|s| lexical_hit(s, 0.0))
     .collect();
-    let hits = details(conn, &page, Some(&matching)).await?;
+    let hits = details(conn, req, &page, Some(&matching)).await?;
     Ok(SearchPage::new(hits, ranking.total, req, checked))
 }
 
@@ -882,7 +891,7 @@ async fn blended(
         .collect();
     let facts = facts_of(conn, &top).await?;
     blend(&mut top, &facts, 1e-9);
-    let top = order(conn, top, &facts).await?;
+    let top = order(conn, top, &facts, req.as_of.as_ref()).await?;
     let (offset, limit) = (req.offset as usize, req.limit as usize);
     let mut page: Vec<fusion::Fused> = top.iter().skip(offset).take(limit).cloned().collect();
     if page.len() < limit {
@@ -903,7 +912,7 @@ async fn blended(
             .map(|s| lexical_hit(s, 0.0)),
         );
     }
-    let mut hits = details(conn, &page, Some(&matching)).await?;
+    let mut hits = details(conn, req, &page, Some(&matching)).await?;
     for (hit, c) in hits.iter_mut().zip(&page) {
         hit.score = (c.score > 0.0).then(|| (c.score * 1000.0).round() / 1000.0);
     }

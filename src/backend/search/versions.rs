@@ -10,13 +10,19 @@ use libsql::Connection;
 
 use crate::backend::error::{DbContext, Result};
 use crate::backend::{all_rows, scalar_i64};
+use crate::model::time_words::AsOf;
 
 /// The superseding memory of each superseded one among `rids` (row ids both).
-pub async fn successors(conn: &Connection, rids: &[i64]) -> Result<HashMap<i64, i64>> {
+pub async fn successors(
+    conn: &Connection,
+    rids: &[i64],
+    as_of: Option<&AsOf>,
+) -> Result<HashMap<i64, i64>> {
     let mut out = HashMap::new();
     if rids.is_empty() || !any_superseded(conn).await? {
         return Ok(out);
     }
+    let counts = super::filters::link_counts(as_of);
     for chunk in rids.chunks(500) {
         let ids = chunk
             .iter()
@@ -28,7 +34,7 @@ pub async fn successors(conn: &Connection, rids: &[i64]) -> Result<HashMap<i64, 
                 &format!(
                     "SELECT old.rowid, new.rowid
                      FROM nodes old
-                     JOIN relationships r ON r.to_id = old.id AND r.rel_type = 'REPLACES' AND r.valid_until IS NULL
+                     JOIN relationships r ON r.to_id = old.id AND r.rel_type = 'REPLACES' AND {counts}
                      JOIN nodes new ON new.id = r.from_id
                      WHERE old.rowid IN ({ids})"
                 ),
@@ -43,12 +49,12 @@ pub async fn successors(conn: &Connection, rids: &[i64]) -> Result<HashMap<i64, 
     Ok(out)
 }
 
-/// Whether any memory has been superseded: the common case is none, which spares the
+/// Whether any memory was ever superseded: the common case is none, which spares the
 /// lookup.
 async fn any_superseded(conn: &Connection) -> Result<bool> {
     Ok(scalar_i64(
         conn,
-        "SELECT count(*) FROM (SELECT 1 FROM relationships WHERE rel_type = 'REPLACES' AND valid_until IS NULL LIMIT 1)",
+        "SELECT count(*) FROM (SELECT 1 FROM relationships WHERE rel_type = 'REPLACES' LIMIT 1)",
         vec![],
         "looking for superseded memories",
     )

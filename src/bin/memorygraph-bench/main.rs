@@ -453,7 +453,9 @@ async fn run_size(args: &Args, server: &Path, dir: &Path, n: usize) -> Vec<Row> 
                     .1,
             );
             let t = Instant::now();
-            raw.related_memories(&raw_ids[i], &[], depth).await.unwrap();
+            raw.related_memories(&raw_ids[i], &[], depth, None)
+                .await
+                .unwrap();
             direct.push(t.elapsed());
         }
         rows.push(row(

@@ -107,9 +107,10 @@ impl MemoryServer {
             .map(|t| RelationshipType::parse_field("relationship_types", t))
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
+        let as_of = super::search::as_of(p.as_of.as_deref())?;
         let related = self
             .backend
-            .related_memories(&p.memory_id, &types, depth)
+            .related_memories(&p.memory_id, &types, depth, as_of.as_ref())
             .await
             .map_err(backend_failure)?;
         let total = related.len() as u64;

@@ -14,7 +14,7 @@ use crate::mcp::params::{
 use crate::mcp::render::{
     ToolResult, backend_failure, brief_line, cut_note, fit, fit_page, list_budget, reply,
 };
-use crate::model::time_words::TimeRange;
+use crate::model::time_words::{AsOf, TimeRange};
 use crate::model::{RelationshipType, limits, normalise_tags};
 
 /// Largest `offset` accepted; deeper pages are never useful to a model.
@@ -73,6 +73,7 @@ impl MemoryServer {
         request.offset = offset;
         request.memory_types = p.memory_types.clone().unwrap_or_default();
         request.project_path = p.project_path.clone();
+        request.as_of = as_of(p.as_of.as_deref())?;
         let time = apply_time(&mut request, range);
         match self.backend.recall(&request).await {
             Ok(page) => self.render_page("Recalled", page, time),
@@ -389,6 +390,7 @@ fn search_request(
         .as_deref()
         .map(|d| instant("created_before", d))
         .transpose()?;
+    request.as_of = as_of(p.as_of.as_deref())?;
     request.mode = p.mode;
     request.relationship_types = p
         .relationship_filter
@@ -399,6 +401,20 @@ fn search_request(
         .map_err(|e| e.to_string())?;
     let time = apply_time(&mut request, range);
     Ok((request, time))
+}
+
+/// Reads `as_of`: an ISO 8601 date-time, or a date meaning the end of that day.
+pub(in crate::mcp) fn as_of(raw: Option<&str>) -> Result<Option<AsOf>, String> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    short_text("as_of", raw, limits::QUERY_ITEM_MAX_CHARS)?;
+    AsOf::parse(raw).map(Some).ok_or_else(|| {
+        format!(
+            "Invalid `as_of`: expected an ISO 8601 date (2026-01-31, meaning its end) or date-time (2026-01-31T12:00:00Z), got {}",
+            crate::model::quote(raw)
+        )
+    })
 }
 
 /// Reads an ISO 8601 date (`2026-01-31`) or date-time and writes it as an instant SQLite
