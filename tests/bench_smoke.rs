@@ -104,3 +104,25 @@ fn the_owners_run_reports_memory_forwarding_http_and_hand_over() {
         assert!(table.contains(row), "no {row} row:\n{table}");
     }
 }
+
+/// `--web`: the first page and a search from the page, beside stdio; every row is printed.
+#[test]
+fn the_web_run_reports_the_first_page_and_a_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_memorygraph-bench"))
+        .args(["--web", "120", "--server"])
+        .arg(env!("CARGO_BIN_EXE_memorygraph"))
+        .arg("--dir")
+        .arg(dir.path().join("work"))
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{table}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in ["web view: first page", "web view: a search from the page"] {
+        assert!(table.contains(row), "no {row} row:\n{table}");
+    }
+}

@@ -12,6 +12,7 @@ mod paced;
 mod paraphrase;
 mod retrieval;
 mod stats;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -61,6 +62,10 @@ struct Args {
     /// Memories in the database of --owners.
     #[arg(long, default_value_t = 10_000)]
     owner_memories: usize,
+    /// The web view: the first page and a search from the page at this many memories,
+    /// beside the same search over stdio.
+    #[arg(long, value_name = "N")]
+    web: Option<usize>,
     /// Skip the replica-mode phase even when SQLD_BIN names an sqld.
     #[arg(long)]
     skip_replica: bool,
@@ -131,6 +136,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if let Some(memories) = args.web {
+        let rows = runtime.block_on(web::run(&server, &dir, memories, args.seed));
+        println!("{}", stats::markdown(&rows));
+        return;
+    }
     if let Some(windows) = args.owners {
         let models = args.model_home.as_deref().map(retrieval::models_of);
         let rows = runtime.block_on(owners::run(

@@ -181,7 +181,8 @@ pub async fn run(
     ]
 }
 
-async fn fill(db: &Path, memories: usize, seed: u64) {
+/// A local database of `memories` memories from the seeded corpus.
+pub async fn fill(db: &Path, memories: usize, seed: u64) {
     let backend =
         memorygraph::backend::TursoBackend::open(memorygraph::backend::BackendOptions::local(db))
             .await
