@@ -73,24 +73,32 @@ fn the_benchmark_runs_and_reports_every_figure() {
     );
 }
 
-/// `--owners`: windows on one database, a forwarded call, HTTP, owners killed; every row
-/// is printed.
-#[test]
-fn the_owners_run_reports_memory_forwarding_http_and_hand_over() {
+/// Runs `memorygraph-bench ARGS --server <the binary> --dir <a scratch folder>`; the table
+/// it printed, after it succeeded.
+fn bench_table(args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_memorygraph-bench"))
-        .args(["--owners", "3", "--owner-memories", "120", "--server"])
+        .args(args)
+        .arg("--server")
         .arg(env!("CARGO_BIN_EXE_memorygraph"))
         .arg("--dir")
         .arg(dir.path().join("work"))
         .output()
         .unwrap();
-    let table = String::from_utf8_lossy(&out.stdout);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{}\n{table}",
         String::from_utf8_lossy(&out.stderr)
     );
+    table
+}
+
+/// `--owners`: windows on one database, a forwarded call, HTTP, owners killed; every row
+/// is printed.
+#[test]
+fn the_owners_run_reports_memory_forwarding_http_and_hand_over() {
+    let table = bench_table(&["--owners", "3", "--owner-memories", "120"]);
     assert!(
         table.contains("3 windows on one database of 120 memories"),
         "{table}"
@@ -108,20 +116,7 @@ fn the_owners_run_reports_memory_forwarding_http_and_hand_over() {
 /// `--web`: the first page and a search from the page, beside stdio; every row is printed.
 #[test]
 fn the_web_run_reports_the_first_page_and_a_search() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_memorygraph-bench"))
-        .args(["--web", "120", "--server"])
-        .arg(env!("CARGO_BIN_EXE_memorygraph"))
-        .arg("--dir")
-        .arg(dir.path().join("work"))
-        .output()
-        .unwrap();
-    let table = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}\n{table}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let table = bench_table(&["--web", "120"]);
     for row in ["web view: first page", "web view: a search from the page"] {
         assert!(table.contains(row), "no {row} row:\n{table}");
     }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::proxy::Proxy;
-use common::replica::{eventually, ids, ids_on_primary, replica, run_replica};
+use common::replica::{drained, eventually, ids, ids_on_primary, replica, run_replica};
 use common::sqld::Sqld;
 use common::{Scratch, Server, store};
 use serde_json::{Value, json};
@@ -142,10 +142,7 @@ fn four_processes_share_one_replica_file() {
     assert_eq!(acknowledged.len(), 400);
     for s in servers.iter_mut() {
         assert!(
-            eventually(Duration::from_secs(30), || {
-                s.call("sync", json!({}));
-                s.ok("health", json!({}))["queue"]["queued_writes"] == 0
-            }),
+            eventually(Duration::from_secs(30), || drained(s)),
             "the queue drains"
         );
     }
@@ -481,10 +478,7 @@ fn a_primary_that_stops_answering_turns_writes_into_queued_writes() {
     assert!(!error.contains('\n') && error.len() < 300, "{error}");
     proxy.forward();
     proxy.cut();
-    assert!(eventually(Duration::from_secs(60), || {
-        a.call("sync", json!({}));
-        a.ok("health", json!({}))["queue"]["queued_writes"] == 0
-    }));
+    assert!(eventually(Duration::from_secs(60), || drained(&mut a)));
     let health = a.ok("health", json!({}));
     assert!(
         health["sync"]["last_error"].is_null(),
@@ -543,10 +537,7 @@ fn a_push_whose_answer_was_lost_stays_this_devices_own() {
     );
     proxy.forward();
     proxy.cut();
-    assert!(eventually(Duration::from_secs(60), || {
-        a.call("sync", json!({}));
-        a.ok("health", json!({}))["queue"]["queued_writes"] == 0
-    }));
+    assert!(eventually(Duration::from_secs(60), || drained(&mut a)));
     let health = a.ok("health", json!({}));
     assert_eq!(health["queue"]["conflicts"], 0, "{health}");
     a.err("get_memory", json!({"memory_id": gone}));
@@ -710,10 +701,7 @@ fn delete_against_update_is_a_conflict_in_either_order() {
     b.ok("sync", json!({}));
     proxy.forward();
     proxy.cut();
-    assert!(eventually(Duration::from_secs(60), || {
-        a.call("sync", json!({}));
-        a.ok("health", json!({}))["queue"]["queued_writes"] == 0
-    }));
+    assert!(eventually(Duration::from_secs(60), || drained(&mut a)));
     let health = a.ok("health", json!({}));
     assert_eq!(health["queue"]["conflicts"], 2, "{health}");
     let reasons: Vec<String> = health["queue"]["recent_conflicts"]

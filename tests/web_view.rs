@@ -30,19 +30,83 @@ fn shots() -> PathBuf {
 
 /// The one-time link, as a user gets it: `memorygraph ui --no-browser` asks the running server.
 fn login_link(db: &Path) -> String {
-    let out = common::command(db.parent().unwrap())
-        .env("MEMORY_TURSO_PATH", db)
-        .args(["ui", "--no-browser"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let link = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let link = common::run::run(db, &["ui", "--no-browser"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
     assert!(link.starts_with("http://127.0.0.1:") && link.contains("/ui/login?code="));
     link
+}
+
+/// A browser logged in through a fresh link, on the find page.
+fn logged_in(db: &Path) -> Browser {
+    let browser = Browser::start(1280, 900);
+    browser.goto(&login_link(db));
+    browser.wait_for("the find page", WAIT, |b| b.try_find("#q").is_some());
+    browser
+}
+
+/// Three memories, the way a fix is remembered: a problem, its solution (SOLVES it) and a
+/// cause of the solution (CAUSES it).
+fn crash_fix_cause(mcp: &mut Server) -> (String, String, String) {
+    let crash = store(
+        mcp,
+        "problem",
+        "Worker crash on start",
+        "the deploy worker crashes when it starts",
+        json!({"tags": ["deploy"]}),
+    );
+    let fix = store(
+        mcp,
+        "solution",
+        "Pin the worker image",
+        "pinning the image fixed the worker crash",
+        json!({}),
+    );
+    let cause = store(
+        mcp,
+        "error",
+        "Image tag drift",
+        "the latest tag moved under the worker",
+        json!({}),
+    );
+    mcp.ok(
+        "create_relationship",
+        json!({"from_memory_id": fix, "to_memory_id": crash, "relationship_type": "SOLVES"}),
+    );
+    mcp.ok(
+        "create_relationship",
+        json!({"from_memory_id": cause, "to_memory_id": fix, "relationship_type": "CAUSES"}),
+    );
+    (crash, fix, cause)
+}
+
+/// Every page at `width` px: nothing wider than the window; a screenshot of each when
+/// asked.
+fn every_page_fits(browser: &Browser, address: &str, memory: &str, width: u32, shots_of: bool) {
+    browser.set_window(width, 800);
+    for (name, hash) in [
+        ("find", "#/".to_string()),
+        ("memory", format!("#/memory/{memory}")),
+        ("graph", format!("#/graph/{memory}")),
+        ("timeline", "#/timeline".to_string()),
+        ("health", "#/health".to_string()),
+    ] {
+        browser.goto(&format!("http://{address}/{hash}"));
+        browser.wait_for(name, WAIT, |b| b.try_find("main h2, main #q").is_some());
+        let wide = browser.script(
+            "return document.documentElement.scrollWidth - window.innerWidth",
+            vec![],
+        );
+        assert!(
+            wide.as_i64().unwrap() <= 1,
+            "{name} is wider than {width} px by {wide}"
+        );
+        if shots_of {
+            browser.screenshot(&shots().join(format!("{name}-{width}.png")));
+        }
+    }
 }
 
 #[test]
@@ -56,41 +120,13 @@ fn the_pages_find_read_mend_link_and_follow_the_memory() {
     let http = HttpServer::start(&db, &[], &[]);
     // An assistant's window on the same database, forwarding to the server's process.
     let mut mcp = Server::started(&db, &[]);
-    let crash = store(
-        &mut mcp,
-        "problem",
-        "Worker crash on start",
-        "the deploy worker crashes when it starts",
-        json!({"tags": ["deploy"]}),
-    );
-    let fix = store(
-        &mut mcp,
-        "solution",
-        "Pin the worker image",
-        "pinning the image fixed the worker crash",
-        json!({}),
-    );
-    let cause = store(
-        &mut mcp,
-        "error",
-        "Image tag drift",
-        "the latest tag moved under the worker",
-        json!({}),
-    );
+    let (crash, fix, cause) = crash_fix_cause(&mut mcp);
     let hostile = store(
         &mut mcp,
         "general",
         "<img src=x onerror=\"window.pwned=1\"> worker <script>window.pwned=2</script>",
         "<b>not bold</b> worker",
         json!({}),
-    );
-    mcp.ok(
-        "create_relationship",
-        json!({"from_memory_id": fix, "to_memory_id": crash, "relationship_type": "SOLVES"}),
-    );
-    mcp.ok(
-        "create_relationship",
-        json!({"from_memory_id": cause, "to_memory_id": fix, "relationship_type": "CAUSES"}),
     );
 
     let browser = Browser::start(1280, 900);
@@ -289,26 +325,7 @@ fn the_pages_find_read_mend_link_and_follow_the_memory() {
     browser.screenshot(&shots().join("health-1280.png"));
 
     // Every page at 360 px: nothing wider than the screen.
-    browser.set_window(360, 800);
-    for (name, hash) in [
-        ("find", "#/"),
-        ("memory", &*format!("#/memory/{fix}")),
-        ("graph", &*format!("#/graph/{crash}")),
-        ("timeline", "#/timeline"),
-        ("health", "#/health"),
-    ] {
-        browser.goto(&format!("http://{}/{hash}", http.address));
-        browser.wait_for(name, WAIT, |b| b.try_find("main h2, main #q").is_some());
-        let wide = browser.script(
-            "return document.documentElement.scrollWidth - window.innerWidth",
-            vec![],
-        );
-        assert!(
-            wide.as_i64().unwrap() <= 1,
-            "{name} is wider than 360 px by {wide}"
-        );
-        browser.screenshot(&shots().join(format!("{name}-360.png")));
-    }
+    every_page_fits(&browser, &http.address, &fix, 360, true);
 
     // Nothing left this machine.
     let hosts = browser.network_hosts();
@@ -463,9 +480,7 @@ fn a_conflict_is_settled_from_the_health_page() {
         a.ok("health", json!({}))["queue"]["conflicts"] == 1
     }));
 
-    let browser = Browser::start(1280, 900);
-    browser.goto(&login_link(&here));
-    browser.wait_for("the find page", WAIT, |b| b.try_find("#q").is_some());
+    let browser = logged_in(&here);
     browser.goto(&format!("http://{}/#/health", http.address));
     browser.wait_text("#conflicts", "edited here", WAIT);
     browser.wait_text("#conflicts", "edited there", WAIT);
@@ -518,39 +533,8 @@ fn the_pages_work_from_the_keyboard_alone() {
     let db = scratch.db();
     let http = HttpServer::start(&db, &[], &[]);
     let mut mcp = Server::started(&db, &[]);
-    let crash = store(
-        &mut mcp,
-        "problem",
-        "Worker crash on start",
-        "the worker crashes",
-        json!({}),
-    );
-    let fix = store(
-        &mut mcp,
-        "solution",
-        "Pin the worker image",
-        "pinning fixed it",
-        json!({}),
-    );
-    let cause = store(
-        &mut mcp,
-        "error",
-        "Image tag drift",
-        "the tag moved",
-        json!({}),
-    );
-    mcp.ok(
-        "create_relationship",
-        json!({"from_memory_id": fix, "to_memory_id": crash, "relationship_type": "SOLVES"}),
-    );
-    mcp.ok(
-        "create_relationship",
-        json!({"from_memory_id": cause, "to_memory_id": fix, "relationship_type": "CAUSES"}),
-    );
-
-    let browser = Browser::start(1280, 900);
-    browser.goto(&login_link(&db));
-    browser.wait_for("the find page", WAIT, |b| b.try_find("#q").is_some());
+    let (crash, fix, cause) = crash_fix_cause(&mut mcp);
+    let browser = logged_in(&db);
     tab_to(&browser, "#q");
     browser.press_keys(&format!("crash{}", key::ENTER));
     browser.wait_text(".hits", "Worker crash on start", WAIT);
@@ -583,24 +567,111 @@ fn the_pages_work_from_the_keyboard_alone() {
     browser.press_keys(key::ENTER);
     browser.wait_text("#memory-title", "Image tag drift", WAIT);
 
-    browser.set_window(640, 800);
-    for hash in [
-        "#/",
-        &*format!("#/memory/{fix}"),
-        &*format!("#/graph/{crash}"),
-        "#/timeline",
-        "#/health",
-    ] {
-        browser.goto(&format!("http://{}/{hash}", http.address));
-        browser.wait_for(hash, WAIT, |b| b.try_find("main h2, main #q").is_some());
-        let wide = browser.script(
-            "return document.documentElement.scrollWidth - window.innerWidth",
-            vec![],
-        );
+    every_page_fits(&browser, &http.address, &fix, 640, false);
+    mcp.stop();
+}
+
+/// The owner's requests that are not tools, as the pages send them: each bad request is
+/// refused with a sentence naming what is wrong, changes nothing, and the next request
+/// works. Local mode has no conflicts to settle, and says so.
+#[test]
+fn the_owners_page_requests_refuse_bad_input_and_the_next_one_works() {
+    let scratch = Scratch::new();
+    let mut mcp = Server::started(&scratch.db(), &[]);
+    let (crash, fix, _) = crash_fix_cause(&mut mcp);
+    let link = mcp.ok(
+        "get_related_memories",
+        json!({"memory_id": crash, "max_depth": 1}),
+    )["related"][0]["relationship"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let refused = [
+        ("memorygraph/end_relationship", json!({}), "relationship_id"),
+        (
+            "memorygraph/end_relationship",
+            json!({"relationship_id": "no-such-link"}),
+            "no current relationship",
+        ),
+        (
+            "memorygraph/conflicts",
+            json!({"action": "shrug"}),
+            "list, retry or discard",
+        ),
+        (
+            "memorygraph/conflicts",
+            json!({"action": "retry"}),
+            "need the entry's `seq`",
+        ),
+        (
+            "memorygraph/conflicts",
+            json!({"action": "retry", "seq": 1}),
+            "local mode",
+        ),
+        ("memorygraph/no_such_thing", json!({}), "unknown method"),
+    ];
+    for (method, params, says) in refused {
+        let answer = mcp.request(method, params.clone());
+        let message = answer["error"]["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{method} {params}: {answer}"));
+        assert!(message.contains(says), "{method} {params}: {message}");
+        let changes = mcp.request("memorygraph/changes", json!({}));
         assert!(
-            wide.as_i64().unwrap() <= 1,
-            "{hash} is wider than 640 px by {wide}"
+            changes["result"]["changes"].as_i64().unwrap() > 0,
+            "{changes}"
         );
+    }
+    // Nothing was ended; a good request ends the link, once.
+    assert_eq!(
+        mcp.ok("get_memory", json!({"memory_id": fix}))["relationships_total"],
+        2
+    );
+    let ended = mcp.request(
+        "memorygraph/end_relationship",
+        json!({"relationship_id": link}),
+    );
+    assert_eq!(ended["result"]["ended"], true, "{ended}");
+    let again = mcp.request(
+        "memorygraph/end_relationship",
+        json!({"relationship_id": link}),
+    );
+    assert!(
+        again["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no current relationship")
+    );
+    assert_eq!(
+        mcp.ok("get_memory", json!({"memory_id": fix}))["relationships_total"],
+        1
+    );
+
+    // Through the pages' endpoint: a body that is not a call is refused, the next call works.
+    let http = HttpServer::start(&scratch.db(), &[], &[]);
+    let path = login_link(&scratch.db())["http://".len() + http.address.len()..].to_string();
+    let login = request(&http.address, "GET", &path, &[], b"");
+    let cookie = login
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let headers = [("cookie", cookie.as_str()), ("x-memorygraph-ui", "1")];
+    for (endpoint, body) in [
+        ("/ui/api/call", "not json"),
+        ("/ui/api/call", r#"{"arguments": {}}"#),
+        ("/ui/api/conflicts", "[1, 2]"),
+        (
+            "/ui/api/end-relationship",
+            r#"{"relationship_id": "no-such-link"}"#,
+        ),
+    ] {
+        let answer = request(&http.address, "POST", endpoint, &headers, body.as_bytes());
+        assert_eq!(answer.status, 400, "{endpoint} {body}: {}", answer.body);
+        let next = request(&http.address, "GET", "/ui/api/changes", &headers, b"");
+        assert_eq!(next.status, 200, "{}", next.body);
     }
     mcp.stop();
 }

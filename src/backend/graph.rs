@@ -229,14 +229,12 @@ async fn walk(
     as_of: Option<&AsOf>,
 ) -> Result<Vec<RelatedMemory>> {
     // The links that count: current ones, or those valid at `as_of` (bi-temporal).
-    let tf = match as_of {
-        None => format!("+r.valid_until IS NULL{}", type_filter(types)),
-        Some(_) => format!(
-            "{}{}",
-            crate::backend::search::link_counts(as_of),
-            type_filter(types)
-        ),
+    // Without `as_of`, `+` keeps the plan off the partial index of current links (below).
+    let counts = match as_of {
+        None => "+r.valid_until IS NULL".to_string(),
+        Some(_) => crate::backend::search::link_counts(as_of),
     };
+    let tf = format!("{counts}{}", type_filter(types));
     // The plan is spelled out, because without statistics SQLite guesses wrong and scans
     // every relationship or every memory: `+r.valid_until` keeps it off the partial index
     // of current links (nearly every row), and CROSS JOIN fixes the join order to start

@@ -49,7 +49,24 @@ pub struct BackendHealth {
     pub moved_aside: Vec<String>,
 }
 
+/// The change count every write to a memory or a relationship raises (schema step 5).
+async fn change_count(conn: &libsql::Connection) -> Result<i64> {
+    scalar_i64(
+        conn,
+        "SELECT coalesce((SELECT CAST(value AS INTEGER) FROM memorygraph_meta WHERE key = 'changes'), 0)",
+        vec![],
+        "reading the change count",
+    )
+    .await
+}
+
 impl TursoBackend {
+    /// The change count alone: one read, for callers that poll it (the web view).
+    pub async fn changes(&self) -> Result<i64> {
+        let conn = self.conn.lock().await;
+        change_count(&conn).await
+    }
+
     pub async fn statistics(&self) -> Result<Statistics> {
         let conn = self.conn.lock().await;
         let tx = self.reading(&conn).await?;
@@ -128,13 +145,7 @@ impl TursoBackend {
             "counting indexed memories",
         )
         .await?;
-        let changes = scalar_i64(
-            &conn,
-            "SELECT coalesce((SELECT CAST(value AS INTEGER) FROM memorygraph_meta WHERE key = 'changes'), 0)",
-            vec![],
-            "reading the change count",
-        )
-        .await?;
+        let changes = change_count(&conn).await?;
         let schema_version = schema::version(&conn).await?;
         let sqlite_version = first_row(
             &conn,

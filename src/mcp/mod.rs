@@ -11,9 +11,8 @@ mod schema;
 mod server;
 pub(crate) mod tools;
 pub mod transport;
+mod web_methods;
 
-pub use server::{
-    CALL_KEY, CONFLICTS_METHOD, END_RELATIONSHIP_METHOD, FIRST_SYNC_NOTE, MemoryServer,
-    ServerSettings, is_read, server_config,
-};
+pub use server::{CALL_KEY, FIRST_SYNC_NOTE, MemoryServer, ServerSettings, is_read, server_config};
 pub(crate) use tools::status::backlog_sentence;
+pub use web_methods::{CHANGES_METHOD, CONFLICTS_METHOD, END_RELATIONSHIP_METHOD};

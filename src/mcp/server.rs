@@ -6,7 +6,7 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
-    CustomResult, ErrorCode, Implementation, ServerCapabilities, ServerConfig, Tool,
+    CustomResult, Implementation, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
@@ -252,71 +252,15 @@ impl ServerHandler for MemoryServer {
         server_config()
     }
 
-    /// Requests that are not tools, for the web view: [`CONFLICTS_METHOD`] lists replica
-    /// mode's sync issues, or settles one (`retry` keeps this machine's version, `discard`
-    /// the primary's); [`END_RELATIONSHIP_METHOD`] removes a relationship. Not offered as
-    /// tools, so an assistant's tool list stays MemoryGraph's.
+    /// Requests that are not tools, for the web view ([`super::web_methods`]).
     async fn on_custom_request(
         &self,
         request: CustomRequest,
         _context: RequestContext<RoleServer>,
     ) -> Result<CustomResult, ErrorData> {
         let params = request.params.unwrap_or_default();
-        let failed =
-            |e: crate::backend::BackendError| ErrorData::invalid_request(e.to_string(), None);
-        if request.method == END_RELATIONSHIP_METHOD {
-            let id = params["relationship_id"].as_str().ok_or_else(|| {
-                ErrorData::invalid_params("`relationship_id` names the relationship to end", None)
-            })?;
-            let ended = self.backend.end_relationship(id).await.map_err(failed)?;
-            if !ended.value {
-                return Err(ErrorData::invalid_params(
-                    format!("no current relationship has the id {id}"),
-                    None,
-                ));
-            }
-            return Ok(CustomResult::new(serde_json::json!({
-                "ended": true, "queued": ended.queued
-            })));
-        }
-        if request.method != CONFLICTS_METHOD {
-            return Err(ErrorData::new(
-                ErrorCode::METHOD_NOT_FOUND,
-                format!("unknown method {}", request.method),
-                None,
-            ));
-        }
-        let seq = || {
-            params["seq"]
-                .as_i64()
-                .map(crate::backend::Which::One)
-                .ok_or_else(|| {
-                    ErrorData::invalid_params("retry and discard need the entry's `seq`", None)
-                })
-        };
-        let answer = match params["action"].as_str() {
-            Some("list") => serde_json::json!({
-                "issues": self.backend.sync_issues(100).await.map_err(failed)?
-            }),
-            Some("retry") => serde_json::json!({
-                "entries": self.backend.retry_issues(seq()?).await.map_err(failed)?
-            }),
-            Some("discard") => serde_json::json!({
-                "entries": self.backend.discard_issues(seq()?).await.map_err(failed)?
-            }),
-            _ => {
-                return Err(ErrorData::invalid_params(
-                    "`action` is list, retry or discard",
-                    None,
-                ));
-            }
-        };
-        Ok(CustomResult::new(answer))
+        super::web_methods::answer(&self.backend, &request.method, params)
+            .await
+            .map(CustomResult::new)
     }
 }
-
-/// The web view's method for replica mode's conflicts and set-aside writes.
-pub const CONFLICTS_METHOD: &str = "memorygraph/conflicts";
-/// The web view's method to remove a relationship: it ends it (see
-/// [`TursoBackend::end_relationship`]).
-pub const END_RELATIONSHIP_METHOD: &str = "memorygraph/end_relationship";

@@ -15,12 +15,7 @@ pub struct AsOf(String);
 impl AsOf {
     /// An ISO 8601 date-time, or a date (meaning the end of that day, UTC).
     pub fn parse(raw: &str) -> Option<AsOf> {
-        let raw = raw.trim();
-        if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
-            return Some(AsOf(super::iso_from(t.with_timezone(&Utc))));
-        }
-        let day = NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok()?;
-        Some(AsOf(format!("{day}T23:59:59.999999+00:00")))
+        instant(raw, DayEdge::End).map(AsOf)
     }
 
     /// The instant as SQLite's day number, for comparisons.
@@ -31,6 +26,27 @@ impl AsOf {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Which instant of a day a bare date names.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DayEdge {
+    Start,
+    End,
+}
+
+/// An ISO 8601 date-time, or a date (its start or its end, UTC), written in the one format
+/// stored timestamps use, so SQLite compares them correctly; `None` for anything else.
+pub fn instant(raw: &str, edge: DayEdge) -> Option<String> {
+    let raw = raw.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        return Some(super::iso_from(t.with_timezone(&Utc)));
+    }
+    let day = NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok()?;
+    Some(match edge {
+        DayEdge::Start => format!("{day}T00:00:00.000000+00:00"),
+        DayEdge::End => format!("{day}T23:59:59.999999+00:00"),
+    })
 }
 
 /// An expression found in a question and the range it names.
@@ -390,6 +406,18 @@ mod tests {
         (range.phrase, day(range.from), day(range.until), rest)
     }
 
+    /// Each question read as (phrase, from, until).
+    fn read_all_as(cases: &[(&str, &str, &str, &str)]) {
+        for (question, phrase, from, until) in cases {
+            let (p, f, u, _) = read_as(question);
+            assert_eq!(
+                (p.as_str(), f.as_str(), u.as_str()),
+                (*phrase, *from, *until),
+                "{question}"
+            );
+        }
+    }
+
     #[test]
     fn relative_expressions() {
         let cases = [
@@ -472,14 +500,7 @@ mod tests {
                 "2026-12-03 00:00",
             ),
         ];
-        for (question, phrase, from, until) in cases {
-            let (p, f, u, _) = read_as(question);
-            assert_eq!(
-                (p.as_str(), f.as_str(), u.as_str()),
-                (phrase, from, until),
-                "{question}"
-            );
-        }
+        read_all_as(&cases);
     }
 
     #[test]
@@ -525,14 +546,7 @@ mod tests {
                 "2027-01-01 00:00",
             ),
         ];
-        for (question, phrase, from, until) in cases {
-            let (p, f, u, _) = read_as(question);
-            assert_eq!(
-                (p.as_str(), f.as_str(), u.as_str()),
-                (phrase, from, until),
-                "{question}"
-            );
-        }
+        read_all_as(&cases);
         let (_, from, _, _) = read_as("since January");
         assert_eq!(from, "2026-01-01 00:00");
     }

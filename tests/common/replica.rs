@@ -39,6 +39,12 @@ pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     check()
 }
 
+/// Syncs once; whether nothing waits to reach the primary any more (for [`eventually`]).
+pub fn drained(server: &mut Server) -> bool {
+    server.call("sync", json!({}));
+    server.ok("health", json!({}))["queue"]["queued_writes"] == 0
+}
+
 /// Runs a command-line command in replica mode.
 pub fn run_replica(db: &Path, url: &str, args: &[&str]) -> Ran {
     let mut cmd = super::command(db.parent().unwrap());

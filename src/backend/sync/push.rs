@@ -336,8 +336,8 @@ async fn guard(
 }
 
 /// Records in the push's own transaction which range of the primary's feed this device
-/// wrote, and forgets its ranges a pull has passed.
-/// One request: the device id is a uuid ([`state::device`] checks it), the rest numbers.
+/// wrote, and forgets its ranges a pull has passed: one request, with the values written
+/// in (the device id is a uuid, [`state::device`] checks it; the rest are numbers).
 async fn log_push(tx: &Connection, device: &str, range: (i64, i64), pulled: i64) -> Result<()> {
     tx.execute_batch(&format!(
         "DELETE FROM memorygraph_pushes WHERE device = '{device}' AND last_seq <= {pulled};

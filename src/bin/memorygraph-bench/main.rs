@@ -5,6 +5,7 @@
 
 mod client;
 mod corpus;
+mod http;
 mod local_first;
 mod mixed;
 mod owners;

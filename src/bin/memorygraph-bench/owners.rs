@@ -5,16 +5,15 @@
 //! the time from killing the owner to the next answer a window gets — every figure beside
 //! its baseline from the same run.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::client::Client;
 use crate::corpus::{self, Rng};
+use crate::http::{Answer, Connection, Served};
 use crate::stats::{Row, row};
 
 const CALLS: usize = 500;
@@ -197,43 +196,16 @@ pub async fn fill(db: &Path, memories: usize, seed: u64) {
 
 /// `serve --http` and one kept-alive connection to it, with an MCP session.
 struct HttpBench {
-    child: std::process::Child,
-    stream: BufReader<TcpStream>,
-    address: String,
+    connection: Connection,
     token: String,
     session: String,
     next: u64,
+    _served: Served,
 }
 
 impl HttpBench {
     fn start(server: &Path, db: &Path, env: &[(&str, String)]) -> HttpBench {
-        let mut cmd = Command::new(server);
-        cmd.env("MEMORY_TURSO_PATH", db)
-            .env("MEMORY_LOG_LEVEL", "error")
-            .env("MEMORY_TOOL_PROFILE", "extended")
-            .args(["serve", "--http", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let mut err = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        let address = loop {
-            line.clear();
-            assert!(err.read_line(&mut line).unwrap() > 0, "serve --http ended");
-            if let Some(rest) = line.split("MCP over HTTP at http://").nth(1) {
-                break rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .trim_end_matches("/mcp")
-                    .to_string();
-            }
-        };
-        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+        let served = Served::start(server, db, env);
         let token = String::from_utf8(
             Command::new(server)
                 .env("MEMORY_TURSO_PATH", db)
@@ -245,24 +217,16 @@ impl HttpBench {
         .unwrap()
         .trim()
         .to_string();
-        let stream = TcpStream::connect(&address).unwrap();
-        stream.set_nodelay(true).unwrap();
-        let stream = BufReader::new(stream);
         let mut bench = HttpBench {
-            child,
-            stream,
-            address,
+            connection: served.connect(),
             token,
             session: String::new(),
             next: 1,
+            _served: served,
         };
-        let (_, headers) = bench.post(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        let opened = bench.post(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}));
-        bench.session = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("mcp-session-id"))
-            .map(|(_, v)| v.clone())
-            .unwrap();
+        bench.session = opened.header("mcp-session-id").unwrap().to_string();
         bench.post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
         bench
     }
@@ -271,80 +235,30 @@ impl HttpBench {
     fn search(&mut self, query: &str) -> Duration {
         self.next += 1;
         let started = Instant::now();
-        let (body, _) = self.post(
+        let answer = self.post(
             &json!({"jsonrpc": "2.0", "id": self.next, "method": "tools/call",
             "params": {"name": "search_memories", "arguments": {"query": query, "limit": 5}}}),
         );
         let took = started.elapsed();
         assert!(
-            body.contains("structuredContent"),
-            "search over HTTP failed: {body}"
+            answer.body.contains("structuredContent"),
+            "search over HTTP failed: {}",
+            answer.body
         );
         took
     }
 
-    /// One POST on the kept-alive connection; the body (events joined) and headers.
-    fn post(&mut self, message: &Value) -> (String, Vec<(String, String)>) {
-        let body = message.to_string();
-        let mut head = format!(
-            "POST /mcp HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
-            self.address,
-            self.token,
-            body.len()
-        );
+    /// One POST to /mcp with the token and the session.
+    fn post(&mut self, message: &Value) -> Answer {
+        let bearer = format!("Bearer {}", self.token);
+        let mut headers = vec![
+            ("Authorization", bearer.as_str()),
+            ("Accept", "application/json, text/event-stream"),
+        ];
         if !self.session.is_empty() {
-            head.push_str(&format!("Mcp-Session-Id: {}\r\n", self.session));
+            headers.push(("Mcp-Session-Id", self.session.as_str()));
         }
-        head.push_str("\r\n");
-        head.push_str(&body);
-        self.stream.get_mut().write_all(head.as_bytes()).unwrap();
-        let mut status = String::new();
-        self.stream.read_line(&mut status).unwrap();
-        let mut headers = Vec::new();
-        loop {
-            let mut line = String::new();
-            self.stream.read_line(&mut line).unwrap();
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((n, v)) = line.split_once(':') {
-                headers.push((n.trim().to_string(), v.trim().to_string()));
-            }
-        }
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-        };
-        let mut out = Vec::new();
-        if let Some(length) = header("content-length") {
-            let mut buf = vec![0; length.parse().unwrap()];
-            self.stream.read_exact(&mut buf).unwrap();
-            out = buf;
-        } else if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-            loop {
-                let mut size = String::new();
-                self.stream.read_line(&mut size).unwrap();
-                let size = usize::from_str_radix(size.trim(), 16).unwrap();
-                let mut chunk = vec![0; size + 2];
-                self.stream.read_exact(&mut chunk).unwrap();
-                if size == 0 {
-                    break;
-                }
-                out.extend_from_slice(&chunk[..size]);
-            }
-        }
-        (String::from_utf8_lossy(&out).into_owned(), headers)
-    }
-}
-
-impl Drop for HttpBench {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
+        self.connection
+            .exchange("POST", "/mcp", &headers, &message.to_string())
     }
 }

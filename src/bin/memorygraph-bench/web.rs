@@ -5,33 +5,20 @@
 //! a worst case of a browser's parallel fetches), and a search from the page, beside the
 //! same search over stdio to the same owner.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
+use memorygraph::http::ui::assets::ASSETS;
 use serde_json::json;
 
 use crate::client::Client;
 use crate::corpus::Rng;
+use crate::http::{Connection, Served};
 use crate::stats::{Row, row};
 
 const FIRST_PAGES: usize = 30;
 const SEARCHES: usize = 200;
-/// What the first page loads besides `/`.
-const ASSETS: &[&str] = &[
-    "app.css",
-    "app.js",
-    "api.js",
-    "dom.js",
-    "find.js",
-    "memory.js",
-    "graph.js",
-    "timeline.js",
-    "health.js",
-    "relationships.js",
-];
 
 pub async fn run(server: &Path, dir: &Path, memories: usize, seed: u64) -> Vec<Row> {
     let folder = dir.join("web");
@@ -42,22 +29,7 @@ pub async fn run(server: &Path, dir: &Path, memories: usize, seed: u64) -> Vec<R
     let env = [("HOME", folder.display().to_string())];
     // The owner, over stdio: the baseline.
     let (mut owner, _) = Client::start(server, &db, &env);
-    let mut http = Command::new(server);
-    http.env("MEMORY_TURSO_PATH", &db)
-        .env("HOME", &folder)
-        .env("MEMORY_LOG_LEVEL", "error")
-        .args(["serve", "--http", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = http.spawn().unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("MCP over HTTP at") {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "serve --http ended");
-    }
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let served = Served::start(server, &db, &env);
     let link = String::from_utf8(
         Command::new(server)
             .env("MEMORY_TURSO_PATH", &db)
@@ -68,28 +40,28 @@ pub async fn run(server: &Path, dir: &Path, memories: usize, seed: u64) -> Vec<R
             .stdout,
     )
     .unwrap();
-    let link = link.trim().strip_prefix("http://").unwrap().to_string();
-    let (address, login) = link.split_once('/').unwrap();
-    let mut page = Page::open(address);
-    let (_, headers) = page.exchange("GET", &format!("/{login}"), None);
-    let cookie = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
-        .map(|(_, v)| v.split(';').next().unwrap().to_string())
+    let login = link.trim().split_once(served.address.as_str()).unwrap().1;
+    let mut page = Page {
+        connection: served.connect(),
+        cookie: String::new(),
+    };
+    let answer = page.exchange("GET", login, "");
+    page.cookie = answer
+        .header("set-cookie")
+        .map(|v| v.split(';').next().unwrap().to_string())
         .expect("a session cookie");
-    page.cookie = cookie;
 
     let listing = json!({"name": "search_memories", "arguments": {"limit": 20, "offset": 0}});
     let mut first = Vec::new();
     for _ in 0..FIRST_PAGES {
         let started = Instant::now();
-        page.exchange("GET", "/", None);
+        page.exchange("GET", "/", "");
         for asset in ASSETS {
-            page.exchange("GET", &format!("/ui/assets/{asset}"), None);
+            page.exchange("GET", &format!("/ui/assets/{}", asset.name), "");
         }
-        page.exchange("GET", "/ui/api/vocabulary", None);
-        page.exchange("POST", "/ui/api/call", Some(&listing.to_string()));
-        page.exchange("GET", "/ui/api/changes", None);
+        page.exchange("GET", "/ui/api/vocabulary", "");
+        page.exchange("POST", "/ui/api/call", &listing.to_string());
+        page.exchange("GET", "/ui/api/changes", "");
         first.push(started.elapsed());
     }
     let mut rng = Rng::new(seed ^ 11);
@@ -98,11 +70,12 @@ pub async fn run(server: &Path, dir: &Path, memories: usize, seed: u64) -> Vec<R
     for q in &queries {
         let call = json!({"name": "search_memories", "arguments": {"query": q, "limit": 20}});
         let started = Instant::now();
-        let (body, _) = page.exchange("POST", "/ui/api/call", Some(&call.to_string()));
+        let answer = page.exchange("POST", "/ui/api/call", &call.to_string());
         from_page.push(started.elapsed());
         assert!(
-            body.contains("structuredContent"),
-            "a search from the page failed: {body}"
+            answer.body.contains("structuredContent"),
+            "a search from the page failed: {}",
+            answer.body
         );
         over_stdio.push(
             owner
@@ -111,10 +84,7 @@ pub async fn run(server: &Path, dir: &Path, memories: usize, seed: u64) -> Vec<R
         );
     }
     drop(page);
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    drop(served);
     owner.stop();
     vec![
         row(
@@ -136,69 +106,24 @@ pub async fn run(server: &Path, dir: &Path, memories: usize, seed: u64) -> Vec<R
 
 /// A browser's kept-alive connection, with the session cookie once logged in.
 struct Page {
-    stream: BufReader<TcpStream>,
-    address: String,
+    connection: Connection,
     cookie: String,
 }
 
 impl Page {
-    fn open(address: &str) -> Page {
-        let stream = TcpStream::connect(address).unwrap();
-        stream.set_nodelay(true).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        Page {
-            stream: BufReader::new(stream),
-            address: address.to_string(),
-            cookie: String::new(),
-        }
-    }
-
-    /// One request and its whole answer (a body with Content-Length, as the pages' are).
-    fn exchange(
-        &mut self,
-        method: &str,
-        path: &str,
-        body: Option<&str>,
-    ) -> (String, Vec<(String, String)>) {
-        let body = body.unwrap_or("");
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nx-memorygraph-ui: 1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-            self.address,
-            body.len()
-        );
+    /// One request as the pages send it; it must succeed.
+    fn exchange(&mut self, method: &str, path: &str, body: &str) -> crate::http::Answer {
+        let mut headers = vec![("x-memorygraph-ui", "1")];
         if !self.cookie.is_empty() {
-            head.push_str(&format!("Cookie: {}\r\n", self.cookie));
+            headers.push(("Cookie", self.cookie.as_str()));
         }
-        head.push_str("\r\n");
-        head.push_str(body);
-        self.stream.get_mut().write_all(head.as_bytes()).unwrap();
-        let mut status = String::new();
-        self.stream.read_line(&mut status).unwrap();
+        let answer = self.connection.exchange(method, path, &headers, body);
         assert!(
-            status.starts_with("HTTP/1.1 200") || status.starts_with("HTTP/1.1 303"),
-            "{method} {path}: {status}"
+            answer.status == 200 || answer.status == 303,
+            "{method} {path}: {} {}",
+            answer.status,
+            answer.body
         );
-        let mut headers = Vec::new();
-        loop {
-            let mut line = String::new();
-            self.stream.read_line(&mut line).unwrap();
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((n, v)) = line.split_once(':') {
-                headers.push((n.trim().to_string(), v.trim().to_string()));
-            }
-        }
-        let length: usize = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-            .map(|(_, v)| v.parse().unwrap())
-            .unwrap_or(0);
-        let mut out = vec![0; length];
-        self.stream.read_exact(&mut out).unwrap();
-        (String::from_utf8_lossy(&out).into_owned(), headers)
+        answer
     }
 }

@@ -1,8 +1,8 @@
 //! The web view: pages to find, read, mend and see the memory, served by `serve --http` at
 //! `/` and opened by `memorygraph ui`. The pages are plain HTML, CSS and JavaScript compiled
 //! into the binary ([`assets`]); they call the same tools an assistant does, through one
-//! endpoint, so the view can never do what the tools cannot, and every answer comes from the
-//! database's owner.
+//! endpoint, plus the owner's few requests that are not tools (settling conflicts, ending a
+//! relationship, the change count), and every answer comes from the database's owner.
 //!
 //! Who may use it ([`session`]): a browser logs in once through a one-time link and holds an
 //! HttpOnly, SameSite=Strict cookie. Every data request must also carry a header a page of
@@ -94,56 +94,53 @@ impl Ui {
         }
         let path = request.uri().path().to_string();
         let method = request.method().clone();
-        match (method, path.as_str()) {
-            (Method::GET, "/") => {
-                if self.sessions.valid(request.headers().get(header::COOKIE)) {
-                    page(StatusCode::OK, "text/html; charset=utf-8", assets::INDEX)
+        // What anyone may fetch: the page shell, the login, the files (no data in them).
+        match (&method, path.as_str()) {
+            (&Method::GET, "/") => {
+                let shell = if self.sessions.valid(request.headers().get(header::COOKIE)) {
+                    assets::INDEX
                 } else {
-                    page(StatusCode::OK, "text/html; charset=utf-8", assets::LOGIN)
-                }
+                    assets::LOGIN
+                };
+                return page(StatusCode::OK, "text/html; charset=utf-8", shell);
             }
-            (Method::GET, LOGIN_PATH) => self.login(&request),
-            (Method::GET, p) if p.starts_with("/ui/assets/") => {
-                match assets::find(&p["/ui/assets/".len()..]) {
+            (&Method::GET, LOGIN_PATH) => return self.login(&request),
+            (&Method::GET, p) if p.starts_with("/ui/assets/") => {
+                return match assets::find(&p["/ui/assets/".len()..]) {
                     Some(a) => page(StatusCode::OK, a.content_type, a.body),
                     None => text(StatusCode::NOT_FOUND, "no such file"),
-                }
+                };
             }
-            (Method::POST, "/ui/api/call") => match self.refusal(&request) {
-                Some(refusal) => refusal,
-                None => self.call(request).await,
-            },
-            (Method::POST, "/ui/api/conflicts") => match self.refusal(&request) {
-                Some(refusal) => refusal,
-                None => {
-                    self.owner_method(crate::mcp::CONFLICTS_METHOD, request)
-                        .await
-                }
-            },
-            (Method::POST, "/ui/api/end-relationship") => match self.refusal(&request) {
-                Some(refusal) => refusal,
-                None => {
-                    self.owner_method(crate::mcp::END_RELATIONSHIP_METHOD, request)
-                        .await
-                }
-            },
-            (Method::GET, "/ui/api/vocabulary") => match self.refusal(&request) {
-                Some(refusal) => refusal,
-                None => json_answer(StatusCode::OK, &vocabulary()),
-            },
-            (Method::GET, "/ui/api/changes") => match self.refusal(&request) {
-                Some(refusal) => refusal,
-                None => self.changes().await,
-            },
-            (Method::POST, "/ui/logout") => match self.refusal(&request) {
-                Some(refusal) => refusal,
-                None => {
-                    let mut answer = json_answer(StatusCode::OK, &json!({"logged_out": true}));
-                    self.set_cookie(&mut answer, "", 0);
-                    answer
-                }
-            },
-            _ => text(StatusCode::NOT_FOUND, "nothing here"),
+            _ => {}
+        }
+        // Everything else is data: a logged-in page of this server only.
+        if let Some(refusal) = self.refusal(&request) {
+            return refusal;
+        }
+        let owner_method = match (&method, path.as_str()) {
+            (&Method::POST, "/ui/api/call") => return self.call(request).await,
+            (&Method::GET, "/ui/api/vocabulary") => {
+                return json_answer(StatusCode::OK, &vocabulary());
+            }
+            (&Method::GET, "/ui/api/changes") => {
+                return self
+                    .forward(
+                        crate::mcp::CHANGES_METHOD,
+                        json!({}),
+                        StatusCode::BAD_GATEWAY,
+                    )
+                    .await;
+            }
+            (&Method::POST, "/ui/api/conflicts") => crate::mcp::CONFLICTS_METHOD,
+            (&Method::POST, "/ui/api/end-relationship") => crate::mcp::END_RELATIONSHIP_METHOD,
+            _ => return text(StatusCode::NOT_FOUND, "nothing here"),
+        };
+        match read_object(request).await {
+            Ok(params) => {
+                self.forward(owner_method, params, StatusCode::BAD_REQUEST)
+                    .await
+            }
+            Err(refusal) => refusal,
         }
     }
 
@@ -228,88 +225,58 @@ impl Ui {
             .await
     }
 
-    /// One of the owner's methods that are not tools ([`crate::mcp::CONFLICTS_METHOD`],
-    /// [`crate::mcp::END_RELATIONSHIP_METHOD`]), with the page's JSON object as parameters.
-    async fn owner_method(&self, method: &str, request: Request<Incoming>) -> Response<Body> {
-        let body = match read_body(request).await {
-            Ok(body) => body,
-            Err(refusal) => return refusal,
-        };
-        let Ok(asked @ Value::Object(_)) = serde_json::from_slice::<Value>(&body) else {
-            return json_answer(
-                StatusCode::BAD_REQUEST,
-                &json!({"error": "send a JSON object"}),
-            );
-        };
-        let owner = match self.owner().await {
-            Ok(owner) => owner,
-            Err(e) => return json_answer(StatusCode::BAD_GATEWAY, &json!({"error": e})),
-        };
-        match owner.request(method, asked).await {
-            Ok(answer) => json_answer(StatusCode::OK, &answer),
-            Err(e) => json_answer(StatusCode::BAD_REQUEST, &json!({"error": e.message})),
-        }
-    }
-
-    /// One tool call: `{"name": tool, "arguments": {...}}` in, the tool's result out.
+    /// One tool call: `{"name": tool, "arguments": {...}}` in, the tool's result out (a
+    /// tool's refusal is a result too, with `isError`).
     async fn call(&self, request: Request<Incoming>) -> Response<Body> {
-        let body = match read_body(request).await {
-            Ok(body) => body,
-            Err(refusal) => return refusal,
-        };
-        let asked: Value = match serde_json::from_slice(&body) {
-            Ok(Value::Object(asked)) if asked.get("name").is_some_and(Value::is_string) => {
-                Value::Object(asked)
-            }
-            _ => {
+        let asked = match read_object(request).await {
+            Ok(asked) if asked.get("name").is_some_and(Value::is_string) => asked,
+            Ok(_) => {
                 return json_answer(
                     StatusCode::BAD_REQUEST,
                     &json!({"error": "a call is {\"name\": tool, \"arguments\": {...}}"}),
                 );
             }
+            Err(refusal) => return refusal,
         };
         let params = json!({
             "name": asked["name"],
             "arguments": asked.get("arguments").cloned().unwrap_or_else(|| json!({})),
         });
-        match self.tool(params).await {
-            Ok(result) => json_answer(StatusCode::OK, &result),
-            Err(e) => json_answer(StatusCode::BAD_GATEWAY, &json!({"error": e})),
-        }
-    }
-
-    async fn tool(&self, params: Value) -> Result<Value, String> {
-        let owner = self.owner().await?;
-        owner
-            .request("tools/call", params)
+        self.forward("tools/call", params, StatusCode::BAD_GATEWAY)
             .await
-            .map_err(|e| e.message.to_string())
     }
 
-    /// The database's change count, which every write raises: the pages poll it and
-    /// refresh when it moves.
-    async fn changes(&self) -> Response<Body> {
-        let params = json!({"name": "health", "arguments": {}});
-        match self.tool(params).await {
-            Ok(result) => json_answer(
-                StatusCode::OK,
-                &json!({"changes": result["structuredContent"]["database"]["changes"]}),
-            ),
-            Err(e) => json_answer(StatusCode::BAD_GATEWAY, &json!({"error": e})),
+    /// Sends one request to the owner and answers with its result; a JSON-RPC error gets
+    /// `refused` and its message, an owner that cannot be reached 502.
+    async fn forward(&self, method: &str, params: Value, refused: StatusCode) -> Response<Body> {
+        let owner = match self.owner().await {
+            Ok(owner) => owner,
+            Err(e) => return json_answer(StatusCode::BAD_GATEWAY, &json!({"error": e})),
+        };
+        match owner.request(method, params).await {
+            Ok(answer) => json_answer(StatusCode::OK, &answer),
+            Err(e) => json_answer(refused, &json!({"error": e.message})),
         }
     }
 }
 
-/// A page's request body, up to [`MAX_CALL_BODY`].
-async fn read_body(request: Request<Incoming>) -> Result<Bytes, Response<Body>> {
-    match Limited::new(request.into_body(), MAX_CALL_BODY)
+/// A page's request body: a JSON object of at most [`MAX_CALL_BODY`] bytes.
+async fn read_object(request: Request<Incoming>) -> Result<Value, Response<Body>> {
+    let body = Limited::new(request.into_body(), MAX_CALL_BODY)
         .collect()
         .await
-    {
-        Ok(body) => Ok(body.to_bytes()),
-        Err(_) => Err(json_answer(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &json!({"error": format!("a call may hold at most {MAX_CALL_BODY} bytes")}),
+        .map_err(|_| {
+            json_answer(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &json!({"error": format!("a call may hold at most {MAX_CALL_BODY} bytes")}),
+            )
+        })?
+        .to_bytes();
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(object @ Value::Object(_)) => Ok(object),
+        _ => Err(json_answer(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "send a JSON object"}),
         )),
     }
 }

@@ -14,7 +14,7 @@ use crate::mcp::params::{
 use crate::mcp::render::{
     ToolResult, backend_failure, brief_line, cut_note, fit, fit_page, list_budget, reply,
 };
-use crate::model::time_words::{AsOf, TimeRange};
+use crate::model::time_words::{AsOf, DayEdge, TimeRange};
 use crate::model::{RelationshipType, limits, normalise_tags};
 
 /// Largest `offset` accepted; deeper pages are never useful to a model.
@@ -417,18 +417,13 @@ pub(in crate::mcp) fn as_of(raw: Option<&str>) -> Result<Option<AsOf>, String> {
     })
 }
 
-/// Reads an ISO 8601 date (`2026-01-31`) or date-time and writes it as an instant SQLite
+/// Reads an ISO 8601 date (`2026-01-31`, its start) or date-time as an instant SQLite
 /// compares correctly with stored timestamps.
 fn instant(field: &str, raw: &str) -> Result<String, String> {
-    let raw = raw.trim();
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(raw) {
-        return Ok(crate::model::iso_from(t.with_timezone(&chrono::Utc)));
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
-        return Ok(format!("{d}T00:00:00.000000+00:00"));
-    }
-    Err(format!(
-        "Invalid `{field}`: expected an ISO 8601 date (2026-01-31) or date-time (2026-01-31T12:00:00Z), got {}",
-        crate::model::quote(raw)
-    ))
+    crate::model::time_words::instant(raw, DayEdge::Start).ok_or_else(|| {
+        format!(
+            "Invalid `{field}`: expected an ISO 8601 date (2026-01-31) or date-time (2026-01-31T12:00:00Z), got {}",
+            crate::model::quote(raw.trim())
+        )
+    })
 }
