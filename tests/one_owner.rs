@@ -189,6 +189,47 @@ fn a_resent_write_with_its_key_is_answered_not_applied_again() {
     assert_eq!(server.request("tools/call", bad)["result"]["isError"], true);
 }
 
+/// An owner killed after a keyed delete committed but before it kept the answer leaves
+/// the key marked as applied (in the delete's own transaction): the delete resent to the
+/// next owner is answered as done, as the first time, not "Memory not found".
+#[test]
+fn a_delete_whose_answer_was_lost_with_its_owner_is_answered_as_done() {
+    let scratch = Scratch::new();
+    let db = scratch.db();
+    let mut server = Server::started(&db, &[]);
+    let store = |server: &mut Server, title: &str| {
+        server.ok(
+            "store_memory",
+            json!({"type": "general", "title": title, "content": "kept"}),
+        )["memory_id"]
+            .clone()
+    };
+    let (gone, other) = (store(&mut server, "gone"), store(&mut server, "other"));
+    server.ok(
+        "create_relationship",
+        json!({"from_memory_id": other, "to_memory_id": gone, "relationship_type": "RELATED_TO"}),
+    );
+    let delete = json!({"name": "delete_memory", "_meta": {"memorygraph/call": "key-lost"},
+                        "arguments": {"memory_id": gone}});
+    let first = server.request("tools/call", delete.clone());
+    assert_eq!(
+        first["result"]["structuredContent"]["relationships_removed"],
+        1
+    );
+    // The state that owner leaves: the delete applied, its answer never recorded.
+    on_database(&db, async |conn| {
+        conn.execute(
+            "UPDATE memorygraph_calls SET answer = '{\"memorygraph/applied\":1}' WHERE key = 'key-lost'",
+            (),
+        )
+        .await
+        .unwrap()
+    });
+    let again = server.request("tools/call", delete);
+    assert_eq!(again["result"], first["result"], "{again}");
+    server.ok("get_memory", json!({"memory_id": other}));
+}
+
 /// What one client got acknowledged: titles stored, titles deleted after, links made.
 #[derive(Default)]
 struct Acknowledged {

@@ -165,7 +165,9 @@ impl TursoBackend {
         let removed = self
             .write("starting a delete", async |tx| {
                 load_properties(tx, id).await?;
-                delete_rows(tx, id).await
+                let removed = delete_rows(tx, id).await?;
+                super::calls::note_outcome(removed.into());
+                Ok(removed)
             })
             .await?;
         self.after_write();

@@ -21,6 +21,7 @@ use std::time::Duration;
 use libsql::{Connection, Database, Row, Value};
 use tokio::sync::Mutex;
 
+pub use calls::{RecordedCall, keyed};
 pub use error::{BackendError, Result};
 pub use exchange::{
     Everything, ImportBatch, ImportOptions, ImportReport, ImportedMemory, ImportedRelationship,
@@ -329,7 +330,12 @@ impl TursoBackend {
         body: impl AsyncFnOnce(&Connection) -> Result<T>,
     ) -> Result<T> {
         let conn = self.conn.lock().await;
-        in_write(&conn, doing, body).await
+        in_write(&conn, doing, async |tx| {
+            let value = body(tx).await?;
+            calls::mark_applied(tx).await?;
+            Ok(value)
+        })
+        .await
     }
 }
 

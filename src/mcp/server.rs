@@ -14,8 +14,9 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 use super::args::RMCP_ARGUMENT_ERROR;
 use super::schema::{Side, make_portable};
 
-use crate::backend::TursoBackend;
+use crate::backend::{RecordedCall, TursoBackend};
 use crate::config::ToolProfile;
+use serde_json::Value;
 
 /// The tools only the extended profile offers.
 pub const EXTENDED_ONLY: [&str; 3] = [
@@ -148,16 +149,32 @@ fn tidy_error(text: &str) -> String {
 
 impl MemoryServer {
     /// The answer a keyed write got before, if the database recorded one.
-    async fn recorded_answer(&self, key: Option<&str>) -> Option<CallToolResult> {
-        let recorded = self.backend.recorded_call(key?).await;
-        match recorded {
-            Ok(Some(answer)) => serde_json::from_str(&answer).ok(),
-            Ok(None) => None,
+    async fn recorded_answer(&self, key: Option<&str>) -> Option<RecordedCall> {
+        match self.backend.recorded_call(key?).await {
+            Ok(recorded) => recorded,
             Err(e) => {
                 tracing::warn!("reading a recorded call failed: {e}");
                 None
             }
         }
+    }
+
+    /// The answer to a resent delete that an owner applied before it went away, built from
+    /// what the delete noted (the relationships it removed).
+    async fn applied_delete(
+        &self,
+        request: &CallToolRequestParams,
+        outcome: &Value,
+    ) -> CallToolResult {
+        let id = request
+            .arguments
+            .as_ref()
+            .and_then(|arguments| arguments.get("memory_id"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let queued = self.backend.waits_for_primary().await;
+        super::tools::memories::deleted(id, outcome.as_u64().unwrap_or(0), queued)
+            .expect("a delete's answer is plain data")
     }
 
     /// Keeps a keyed write's answer, so a resent call gets it again.
@@ -211,12 +228,27 @@ impl ServerHandler for MemoryServer {
             .and_then(|key| key.as_str())
             .filter(|_| WRITES.contains(&request.name.as_ref()))
             .map(str::to_owned);
-        if let Some(answer) = self.recorded_answer(key.as_deref()).await {
-            return Ok(CallToolResponse::Complete(answer));
-        }
         let tool = request.name.to_string();
+        match self.recorded_answer(key.as_deref()).await {
+            Some(RecordedCall::Answer(answer)) => {
+                if let Ok(answer) = serde_json::from_str(&answer) {
+                    return Ok(CallToolResponse::Complete(answer));
+                }
+            }
+            // Applied by an owner that went away before it kept the answer. A delete is
+            // answered from what it noted; the other writes give the same result when run
+            // again (a store finds its memory, an update and a link are already there).
+            Some(RecordedCall::Applied(outcome)) if tool == "delete_memory" => {
+                let answer = self.applied_delete(&request, &outcome).await;
+                self.record_answer(key.as_deref().unwrap_or_default(), &tool, &answer)
+                    .await;
+                return Ok(CallToolResponse::Complete(answer));
+            }
+            _ => {}
+        }
         let call = ToolCallContext::new(self, request, context);
-        let mut response = self.tool_router.call(call).await?;
+        let keyed_call = key.clone().map(|key| (key, tool.clone()));
+        let mut response = crate::backend::keyed(keyed_call, self.tool_router.call(call)).await?;
         if read_only
             && let CallToolResponse::Complete(result) = &mut response
             && result.is_error != Some(true)

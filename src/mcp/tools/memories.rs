@@ -384,19 +384,23 @@ impl MemoryServer {
             .delete_memory(&p.memory_id)
             .await
             .map_err(backend_failure)?;
-        reply(
-            format!(
-                "Deleted memory {} and {} relationship(s){}",
-                p.memory_id,
-                written.value,
-                queued_note(written.queued)
-            ),
-            &DeleteMemoryOutput {
-                memory_id: p.memory_id.clone(),
-                deleted: true,
-                queued: written.queued,
-                relationships_removed: written.value,
-            },
-        )
+        deleted(&p.memory_id, written.value, written.queued)
     }
+}
+
+/// The answer to a delete that happened: also given to a resent delete whose first answer
+/// was lost with the owner that applied it.
+pub(in crate::mcp) fn deleted(id: &str, relationships_removed: u64, queued: bool) -> ToolResult {
+    reply(
+        format!(
+            "Deleted memory {id} and {relationships_removed} relationship(s){}",
+            queued_note(queued)
+        ),
+        &DeleteMemoryOutput {
+            memory_id: id.to_string(),
+            deleted: true,
+            queued,
+            relationships_removed,
+        },
+    )
 }
