@@ -120,6 +120,9 @@ fn windows_and_commands_go_through_the_first_server() {
     .ok();
     let found = first.ok("search_memories", json!({"query": "shell"}));
     assert_eq!(found["results"][0]["title"], "from the shell");
+    // Whatever tools the windows were offered, a command may run any of them.
+    let stats = run(&db, &["stats", "--json"]).ok().json();
+    assert!(stats["total_memories"].as_i64().unwrap() >= 2, "{stats}");
     let missing = run(&db, &["get", "no-such-id"]);
     assert_eq!(missing.code, 1, "{}", missing.stderr);
     assert!(missing.stderr.contains("no-such-id"), "{}", missing.stderr);

@@ -138,7 +138,10 @@ pub async fn call_tool(
     if super::connect(&place).await.is_none() {
         return Ok(None);
     }
-    let calls = OwnerCalls::open(config, place, Takeover::Never, "memorygraph-cli").await?;
+    // A command may run any tool, whatever the tool profile the windows were given.
+    let mut config = config.clone();
+    config.profile = crate::config::ToolProfile::Extended;
+    let calls = OwnerCalls::open(&config, place, Takeover::Never, "memorygraph-cli").await?;
     let answer = calls
         .request("tools/call", json!({"name": name, "arguments": arguments}))
         .await;
