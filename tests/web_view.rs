@@ -92,6 +92,8 @@ fn every_page_fits(browser: &Browser, address: &str, memory: &str, width: u32, s
         ("graph", format!("#/graph/{memory}")),
         ("timeline", "#/timeline".to_string()),
         ("health", "#/health".to_string()),
+        ("files", "#/files".to_string()),
+        ("overview", "#/graph".to_string()),
     ] {
         browser.goto(&format!("http://{address}/{hash}"));
         browser.wait_for(name, WAIT, |b| b.try_find("main h2, main #q").is_some());
@@ -327,15 +329,7 @@ fn the_pages_find_read_mend_link_and_follow_the_memory() {
     // Every page at 360 px: nothing wider than the screen.
     every_page_fits(&browser, &http.address, &fix, 360, true);
 
-    // Nothing left this machine.
-    let hosts = browser.network_hosts();
-    assert!(!hosts.is_empty());
-    for url in &hosts {
-        assert!(
-            url.starts_with(&format!("http://{}/", http.address)) || url.starts_with("data:"),
-            "a request left the server: {url}"
-        );
-    }
+    nothing_left_the_machine(&browser, &http.address);
     mcp.stop();
 }
 
@@ -579,6 +573,8 @@ fn the_owners_page_requests_refuse_bad_input_and_the_next_one_works() {
     let scratch = Scratch::new();
     let mut mcp = Server::started(&scratch.db(), &[]);
     let (crash, fix, _) = crash_fix_cause(&mut mcp);
+    let bad = scratch.dir.path().join("bad.json");
+    std::fs::write(&bad, "these are not memories").unwrap();
     let link = mcp.ok(
         "get_related_memories",
         json!({"memory_id": crash, "max_depth": 1}),
@@ -609,6 +605,23 @@ fn the_owners_page_requests_refuse_bad_input_and_the_next_one_works() {
             "local mode",
         ),
         ("memorygraph/no_such_thing", json!({}), "unknown method"),
+        (
+            "memorygraph/export",
+            json!({"format": "pdf"}),
+            "json, markdown, dot and mermaid",
+        ),
+        ("memorygraph/import", json!({}), "`path` names the file"),
+        (
+            "memorygraph/import",
+            json!({"path": scratch.dir.path().join("nothing.json")}),
+            "reading the file to import",
+        ),
+        (
+            "memorygraph/import",
+            json!({"path": bad, "format": "csv"}),
+            "json and jsonl",
+        ),
+        ("memorygraph/import", json!({"path": bad}), "JSON"),
     ];
     for (method, params, says) in refused {
         let answer = mcp.request(method, params.clone());
@@ -674,4 +687,185 @@ fn the_owners_page_requests_refuse_bad_input_and_the_next_one_works() {
         assert_eq!(next.status, 200, "{}", next.body);
     }
     mcp.stop();
+}
+
+/// A MemoryGraph export of `count` memories (ids from `first`), every second one linked to
+/// the one before; `extra` goes into the first memory's content.
+fn export_file(path: &Path, first: usize, count: usize, extra: &str) {
+    let id = |i: usize| format!("00000000-0000-4000-8000-{i:012}");
+    let memories: Vec<Value> = (first..first + count)
+        .map(|i| {
+            let content = if i == first { format!("note {i} {extra}") } else { format!("note {i}") };
+            let kind = ["general", "problem", "solution", "code_pattern"][i % 4];
+            json!({"id": id(i), "type": kind,
+                   "title": format!("overview memory {i}"), "content": content,
+                   "tags": [], "importance": 0.5, "confidence": 0.8,
+                   "created_at": "2026-11-01T12:00:00+00:00", "updated_at": "2026-11-01T12:00:00+00:00"})
+        })
+        .collect();
+    let relationships: Vec<Value> = (first + 1..first + count)
+        .step_by(2)
+        .map(|i| {
+            json!({"id": format!("r-{i}"), "from_memory_id": id(i), "to_memory_id": id(i - 1),
+                        "type": "RELATED_TO", "properties": {"strength": 0.5, "confidence": 0.8}})
+        })
+        .collect();
+    let doc = json!({"format_version": "2.0", "export_version": "1.0", "backend_type": "sqlite",
+                     "memory_count": memories.len(), "relationship_count": relationships.len(),
+                     "memories": memories, "relationships": relationships});
+    std::fs::write(path, doc.to_string()).unwrap();
+}
+
+/// How many memories the database holds, read by `memorygraph stats`.
+fn memory_count(db: &Path) -> i64 {
+    common::run::run(db, &["stats", "--json"]).ok().json()["total_memories"]
+        .as_i64()
+        .unwrap()
+}
+
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs Debian's chromium and chromium-driver; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
+fn an_overview_draws_two_thousand_memories_and_files_go_in_and_out() {
+    let scratch = Scratch::new();
+    let db = scratch.db();
+    let many = scratch.dir.path().join("many.json");
+    export_file(&many, 0, 2_000, "");
+    common::run::run(&db, &["import", "--input", many.to_str().unwrap()]).ok();
+    let http = HttpServer::start(&db, &[], &[]);
+    let browser = logged_in(&db);
+
+    // The overview: every memory and link drawn, laid out in the page.
+    browser.goto(&format!("http://{}/#/graph", http.address));
+    browser.wait_for("the overview", Duration::from_secs(60), |b| {
+        b.try_find("svg.graph.overview[data-layout-ms]").is_some()
+    });
+    let picture = browser.find("svg.graph.overview");
+    assert_eq!(picture.attribute("data-nodes").as_deref(), Some("2000"));
+    assert_eq!(browser.find_all("svg.graph .node").len(), 2_000);
+    assert_eq!(browser.find_all("svg.graph .edge").len(), 1_000);
+    let pan_ms = browser.script(
+        "const p = document.querySelector('svg.graph.overview');
+         const box = p.getBoundingClientRect();
+         const at = (x) => ({clientX: box.left + x, clientY: box.top + 5, pointerId: 1, bubbles: true});
+         p.dispatchEvent(new PointerEvent('pointerdown', at(5)));
+         const started = performance.now();
+         for (let i = 1; i <= 30; i++) {
+           p.dispatchEvent(new PointerEvent('pointermove', at(5 + i * 4)));
+           document.querySelector('svg.graph .node').getBoundingClientRect();
+         }
+         p.dispatchEvent(new PointerEvent('pointerup', at(125)));
+         return (performance.now() - started) / 30;",
+        vec![],
+    );
+    eprintln!(
+        "overview of 2,000 memories: read in {} ms, laid out and drawn in {} ms; a pan step {:.1} ms",
+        picture.attribute("data-load-ms").unwrap(),
+        picture.attribute("data-layout-ms").unwrap(),
+        pan_ms.as_f64().unwrap()
+    );
+    browser.screenshot(&shots().join("overview-1280.png"));
+
+    // Export: the whole memory as a file the browser saves, in each format.
+    browser.goto(&format!("http://{}/#/files", http.address));
+    browser.wait_for("the files page", WAIT, |b| b.try_find("#export").is_some());
+    browser.find("#export").click();
+    browser.wait_text(
+        "#export-result",
+        "2000 memories and 1000 relationships",
+        WAIT,
+    );
+    let saved = browser.downloads().join("memories.json");
+    browser.wait_for("the saved export", WAIT, |_| {
+        std::fs::read_to_string(&saved)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .is_some()
+    });
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    assert_eq!(doc["memories"].as_array().unwrap().len(), 2_000);
+    browser.script(
+        "document.getElementById('export-format').value = 'dot'",
+        vec![],
+    );
+    browser.find("#export").click();
+    browser.wait_text("#export-result", "memories.dot", WAIT);
+    browser.screenshot(&shots().join("files-1280.png"));
+    let leftovers: Vec<_> = std::fs::read_dir(scratch.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".memorygraph-"))
+        .collect();
+    assert!(leftovers.is_empty(), "hand-over files left: {leftovers:?}");
+
+    // Import: a check writes nothing, the import writes, a second one is refused whole.
+    let three = scratch.dir.path().join("three.json");
+    export_file(&three, 5_000, 3, "");
+    let choose = |path: &Path| {
+        browser.find("#import-file").clear();
+        browser
+            .find("#import-file")
+            .send_keys(path.to_str().unwrap());
+    };
+    choose(&three);
+    browser.find("#import-check").click();
+    browser.wait_text(
+        "#import-report",
+        "Would import 3 memories and 1 relationships",
+        WAIT,
+    );
+    assert_eq!(memory_count(&db), 2_000);
+    browser.find("#import").click();
+    browser.wait_text(
+        "#import-report",
+        "Imported 3 memories and 1 relationships",
+        WAIT,
+    );
+    assert_eq!(memory_count(&db), 2_003);
+    browser.find("#import").click();
+    browser.wait_text("#import-report", "already in the database", WAIT);
+    assert_eq!(memory_count(&db), 2_003);
+    browser.find("#skip-duplicates").click();
+    browser.find("#import").click();
+    browser.wait_text(
+        "#import-report",
+        "Already here, kept as they were: 3 memories",
+        WAIT,
+    );
+    // A file that is not an export and a file holding a secret change nothing.
+    let bad = scratch.dir.path().join("bad.json");
+    std::fs::write(&bad, "these are not memories").unwrap();
+    choose(&bad);
+    browser.find("#import").click();
+    browser.wait_text("#import-report", "JSON", WAIT);
+    let secret = scratch.dir.path().join("secret.json");
+    export_file(&secret, 6_000, 2, "AKIAIOSFODNN7EXAMPLE");
+    choose(&secret);
+    browser.find("#import").click();
+    browser.wait_text("#import-report", "allow secrets", WAIT);
+    assert_eq!(memory_count(&db), 2_003);
+    // The next good import works.
+    let more = scratch.dir.path().join("more.json");
+    export_file(&more, 7_000, 2, "");
+    choose(&more);
+    browser.find("#import").click();
+    browser.wait_text("#import-report", "Imported 2 memories", WAIT);
+    assert_eq!(memory_count(&db), 2_005);
+    nothing_left_the_machine(&browser, &http.address);
+}
+
+/// Every request the page made went to the server (or stayed in the browser).
+fn nothing_left_the_machine(browser: &Browser, address: &str) {
+    let hosts = browser.network_hosts();
+    assert!(!hosts.is_empty());
+    for url in &hosts {
+        assert!(
+            url.starts_with(&format!("http://{address}/"))
+                || url.starts_with(&format!("blob:http://{address}/"))
+                || url.starts_with("data:"),
+            "a request left the server: {url}"
+        );
+    }
 }

@@ -17,12 +17,47 @@ export async function call(name, args = {}) {
 /** One request to the pages' own endpoints (a JSON body makes it a POST); resolves to the
  * answer, rejects with the server's sentence. */
 async function ask(path, body) {
+  return (await send(path, body === undefined ? undefined : JSON.stringify(body))).json();
+}
+
+/** Sends a request (a body makes it a POST); resolves to the response once it is known to
+ * be good, rejects with the server's sentence. */
+async function send(path, body) {
   const init = { headers: HEADERS, credentials: "same-origin" };
-  if (body !== undefined) Object.assign(init, { method: "POST", body: JSON.stringify(body) });
+  if (body !== undefined) Object.assign(init, { method: "POST", body });
   const response = await fetch(path, init);
-  const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
-  if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
-  return answer;
+  if (!response.ok) {
+    const answer = await response.json().catch(() => ({}));
+    throw new Error(answer.error || `HTTP ${response.status}`);
+  }
+  return response;
+}
+
+/** The whole graph at a glance: the most recently changed memories (at most `limit`) and
+ * the relationships between them. */
+export function overview(limit) {
+  return ask("/ui/api/overview", { limit });
+}
+
+/** A whole export in `format` (json, markdown, dot, mermaid): resolves to the file (a Blob)
+ * with its name and what it holds. */
+export async function exportFile(format) {
+  const response = await send("/ui/api/export", JSON.stringify({ format }));
+  const name = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") || "")?.[1] || "memories.txt";
+  return {
+    blob: await response.blob(),
+    name,
+    memories: Number(response.headers.get("x-memorygraph-memories")),
+    relationships: Number(response.headers.get("x-memorygraph-relationships")),
+  };
+}
+
+/** Imports a file's text; `choices` holds format, skip_duplicates, dry_run, allow_secrets.
+ * Resolves to the import's report. */
+export async function importFile(text, choices) {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(choices)) if (value) query.set(key, value === true ? "1" : value);
+  return (await send(`/ui/api/import?${query}`, text)).json();
 }
 
 /** Replica mode's conflicts: `list`, or `retry` (keep this machine's version) or

@@ -1,5 +1,5 @@
 // The page's frame: which view the address names (#/, #/memory/ID, #/graph/ID, #/timeline,
-// #/health), the theme, the status line, and live updates: the database's change count is
+// #/health, #/files), the theme, the status line, and live updates: the database's change count is
 // polled, and the view on screen is drawn again when another client changed something.
 
 import { changes } from "./api.js";
@@ -8,6 +8,7 @@ import * as memory from "./memory.js";
 import * as graph from "./graph.js";
 import * as timeline from "./timeline.js";
 import * as health from "./health.js";
+import * as files from "./files.js";
 
 const POLL_MS = 400;
 const view = document.getElementById("view");
@@ -29,7 +30,7 @@ function route() {
   for (const link of document.querySelectorAll("nav a")) {
     link.toggleAttribute("aria-current", link.dataset.page === (page === "memory" ? "find" : page));
   }
-  const views = { find, memory, graph, timeline, health };
+  const views = { find, memory, graph, timeline, health, files };
   const chosen = views[page] || find;
   current = { view: chosen, parts, params };
   draw(false);

@@ -1,24 +1,21 @@
-// The graph around a memory, to depth 1–3: nodes coloured by type, labelled edges coloured
-// by category. Zoom with the wheel or the buttons, pan by dragging the background, drag a
+// The graph around a memory, to depth 1–3, or (without a memory) an overview of the most
+// recently changed memories, up to 2,000: nodes coloured by type, edges coloured by
+// category. Zoom with the wheel or the buttons, pan by dragging the background, drag a
 // node, click (or Enter) to open it, double-click (or +) to add its own neighbours.
 // The layout is a small force simulation written here: springs along edges, repulsion
-// between nodes, a pull to the centre.
+// between nodes that are near (found through a grid, so 2,000 nodes lay out in well under
+// a second), a pull to the centre.
 
-import { call, types } from "./api.js";
+import { call, overview, types } from "./api.js";
 import { el, show, svg } from "./dom.js";
 
 const SIZE = 800;
+/** Most memories the overview draws. */
+const OVERVIEW_LIMIT = 2000;
 let graph = null;
 
 export async function render(main, ctx) {
-  if (!ctx.id) {
-    const recent = await call("get_recent_activity", { days: 30 });
-    show(main, el("h2", {}, "Graph"),
-      el("p", {}, "Choose a memory to start from (or open one and press Graph):"),
-      el("ul", { class: "links" }, (recent.recent_memories || []).map((m) =>
-        el("li", {}, el("a", { href: `#/graph/${encodeURIComponent(m.id)}` }, m.title)))));
-    return;
-  }
+  if (!ctx.id) return overviewPage(main, ctx);
   const depth = Math.min(3, Math.max(1, Number(ctx.params.get("depth") || 1)));
   const shown = main.querySelector("svg.graph");
   if (ctx.live && shown && graph?.center === ctx.id) {
@@ -26,23 +23,85 @@ export async function render(main, ctx) {
     draw(shown, graph, ctx);
     return;
   }
-  const categories = new Map((await types()).relationship_types.map((t) => [t.type, t.category]));
-  graph = { center: ctx.id, nodes: new Map(), edges: new Map(), categories, view: { x: 0, y: 0, scale: 1 } };
+  graph = await fresh(ctx.id);
   await load(graph, ctx.id, depth);
   const picture = svg("svg", { class: "graph", viewBox: `0 0 ${SIZE} ${SIZE}`, role: "group", "aria-label": "Graph of related memories" });
   const depthLinks = [1, 2, 3].map((d) =>
     el("a", { href: `#/graph/${encodeURIComponent(ctx.id)}?depth=${d}`, "aria-current": d === depth ? "true" : null }, `depth ${d}`));
   show(main,
     el("h2", {}, "Graph around ", el("a", { href: `#/memory/${encodeURIComponent(ctx.id)}` }, graph.nodes.get(ctx.id)?.title || ctx.id)),
-    el("p", { class: "actions" }, depthLinks,
-      el("button", { type: "button", onclick: () => zoom(picture, 1.25) }, "Zoom in"),
-      el("button", { type: "button", onclick: () => zoom(picture, 0.8) }, "Zoom out")),
+    el("p", { class: "actions" }, depthLinks, zoomButtons(picture)),
     el("p", { class: "meta", id: "graph-count" }, count(graph)),
     picture);
   layout(graph, 300);
   fit(graph);
   draw(picture, graph, ctx);
   pan(picture);
+}
+
+async function fresh(center) {
+  const categories = new Map((await types()).relationship_types.map((t) => [t.type, t.category]));
+  return { center, nodes: new Map(), edges: new Map(), categories, view: { x: 0, y: 0, scale: 1 } };
+}
+
+const zoomButtons = (picture) => [
+  el("button", { type: "button", onclick: () => zoom(picture, 1.25) }, "Zoom in"),
+  el("button", { type: "button", onclick: () => zoom(picture, 0.8) }, "Zoom out"),
+];
+
+/** The whole graph at a glance. A live refresh keeps where every node already is, places
+ * the new ones beside a neighbour and settles briefly, so the picture does not jump. */
+async function overviewPage(main, ctx) {
+  const asked = performance.now();
+  const data = await overview(OVERVIEW_LIMIT);
+  const loaded = performance.now();
+  if (!data.nodes.length) {
+    show(main, el("h2", {}, "Graph"), el("p", {}, "No memories yet: the graph appears once something is stored."));
+    return;
+  }
+  const shown = ctx.live ? main.querySelector("svg.graph.overview") : null;
+  const started = performance.now();
+  const g = shown && graph?.overview ? graph : await fresh(null);
+  g.overview = true;
+  const old = g.nodes;
+  g.nodes = new Map();
+  g.edges = new Map(data.edges.map((e) => [e.id, e]));
+  data.nodes.forEach((m, i) => g.nodes.set(m.id, old.get(m.id) || spiral(m, i)));
+  if (old.size) {
+    for (const e of g.edges.values()) {
+      const a = g.nodes.get(e.from_id), b = g.nodes.get(e.to_id);
+      if (a && b && !old.has(a.id) && old.has(b.id)) Object.assign(a, { x: b.x + 20, y: b.y + 20 });
+      if (a && b && !old.has(b.id) && old.has(a.id)) Object.assign(b, { x: a.x + 20, y: a.y + 20 });
+    }
+  }
+  graph = g;
+  const picture = old.size ? shown
+    : svg("svg", { class: "graph overview", viewBox: `0 0 ${SIZE} ${SIZE}`, role: "group", "aria-label": "Overview of the memory graph" });
+  if (picture !== shown) {
+    const drawn = data.nodes.length < data.total_memories
+      ? `the ${data.nodes.length} most recently changed of ${data.total_memories} memories`
+      : `${data.nodes.length} memories`;
+    show(main,
+      el("h2", {}, "Graph"),
+      el("p", {}, `An overview of ${drawn}. Open a memory (or press Graph on its page) to see its neighbourhood.`),
+      el("p", { class: "actions" }, zoomButtons(picture)),
+      el("p", { class: "meta", id: "graph-count" }, count(g)),
+      picture);
+    pan(picture);
+  }
+  layout(g, old.size ? 30 : 120);
+  if (!old.size) fit(g);
+  draw(picture, g, ctx);
+  picture.dataset.loadMs = Math.round(loaded - asked);
+  picture.dataset.layoutMs = Math.round(performance.now() - started);
+  picture.dataset.nodes = g.nodes.size;
+  main.querySelector("#graph-count").textContent = count(g);
+}
+
+/** A starting place on a sunflower spiral: evenly spread, so the layout starts near rest. */
+function spiral(m, i) {
+  const r = 18 * Math.sqrt(i + 1), angle = i * 2.39996;
+  return { id: m.id, title: m.title, type: m.type, x: SIZE / 2 + r * Math.cos(angle), y: SIZE / 2 + r * Math.sin(angle) };
 }
 
 async function load(g, id, depth) {
@@ -64,22 +123,46 @@ function node(m, near) {
   return { id: m.id, title: m.title, type: m.type, x, y };
 }
 
-/** Moves the nodes towards balance; a fixed number of steps, so it always ends. */
+/** How far repulsion reaches: beyond it the push is too weak to matter. */
+const REACH = 150;
+/** Four of a cell's eight neighbours (right, and the row below): with the cell itself they
+ * meet every pair of neighbouring cells once. */
+const FORWARD = [10000, -9999, 1, 10001];
+
+/** Pushes two nodes apart, harder the nearer they are. */
+function repel(a, b) {
+  let dx = a.x - b.x, dy = a.y - b.y;
+  let d2 = dx * dx + dy * dy;
+  if (d2 < 0.01) { dx = Math.random() - 0.5; dy = Math.random() - 0.5; d2 = 0.5; }
+  const push = 2000 / (d2 * Math.sqrt(d2));
+  a.dx += dx * push; a.dy += dy * push;
+  b.dx -= dx * push; b.dy -= dy * push;
+}
+
+/** Moves the nodes towards balance; a fixed number of steps, so it always ends. Nodes are
+ * pushed apart only by nodes in their own or a neighbouring cell of a grid; each pair is
+ * visited once (a cell with itself and with four of its eight neighbours). */
 function layout(g, steps) {
   const nodes = [...g.nodes.values()];
   const links = [...g.edges.values()].filter((e) => g.nodes.has(e.from_id) && g.nodes.has(e.to_id));
+  const cellOf = (n) => (Math.floor(n.x / REACH) + 5000) * 10000 + (Math.floor(n.y / REACH) + 5000);
   for (let step = 0; step < steps; step++) {
     const heat = 1 - step / steps;
-    for (const n of nodes) { n.dx = (SIZE / 2 - n.x) * 0.01; n.dy = (SIZE / 2 - n.y) * 0.01; }
-    for (let i = 0; i < nodes.length; i++) {
-      for (let j = i + 1; j < nodes.length; j++) {
-        const a = nodes[i], b = nodes[j];
-        let dx = a.x - b.x, dy = a.y - b.y;
-        let d2 = dx * dx + dy * dy;
-        if (d2 < 0.01) { dx = Math.random() - 0.5; dy = Math.random() - 0.5; d2 = 0.5; }
-        const push = 2000 / d2;
-        a.dx += dx * push / Math.sqrt(d2); a.dy += dy * push / Math.sqrt(d2);
-        b.dx -= dx * push / Math.sqrt(d2); b.dy -= dy * push / Math.sqrt(d2);
+    const cells = new Map();
+    for (const n of nodes) {
+      n.dx = (SIZE / 2 - n.x) * 0.01; n.dy = (SIZE / 2 - n.y) * 0.01;
+      const key = cellOf(n);
+      const cell = cells.get(key);
+      if (cell) cell.push(n); else cells.set(key, [n]);
+    }
+    for (const [key, cell] of cells) {
+      for (let i = 0; i < cell.length; i++) {
+        for (let j = i + 1; j < cell.length; j++) repel(cell[i], cell[j]);
+      }
+      for (const near of FORWARD) {
+        const other = cells.get(key + near);
+        if (!other) continue;
+        for (const a of cell) for (const b of other) repel(a, b);
       }
     }
     for (const e of links) {
@@ -103,9 +186,11 @@ function draw(picture, g, ctx) {
   for (const e of g.edges.values()) {
     const a = g.nodes.get(e.from_id), b = g.nodes.get(e.to_id);
     if (!a || !b) continue;
+    // The overview names an edge's type on hover only: thousands of labels would hide it.
+    const label = g.overview ? svg("title", {}, e.type)
+      : svg("text", { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 - 4, "text-anchor": "middle" }, e.type);
     scene.append(svg("g", { class: `edge cat-${g.categories.get(e.type) || "other"}` },
-      svg("line", { x1: a.x, y1: a.y, x2: b.x, y2: b.y, "marker-end": "url(#arrow)" }),
-      svg("text", { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 - 4, "text-anchor": "middle" }, e.type)));
+      svg("line", { x1: a.x, y1: a.y, x2: b.x, y2: b.y, "marker-end": "url(#arrow)" }), label));
   }
   for (const n of g.nodes.values()) {
     const label = n.title.length > 40 ? `${n.title.slice(0, 39)}…` : n.title;
@@ -128,6 +213,7 @@ function draw(picture, g, ctx) {
   }
   const defs = svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 20, refY: 5, markerWidth: 6, markerHeight: 6, orient: "auto-start-reverse" }, svg("path", { d: "M 0 0 L 10 5 L 0 10 z" })));
   picture.replaceChildren(defs, scene);
+  labels(picture);
 }
 
 async function expand(picture, g, id, ctx) {
@@ -142,10 +228,11 @@ async function expand(picture, g, id, ctx) {
 function fit(g) {
   const xs = [...g.nodes.values()].map((n) => n.x);
   const ys = [...g.nodes.values()].map((n) => n.y);
-  const width = Math.max(...xs) - Math.min(...xs) + 240;
+  const label = g.overview ? 0 : 80; // the overview hides titles until zoomed in
+  const width = Math.max(...xs) - Math.min(...xs) + 80 + 2 * label;
   const height = Math.max(...ys) - Math.min(...ys) + 80;
   const scale = Math.min(2.5, (SIZE * 0.9) / width, (SIZE * 0.9) / height);
-  const cx = (Math.max(...xs) + Math.min(...xs)) / 2 + 80;
+  const cx = (Math.max(...xs) + Math.min(...xs)) / 2 + label;
   const cy = (Math.max(...ys) + Math.min(...ys)) / 2;
   g.view = { x: SIZE / 2 - scale * cx, y: SIZE / 2 - scale * cy, scale };
 }
@@ -156,8 +243,14 @@ const count = (g) =>
 const transform = (v) => `translate(${v.x},${v.y}) scale(${v.scale})`;
 
 function zoom(picture, by) {
-  graph.view.scale = Math.min(8, Math.max(0.2, graph.view.scale * by));
+  graph.view.scale = Math.min(8, Math.max(0.05, graph.view.scale * by));
   picture.querySelector(".scene")?.setAttribute("transform", transform(graph.view));
+  labels(picture);
+}
+
+/** The overview shows the memories' titles once zoomed in far enough to read them. */
+function labels(picture) {
+  picture.classList.toggle("near", graph.view.scale >= 0.9);
 }
 
 /** Screen pixels to picture units. */

@@ -8,6 +8,7 @@ mod error;
 mod exchange;
 mod graph;
 mod memories;
+mod overview;
 mod pyjson;
 mod schema;
 mod search;
@@ -28,6 +29,7 @@ pub use exchange::{
     StoredRelationship,
 };
 pub use graph::RelationshipQuery;
+pub use overview::{OVERVIEW_MAX, Overview};
 /// JSON in the form MemoryGraph wrote inside its rows (Python `json.dumps` defaults).
 pub use pyjson::to_string as python_json;
 pub use replica::{PULL_WAIT, Primary, SyncStatus, redact_url};
@@ -322,6 +324,12 @@ pub(super) async fn end_write<T>(
 }
 
 impl TursoBackend {
+    /// The database file (the working file in replica mode): files handed to the owner
+    /// go next to it.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// One write tool call: a write transaction on the working file, ended explicitly on
     /// every path. Local in both modes: replica mode pushes it to the primary afterwards.
     pub(super) async fn write<T>(

@@ -6,28 +6,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde_json::json;
 
 use super::UsageError;
 use super::progress;
 use crate::backend::{ImportOptions, ImportReport};
 use crate::config::Config;
+use crate::exchange::files::{self, ExportFormat, ImportFormat, write_private};
 use crate::exchange::{self, ParsedFile, picture};
 use crate::model::{limits, now_iso};
 use crate::serve;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ExportFormat {
-    /// MemoryGraph's JSON export (format_version 2.0) with our extra fields.
-    Json,
-    /// One Markdown file per memory, into the folder given by --output.
-    Markdown,
-    /// A Graphviz DOT picture of the graph.
-    Dot,
-    /// A Mermaid flowchart of the graph.
-    Mermaid,
-}
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -55,14 +44,6 @@ pub struct ExportArgs {
         value_parser = clap::value_parser!(u32).range(1..=i64::from(limits::MAX_DEPTH))
     )]
     depth: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ImportFormat {
-    /// MemoryGraph's JSON export (ours or MemoryGraph's own).
-    Json,
-    /// The reference MCP memory server's knowledge graph (JSON Lines).
-    Jsonl,
 }
 
 #[derive(Debug, Args)]
@@ -108,12 +89,11 @@ pub async fn export(config: Config, a: ExportArgs, json: bool) -> Result<()> {
     let (memories, relationships) = match a.format {
         ExportFormat::Json => {
             let bar = progress::bar(1, "writing JSON");
-            let doc = exchange::json::export(&everything, &now_iso());
-            let mut text = serde_json::to_string_pretty(&doc)?;
-            text.push('\n');
+            let (text, memories, relationships) =
+                files::one_file(&everything, a.format, &now_iso())?;
             write_output(a.output.as_deref(), &text)?;
             bar.finish_and_clear();
-            (everything.memories.len(), everything.relationships.len())
+            (memories, relationships)
         }
         ExportFormat::Markdown => {
             let dir = a.output.as_deref().expect("checked above");
@@ -150,12 +130,7 @@ pub async fn export(config: Config, a: ExportArgs, json: bool) -> Result<()> {
             (picture.memories.len(), picture.relationships.len())
         }
     };
-    let format = a
-        .format
-        .to_possible_value()
-        .expect("no skipped formats")
-        .get_name()
-        .to_string();
+    let format = a.format.name();
     match (&a.output, json) {
         (Some(path), true) => println!(
             "{}",
@@ -178,69 +153,6 @@ pub async fn export(config: Config, a: ExportArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Refuses a file holding text that looks like a secret, as store_memory does, naming the
-/// memory or relationship and the field, never the secret.
-fn refuse_secrets(batch: &crate::backend::ImportBatch) -> Result<()> {
-    for m in &batch.memories {
-        m.memory.refuse_secrets().map_err(|e| {
-            anyhow::anyhow!(
-                "memory {}: {e}. Nothing was imported; pass --allow-secrets to import it anyway",
-                crate::model::shorten(&m.id)
-            )
-        })?;
-    }
-    for r in &batch.relationships {
-        let texts = r.context.iter().map(|c| ("context", c.as_str()));
-        crate::model::refuse_secrets(texts).map_err(|e| {
-            anyhow::anyhow!(
-                "the relationship {} -[{}]-> {}: {e}. Nothing was imported; pass --allow-secrets to import it anyway",
-                crate::model::shorten(&r.from_id),
-                r.rel_type,
-                crate::model::shorten(&r.to_id)
-            )
-        })?;
-    }
-    Ok(())
-}
-
-/// Writes an export file so that it is never seen half-written and is readable by its
-/// owner only: a private temporary file next to it, flushed to disk, then renamed over it.
-fn write_private(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write as _;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "export".into());
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let written = (|| -> std::io::Result<()> {
-        let mut file = options.open(&temp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&temp, path)?;
-        // The rename itself reaches the disk with the folder.
-        if let Ok(folder) = std::fs::File::open(dir) {
-            let _ = folder.sync_all();
-        }
-        Ok(())
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written.with_context(|| format!("writing {}", path.display()))
-}
-
 fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
     match path {
         Some(path) if path != Path::new("-") => write_private(path, text),
@@ -253,34 +165,13 @@ fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
     }
 }
 
-/// The reference server's lines start with `{"type":"entity"` or `{"type":"relation"`;
-/// an export is one JSON object.
-fn guess_format(text: &str) -> ImportFormat {
-    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    match serde_json::from_str::<serde_json::Value>(first) {
-        Ok(v)
-            if matches!(
-                v.get("type").and_then(|t| t.as_str()),
-                Some("entity" | "relation")
-            ) =>
-        {
-            ImportFormat::Jsonl
-        }
-        _ => ImportFormat::Json,
-    }
-}
-
 pub async fn import(config: Config, a: ImportArgs, json: bool) -> Result<()> {
     let text = std::fs::read_to_string(&a.input)
         .with_context(|| format!("reading {}", a.input.display()))?;
-    let format = a.format.unwrap_or_else(|| guess_format(&text));
-    let parsed: ParsedFile = match format {
-        ImportFormat::Json => exchange::json::parse(&text),
-        ImportFormat::Jsonl => exchange::jsonl::parse(&text),
-    }
-    .with_context(|| format!("reading {}", a.input.display()))?;
+    let parsed: ParsedFile =
+        files::parse(&text, a.format).with_context(|| format!("reading {}", a.input.display()))?;
     if !a.allow_secrets {
-        refuse_secrets(&parsed.batch)
+        files::refuse_secrets(&parsed.batch, "pass --allow-secrets")
             .with_context(|| format!("importing {}", a.input.display()))?;
     }
     let total = (parsed.batch.memories.len() + parsed.batch.relationships.len()) as u64;
@@ -300,12 +191,7 @@ pub async fn import(config: Config, a: ImportArgs, json: bool) -> Result<()> {
     serve::close(backend).await?;
     let mut report: ImportReport =
         outcome.with_context(|| format!("importing {}", a.input.display()))?;
-    report.relationships_skipped_missing_endpoint += parsed.dangling.len() as u64;
-    for d in parsed.dangling {
-        if report.missing_endpoints.len() < 10 {
-            report.missing_endpoints.push(d);
-        }
-    }
+    files::count_dangling(&mut report, parsed.dangling);
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());

@@ -6,6 +6,7 @@
 //! database is the backend's job, and files and terminals are the command line's.
 
 pub mod dot;
+pub mod files;
 pub mod json;
 pub mod jsonl;
 pub mod markdown;

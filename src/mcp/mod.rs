@@ -15,4 +15,7 @@ mod web_methods;
 
 pub use server::{CALL_KEY, FIRST_SYNC_NOTE, MemoryServer, ServerSettings, is_read, server_config};
 pub(crate) use tools::status::backlog_sentence;
-pub use web_methods::{CHANGES_METHOD, CONFLICTS_METHOD, END_RELATIONSHIP_METHOD};
+pub use web_methods::{
+    CHANGES_METHOD, CONFLICTS_METHOD, END_RELATIONSHIP_METHOD, EXPORT_METHOD, IMPORT_METHOD,
+    OVERVIEW_METHOD,
+};

@@ -119,7 +119,10 @@ impl Browser {
         ];
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {"binary": chromium, "args": args},
+            "goog:chromeOptions": {"binary": chromium, "args": args, "prefs": {
+                "download.default_directory": self.downloads(),
+                "download.prompt_for_download": false,
+            }},
             "goog:loggingPrefs": {"performance": "ALL"},
         }}});
         let created = match send(&self.address, "POST", "/session", Some(&capabilities)) {
@@ -137,6 +140,11 @@ impl Browser {
             .unwrap_or_else(|| panic!("no session id in: {created}"))
             .to_string();
         self.browser_pid = created["capabilities"]["goog:processID"].as_u64();
+    }
+
+    /// Where the browser saves what a page downloads.
+    pub fn downloads(&self) -> PathBuf {
+        self.scratch.path().join("downloads")
     }
 
     /// What chromedriver has written so far, for failure messages.

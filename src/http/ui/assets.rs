@@ -32,6 +32,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("timeline.js", JS),
     asset!("health.js", JS),
     asset!("relationships.js", JS),
+    asset!("files.js", JS),
 ];
 
 /// The page shell, served at `/` to a logged-in browser.

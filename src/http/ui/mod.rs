@@ -36,6 +36,8 @@ pub const LINK_PATH: &str = "/ui/link";
 pub const PAGE_HEADER: &str = "x-memorygraph-ui";
 /// Largest request body of a page's call.
 const MAX_CALL_BODY: usize = 1024 * 1024;
+/// Largest file a page may import.
+const MAX_IMPORT_BODY: usize = 256 * 1024 * 1024;
 
 /// Only this server's files, no inline script or style, no frames, no other origin.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -131,6 +133,9 @@ impl Ui {
                     )
                     .await;
             }
+            (&Method::POST, "/ui/api/export") => return self.export(request).await,
+            (&Method::POST, "/ui/api/import") => return self.import(request).await,
+            (&Method::POST, "/ui/api/overview") => crate::mcp::OVERVIEW_METHOD,
             (&Method::POST, "/ui/api/conflicts") => crate::mcp::CONFLICTS_METHOD,
             (&Method::POST, "/ui/api/end-relationship") => crate::mcp::END_RELATIONSHIP_METHOD,
             _ => return text(StatusCode::NOT_FOUND, "nothing here"),
@@ -246,16 +251,130 @@ impl Ui {
             .await
     }
 
-    /// Sends one request to the owner and answers with its result; a JSON-RPC error gets
-    /// `refused` and its message, an owner that cannot be reached 502.
-    async fn forward(&self, method: &str, params: Value, refused: StatusCode) -> Response<Body> {
-        let owner = match self.owner().await {
-            Ok(owner) => owner,
-            Err(e) => return json_answer(StatusCode::BAD_GATEWAY, &json!({"error": e})),
+    /// A whole export as a file to save: the owner writes it next to the database (its
+    /// answers over the channel are bounded, an export is not), this server sends it and
+    /// removes it.
+    async fn export(&self, request: Request<Incoming>) -> Response<Body> {
+        let params = match read_object(request).await {
+            Ok(params) => params,
+            Err(refusal) => return refusal,
         };
-        match owner.request(method, params).await {
+        let written = match self
+            .ask_owner(crate::mcp::EXPORT_METHOD, params, StatusCode::BAD_REQUEST)
+            .await
+        {
+            Ok(written) => written,
+            Err(refusal) => return refusal,
+        };
+        let path = std::path::PathBuf::from(written["path"].as_str().unwrap_or_default());
+        let read = std::fs::read(&path);
+        let _ = std::fs::remove_file(&path);
+        let Ok(bytes) = read else {
+            return json_answer(
+                StatusCode::BAD_GATEWAY,
+                &json!({"error": "the export file could not be read"}),
+            );
+        };
+        let name = written["file_name"].as_str().unwrap_or("memories.txt");
+        let mut response = answer(
+            StatusCode::OK,
+            "application/octet-stream",
+            Bytes::from(bytes),
+        );
+        if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_DISPOSITION, value);
+        }
+        for (name, key) in [
+            ("x-memorygraph-memories", "memories"),
+            ("x-memorygraph-relationships", "relationships"),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(&written[key].to_string()) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
+    }
+
+    /// Imports the file in the body (its choices in the query: `format`,
+    /// `skip_duplicates`, `dry_run`, `allow_secrets`): put in a private file next to the
+    /// database for the owner to read, removed afterwards.
+    async fn import(&self, request: Request<Incoming>) -> Response<Body> {
+        let mut params = json!({});
+        for pair in request.uri().query().unwrap_or("").split('&') {
+            match pair.split_once('=') {
+                Some(("format", format)) => params["format"] = json!(format),
+                Some((flag @ ("skip_duplicates" | "dry_run" | "allow_secrets"), value)) => {
+                    params[flag] = json!(value == "1" || value == "true");
+                }
+                _ => {}
+            }
+        }
+        let body = match Limited::new(request.into_body(), MAX_IMPORT_BODY)
+            .collect()
+            .await
+        {
+            Ok(body) => body.to_bytes(),
+            Err(_) => {
+                return json_answer(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &json!({"error": format!("a file to import may hold at most {} MB", MAX_IMPORT_BODY >> 20)}),
+                );
+            }
+        };
+        let Ok(text) = std::str::from_utf8(&body) else {
+            return json_answer(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": "the file is not UTF-8 text: import reads MemoryGraph's JSON export or the reference server's JSON Lines"}),
+            );
+        };
+        let path =
+            match crate::exchange::files::hand_over_path(&self.config.database_path, "import")
+                .and_then(|path| crate::exchange::files::write_private(&path, text).map(|()| path))
+            {
+                Ok(path) => path,
+                Err(e) => {
+                    return json_answer(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &json!({"error": format!("{e:#}")}),
+                    );
+                }
+            };
+        params["path"] = json!(path);
+        let report = self
+            .ask_owner(crate::mcp::IMPORT_METHOD, params, StatusCode::BAD_REQUEST)
+            .await;
+        let _ = std::fs::remove_file(&path);
+        match report {
+            Ok(report) => json_answer(StatusCode::OK, &report),
+            Err(refusal) => refusal,
+        }
+    }
+
+    /// One request to the owner: its result, or the answer refusing it (a JSON-RPC error
+    /// gets `refused` and its message, an owner that cannot be reached 502).
+    async fn ask_owner(
+        &self,
+        method: &str,
+        params: Value,
+        refused: StatusCode,
+    ) -> Result<Value, Response<Body>> {
+        let owner = self
+            .owner()
+            .await
+            .map_err(|e| json_answer(StatusCode::BAD_GATEWAY, &json!({"error": e})))?;
+        owner
+            .request(method, params)
+            .await
+            .map_err(|e| json_answer(refused, &json!({"error": e.message})))
+    }
+
+    /// Sends one request to the owner and answers with its result (see [`Ui::ask_owner`]).
+    async fn forward(&self, method: &str, params: Value, refused: StatusCode) -> Response<Body> {
+        match self.ask_owner(method, params, refused).await {
             Ok(answer) => json_answer(StatusCode::OK, &answer),
-            Err(e) => json_answer(refused, &json!({"error": e.message})),
+            Err(refusal) => refusal,
         }
     }
 }
