@@ -11,5 +11,6 @@ pub mod http;
 pub mod mcp;
 pub mod model;
 #[cfg(unix)]
+pub mod open;
 pub mod owner;
 pub mod serve;

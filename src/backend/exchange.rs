@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::codec::{self, MemoryTimes};
 use super::error::{BackendError, DbContext, Result};
-use super::memories::decode;
+use super::rows::decode;
 use super::{TursoBackend, all_rows, first_row, pyjson};
 use crate::model::{Memory, NewMemory, RelationshipType, column_timestamp, now_iso};
 

@@ -7,8 +7,8 @@ use libsql::{Connection, Value};
 use serde::Serialize;
 
 use super::error::{BackendError, DbContext, Result};
-use super::memories::{RELATIONSHIP_COLUMNS, decode, load_properties, relationship_from_row};
 use super::queue::RelationshipRow;
+use super::rows::{RELATIONSHIP_COLUMNS, decode, load_properties, relationship_from_row};
 use super::{TursoBackend, all_rows};
 use crate::model::time_words::AsOf;
 use crate::model::{Memory, NewRelationship, Relationship, RelationshipType};

@@ -5,10 +5,14 @@ use std::collections::BTreeMap;
 use libsql::{Connection, Value};
 use serde::Serialize;
 
-use super::codec::{self, RelationshipRow as RelationshipColumns};
+use super::codec::{self};
 use super::error::{BackendError, DbContext, Result};
 use super::queue::RelationshipRow;
-use super::{Record, TursoBackend, all_rows, first_row, scalar_i64};
+use super::rows::{
+    RELATIONSHIP_COLUMNS, decode, load_memory, load_properties, query_memories,
+    relationship_from_row,
+};
+use super::{TursoBackend, all_rows, first_row, scalar_i64};
 use crate::model::{Memory, MemoryPatch, NewMemory, Relationship, column_timestamp, now_iso};
 
 /// The outcome of a store.
@@ -408,68 +412,6 @@ pub(super) async fn delete_rows(conn: &Connection, id: &str) -> Result<u64> {
     .await
     .doing("deleting a memory")?;
     Ok(removed)
-}
-
-/// Reads the raw properties of a memory, or says it does not exist.
-pub(super) async fn load_properties(conn: &Connection, id: &str) -> Result<String> {
-    match first_row(
-        conn,
-        "SELECT properties FROM nodes WHERE id = ?1 AND label = 'Memory'",
-        libsql::params![id],
-        "reading a memory",
-    )
-    .await?
-    {
-        Some(row) => Ok(row.text(0)),
-        None => Err(BackendError::NotFound {
-            what: "Memory",
-            id: id.to_string(),
-        }),
-    }
-}
-
-pub(super) async fn load_memory(conn: &Connection, id: &str) -> Result<Memory> {
-    let properties = load_properties(conn, id).await?;
-    decode(id, &properties)
-}
-
-pub(super) fn decode(id: &str, properties: &str) -> Result<Memory> {
-    codec::decode_memory(id, properties).map_err(|source| BackendError::CorruptRow {
-        what: "memory",
-        id: id.to_string(),
-        source,
-    })
-}
-
-/// Runs a query whose first two columns are `id, properties` and decodes each row.
-pub(super) async fn query_memories(
-    conn: &Connection,
-    sql: &str,
-    params: Vec<Value>,
-) -> Result<Vec<Memory>> {
-    let rows = conn.query(sql, params).await.doing("reading memories")?;
-    all_rows(rows, "reading memories")
-        .await?
-        .iter()
-        .map(|row| decode(&row.text(0), &row.text(1)))
-        .collect()
-}
-
-/// The columns `relationship_from_row` expects, prefixed with `r.`.
-pub(super) const RELATIONSHIP_COLUMNS: &str =
-    "r.id, r.from_id, r.to_id, r.rel_type, r.properties, r.valid_from, r.valid_until";
-
-/// Decodes the seven [`RELATIONSHIP_COLUMNS`] starting at `at`.
-pub(super) fn relationship_from_row(row: &Record, at: usize) -> Result<Relationship> {
-    Ok(codec::decode_relationship(RelationshipColumns {
-        id: row.text(at),
-        from_id: row.text(at + 1),
-        to_id: row.text(at + 2),
-        rel_type: row.text(at + 3),
-        properties: row.text(at + 4),
-        valid_from: row.opt_text(at + 5),
-        valid_until: row.opt_text(at + 6),
-    }))
 }
 
 /// The current relationships touching a memory, strongest first.

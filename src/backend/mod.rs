@@ -10,6 +10,7 @@ mod graph;
 mod memories;
 mod overview;
 mod pyjson;
+mod rows;
 mod schema;
 mod search;
 mod stats;
@@ -35,7 +36,7 @@ pub use pyjson::to_string as python_json;
 pub use replica::{PULL_WAIT, Primary, SyncStatus, redact_url};
 pub use search::embed;
 pub use search::fusion::{Method as FusionMethod, Params as FusionParams};
-pub use search::vectors::{BATCH as EMBED_BATCH, READY_WAIT as MODEL_WAIT, SemanticHealth};
+pub use search::semantic::{BATCH as EMBED_BATCH, READY_WAIT as MODEL_WAIT, SemanticHealth};
 pub use search::{
     Correction, DEFAULT_SEARCH_MODE, MatchMode, MatchedBy, Neighbour, SearchHit, SearchMode,
     SearchPage, SearchRequest, Tolerance,
@@ -146,13 +147,13 @@ pub struct TursoBackend {
     /// Writes made through this backend; tells caches the index changed.
     writes: std::sync::atomic::AtomicU64,
     /// The typo corrector's vocabulary cache.
-    vocabulary: std::sync::Mutex<Option<search::vocabulary::Vocabulary>>,
+    vocabulary: std::sync::Mutex<Option<search::lexical::vocabulary::Vocabulary>>,
     /// Document frequencies for ranking (see `search::lexical`).
     frequencies: std::sync::Mutex<search::lexical::Frequencies>,
     /// Use counts not written yet (see `count_use`).
     pending_uses: std::sync::Mutex<std::collections::HashMap<String, (i64, String)>>,
     /// Semantic recall: the model, when installed, and the embedding worker's state.
-    semantic: search::vectors::Semantic,
+    semantic: search::semantic::Semantic,
 }
 
 impl TursoBackend {

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use crate::backend::Which;
 use crate::config::Config;
-use crate::serve::{close, open_backend};
+use crate::open::{close, open_backend};
 
 #[derive(Debug, Subcommand)]
 pub enum ConflictsCommand {

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::exchange::files::{self, ExportFormat, ImportFormat, write_private};
 use crate::exchange::{self, ParsedFile, picture};
 use crate::model::{limits, now_iso};
-use crate::serve;
+use crate::open;
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -80,11 +80,11 @@ pub async fn export(config: Config, a: ExportArgs, json: bool) -> Result<()> {
     if a.format == ExportFormat::Markdown && a.output.is_none() {
         return Err(UsageError("--format markdown needs --output FOLDER".into()).into());
     }
-    let backend = Arc::new(serve::open_backend(&config).await?);
+    let backend = Arc::new(open::open_backend(&config).await?);
     let reading = progress::spinner("reading the database");
     let everything = backend.read_everything().await;
     reading.finish_and_clear();
-    serve::close(backend).await?;
+    open::close(backend).await?;
     let everything = everything.context("reading the database")?;
     let (memories, relationships) = match a.format {
         ExportFormat::Json => {
@@ -175,7 +175,7 @@ pub async fn import(config: Config, a: ImportArgs, json: bool) -> Result<()> {
             .with_context(|| format!("importing {}", a.input.display()))?;
     }
     let total = (parsed.batch.memories.len() + parsed.batch.relationships.len()) as u64;
-    let backend = Arc::new(serve::open_backend(&config).await?);
+    let backend = Arc::new(open::open_backend(&config).await?);
     let bar = progress::bar(total, if a.dry_run { "checking" } else { "importing" });
     let outcome = backend
         .import(
@@ -188,7 +188,7 @@ pub async fn import(config: Config, a: ImportArgs, json: bool) -> Result<()> {
         )
         .await;
     bar.finish_and_clear();
-    serve::close(backend).await?;
+    open::close(backend).await?;
     let mut report: ImportReport =
         outcome.with_context(|| format!("importing {}", a.input.display()))?;
     files::count_dangling(&mut report, parsed.dangling);

@@ -11,7 +11,7 @@ use super::progress;
 #[cfg(feature = "semantic")]
 use crate::backend::embed;
 use crate::config::Config;
-use crate::serve::{close, open_backend};
+use crate::open::{close, open_backend};
 
 /// Where `model install` takes the model from: the hub by default.
 #[derive(Debug, Args)]

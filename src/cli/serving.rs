@@ -5,6 +5,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use crate::config::Config;
+use crate::open;
 use crate::serve;
 
 #[derive(Debug, Default, Args)]
@@ -90,7 +91,7 @@ pub async fn run(config: Config, args: ServeArgs) -> Result<()> {
         return stdio;
     }
     crate::http::serve(config, options, async {
-        let reason = serve::shutdown_signal().await;
+        let reason = open::shutdown_signal().await;
         tracing::info!("{reason}: shutting down");
     })
     .await
@@ -108,7 +109,7 @@ async fn hold(config: Config) -> Result<()> {
         "memorygraph-service",
     )
     .await?;
-    let reason = serve::shutdown_signal().await;
+    let reason = open::shutdown_signal().await;
     tracing::info!("{reason}: shutting down");
     calls.close().await;
     Ok(())

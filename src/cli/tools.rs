@@ -9,11 +9,11 @@ use serde_json::{Map, Value, json};
 
 use crate::config::Config;
 use crate::mcp::MemoryServer;
+use crate::open;
 
 /// A tool's answer, or its error text.
 type ToolResult = std::result::Result<rmcp::model::CallToolResult, String>;
 use crate::model::{MemoryType, RelationshipType, limits};
-use crate::serve;
 
 fn memory_type(s: &str) -> Result<String, String> {
     s.parse::<MemoryType>()
@@ -239,12 +239,12 @@ async fn through_owner(_: &Config, _: &str, _: &Arguments) -> Result<Option<Answ
 
 /// Opens the database, runs the tool in this process, and closes the database.
 async fn on_the_file(config: &Config, tool: &str, arguments: Arguments) -> Result<Answered> {
-    let backend = Arc::new(serve::open_backend(config).await?);
+    let backend = Arc::new(open::open_backend(config).await?);
     if matches!(tool, "search_memories" | "recall_memories") {
         // Semantic recall, when the model is installed (≈0.1–0.2 s to load).
         backend.load_model().await;
     }
-    let server = MemoryServer::new(backend.clone(), serve::server_settings(config));
+    let server = MemoryServer::new(backend.clone(), open::server_settings(config));
     let answer = server
         .call_tool_directly(tool, Value::Object(arguments.0))
         .await;
@@ -254,7 +254,7 @@ async fn on_the_file(config: &Config, tool: &str, arguments: Arguments) -> Resul
         .sync_status()
         .await
         .is_some_and(|s| !s.first_sync_done);
-    serve::close(backend).await?;
+    open::close(backend).await?;
     Ok((answer, unsynced))
 }
 

@@ -56,7 +56,7 @@ pub async fn run(config: Config, args: UiArgs) -> Result<()> {
     crate::http::check(&options, &config).map_err(|e| super::UsageError(format!("{e:#}")))?;
     eprintln!("memorygraph: serving the web view until this command is stopped (Ctrl-C)");
     crate::http::serve(config, options, async {
-        let reason = crate::serve::shutdown_signal().await;
+        let reason = crate::open::shutdown_signal().await;
         tracing::info!("{reason}: shutting down");
     })
     .await

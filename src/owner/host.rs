@@ -21,7 +21,7 @@ use crate::backend::TursoBackend;
 use crate::config::Config;
 use crate::mcp::transport::line_transport;
 use crate::mcp::{MemoryServer, ServerSettings};
-use crate::serve::{close, open_backend, server_settings};
+use crate::open::{close, open_backend, server_settings};
 
 /// A database this process owns: the backend, its background tasks and the socket.
 pub struct Hosted {

@@ -12,7 +12,7 @@ use super::Place;
 use super::link::{self, Takeover};
 use crate::config::Config;
 use crate::mcp::transport::{BoundedLines, Read, oversized_error, write_lines};
-use crate::serve::shutdown_signal;
+use crate::open::shutdown_signal;
 
 /// Forwards stdin to the owner and its answers to stdout until the client leaves.
 pub async fn run(config: Config, place: Place) -> Result<()> {

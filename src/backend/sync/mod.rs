@@ -26,4 +26,5 @@ pub(super) mod writes;
 
 pub use engine::{Backlog, SyncLink};
 pub use issues::{KEPT_DAYS, Which};
-pub use reconcile::{Policy, Reconciled};
+pub use reconcile::Policy;
+pub use replica::Reconciled;

@@ -9,7 +9,7 @@ use libsql::Connection;
 
 use super::feed::{self, Changed, Kind};
 use super::pull::{drop_unpushed, pulling, unpushed};
-use super::replica::Replica;
+use super::replica::{Reconciled, Replica};
 use super::state::{self, IssueKind};
 use crate::backend::error::{DbContext, Result};
 use crate::backend::{TursoBackend, all_rows, first_row};
@@ -61,25 +61,6 @@ impl Policy {
             _ => None,
         }
     }
-}
-
-/// What a comparison did.
-#[derive(
-    Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
-)]
-pub struct Reconciled {
-    /// Rows copied here from the primary.
-    pub copied_here: u64,
-    /// Rows marked to be written on the primary (new or changed here).
-    pub to_push: u64,
-    /// Rows marked to be deleted on the primary (deleted here).
-    pub to_delete_there: u64,
-    /// Rows removed here (deleted on the primary, or discarded).
-    pub removed_here: u64,
-    /// Rows the same on both sides.
-    pub identical: u64,
-    /// Rows that differed and were recorded as conflicts.
-    pub conflicts: u64,
 }
 
 impl TursoBackend {

@@ -328,7 +328,7 @@ pub struct SyncStatus {
     pub pulled_rows: u64,
     pub replay_conflicts: u64,
     /// The last full comparison with the primary (a first sync, or one `resync` asked for).
-    pub last_comparison: Option<super::reconcile::Reconciled>,
+    pub last_comparison: Option<Reconciled>,
     /// Duration of successful syncs since start, over the last 1,024.
     pub sync_latency_p50_ms: Option<f64>,
     pub sync_latency_p99_ms: Option<f64>,
@@ -453,7 +453,7 @@ impl Replica {
         s.replay_conflicts += conflicts;
     }
 
-    pub fn record_reconciled(&self, report: super::reconcile::Reconciled) {
+    pub fn record_reconciled(&self, report: Reconciled) {
         self.status
             .lock()
             .expect("sync status lock")
@@ -564,4 +564,23 @@ mod tests {
             "{shown}"
         );
     }
+}
+
+/// What a comparison did.
+#[derive(
+    Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct Reconciled {
+    /// Rows copied here from the primary.
+    pub copied_here: u64,
+    /// Rows marked to be written on the primary (new or changed here).
+    pub to_push: u64,
+    /// Rows marked to be deleted on the primary (deleted here).
+    pub to_delete_there: u64,
+    /// Rows removed here (deleted on the primary, or discarded).
+    pub removed_here: u64,
+    /// Rows the same on both sides.
+    pub identical: u64,
+    /// Rows that differed and were recorded as conflicts.
+    pub conflicts: u64,
 }

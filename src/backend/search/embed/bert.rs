@@ -554,8 +554,9 @@ impl Bert {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::*;
+    use crate::backend::search::embed::numbers;
 
     /// erf in f64 from its series with every term positive, e^(-x²) · Σ 2ⁿ x^(2n+1) / (1·3·…·(2n+1)),
     /// which loses no digits to cancellation at any x.
@@ -596,19 +597,6 @@ pub(super) mod tests {
                 "exp({x}) = {fast}, library {exact}"
             );
         }
-    }
-
-    /// Numbers in [-scale, scale) from a fixed seed (the few-rows kernel's tests use them too).
-    pub(in crate::backend::search::embed) fn numbers(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-            })
-            .collect()
     }
 
     /// Each path of layer norm, GELU and softmax gives the fastest path's numbers. They run

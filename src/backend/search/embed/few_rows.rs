@@ -167,7 +167,7 @@ mod tests {
 
     /// Numbers in [-1, 1) from a fixed seed.
     fn numbers(n: usize, seed: u64) -> Vec<f32> {
-        super::super::bert::tests::numbers(n, seed, 1.0)
+        super::super::numbers(n, seed, 1.0)
     }
 
     #[test]

@@ -335,6 +335,20 @@ impl Embedder {
     }
 }
 
+/// Numbers in [-scale, scale) from a fixed seed, for the kernels' tests.
+#[cfg(all(test, feature = "semantic"))]
+pub(super) fn numbers(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -144,7 +144,10 @@ pub(crate) struct Vocabulary {
 }
 
 impl TursoBackend {
-    pub(super) async fn vocabulary(&self, conn: &Connection) -> Result<Arc<Terms>> {
+    pub(in crate::backend::search) async fn vocabulary(
+        &self,
+        conn: &Connection,
+    ) -> Result<Arc<Terms>> {
         // data_version moves when another connection commits; our own writes are counted.
         let stamp = (
             scalar_i64(

@@ -12,10 +12,13 @@ use serde::Serialize;
 
 use super::SearchRequest;
 use super::embed::{self, DIMENSIONS, Embedder, MODEL_ID};
-pub use super::index::Near;
-use super::index::VectorIndex;
+use index::to_blob;
+
+pub mod index;
 use crate::backend::error::{BackendError, DbContext, Result};
 use crate::backend::{TursoBackend, all_rows, first_row};
+pub use index::Near;
+use index::VectorIndex;
 
 /// The most nearest memories one semantic search returns (pages end there).
 pub const MAX_NEAREST: usize = 1000;
@@ -127,11 +130,6 @@ pub struct SemanticHealth {
     pub how_to_enable: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
-}
-
-/// Little-endian f32s, the layout of an `F32_BLOB`.
-pub fn to_blob(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 impl Semantic {
@@ -281,7 +279,7 @@ impl TursoBackend {
                     failures = 0;
                     if let Err(e) = self
                         .write("compacting the vector change log", async |tx| {
-                            super::index::compact_log(tx).await
+                            index::compact_log(tx).await
                         })
                         .await
                     {
@@ -696,7 +694,7 @@ pub async fn similarities(
     query: &Query,
     rids: &[i64],
 ) -> Result<std::collections::HashMap<i64, f64>> {
-    Ok(super::index::check(conn, req, &query.vector, rids, None)
+    Ok(index::check(conn, req, &query.vector, rids, None)
         .await?
         .into_iter()
         .map(|(rid, _, similarity)| (rid, similarity))

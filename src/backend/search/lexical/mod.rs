@@ -24,12 +24,16 @@ use std::collections::{HashMap, HashSet};
 
 use libsql::{Connection, Value};
 
-use super::bm25;
+pub(crate) mod bm25;
+pub(crate) mod fts_query;
+pub(crate) mod typo;
+pub(crate) mod vocabulary;
+
 use super::filters::filter_sql;
-use super::fts_query::{self, Term};
 use super::{BM25_WEIGHTS, SearchRequest, Tolerance, matches_of};
 use crate::backend::error::{DbContext, Result};
 use crate::backend::{TursoBackend, all_rows, scalar_i64};
+use fts_query::Term;
 
 /// Matches ranked exactly (all of them scored) when there are at most this many. Above
 /// every LoCoMo conversation (at most 689 turns), so its figures are exact BM25's.

@@ -22,11 +22,16 @@ use std::collections::HashMap;
 
 use libsql::{Connection, Value};
 
-use super::SearchRequest;
-use super::embed::DIMENSIONS;
-use super::filters::filter_sql;
 use crate::backend::error::{DbContext, Result};
 use crate::backend::scalar_i64;
+use crate::backend::search::SearchRequest;
+use crate::backend::search::embed::DIMENSIONS;
+use crate::backend::search::filters::filter_sql;
+
+/// Little-endian f32s, the layout of an `F32_BLOB`.
+pub fn to_blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
 
 /// Slack added to every bound for the rounding of f32 arithmetic (the database's cosine and
 /// ours): far above it, far below any gap that decides a ranking.
@@ -328,10 +333,7 @@ pub(super) async fn check(
         return Ok(Vec::new());
     }
     let list = serde_json::to_string(rids).unwrap_or_else(|_| "[]".into());
-    let mut params = vec![
-        Value::from(super::vectors::to_blob(query)),
-        Value::from(list),
-    ];
+    let mut params = vec![Value::from(to_blob(query)), Value::from(list)];
     let floor_sql = match floor {
         Some(f) => {
             params.push(Value::from(f));
@@ -578,7 +580,7 @@ mod tests {
         }
         let (score, bound) = inner.scores(&q);
         for i in 0..200usize {
-            let exact: f32 = super::super::embed::cosine(&q, &pseudo_unit(i as u64 + 1));
+            let exact: f32 = crate::backend::search::embed::cosine(&q, &pseudo_unit(i as u64 + 1));
             let slot = inner.slot_of[&format!("m{i}")];
             assert!(exact <= bound[slot], "{exact} > {}", bound[slot]);
             assert!(exact >= score[slot] - inner.errors[slot] - SLACK);
@@ -599,7 +601,7 @@ mod tests {
             )
             .await
             .unwrap();
-            let blob = super::super::vectors::to_blob(&pseudo_unit(i + 1));
+            let blob = to_blob(&pseudo_unit(i + 1));
             conn.execute(
                 "INSERT INTO memory_vectors (memory_id, embedding) VALUES (?1, ?2)",
                 libsql::params![format!("m{i}"), blob],

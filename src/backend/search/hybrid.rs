@@ -1,0 +1,162 @@
+//! Semantic and hybrid search: the memories nearest in meaning, and lexical and semantic
+//! candidates fused.
+
+use libsql::{Connection, Value};
+
+use super::hits::{blend, details, facts_of, order};
+use super::lexical::fts_query::Term;
+use super::listing::{lexical_after, lexical_hit};
+use super::*;
+use crate::backend::error::{BackendError, Result};
+use crate::backend::{TursoBackend, scalar_i64};
+
+/// Semantic mode: the memories at least [`SEMANTIC_FLOOR`] similar, nearest first, up to
+/// the [`semantic::MAX_NEAREST`] nearest; `total` counts exactly those, so pages walk them
+/// all.
+pub(super) async fn semantic(
+    conn: &Connection,
+    req: &SearchRequest,
+    vector: &semantic::Query,
+) -> Result<SearchPage> {
+    let end = (req.offset as usize + req.limit as usize).min(semantic::MAX_NEAREST);
+    let near = semantic::nearest(conn, req, vector, end, Some(SEMANTIC_FLOOR)).await?;
+    let total = semantic::count_near(conn, req, vector, SEMANTIC_FLOOR)
+        .await?
+        .min(semantic::MAX_NEAREST as i64);
+    let picked: Vec<fusion::Fused> = near
+        .into_iter()
+        .skip(req.offset as usize)
+        .map(|n| fusion::Fused {
+            rid: n.rid,
+            score: n.similarity,
+            matched: MatchedBy::Semantic,
+            relevance: None,
+            similarity: Some(n.similarity),
+        })
+        .collect();
+    let hits = details(conn, req, &picked, None).await?;
+    Ok(SearchPage::new(hits, total, req, Checked::default()))
+}
+
+/// Hybrid: lexical and semantic candidates fused ([`fusion`]); for recall, re-ranked with
+/// importance and recency as lexical recall is. An old version comes right after the
+/// memory that replaced it. Pages past the fused candidates go on with the remaining
+/// lexical matches by relevance.
+pub(super) async fn fused(
+    backend: &TursoBackend,
+    conn: &Connection,
+    req: &SearchRequest,
+    terms: &[Term],
+    checked: Checked,
+    vector: semantic::QueryVector,
+    recall: bool,
+) -> Result<SearchPage> {
+    let params = &backend.fusion_params();
+    let prefix = req.tolerance == Tolerance::Fuzzy;
+    let matching = (!terms.is_empty()).then(|| lexical::fts_query::any_of(terms, prefix));
+    let ranking = match &matching {
+        Some(matching) => {
+            Some(lexical::rank(backend, conn, req, terms, matching, lexical::Order::Counted).await?)
+        }
+        None => None,
+    };
+    let mut lexical: Vec<fusion::Lexical> = ranking
+        .iter()
+        .flat_map(|r| r.ranked.iter().take(params.lexical_candidates))
+        .map(|s| fusion::Lexical {
+            rid: s.rid,
+            relevance: s.relevance,
+            coverage: s.coverage,
+            similarity: None,
+        })
+        .collect();
+    let lexical_total = ranking.as_ref().map_or(0, |r| r.total);
+    let vector = vector_of(vector).await?;
+    let near: Vec<(i64, f64)> =
+        semantic::nearest(conn, req, &vector, params.semantic_candidates, None)
+            .await?
+            .into_iter()
+            .map(|n| (n.rid, n.similarity))
+            .collect();
+    if params.lexical_similarity {
+        let nearest: std::collections::HashSet<i64> = near.iter().map(|n| n.0).collect();
+        let beyond: Vec<i64> = lexical
+            .iter()
+            .map(|l| l.rid)
+            .filter(|rid| !nearest.contains(rid))
+            .collect();
+        let similar = semantic::similarities(conn, req, &vector, &beyond).await?;
+        for l in &mut lexical {
+            l.similarity = similar.get(&l.rid).copied();
+        }
+    }
+    let mut candidates = fusion::fuse(&lexical, &near, params);
+    // Semantic-only candidates that still match some query word lie past the lexical cut:
+    // they are counted among the lexical matches already.
+    let semantic_only: Vec<i64> = candidates
+        .iter()
+        .filter(|c| c.matched == MatchedBy::Semantic)
+        .map(|c| c.rid)
+        .collect();
+    let mut also_lexical = std::collections::HashSet::new();
+    if let (Some(matching), Some(ranking)) = (&matching, &ranking)
+        && lexical_total > lexical.len() as i64
+    {
+        let known: std::collections::HashSet<i64> = ranking.ranked.iter().map(|s| s.rid).collect();
+        for &rid in &semantic_only {
+            // One seek per candidate: FTS5 answers `rowid = ?` from its index, while
+            // `rowid IN (…)` would walk every match once per listed id.
+            let found = known.contains(&rid)
+                || (!ranking.all
+                    && scalar_i64(
+                        conn,
+                        "SELECT count(*) FROM memory_fts WHERE memory_fts MATCH ?1 AND rowid = ?2",
+                        vec![Value::from(matching.clone()), Value::from(rid)],
+                        "searching memories",
+                    )
+                    .await?
+                        > 0);
+            if found {
+                also_lexical.insert(rid);
+            }
+        }
+    }
+    let total = lexical_total + (semantic_only.len() - also_lexical.len()) as i64;
+    let facts = facts_of(conn, &candidates).await?;
+    if recall {
+        blend(&mut candidates, &facts, 1e-12);
+    }
+    let candidates = order(conn, candidates, &facts, req.as_of.as_ref()).await?;
+    let start = (req.offset as usize).min(candidates.len());
+    let end = (req.offset as usize + req.limit as usize).min(candidates.len());
+    let mut page: Vec<fusion::Fused> = candidates[start..end].to_vec();
+    let wanted = req.limit as usize - page.len();
+    if wanted > 0
+        && let (Some(matching), Some(ranking)) = (&matching, &ranking)
+        && lexical_total > lexical.len() as i64
+    {
+        // Past the fused candidates: the other lexical matches, in the lexical order.
+        let taken: std::collections::HashSet<i64> = candidates.iter().map(|c| c.rid).collect();
+        let skip = (req.offset as usize).saturating_sub(candidates.len());
+        page.extend(
+            lexical_after(conn, req, matching, ranking, &taken, skip, wanted)
+                .await?
+                .into_iter()
+                .map(|s| lexical_hit(&s, 0.0)),
+        );
+    }
+    let mut hits = details(conn, req, &page, matching.as_deref()).await?;
+    if recall {
+        for (hit, c) in hits.iter_mut().zip(&page) {
+            hit.score = (c.score > 0.0).then(|| (c.score * 1000.0).round() / 1000.0);
+        }
+    }
+    Ok(SearchPage::new(hits, total, req, checked))
+}
+
+pub(super) async fn vector_of(vector: semantic::QueryVector) -> Result<semantic::Query> {
+    vector
+        .await
+        .map_err(|e| BackendError::Refused(format!("the embedding thread failed: {e}")))?
+        .map_err(BackendError::Refused)
+}
