@@ -88,13 +88,6 @@ impl Hosted {
             .push(tokio::spawn(self.backend.clone().embedding_worker()));
     }
 
-    /// Records the HTTP address this owner serves, for `service status`.
-    pub fn announce_http(&mut self, address: &str) {
-        if let Err(e) = self.ownership.announce(Some(address.to_string())) {
-            tracing::warn!("writing the owner's address failed: {e}");
-        }
-    }
-
     /// Ends every session, stops the background tasks and closes the database.
     pub async fn shut_down(self) -> Result<()> {
         let _ = self.stop.send(true);

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use memorygraph::http::ui::assets::ASSETS;
+use memorygraph::WEB_ASSETS as ASSETS;
 use serde_json::json;
 
 use crate::client::Client;

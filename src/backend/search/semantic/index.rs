@@ -68,7 +68,8 @@ struct Inner {
     slot_of: HashMap<String, usize>,
 }
 
-/// What [`VectorIndex::stats`] reports.
+/// What [`VectorIndex::stats`] reports (for the benchmark).
+#[cfg(feature = "bench")]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct IndexStats {
     pub vectors: usize,
@@ -378,7 +379,8 @@ pub(super) async fn check(
 }
 
 impl VectorIndex {
-    /// Vectors held and the memory they take.
+    /// Vectors held and the memory they take (for the benchmark).
+    #[cfg(feature = "bench")]
     pub async fn stats(&self) -> IndexStats {
         let inner = self.inner.lock().await;
         IndexStats {

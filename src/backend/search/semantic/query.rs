@@ -1,0 +1,83 @@
+//! A query's side of semantic search: its vector (embedded on a blocking thread, cached),
+//! and the nearest memories, their similarities and how many pass a floor, through the
+//! in-memory copy of the vectors.
+
+use libsql::Connection;
+
+use super::*;
+use crate::backend::TursoBackend;
+use crate::backend::error::Result;
+
+impl TursoBackend {
+    /// Starts embedding the query on a blocking thread (so the lexical half of a search runs
+    /// meanwhile), when semantic recall is on.
+    pub(crate) fn start_query_vector(&self, text: &str) -> Option<QueryVector> {
+        let embedder = self.semantic.embedder()?;
+        let cached = self
+            .semantic
+            .queries
+            .lock()
+            .ok()
+            .and_then(|c| c.get(text).cloned());
+        let text = text.to_string();
+        let queries = self.semantic.queries.clone();
+        let index = self.semantic.index.clone();
+        Some(tokio::task::spawn_blocking(move || {
+            if let Some(vector) = cached {
+                return Ok(Query { vector, index });
+            }
+            let vector = embedder.embed(&[text.as_str()])?.pop().unwrap_or_default();
+            if let Ok(mut cache) = queries.lock() {
+                if cache.len() >= QUERY_CACHE {
+                    cache.clear();
+                }
+                cache.insert(text, vector.clone());
+            }
+            Ok(Query { vector, index })
+        }))
+    }
+}
+
+/// The memories whose vectors are nearest the query's (exact cosine over every vector that
+/// passes the request's filters, found through the in-memory copy), best first, at most `k`;
+/// with `floor`, only those at least that similar.
+pub async fn nearest(
+    conn: &Connection,
+    req: &SearchRequest,
+    query: &Query,
+    k: usize,
+    floor: Option<f64>,
+) -> Result<Vec<Near>> {
+    debug_assert_eq!(query.vector.len(), DIMENSIONS);
+    query
+        .index
+        .nearest(conn, req, &query.vector, k, floor)
+        .await
+}
+
+/// The exact cosine of each of `rids` that has a vector and passes the request's filters.
+pub async fn similarities(
+    conn: &Connection,
+    req: &SearchRequest,
+    query: &Query,
+    rids: &[i64],
+) -> Result<std::collections::HashMap<i64, f64>> {
+    Ok(index::check(conn, req, &query.vector, rids, None)
+        .await?
+        .into_iter()
+        .map(|(rid, _, similarity)| (rid, similarity))
+        .collect())
+}
+
+/// How many memories passing the filters have a vector at least this similar.
+pub async fn count_near(
+    conn: &Connection,
+    req: &SearchRequest,
+    query: &Query,
+    floor: f64,
+) -> Result<i64> {
+    query
+        .index
+        .count_near(conn, req, &query.vector, floor)
+        .await
+}
