@@ -28,3 +28,6 @@ pub use engine::{Backlog, SyncLink};
 pub use issues::{KEPT_DAYS, Which};
 pub use reconcile::Policy;
 pub use replica::Reconciled;
+
+#[cfg(test)]
+mod tests;

@@ -257,7 +257,10 @@ impl TursoBackend {
 
 /// Writes rows on the primary in order: as SQL text, many statements per request, and a row
 /// whose text SQL cannot hold as a literal (a NUL) alone with parameters, in its place.
-async fn write_rows(tx: &Connection, rows: &[(Changed, Option<feed::Columns>)]) -> Result<()> {
+pub(super) async fn write_rows(
+    tx: &Connection,
+    rows: &[(Changed, Option<feed::Columns>)],
+) -> Result<()> {
     let mut statements: Vec<String> = Vec::new();
     for (c, row) in rows {
         if let Some(s) = feed::statements(c.kind, &c.id, row.as_ref()) {
