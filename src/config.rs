@@ -129,6 +129,17 @@ pub struct Settings {
         value_name = "normal|full"
     )]
     pub durability: Option<String>,
+
+    /// What a store does when the new memory says nearly the same as one stored already:
+    /// `list` the close ones in its answer, also `link` them with SIMILAR_TO, or stay
+    /// silent (`off`) [default: list].
+    #[arg(
+        long = "near-duplicates",
+        env = "MEMORY_NEAR_DUPLICATES",
+        global = true,
+        value_name = "list|link|off"
+    )]
+    pub near_duplicates: Option<String>,
 }
 
 /// Which tools are offered.
@@ -146,6 +157,32 @@ impl ToolProfile {
         match self {
             ToolProfile::Core => "core",
             ToolProfile::Extended => "extended",
+        }
+    }
+}
+
+/// What a store does about a near-duplicate (see `backend::near`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NearDuplicates {
+    /// Name the close memories in the answer.
+    #[default]
+    List,
+    /// Name them and link the new memory to each with SIMILAR_TO.
+    Link,
+    /// Say nothing.
+    Off,
+}
+
+impl std::str::FromStr for NearDuplicates {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "list" => Ok(NearDuplicates::List),
+            "link" => Ok(NearDuplicates::Link),
+            "off" => Ok(NearDuplicates::Off),
+            other => Err(format!("{other:?} is not list, link or off")),
         }
     }
 }
@@ -197,6 +234,7 @@ pub struct Config {
     pub allow_cycles: bool,
     pub max_response_chars: usize,
     pub durability: Durability,
+    pub near_duplicates: NearDuplicates,
 }
 
 /// A setting that cannot be used; the message is the one line printed before exiting.
@@ -376,6 +414,12 @@ impl Config {
                 .parse()
                 .map_err(|p| bad("MEMORY_DURABILITY", "durability", p))?,
         };
+        let near_duplicates = match s.near_duplicates.as_deref().map(str::trim) {
+            None | Some("") => NearDuplicates::default(),
+            Some(raw) => raw
+                .parse()
+                .map_err(|p| bad("MEMORY_NEAR_DUPLICATES", "near-duplicates", p))?,
+        };
         Ok(Config {
             database_path,
             path_source,
@@ -389,6 +433,7 @@ impl Config {
             allow_cycles,
             max_response_chars,
             durability,
+            near_duplicates,
         })
     }
 

@@ -70,6 +70,7 @@ pub(crate) fn server_settings(config: &Config) -> ServerSettings {
         mode,
         mode_reason,
         allow_cycles: config.allow_cycles,
+        near_duplicates: config.near_duplicates,
     }
 }
 

@@ -9,6 +9,7 @@ mod exchange;
 mod file;
 mod graph;
 mod memories;
+mod near;
 mod overview;
 mod pyjson;
 mod reading;
@@ -33,6 +34,7 @@ pub use exchange::{
     StoredRelationship,
 };
 pub use graph::RelationshipQuery;
+pub use near::{NearDuplicate, WORDS_THRESHOLD as NEAR_WORDS_THRESHOLD, nearly_the_same};
 pub use overview::{OVERVIEW_MAX, Overview};
 /// JSON in the form MemoryGraph wrote inside its rows (Python `json.dumps` defaults).
 pub use pyjson::to_string as python_json;
@@ -41,8 +43,8 @@ pub use search::embed;
 pub use search::fusion::{Method as FusionMethod, Params as FusionParams};
 pub use search::semantic::{BATCH as EMBED_BATCH, READY_WAIT as MODEL_WAIT, SemanticHealth};
 pub use search::{
-    Correction, DEFAULT_SEARCH_MODE, MatchMode, MatchedBy, Neighbour, SearchHit, SearchMode,
-    SearchPage, SearchRequest, Tolerance,
+    Correction, DEFAULT_SEARCH_MODE, Folded, MatchMode, MatchedBy, Neighbour, SearchHit,
+    SearchMode, SearchPage, SearchRequest, Tolerance,
 };
 pub use stats::{BackendHealth, Statistics};
 pub use sync::layout::{moved_aside, remove_moved_aside};

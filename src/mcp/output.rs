@@ -57,6 +57,10 @@ pub struct StoreMemoryOutput {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub supersedes: Option<String>,
     pub memory: MemoryBrief,
+    /// Memories this one nearly repeats (most of their words in common): it was stored all
+    /// the same; if it is the same lesson, update or supersede the older.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub similar: Vec<crate::backend::NearDuplicate>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -132,6 +136,9 @@ pub struct SearchResult {
     /// Cosine similarity to the query, when found by meaning.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub similarity: Option<f64>,
+    /// Recall: other memories that say nearly the same as this one, folded into this hit.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub near_duplicates: Vec<crate::backend::Folded>,
 }
 
 /// How a time expression in the question was read ("last week", "in March").

@@ -34,6 +34,8 @@ pub struct ServerSettings {
     pub mode_reason: String,
     /// MEMORY_ALLOW_CYCLES: whether a relationship may close a cycle.
     pub allow_cycles: bool,
+    /// MEMORY_NEAR_DUPLICATES: what a store does about a near-duplicate.
+    pub near_duplicates: crate::config::NearDuplicates,
 }
 
 #[derive(Clone)]

@@ -21,6 +21,9 @@ pub struct SessionSettings {
     profile: crate::config::ToolProfile,
     max_response_chars: usize,
     allow_cycles: bool,
+    /// Absent from the hello of an older version: the default.
+    #[serde(default)]
+    near_duplicates: crate::config::NearDuplicates,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,6 +43,7 @@ impl Hello {
                 profile: config.profile,
                 max_response_chars: config.max_response_chars,
                 allow_cycles: config.allow_cycles,
+                near_duplicates: config.near_duplicates,
             },
         }
     }
@@ -81,5 +85,6 @@ pub fn admit(
     session.profile = hello.session.profile;
     session.max_response_chars = hello.session.max_response_chars;
     session.allow_cycles = hello.session.allow_cycles;
+    session.near_duplicates = hello.session.near_duplicates;
     Ok(session)
 }

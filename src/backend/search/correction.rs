@@ -132,6 +132,7 @@ pub(super) async fn neighbours(
                 }),
                 matched: None,
                 similarity: None,
+                folded: Vec::new(),
             });
             break;
         }

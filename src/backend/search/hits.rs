@@ -141,6 +141,7 @@ pub(super) async fn details(
             related_to: None,
             matched: Some(c.matched),
             similarity: c.similarity.map(|s| (s * 1000.0).round() / 1000.0),
+            folded: Vec::new(),
         });
     }
     Ok(hits)

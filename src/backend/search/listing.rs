@@ -232,6 +232,7 @@ pub(super) fn hits_from(records: Vec<Record>, ranked: bool) -> Result<Vec<Search
                 related_to: None,
                 matched: ranked.then_some(MatchedBy::Lexical),
                 similarity: None,
+                folded: Vec::new(),
             })
         })
         .collect()

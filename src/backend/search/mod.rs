@@ -204,6 +204,35 @@ pub struct SearchHit {
     /// Cosine similarity of its vector to the query's, when semantic.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub similarity: Option<f64>,
+    /// Recall: lower hits that say nearly the same as this one, folded into it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub folded: Vec<Folded>,
+}
+
+/// A hit folded into a higher one because it says nearly the same.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Folded {
+    pub id: String,
+    pub title: String,
+}
+
+/// Folds each hit that says nearly the same as a higher one (see
+/// [`crate::backend::nearly_the_same`]) into it: one hit that names the others.
+fn fold(hits: Vec<SearchHit>) -> Vec<SearchHit> {
+    let mut kept: Vec<SearchHit> = Vec::with_capacity(hits.len());
+    for hit in hits {
+        match kept
+            .iter_mut()
+            .find(|k| crate::backend::nearly_the_same(&k.memory, &hit.memory))
+        {
+            Some(higher) => higher.folded.push(Folded {
+                id: hit.memory.id,
+                title: hit.memory.title,
+            }),
+            None => kept.push(hit),
+        }
+    }
+    kept
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -376,6 +405,7 @@ impl TursoBackend {
                 correct(self, &tx, &meaningful(&req.terms), req.tolerance).await?;
             blended(self, &tx, req, &terms, checked).await?
         };
+        page.hits = fold(std::mem::take(&mut page.hits));
         page.neighbours = neighbours(&tx, &page.hits, req).await?;
         page.model_note = still_loading;
         tx.finish().await?;

@@ -3,6 +3,8 @@
 use rmcp::handler::server::common::schema_for_output;
 use rmcp::{tool, tool_router};
 
+use crate::backend::NearDuplicate;
+use crate::config::NearDuplicates;
 use crate::mcp::MemoryServer;
 use crate::mcp::args::Parameters;
 use crate::mcp::output::{
@@ -12,7 +14,9 @@ use crate::mcp::params::{
     DeleteMemoryParams, GetMemoryParams, StoreMemoryParams, UpdateMemoryParams, bounded, memory_id,
 };
 use crate::mcp::render::{ToolResult, backend_failure, relationship_line, reply};
-use crate::model::{MemoryContext, MemoryPatch, NewMemory, now_iso};
+use crate::model::{
+    Memory, MemoryContext, MemoryPatch, NewMemory, NewRelationship, RelationshipType, now_iso,
+};
 
 /// Says that a write waits on this machine for the primary.
 pub(in crate::mcp) fn queued_note(queued: bool) -> &'static str {
@@ -107,6 +111,52 @@ fn render_memory(out: &GetMemoryOutput) -> String {
     text
 }
 
+impl MemoryServer {
+    /// The memories a new one nearly repeats, leaving out the one it replaces; linked to it
+    /// with SIMILAR_TO when the session says so. Advice only: a failure to look or to link
+    /// is logged, and the store stands.
+    async fn close_to(&self, memory: &Memory, replaces: Option<&str>) -> Vec<NearDuplicate> {
+        if self.settings.near_duplicates == NearDuplicates::Off {
+            return Vec::new();
+        }
+        let close: Vec<NearDuplicate> = match self.backend.near_duplicates(memory).await {
+            Ok(close) => close
+                .into_iter()
+                .filter(|c| Some(c.id.as_str()) != replaces)
+                .collect(),
+            Err(e) => {
+                tracing::warn!("looking for memories close to {} failed: {e}", memory.id);
+                return Vec::new();
+            }
+        };
+        if self.settings.near_duplicates == NearDuplicates::Link {
+            let similar = RelationshipType::SimilarTo;
+            for c in &close {
+                let link = NewRelationship {
+                    from_id: memory.id.clone(),
+                    to_id: c.id.clone(),
+                    rel_type: similar,
+                    strength: similar.default_strength(),
+                    confidence: similar.default_confidence(),
+                    context: None,
+                };
+                if let Err(e) = self
+                    .backend
+                    .create_relationship_with(link, self.settings.allow_cycles)
+                    .await
+                {
+                    tracing::warn!(
+                        "linking {} to its near-duplicate {} failed: {e}",
+                        memory.id,
+                        c.id
+                    );
+                }
+            }
+        }
+        close
+    }
+}
+
 #[tool_router(router = memory_tools, vis = "pub(in crate::mcp)")]
 impl MemoryServer {
     /// Store a new memory: a fix that worked, an error and its cause, a pattern, a
@@ -173,6 +223,30 @@ impl MemoryServer {
         } else {
             format!("Stored memory {} ({}): {}", m.id, m.memory_type, m.title)
         };
+        let similar = if stored.duplicate {
+            Vec::new()
+        } else {
+            self.close_to(m, p.supersedes.as_deref()).await
+        };
+        let mut text = text;
+        if !similar.is_empty() {
+            let linked = self.settings.near_duplicates == NearDuplicates::Link;
+            text.push_str(if linked {
+                "\nNearly the same as what is stored already (linked with SIMILAR_TO):"
+            } else {
+                "\nNearly the same as what is stored already:"
+            });
+            for s in &similar {
+                let share = (s.similarity * 100.0).round();
+                text.push_str(&format!(
+                    "\n- {} ({}, {share}% of words in common)",
+                    s.title, s.id
+                ));
+            }
+            text.push_str(
+                "\nIf it is the same lesson, keep one: update_memory the older, or store again with supersedes set to it.",
+            );
+        }
         reply(
             text,
             &StoreMemoryOutput {
@@ -181,6 +255,7 @@ impl MemoryServer {
                 queued: stored.queued,
                 supersedes: p.supersedes.clone().filter(|old| *old != m.id),
                 memory: MemoryBrief::from(m),
+                similar,
             },
         )
     }

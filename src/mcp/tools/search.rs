@@ -134,6 +134,17 @@ impl MemoryServer {
             if let Some(s) = &r.snippet {
                 line.push_str(&format!("\n  {s}"));
             }
+            if !r.near_duplicates.is_empty() {
+                let others: Vec<String> = r
+                    .near_duplicates
+                    .iter()
+                    .map(|f| format!("{} ({})", f.title, f.id))
+                    .collect();
+                line.push_str(&format!(
+                    "\n  also stored, nearly the same: {}",
+                    others.join("; ")
+                ));
+            }
             line
         };
         let budget = list_budget(self.settings.max_response_chars);
@@ -253,6 +264,7 @@ fn result_of(h: &SearchHit) -> SearchResult {
         similarity: h
             .similarity
             .filter(|_| h.matched != Some(crate::backend::MatchedBy::Lexical)),
+        near_duplicates: h.folded.clone(),
     }
 }
 

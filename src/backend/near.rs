@@ -1,0 +1,146 @@
+//! Near-duplicates: the same lesson stored again in nearly the same words. A store is never
+//! refused for it; its answer names the memories it is close to, so the assistant can
+//! update or supersede instead, and recall folds such memories into one hit. Close means
+//! that the share of distinct words the two have in common (of title and content, words of
+//! three letters or more and numbers, case aside) is at least [`WORDS_THRESHOLD`], both
+//! having at least six such words.
+//!
+//! Finding the candidates is one full-text lookup of the new memory's longest words (long
+//! words are the rare ones), best matches first, at most [`CANDIDATES`]: a memory sharing
+//! most of its words holds most of those and ranks at the top.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+use super::error::{DbContext, Result};
+use super::search::lexical::fts_query;
+use super::{TursoBackend, all_rows};
+use crate::model::Memory;
+
+/// Share of distinct words in common (Jaccard) from which two memories say the same.
+pub const WORDS_THRESHOLD: f64 = 0.8;
+/// Fewest distinct words a memory needs before it is compared.
+const FEWEST_WORDS: usize = 6;
+/// Most near-duplicates named in an answer.
+const MOST_NAMED: usize = 3;
+/// Words of the new memory looked up.
+const PROBE_WORDS: usize = 8;
+/// Candidates compared word by word.
+const CANDIDATES: usize = 16;
+
+/// A memory close to another.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct NearDuplicate {
+    pub id: String,
+    pub title: String,
+    /// The share of distinct words in common, 0–1.
+    pub similarity: f64,
+}
+
+impl TursoBackend {
+    /// The stored memories closest to `memory` (not itself), most similar first; none when
+    /// nothing is close.
+    pub async fn near_duplicates(&self, memory: &Memory) -> Result<Vec<NearDuplicate>> {
+        let own = words(&memory.title, &memory.content);
+        let mut probe: Vec<&String> = own.iter().collect();
+        probe.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        probe.truncate(PROBE_WORDS);
+        let terms: Vec<fts_query::Term> = probe
+            .into_iter()
+            .map(|w| fts_query::Term::Word(w.clone()))
+            .collect();
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = {
+            let conn = self.conn.lock().await;
+            let rows = conn
+                .query(
+                    &format!(
+                        "SELECT n.id, json_extract(n.properties, '$.title'),
+                                json_extract(n.properties, '$.content')
+                         FROM memory_fts JOIN nodes n ON n.rowid = memory_fts.rowid
+                         WHERE memory_fts MATCH ?1 AND n.id != ?2
+                         ORDER BY rank LIMIT {CANDIDATES}"
+                    ),
+                    libsql::params![fts_query::any_of(&terms, false), memory.id.as_str()],
+                )
+                .await
+                .doing("looking for near-duplicates")?;
+            all_rows(rows, "looking for near-duplicates").await?
+        };
+        let mut close: Vec<NearDuplicate> = rows
+            .iter()
+            .filter_map(|r| {
+                let shared = jaccard(&own, &words(r.str(1), r.str(2)));
+                (shared >= WORDS_THRESHOLD).then(|| NearDuplicate {
+                    id: r.text(0),
+                    title: r.text(1),
+                    similarity: (shared * 1000.0).round() / 1000.0,
+                })
+            })
+            .collect();
+        close.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+        close.truncate(MOST_NAMED);
+        Ok(close)
+    }
+}
+
+/// Whether two memories say nearly the same (see [`WORDS_THRESHOLD`]).
+pub fn nearly_the_same(a: &Memory, b: &Memory) -> bool {
+    jaccard(&words(&a.title, &a.content), &words(&b.title, &b.content)) >= WORDS_THRESHOLD
+}
+
+/// The distinct words of a memory, lower-cased: words of three letters or more, and every
+/// number (so "note 1" and "note 2" differ).
+fn words(title: &str, content: &str) -> HashSet<String> {
+    title
+        .split(|c: char| !c.is_alphanumeric())
+        .chain(content.split(|c: char| !c.is_alphanumeric()))
+        .filter(|w| {
+            w.chars().count() >= 3 || (!w.is_empty() && w.chars().all(|c| c.is_ascii_digit()))
+        })
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// The share of distinct words two memories have in common; 0 when either has fewer than
+/// [`FEWEST_WORDS`] (too little text to judge: an identical one is caught by the store).
+fn jaccard(a: &HashSet<String>, b: &HashSet<String>) -> f64 {
+    if a.len() < FEWEST_WORDS || b.len() < FEWEST_WORDS {
+        return 0.0;
+    }
+    a.intersection(b).count() as f64 / a.union(b).count() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_share_of_words_in_common() {
+        let a = words(
+            "Raise the pool size",
+            "the pool of 10 was too small for the workers",
+        );
+        let b = words(
+            "Raise the pool size",
+            "the pool of 10 was too small for our workers",
+        );
+        let c = words("Pin the image", "pinning fixed the crash");
+        assert!(jaccard(&a, &b) >= WORDS_THRESHOLD, "{}", jaccard(&a, &b));
+        assert!(jaccard(&a, &c) < 0.2);
+        assert_eq!(jaccard(&HashSet::new(), &HashSet::new()), 0.0);
+        // Too short to judge, and numbers count.
+        let short = words("Alpha note 1", "alpha");
+        assert_eq!(jaccard(&short, &short), 0.0);
+        let one = words("Deploy step 1", "run the deploy script on the staging host");
+        let two = words("Deploy step 2", "run the deploy script on the staging host");
+        assert!(
+            jaccard(&one, &two) < WORDS_THRESHOLD,
+            "{}",
+            jaccard(&one, &two)
+        );
+    }
+}
