@@ -6,8 +6,9 @@
 //! having at least six such words.
 //!
 //! Finding the candidates is one full-text lookup of the new memory's longest words (long
-//! words are the rare ones), best matches first, at most [`CANDIDATES`]: a memory sharing
-//! most of its words holds most of those and ranks at the top.
+//! words are the rarer ones) taken two by two, a memory holding both words of some pair,
+//! best matches first, at most [`CANDIDATES`]: a memory sharing most of the words holds
+//! most of those pairs and ranks at the top.
 
 use std::collections::HashSet;
 
@@ -43,16 +44,25 @@ impl TursoBackend {
     /// nothing is close.
     pub async fn near_duplicates(&self, memory: &Memory) -> Result<Vec<NearDuplicate>> {
         let own = words(&memory.title, &memory.content);
+        if own.len() < FEWEST_WORDS {
+            return Ok(Vec::new());
+        }
         let mut probe: Vec<&String> = own.iter().collect();
         probe.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
         probe.truncate(PROBE_WORDS);
-        let terms: Vec<fts_query::Term> = probe
-            .into_iter()
-            .map(|w| fts_query::Term::Word(w.clone()))
+        // Pairs of words, each pair required whole: a memory missing at most a fifth of
+        // these words still holds a pair, and pairs match few memories, so ranking them is
+        // cheap (ranking every memory holding any one of the words cost 8 times as much).
+        let pairs: Vec<String> = probe
+            .chunks_exact(2)
+            .map(|pair| {
+                let pair: Vec<fts_query::Term> = pair
+                    .iter()
+                    .map(|w| fts_query::Term::Word((*w).clone()))
+                    .collect();
+                format!("({})", fts_query::all_of(&pair, false))
+            })
             .collect();
-        if terms.is_empty() {
-            return Ok(Vec::new());
-        }
         let rows = {
             let conn = self.conn.lock().await;
             let rows = conn
@@ -60,11 +70,12 @@ impl TursoBackend {
                     &format!(
                         "SELECT n.id, json_extract(n.properties, '$.title'),
                                 json_extract(n.properties, '$.content')
-                         FROM memory_fts JOIN nodes n ON n.rowid = memory_fts.rowid
-                         WHERE memory_fts MATCH ?1 AND n.id != ?2
-                         ORDER BY rank LIMIT {CANDIDATES}"
+                         FROM (SELECT rowid FROM memory_fts WHERE memory_fts MATCH ?1
+                               ORDER BY rank LIMIT {CANDIDATES}) best
+                         JOIN nodes n ON n.rowid = best.rowid
+                         WHERE n.id != ?2"
                     ),
-                    libsql::params![fts_query::any_of(&terms, false), memory.id.as_str()],
+                    libsql::params![pairs.join(" OR "), memory.id.as_str()],
                 )
                 .await
                 .doing("looking for near-duplicates")?;
