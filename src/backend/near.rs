@@ -6,9 +6,10 @@
 //! having at least six such words.
 //!
 //! Finding the candidates is one full-text lookup of the new memory's longest words (long
-//! words are the rarer ones) taken two by two, a memory holding both words of some pair,
-//! best matches first, at most [`CANDIDATES`]: a memory sharing most of the words holds
-//! most of those pairs and ranks at the top.
+//! words are the rarer ones) taken two by two: the newest [`CANDIDATES`] memories that hold
+//! both words of some pair. A memory sharing most of the words holds such a pair; when more
+//! memories than that hold one (a corpus of memories written from one template), an older
+//! near-duplicate can go unnoticed, and the cost stays bounded.
 
 use std::collections::HashSet;
 
@@ -27,8 +28,8 @@ const FEWEST_WORDS: usize = 6;
 const MOST_NAMED: usize = 3;
 /// Words of the new memory looked up.
 const PROBE_WORDS: usize = 8;
-/// Candidates compared word by word.
-const CANDIDATES: usize = 16;
+/// Candidates compared word by word: the newest memories holding a pair.
+const CANDIDATES: usize = 32;
 
 /// A memory close to another.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -51,8 +52,10 @@ impl TursoBackend {
         probe.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
         probe.truncate(PROBE_WORDS);
         // Pairs of words, each pair required whole: a memory missing at most a fifth of
-        // these words still holds a pair, and pairs match few memories, so ranking them is
-        // cheap (ranking every memory holding any one of the words cost 8 times as much).
+        // these words still holds a pair. The newest memories holding one are compared,
+        // not the best ranked: ranking costs as much as the memories matching, which in a
+        // corpus of similar memories is thousands (60 ms a store); taking the newest stops
+        // after the first few found.
         let pairs: Vec<String> = probe
             .chunks_exact(2)
             .map(|pair| {
@@ -71,7 +74,7 @@ impl TursoBackend {
                         "SELECT n.id, json_extract(n.properties, '$.title'),
                                 json_extract(n.properties, '$.content')
                          FROM (SELECT rowid FROM memory_fts WHERE memory_fts MATCH ?1
-                               ORDER BY rank LIMIT {CANDIDATES}) best
+                               ORDER BY rowid DESC LIMIT {CANDIDATES}) best
                          JOIN nodes n ON n.rowid = best.rowid
                          WHERE n.id != ?2"
                     ),

@@ -6,6 +6,7 @@
 mod client;
 mod corpus;
 mod http;
+mod large;
 mod local_first;
 mod mixed;
 mod owners;
@@ -63,6 +64,11 @@ struct Args {
     /// Memories in the database of --owners.
     #[arg(long, default_value_t = 10_000)]
     owner_memories: usize,
+    /// A large size (a million memories): the file is generated once and reused from
+    /// `--dir`; `initialize`, resident memory, a rare word, recall and stores over stdio,
+    /// and the file's size. With --model-home the model and the vector copy are loaded.
+    #[arg(long, value_name = "N")]
+    large: Option<usize>,
     /// The web view: the first page and a search from the page at this many memories,
     /// beside the same search over stdio.
     #[arg(long, value_name = "N")]
@@ -137,6 +143,19 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if let Some(n) = args.large {
+        let models = args.model_home.as_deref().map(retrieval::models_of);
+        let rows = runtime.block_on(large::run(
+            &server,
+            &dir,
+            n,
+            models.as_deref(),
+            args.queries,
+            args.seed,
+        ));
+        println!("{}", stats::markdown(&rows));
+        return;
+    }
     if let Some(memories) = args.web {
         let rows = runtime.block_on(web::run(&server, &dir, memories, args.seed));
         println!("{}", stats::markdown(&rows));
