@@ -4,6 +4,7 @@
 
 mod calls;
 mod codec;
+pub mod consolidate;
 mod error;
 mod exchange;
 mod file;
@@ -28,6 +29,7 @@ use libsql::{Connection, Database};
 use tokio::sync::Mutex;
 
 pub use calls::{RecordedCall, keyed};
+pub use consolidate::Consolidation;
 pub use error::{BackendError, Result};
 pub use exchange::{
     Everything, ImportBatch, ImportOptions, ImportReport, ImportedMemory, ImportedRelationship,

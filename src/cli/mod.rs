@@ -7,6 +7,7 @@
 //! error), 2 the command line or configuration is wrong.
 
 mod conflicts;
+mod consolidate;
 mod exchange;
 mod model;
 mod progress;
@@ -114,6 +115,10 @@ enum Command {
     /// Remove what earlier versions left beside the database file and this one no longer
     /// uses: the folders an old `resync` moved replicas into (`<file>.before-resync-*`).
     Cleanup,
+    /// Report what could be merged, retired or mended, without an LLM: groups of
+    /// near-duplicates, chains of versions, old memories never used, relationships whose
+    /// ends are gone. Reads only.
+    Consolidate(consolidate::ConsolidateArgs),
     /// Replica mode: the rows that could not be synced as they were (conflicts, set-aside
     /// writes): list them, retry or discard each, or clear the log.
     #[command(subcommand)]
@@ -231,6 +236,7 @@ async fn run(
         Command::Sync if json || owner_running(&config) => tools::sync_tool(config, json).await,
         Command::Sync => serve::sync(config).await,
         Command::Conflicts(command) => conflicts::run(config, command, json).await,
+        Command::Consolidate(args) => consolidate::run(config, args, json).await,
         Command::Cleanup => {
             let removed = crate::backend::remove_moved_aside(&config.database_path)?;
             if json {

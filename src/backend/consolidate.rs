@@ -1,0 +1,214 @@
+//! What `memorygraph consolidate` reports, without an LLM: clusters of near-duplicates,
+//! chains of versions, memories never used and of low importance after some days, and
+//! relationships whose ends are gone. It only reads; acting on the report is the user's
+//! call (update, supersede, delete).
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::error::{DbContext, Result};
+use super::rows::decode;
+use super::{TursoBackend, all_rows};
+
+/// A memory as the report names it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Named {
+    pub id: String,
+    pub title: String,
+    #[serde(rename = "type")]
+    pub memory_type: String,
+    pub created_at: String,
+}
+
+/// A relationship with an end that is not a memory.
+#[derive(Debug, Clone, Serialize)]
+pub struct DanglingLink {
+    pub id: String,
+    pub from_id: String,
+    pub to_id: String,
+    #[serde(rename = "type")]
+    pub rel_type: String,
+    /// The ends that are missing: `from`, `to` or both.
+    pub missing: Vec<&'static str>,
+}
+
+/// The report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Consolidation {
+    /// Groups of memories that say nearly the same (see `near`), largest first.
+    pub near_duplicates: Vec<Vec<Named>>,
+    /// Memories replaced one after another (`REPLACES`), newest first, longest first.
+    pub version_chains: Vec<Vec<Named>>,
+    /// Never read or recalled, importance at most the bound, older than the days given;
+    /// oldest first.
+    pub unused: Vec<Named>,
+    pub dangling_relationships: Vec<DanglingLink>,
+}
+
+impl TursoBackend {
+    /// Builds the report: `days` and `max_importance` bound what counts as unused.
+    pub async fn consolidation(&self, days: u32, max_importance: f64) -> Result<Consolidation> {
+        let memories = self.all_named().await?;
+        let by_id: HashMap<&str, &(Named, crate::model::Memory)> =
+            memories.iter().map(|m| (m.0.id.as_str(), m)).collect();
+
+        // Near-duplicates: each memory's close ones, joined into groups.
+        let mut group_of: HashMap<String, usize> = HashMap::new();
+        let mut groups: Vec<Vec<String>> = Vec::new();
+        for (named, memory) in &memories {
+            for close in self.near_duplicates(memory).await? {
+                let (a, b) = (named.id.clone(), close.id);
+                match (group_of.get(&a).copied(), group_of.get(&b).copied()) {
+                    (Some(x), Some(y)) if x != y => {
+                        let moved = std::mem::take(&mut groups[y]);
+                        for id in &moved {
+                            group_of.insert(id.clone(), x);
+                        }
+                        groups[x].extend(moved);
+                    }
+                    (Some(_), Some(_)) => {}
+                    (Some(x), None) => {
+                        group_of.insert(b.clone(), x);
+                        groups[x].push(b);
+                    }
+                    (None, Some(y)) => {
+                        group_of.insert(a.clone(), y);
+                        groups[y].push(a);
+                    }
+                    (None, None) => {
+                        group_of.insert(a.clone(), groups.len());
+                        group_of.insert(b.clone(), groups.len());
+                        groups.push(vec![a, b]);
+                    }
+                }
+            }
+        }
+        let mut near_duplicates: Vec<Vec<Named>> = groups
+            .into_iter()
+            .filter(|g| g.len() > 1)
+            .map(|g| {
+                g.iter()
+                    .filter_map(|id| by_id.get(id.as_str()).map(|m| m.0.clone()))
+                    .collect()
+            })
+            .collect();
+        near_duplicates.sort_by(|a, b| b.len().cmp(&a.len()));
+
+        let conn = self.conn.lock().await;
+        let doing = "reading the consolidation report";
+        // Chains of versions: from each memory that replaces another and is not replaced.
+        let rows = conn
+            .query(
+                "SELECT from_id, to_id FROM relationships
+                 WHERE rel_type = 'REPLACES' AND valid_until IS NULL",
+                (),
+            )
+            .await
+            .doing(doing)?;
+        let replaces: HashMap<String, String> = all_rows(rows, doing)
+            .await?
+            .iter()
+            .map(|r| (r.text(0), r.text(1)))
+            .collect();
+        let replaced: HashSet<&String> = replaces.values().collect();
+        let mut version_chains: Vec<Vec<Named>> = Vec::new();
+        for head in replaces.keys().filter(|id| !replaced.contains(id)) {
+            let mut chain = Vec::new();
+            let mut seen = HashSet::new();
+            let mut at = Some(head);
+            while let Some(id) = at.filter(|id| seen.insert(id.as_str())) {
+                if let Some(m) = by_id.get(id.as_str()) {
+                    chain.push(m.0.clone());
+                }
+                at = replaces.get(id);
+            }
+            if chain.len() > 1 {
+                version_chains.push(chain);
+            }
+        }
+        version_chains.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].id.cmp(&b[0].id)));
+
+        let before =
+            crate::model::iso_from(chrono::Utc::now() - chrono::Duration::days(i64::from(days)));
+        let rows = conn
+            .query(
+                "SELECT n.id FROM nodes n LEFT JOIN memory_usage u ON u.memory_id = n.id
+                 WHERE n.label = 'Memory'
+                   AND coalesce(u.usage_count, 0)
+                       + coalesce(json_extract(n.properties, '$.usage_count'), 0) = 0
+                   AND coalesce(json_extract(n.properties, '$.importance'), 0.5) <= ?1
+                   AND json_extract(n.properties, '$.created_at') < ?2
+                 ORDER BY json_extract(n.properties, '$.created_at')",
+                libsql::params![max_importance, before],
+            )
+            .await
+            .doing(doing)?;
+        let unused = all_rows(rows, doing)
+            .await?
+            .iter()
+            .filter_map(|r| by_id.get(r.str(0)).map(|m| m.0.clone()))
+            .collect();
+
+        let rows = conn
+            .query(
+                "SELECT r.id, r.from_id, r.to_id, r.rel_type,
+                        NOT EXISTS (SELECT 1 FROM nodes WHERE id = r.from_id AND label = 'Memory'),
+                        NOT EXISTS (SELECT 1 FROM nodes WHERE id = r.to_id AND label = 'Memory')
+                 FROM relationships r
+                 WHERE NOT EXISTS (SELECT 1 FROM nodes WHERE id = r.from_id AND label = 'Memory')
+                    OR NOT EXISTS (SELECT 1 FROM nodes WHERE id = r.to_id AND label = 'Memory')",
+                (),
+            )
+            .await
+            .doing(doing)?;
+        let dangling_relationships = all_rows(rows, doing)
+            .await?
+            .iter()
+            .map(|r| DanglingLink {
+                id: r.text(0),
+                from_id: r.text(1),
+                to_id: r.text(2),
+                rel_type: r.text(3),
+                missing: [("from", r.int(4)), ("to", r.int(5))]
+                    .into_iter()
+                    .filter(|(_, gone)| *gone != 0)
+                    .map(|(end, _)| end)
+                    .collect(),
+            })
+            .collect();
+        Ok(Consolidation {
+            near_duplicates,
+            version_chains,
+            unused,
+            dangling_relationships,
+        })
+    }
+
+    /// Every memory, decoded, with how the report names it.
+    async fn all_named(&self) -> Result<Vec<(Named, crate::model::Memory)>> {
+        let conn = self.conn.lock().await;
+        let doing = "reading the memories";
+        let rows = conn
+            .query(
+                "SELECT id, properties FROM nodes WHERE label = 'Memory' ORDER BY rowid",
+                (),
+            )
+            .await
+            .doing(doing)?;
+        all_rows(rows, doing)
+            .await?
+            .iter()
+            .map(|r| {
+                let memory = decode(&r.text(0), &r.text(1))?;
+                let named = Named {
+                    id: memory.id.clone(),
+                    title: memory.title.clone(),
+                    memory_type: memory.memory_type.clone(),
+                    created_at: memory.created_at.clone(),
+                };
+                Ok((named, memory))
+            })
+            .collect()
+    }
+}
