@@ -93,7 +93,7 @@ impl TursoBackend {
                     .collect()
             })
             .collect();
-        near_duplicates.sort_by(|a, b| b.len().cmp(&a.len()));
+        near_duplicates.sort_by_key(|g| std::cmp::Reverse(g.len()));
 
         let conn = self.conn.lock().await;
         let doing = "reading the consolidation report";
