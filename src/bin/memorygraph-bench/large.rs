@@ -56,13 +56,13 @@ pub async fn run(
         file_bytes as f64 / held as f64
     );
 
-    let folder = dir.join(format!("large-{n}-home"));
-    let _ = std::fs::remove_dir_all(&folder);
-    std::fs::create_dir_all(&folder).unwrap();
+    // The server looks for the model beside the database.
+    let beside = dir.join("models");
+    let _ = std::fs::remove_file(&beside);
     if let Some(models) = models {
-        std::os::unix::fs::symlink(models, folder.join("models")).unwrap();
+        std::os::unix::fs::symlink(models, &beside).unwrap();
     }
-    let env = [("HOME", folder.display().to_string())];
+    let env: [(&str, String); 0] = [];
     let mut rows = Vec::new();
 
     let mut starts = Vec::new();

@@ -228,6 +228,7 @@ fn main() {
             report.insert(
                 "paraphrase".into(),
                 runtime.block_on(retrieval::paraphrase(
+                    &server,
                     &dir,
                     &models,
                     2000,

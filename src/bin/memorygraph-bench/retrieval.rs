@@ -432,6 +432,7 @@ pub async fn locomo(
 
 /// Runs the paraphrase set among `corpus` generator memories.
 pub async fn paraphrase(
+    server: &Path,
     dir: &Path,
     models: &Path,
     corpus: usize,
@@ -490,7 +491,45 @@ pub async fn paraphrase(
         }
     }
     backend.set_fusion_params(FusionParams::default());
-    serde_json::json!({"corpus": corpus, "queries": targets.len(), "scores": report, "backfill_per_second": rate})
+    backend.close().await.unwrap();
+    let after_start = asked_after_start(server, &dir.join("paraphrase"), &targets);
+    serde_json::json!({"corpus": corpus, "queries": targets.len(), "scores": report,
+        "backfill_per_second": rate, "asked_right_after_start": after_start})
+}
+
+/// The paraphrase questions asked over stdio as a client asks them: a server started on the
+/// embedded file, its first `recall_memories` sent as soon as `initialize` is answered
+/// (while the model and the vectors are still loading), the default mode, the rest after.
+fn asked_after_start(server: &Path, home: &Path, targets: &[String]) -> Value {
+    let env = [("HOME", home.display().to_string())];
+    let (mut client, started) = crate::client::Client::start(server, &home.join("memory.db"), &env);
+    let mut score = Score::default();
+    let mut first_ms = 0.0;
+    for (i, (p, id)) in super::paraphrase::PAIRS.iter().zip(targets).enumerate() {
+        let (answer, took) = client.call(
+            "recall_memories",
+            serde_json::json!({"query": p.query, "limit": 10}),
+        );
+        if i == 0 {
+            first_ms = took.as_secs_f64() * 1000.0;
+        }
+        let ranked: Vec<Vec<String>> = answer["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| vec![r["id"].as_str().unwrap_or_default().to_string()])
+            .collect();
+        score.add(&ranked, std::slice::from_ref(id));
+    }
+    client.stop();
+    println!(
+        "\nAsked right after start over stdio (the first recall sent once `initialize` was answered, {:.0} ms after spawn; it was answered {first_ms:.0} ms later): | {} |\n",
+        started.as_secs_f64() * 1000.0,
+        score.cells()
+    );
+    let mut json = score.json();
+    json["first_answer_ms"] = serde_json::json!(first_ms);
+    json
 }
 
 /// The folder holding `all-MiniLM-L6-v2/` for a `--model-home` (a data folder where
