@@ -767,6 +767,45 @@ fn an_overview_draws_two_thousand_memories_and_files_go_in_and_out() {
         pan_ms.as_f64().unwrap()
     );
     browser.screenshot(&shots().join("overview-1280.png"));
+    // Live: a memory stored from a shell joins the open overview without a reload, and
+    // the memories already drawn keep their places.
+    let before = browser.script(
+        "const n = document.querySelector('svg.graph .node'); return [n.dataset.id, n.getAttribute('transform')]",
+        vec![],
+    );
+    let stored = common::run::run(
+        &db,
+        &[
+            "store",
+            "--type",
+            "general",
+            "--title",
+            "arrived live",
+            "--content",
+            "from a shell",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    let new_id = stored["memory_id"].as_str().unwrap().to_string();
+    browser.wait_for("the new memory in the overview", WAIT, |b| {
+        b.try_find(&format!("svg.graph .node[data-id='{new_id}']"))
+            .is_some()
+    });
+    let kept = browser.script(
+        "return document.querySelector(`svg.graph .node[data-id='${arguments[0]}']`)?.getAttribute('transform') ?? null",
+        vec![before[0].clone()],
+    );
+    assert!(
+        kept.is_null() || kept == before[1],
+        "a drawn memory moved: {before} -> {kept}"
+    );
+    browser.wait_text(
+        "#overview-says",
+        "the 2000 most recently changed of 2001 memories",
+        WAIT,
+    );
 
     // Export: the whole memory as a file the browser saves, in each format.
     browser.goto(&format!("http://{}/#/files", http.address));
@@ -774,7 +813,7 @@ fn an_overview_draws_two_thousand_memories_and_files_go_in_and_out() {
     browser.find("#export").click();
     browser.wait_text(
         "#export-result",
-        "2000 memories and 1000 relationships",
+        "2001 memories and 1000 relationships",
         WAIT,
     );
     let saved = browser.downloads().join("memories.json");
@@ -785,7 +824,7 @@ fn an_overview_draws_two_thousand_memories_and_files_go_in_and_out() {
             .is_some()
     });
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
-    assert_eq!(doc["memories"].as_array().unwrap().len(), 2_000);
+    assert_eq!(doc["memories"].as_array().unwrap().len(), 2_001);
     browser.script(
         "document.getElementById('export-format').value = 'dot'",
         vec![],
@@ -816,17 +855,17 @@ fn an_overview_draws_two_thousand_memories_and_files_go_in_and_out() {
         "Would import 3 memories and 1 relationships",
         WAIT,
     );
-    assert_eq!(memory_count(&db), 2_000);
+    assert_eq!(memory_count(&db), 2_001);
     browser.find("#import").click();
     browser.wait_text(
         "#import-report",
         "Imported 3 memories and 1 relationships",
         WAIT,
     );
-    assert_eq!(memory_count(&db), 2_003);
+    assert_eq!(memory_count(&db), 2_004);
     browser.find("#import").click();
     browser.wait_text("#import-report", "already in the database", WAIT);
-    assert_eq!(memory_count(&db), 2_003);
+    assert_eq!(memory_count(&db), 2_004);
     browser.find("#skip-duplicates").click();
     browser.find("#import").click();
     browser.wait_text(
@@ -845,14 +884,14 @@ fn an_overview_draws_two_thousand_memories_and_files_go_in_and_out() {
     choose(&secret);
     browser.find("#import").click();
     browser.wait_text("#import-report", "allow secrets", WAIT);
-    assert_eq!(memory_count(&db), 2_003);
+    assert_eq!(memory_count(&db), 2_004);
     // The next good import works.
     let more = scratch.dir.path().join("more.json");
     export_file(&more, 7_000, 2, "");
     choose(&more);
     browser.find("#import").click();
     browser.wait_text("#import-report", "Imported 2 memories", WAIT);
-    assert_eq!(memory_count(&db), 2_005);
+    assert_eq!(memory_count(&db), 2_006);
     nothing_left_the_machine(&browser, &http.address);
 }
 

@@ -77,25 +77,35 @@ async function overviewPage(main, ctx) {
   graph = g;
   const picture = old.size ? shown
     : svg("svg", { class: "graph overview", viewBox: `0 0 ${SIZE} ${SIZE}`, role: "group", "aria-label": "Overview of the memory graph" });
+  const drawn = data.nodes.length < data.total_memories
+    ? `the ${data.nodes.length} most recently changed of ${data.total_memories} memories`
+    : `${data.nodes.length} memories`;
+  const says = `An overview of ${drawn}. Open a memory (or press Graph on its page) to see its neighbourhood.`;
   if (picture !== shown) {
-    const drawn = data.nodes.length < data.total_memories
-      ? `the ${data.nodes.length} most recently changed of ${data.total_memories} memories`
-      : `${data.nodes.length} memories`;
     show(main,
       el("h2", {}, "Graph"),
-      el("p", {}, `An overview of ${drawn}. Open a memory (or press Graph on its page) to see its neighbourhood.`),
+      el("p", { id: "overview-says" }, says),
       el("p", { class: "actions" }, zoomButtons(picture)),
       el("p", { class: "meta", id: "graph-count" }, count(g)),
       picture);
     pan(picture);
   }
-  layout(g, old.size ? 30 : 120);
+  if (old.size) {
+    // Only the new memories move: the ones already drawn stay where the eye left them.
+    const held = [...g.nodes.values()].filter((n) => old.has(n.id) && !n.pinned);
+    held.forEach((n) => { n.pinned = true; });
+    layout(g, 30);
+    held.forEach((n) => { n.pinned = false; });
+  } else {
+    layout(g, 120);
+  }
   if (!old.size) fit(g);
   draw(picture, g, ctx);
   picture.dataset.loadMs = Math.round(loaded - asked);
   picture.dataset.layoutMs = Math.round(performance.now() - started);
   picture.dataset.nodes = g.nodes.size;
   main.querySelector("#graph-count").textContent = count(g);
+  main.querySelector("#overview-says").textContent = says;
 }
 
 /** A starting place on a sunflower spiral: evenly spread, so the layout starts near rest. */
