@@ -6,10 +6,11 @@
 //! having at least six such words.
 //!
 //! Finding the candidates is one full-text lookup of the new memory's longest words (long
-//! words are the rarer ones) taken two by two: the newest [`CANDIDATES`] memories that hold
-//! both words of some pair. A memory sharing most of the words holds such a pair; when more
-//! memories than that hold one (a corpus of memories written from one template), an older
-//! near-duplicate can go unnoticed, and the cost stays bounded.
+//! words are the rarer ones) taken two by two: up to [`CANDIDATES`] memories that hold both
+//! words of some pair, among the newest [`WINDOW`] rows. A memory sharing most of the words
+//! holds such a pair; when more memories than that hold one (a corpus of memories written
+//! from one template), or the near-duplicate is older than the window, it can go
+//! unnoticed, and the cost stays bounded.
 
 use std::collections::HashSet;
 
@@ -28,8 +29,11 @@ const FEWEST_WORDS: usize = 6;
 const MOST_NAMED: usize = 3;
 /// Words of the new memory looked up.
 const PROBE_WORDS: usize = 8;
-/// Candidates compared word by word: the newest memories holding a pair.
+/// Candidates compared word by word: memories holding a pair, among the newest.
 const CANDIDATES: usize = 32;
+/// How many of the newest rows are looked through: the full-text index reads a word's
+/// memories in order, so a bound on the rows bounds the work in a large file.
+const WINDOW: i64 = 50_000;
 
 /// A memory close to another.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -52,10 +56,10 @@ impl TursoBackend {
         probe.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
         probe.truncate(PROBE_WORDS);
         // Pairs of words, each pair required whole: a memory missing at most a fifth of
-        // these words still holds a pair. The newest memories holding one are compared,
-        // not the best ranked: ranking costs as much as the memories matching, which in a
-        // corpus of similar memories is thousands (60 ms a store); taking the newest stops
-        // after the first few found.
+        // these words still holds a pair. The first memories found holding one in the
+        // window are compared, not the best ranked: ranking costs as much as the memories
+        // matching, which in a corpus of similar memories is thousands (60 ms a store);
+        // taking the first found stops early.
         let pairs: Vec<String> = probe
             .chunks_exact(2)
             .map(|pair| {
@@ -68,17 +72,26 @@ impl TursoBackend {
             .collect();
         let rows = {
             let conn = self.conn.lock().await;
+            // Its own statement: the full-text index takes a rowid bound only as a value.
+            let newest = super::scalar_i64(
+                &conn,
+                "SELECT coalesce(max(rowid), 0) FROM nodes",
+                vec![],
+                "looking for near-duplicates",
+            )
+            .await?;
             let rows = conn
                 .query(
                     &format!(
                         "SELECT n.id, json_extract(n.properties, '$.title'),
                                 json_extract(n.properties, '$.content')
                          FROM (SELECT rowid FROM memory_fts WHERE memory_fts MATCH ?1
-                               ORDER BY rowid DESC LIMIT {CANDIDATES}) best
+                                 AND rowid >= ?3
+                               LIMIT {CANDIDATES}) best
                          JOIN nodes n ON n.rowid = best.rowid
                          WHERE n.id != ?2"
                     ),
-                    libsql::params![pairs.join(" OR "), memory.id.as_str()],
+                    libsql::params![pairs.join(" OR "), memory.id.as_str(), newest - WINDOW],
                 )
                 .await
                 .doing("looking for near-duplicates")?;
