@@ -53,47 +53,37 @@ impl TursoBackend {
         let by_id: HashMap<&str, &(Named, crate::model::Memory)> =
             memories.iter().map(|m| (m.0.id.as_str(), m)).collect();
 
-        // Near-duplicates: each memory's close ones, joined into groups.
-        let mut group_of: HashMap<String, usize> = HashMap::new();
-        let mut groups: Vec<Vec<String>> = Vec::new();
-        for (named, memory) in &memories {
+        // Near-duplicates: each memory's close ones, joined into groups (union-find over
+        // the memories' places in `memories`).
+        let place: HashMap<&str, usize> = memories
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.0.id.as_str(), i))
+            .collect();
+        let mut parent: Vec<usize> = (0..memories.len()).collect();
+        fn root(parent: &mut [usize], mut i: usize) -> usize {
+            while parent[i] != i {
+                parent[i] = parent[parent[i]];
+                i = parent[i];
+            }
+            i
+        }
+        for (i, (_, memory)) in memories.iter().enumerate() {
             for close in self.near_duplicates(memory).await? {
-                let (a, b) = (named.id.clone(), close.id);
-                match (group_of.get(&a).copied(), group_of.get(&b).copied()) {
-                    (Some(x), Some(y)) if x != y => {
-                        let moved = std::mem::take(&mut groups[y]);
-                        for id in &moved {
-                            group_of.insert(id.clone(), x);
-                        }
-                        groups[x].extend(moved);
-                    }
-                    (Some(_), Some(_)) => {}
-                    (Some(x), None) => {
-                        group_of.insert(b.clone(), x);
-                        groups[x].push(b);
-                    }
-                    (None, Some(y)) => {
-                        group_of.insert(a.clone(), y);
-                        groups[y].push(a);
-                    }
-                    (None, None) => {
-                        group_of.insert(a.clone(), groups.len());
-                        group_of.insert(b.clone(), groups.len());
-                        groups.push(vec![a, b]);
-                    }
+                if let Some(&j) = place.get(close.id.as_str()) {
+                    let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                    parent[a] = b;
                 }
             }
         }
-        let mut near_duplicates: Vec<Vec<Named>> = groups
-            .into_iter()
-            .filter(|g| g.len() > 1)
-            .map(|g| {
-                g.iter()
-                    .filter_map(|id| by_id.get(id.as_str()).map(|m| m.0.clone()))
-                    .collect()
-            })
-            .collect();
-        near_duplicates.sort_by_key(|g| std::cmp::Reverse(g.len()));
+        let mut groups: HashMap<usize, Vec<Named>> = HashMap::new();
+        for (i, (named, _)) in memories.iter().enumerate() {
+            let r = root(&mut parent, i);
+            groups.entry(r).or_default().push(named.clone());
+        }
+        let mut near_duplicates: Vec<Vec<Named>> =
+            groups.into_values().filter(|g| g.len() > 1).collect();
+        near_duplicates.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].id.cmp(&b[0].id)));
 
         let conn = self.conn.lock().await;
         let doing = "reading the consolidation report";

@@ -10,7 +10,7 @@ mod exchange;
 mod file;
 mod graph;
 mod memories;
-mod near;
+pub(crate) mod near;
 mod overview;
 mod pyjson;
 mod reading;
@@ -36,7 +36,7 @@ pub use exchange::{
     StoredRelationship,
 };
 pub use graph::RelationshipQuery;
-pub use near::{NearDuplicate, WORDS_THRESHOLD as NEAR_WORDS_THRESHOLD, nearly_the_same};
+pub use near::NearDuplicate;
 pub use overview::{OVERVIEW_MAX, Overview};
 /// JSON in the form MemoryGraph wrote inside its rows (Python `json.dumps` defaults).
 pub use pyjson::to_string as python_json;

@@ -114,9 +114,18 @@ impl TursoBackend {
     }
 }
 
-/// Whether two memories say nearly the same (see [`WORDS_THRESHOLD`]).
-pub fn nearly_the_same(a: &Memory, b: &Memory) -> bool {
-    jaccard(&words(&a.title, &a.content), &words(&b.title, &b.content)) >= WORDS_THRESHOLD
+/// A memory's words, read once, for comparing it with several others.
+pub struct Words(HashSet<String>);
+
+impl Words {
+    pub fn of(memory: &Memory) -> Words {
+        Words(words(&memory.title, &memory.content))
+    }
+
+    /// Whether the two memories say nearly the same (see [`WORDS_THRESHOLD`]).
+    pub fn nearly_the_same(&self, other: &Words) -> bool {
+        jaccard(&self.0, &other.0) >= WORDS_THRESHOLD
+    }
 }
 
 /// The distinct words of a memory, lower-cased: words of three letters or more, and every

@@ -53,17 +53,23 @@ impl TursoBackend {
             doing,
         )
         .await?;
+        // The drawn memories, once as rows and once as the set the links must stay within,
+        // from one definition and one snapshot.
+        let drawn =
+            "SELECT id FROM nodes WHERE label = 'Memory' ORDER BY updated_at DESC, id LIMIT ?1";
         let rows = tx
             .query(
-                "SELECT id, coalesce(json_extract(properties, '$.title'), ''),
-                        coalesce(json_extract(properties, '$.type'), 'general')
-                 FROM nodes WHERE label = 'Memory'
-                 ORDER BY updated_at DESC, id LIMIT ?1",
+                &format!(
+                    "SELECT n.id, coalesce(json_extract(n.properties, '$.title'), ''),
+                            coalesce(json_extract(n.properties, '$.type'), 'general')
+                     FROM ({drawn}) d JOIN nodes n ON n.id = d.id
+                     ORDER BY n.updated_at DESC, n.id"
+                ),
                 [i64::from(limit)],
             )
             .await
             .doing(doing)?;
-        let nodes: Vec<OverviewNode> = all_rows(rows, doing)
+        let nodes = all_rows(rows, doing)
             .await?
             .into_iter()
             .map(|r| OverviewNode {
@@ -72,21 +78,21 @@ impl TursoBackend {
                 memory_type: r.text(2),
             })
             .collect();
-        let drawn: std::collections::HashSet<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
         let rows = tx
             .query(
-                "SELECT r.id, r.from_id, r.to_id, r.rel_type FROM relationships r
-                 JOIN nodes f ON f.id = r.from_id AND f.label = 'Memory'
-                 JOIN nodes t ON t.id = r.to_id AND t.label = 'Memory'
-                 WHERE r.valid_until IS NULL",
-                (),
+                &format!(
+                    "WITH drawn AS ({drawn})
+                     SELECT id, from_id, to_id, rel_type FROM relationships
+                     WHERE valid_until IS NULL
+                       AND from_id IN (SELECT id FROM drawn) AND to_id IN (SELECT id FROM drawn)"
+                ),
+                [i64::from(limit)],
             )
             .await
             .doing(doing)?;
         let edges = all_rows(rows, doing)
             .await?
             .into_iter()
-            .filter(|r| drawn.contains(r.text(1).as_str()) && drawn.contains(r.text(2).as_str()))
             .map(|r| OverviewEdge {
                 id: r.text(0),
                 from_id: r.text(1),

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::backend::Consolidation;
+use crate::backend::consolidate::Named;
 use crate::config::Config;
 use crate::open::{close, open_backend};
 
@@ -43,31 +44,40 @@ pub async fn run(config: Config, a: ConsolidateArgs, json: bool) -> Result<()> {
 
 fn text(r: &Consolidation, a: &ConsolidateArgs) -> String {
     let mut out = String::new();
-    let line = |m: &crate::backend::consolidate::Named| {
+    let line = |m: &Named| {
         format!(
             "  {} ({}, {}) {}\n",
             m.title,
             m.memory_type,
-            &m.created_at[..10.min(m.created_at.len())],
+            m.created_at.get(..10).unwrap_or(&m.created_at),
             m.id
         )
     };
-    out.push_str(&format!(
-        "Near-duplicates: {} group(s) of memories that say nearly the same (keep one: update it, or supersede the others)\n",
-        r.near_duplicates.len()
-    ));
-    for (i, group) in r.near_duplicates.iter().enumerate() {
-        out.push_str(&format!(" group {}:\n", i + 1));
-        group.iter().for_each(|m| out.push_str(&line(m)));
-    }
-    out.push_str(&format!(
-        "Versions: {} chain(s) of memories replaced one after another, newest first\n",
-        r.version_chains.len()
-    ));
-    for (i, chain) in r.version_chains.iter().enumerate() {
-        out.push_str(&format!(" chain {}:\n", i + 1));
-        chain.iter().for_each(|m| out.push_str(&line(m)));
-    }
+    let lists = |out: &mut String, heading: String, label: &str, lists: &[Vec<Named>]| {
+        out.push_str(&heading);
+        for (i, list) in lists.iter().enumerate() {
+            out.push_str(&format!(" {label} {}:\n", i + 1));
+            list.iter().for_each(|m| out.push_str(&line(m)));
+        }
+    };
+    lists(
+        &mut out,
+        format!(
+            "Near-duplicates: {} group(s) of memories that say nearly the same (keep one: update it, or supersede the others)\n",
+            r.near_duplicates.len()
+        ),
+        "group",
+        &r.near_duplicates,
+    );
+    lists(
+        &mut out,
+        format!(
+            "Versions: {} chain(s) of memories replaced one after another, newest first\n",
+            r.version_chains.len()
+        ),
+        "chain",
+        &r.version_chains,
+    );
     out.push_str(&format!(
         "Unused: {} memory(ies) older than {} days, never read or recalled, importance at most {}\n",
         r.unused.len(),

@@ -120,14 +120,10 @@ pub async fn export(config: Config, a: ExportArgs, json: bool) -> Result<()> {
                 tag: a.tag,
                 around: a.around.map(|id| (id, a.depth)),
             };
-            let picture = picture::select(&everything, &selection)?;
-            let text = if a.format == ExportFormat::Dot {
-                exchange::dot::render(&picture)
-            } else {
-                exchange::mermaid::render(&picture)
-            };
+            let (text, memories, relationships) =
+                files::drawing(&everything, &selection, a.format)?;
             write_output(a.output.as_deref(), &text)?;
-            (picture.memories.len(), picture.relationships.len())
+            (memories, relationships)
         }
     };
     let format = a.format.name();

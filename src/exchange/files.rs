@@ -152,15 +152,25 @@ pub fn one_file(
             (text, files.len(), current)
         }
         ExportFormat::Dot | ExportFormat::Mermaid => {
-            let picture = picture::select(all, &picture::Selection::default())?;
-            let text = if format == ExportFormat::Dot {
-                super::dot::render(&picture)
-            } else {
-                super::mermaid::render(&picture)
-            };
-            (text, picture.memories.len(), picture.relationships.len())
+            drawing(all, &picture::Selection::default(), format)?
         }
     })
+}
+
+/// A picture of the chosen memories (Graphviz DOT for `Dot`, else Mermaid), with how many
+/// memories and relationships it draws.
+pub fn drawing(
+    all: &Everything,
+    selection: &picture::Selection,
+    format: ExportFormat,
+) -> Result<(String, usize, usize)> {
+    let picture = picture::select(all, selection)?;
+    let text = if format == ExportFormat::Dot {
+        super::dot::render(&picture)
+    } else {
+        super::mermaid::render(&picture)
+    };
+    Ok((text, picture.memories.len(), picture.relationships.len()))
 }
 
 /// Writes a file so that it is never seen half-written and is readable by its owner only:

@@ -178,6 +178,21 @@ pub struct NewRelationship {
     pub context: Option<RelationshipContext>,
 }
 
+impl NewRelationship {
+    /// A link the program makes itself: the type's default strength and confidence, no
+    /// context.
+    pub fn plain(from_id: &str, to_id: &str, rel_type: RelationshipType) -> NewRelationship {
+        NewRelationship {
+            from_id: from_id.to_string(),
+            to_id: to_id.to_string(),
+            rel_type,
+            strength: rel_type.default_strength(),
+            confidence: rel_type.default_confidence(),
+            context: None,
+        }
+    }
+}
+
 /// A relationship as read back from the database.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Relationship {

@@ -28,6 +28,7 @@ pub use lexical::bm25::register as register_ranking_functions;
 
 use super::TursoBackend;
 use super::error::{BackendError, Result};
+use super::near::Words;
 use crate::model::{Memory, MemoryType, RelationshipType};
 use filters::{filter_sql, superseded_by};
 use lexical::fts_query::Term;
@@ -216,23 +217,21 @@ pub struct Folded {
     pub title: String,
 }
 
-/// Folds each hit that says nearly the same as a higher one (see
-/// [`crate::backend::nearly_the_same`]) into it: one hit that names the others.
+/// Folds each hit that says nearly the same as a higher one (see `backend::near`) into it:
+/// one hit that names the others. Each hit's words are read once.
 fn fold(hits: Vec<SearchHit>) -> Vec<SearchHit> {
-    let mut kept: Vec<SearchHit> = Vec::with_capacity(hits.len());
+    let mut kept: Vec<(SearchHit, Words)> = Vec::with_capacity(hits.len());
     for hit in hits {
-        match kept
-            .iter_mut()
-            .find(|k| crate::backend::nearly_the_same(&k.memory, &hit.memory))
-        {
-            Some(higher) => higher.folded.push(Folded {
+        let words = Words::of(&hit.memory);
+        match kept.iter_mut().find(|(_, w)| w.nearly_the_same(&words)) {
+            Some((higher, _)) => higher.folded.push(Folded {
                 id: hit.memory.id,
                 title: hit.memory.title,
             }),
-            None => kept.push(hit),
+            None => kept.push((hit, words)),
         }
     }
-    kept
+    kept.into_iter().map(|(hit, _)| hit).collect()
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]

@@ -54,14 +54,7 @@ impl RelationshipRow {
         let rel_type =
             crate::model::RelationshipType::parse_field("relationship_type", &self.rel_type)
                 .unwrap_or(crate::model::RelationshipType::RelatedTo);
-        crate::model::NewRelationship {
-            from_id: self.from_id.clone(),
-            to_id: self.to_id.clone(),
-            rel_type,
-            strength: rel_type.default_strength(),
-            confidence: rel_type.default_confidence(),
-            context: None,
-        }
+        crate::model::NewRelationship::plain(&self.from_id, &self.to_id, rel_type)
     }
 
     /// Writes the row; a row with this id already there is left as it is, so a replayed

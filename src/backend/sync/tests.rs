@@ -42,16 +42,18 @@ fn memory(title: &str) -> NewMemory {
     .unwrap()
 }
 
+/// Stores a memory titled `title`; its id.
+async fn stored(backend: &TursoBackend, title: &str) -> String {
+    backend
+        .store_memory(memory(title), None)
+        .await
+        .unwrap()
+        .memory
+        .id
+}
+
 fn link(from: &str, to: &str) -> NewRelationship {
-    let related = RelationshipType::RelatedTo;
-    NewRelationship {
-        from_id: from.into(),
-        to_id: to.into(),
-        rel_type: related,
-        strength: related.default_strength(),
-        confidence: related.default_confidence(),
-        context: None,
-    }
+    NewRelationship::plain(from, to, RelationshipType::RelatedTo)
 }
 
 /// The rows the feed names past `after`, once each, in the order they first changed.
@@ -69,24 +71,9 @@ async fn writes_wait_in_the_feed_in_order_through_a_restart_and_a_failed_sync() 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.db");
     let backend = replica_file(&path).await;
-    let a = backend
-        .store_memory(memory("a"), None)
-        .await
-        .unwrap()
-        .memory
-        .id;
-    let b = backend
-        .store_memory(memory("b"), None)
-        .await
-        .unwrap()
-        .memory
-        .id;
-    let c = backend
-        .store_memory(memory("c"), None)
-        .await
-        .unwrap()
-        .memory
-        .id;
+    let a = stored(&backend, "a").await;
+    let b = stored(&backend, "b").await;
+    let c = stored(&backend, "c").await;
     let patch = MemoryPatch::validate(Some("a again"), None, None, None, None).unwrap();
     backend.update_memory(&a, &patch).await.unwrap();
     let r = backend.create_relationship(link(&a, &c)).await.unwrap();
@@ -217,18 +204,8 @@ async fn the_feed_replayed_in_batches_reproduces_every_row() {
 async fn reads_answer_what_was_written_while_the_primary_is_away() {
     let dir = tempfile::tempdir().unwrap();
     let backend = replica_file(&dir.path().join("m.db")).await;
-    let fix = backend
-        .store_memory(memory("quillfeather deploy fix"), None)
-        .await
-        .unwrap()
-        .memory
-        .id;
-    let cause = backend
-        .store_memory(memory("quillfeather cache cause"), None)
-        .await
-        .unwrap()
-        .memory
-        .id;
+    let fix = stored(&backend, "quillfeather deploy fix").await;
+    let cause = stored(&backend, "quillfeather cache cause").await;
     backend
         .create_relationship(link(&fix, &cause))
         .await

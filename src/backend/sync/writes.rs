@@ -116,13 +116,5 @@ impl TursoBackend {
 
 /// The `REPLACES` link from a new memory to the one it supersedes.
 fn replaces(id: &str, old: &str) -> RelationshipRow {
-    let replaces = RelationshipType::Replaces;
-    RelationshipRow::new(&NewRelationship {
-        from_id: id.to_string(),
-        to_id: old.to_string(),
-        rel_type: replaces,
-        strength: replaces.default_strength(),
-        confidence: replaces.default_confidence(),
-        context: None,
-    })
+    RelationshipRow::new(&NewRelationship::plain(id, old, RelationshipType::Replaces))
 }

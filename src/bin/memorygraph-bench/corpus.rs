@@ -136,6 +136,16 @@ pub const TYPES: &[&str] = &[
 /// A word every memory contains, and rare words planted in one memory each.
 pub const EVERYWHERE: &str = "memorandum";
 
+/// A recall question of four of the corpus's common words, as the benchmark asks them.
+pub fn question(rng: &mut Rng) -> String {
+    format!(
+        "how did we fix the {} {} with {}",
+        rng.word(),
+        rng.word(),
+        rng.word()
+    )
+}
+
 pub fn rare_word(i: usize) -> String {
     let letters = b"bcdfghjklmnpqrstvwxz";
     let mut n = i;

@@ -112,12 +112,7 @@ pub async fn run(
     ));
     let mut recalls = Vec::new();
     for _ in 0..queries {
-        let q = format!(
-            "how did we fix the {} {} with {}",
-            rng.word(),
-            rng.word(),
-            rng.word()
-        );
+        let q = corpus::question(&mut rng);
         recalls.push(
             client
                 .call("recall_memories", json!({"query": q, "limit": 10}))

@@ -406,14 +406,7 @@ async fn run_size(args: &Args, server: &Path, dir: &Path, n: usize) -> Vec<Row> 
             json!({"from_memory_id": ids[a], "to_memory_id": ids[b], "relationship_type": t.as_str()}),
         );
         rels.push(took);
-        let new = NewRelationship {
-            from_id: raw_ids[a].clone(),
-            to_id: raw_ids[b].clone(),
-            rel_type: t,
-            strength: t.default_strength(),
-            confidence: t.default_confidence(),
-            context: None,
-        };
+        let new = NewRelationship::plain(&raw_ids[a], &raw_ids[b], t);
         let started = Instant::now();
         raw.create_relationship(new).await.unwrap();
         raw_rels.push(started.elapsed());
@@ -454,12 +447,7 @@ async fn run_size(args: &Args, server: &Path, dir: &Path, n: usize) -> Vec<Row> 
     let mut recalls = Vec::new();
     let mut raw_recalls = Vec::new();
     for _ in 0..args.queries {
-        let q = format!(
-            "how did we fix the {} {} with {}",
-            rng.word(),
-            rng.word(),
-            rng.word()
-        );
+        let q = corpus::question(&mut rng);
         recalls.push(
             client
                 .call("recall_memories", json!({"query": q, "limit": 10}))

@@ -611,12 +611,7 @@ pub async fn recall_latency(
 
 /// A new question each time (`q` makes it unique), so a query vector is never cached.
 fn question(rng: &mut super::corpus::Rng, q: usize) -> String {
-    format!(
-        "how did we fix the {} {} with {} {q}",
-        rng.word(),
-        rng.word(),
-        rng.word()
-    )
+    format!("{} {q}", super::corpus::question(rng))
 }
 
 /// Prints a row of p50, p95 and p99 of `times` (ms) and records them under `name`.

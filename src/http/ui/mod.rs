@@ -161,12 +161,8 @@ impl Ui {
     /// Trades the link's code for a session cookie, and sends the browser to `/` so the
     /// code does not stay in the address bar.
     fn login(&self, request: &Request<Incoming>) -> Response<Body> {
-        let code = request
-            .uri()
-            .query()
-            .unwrap_or("")
-            .split('&')
-            .find_map(|pair| pair.strip_prefix("code="))
+        let code = query_pairs(request)
+            .find_map(|(name, value)| (name == "code").then_some(value))
             .unwrap_or("");
         let Some(id) = self.sessions.redeem(code) else {
             return text(
@@ -302,11 +298,11 @@ impl Ui {
     /// database for the owner to read, removed afterwards.
     async fn import(&self, request: Request<Incoming>) -> Response<Body> {
         let mut params = json!({});
-        for pair in request.uri().query().unwrap_or("").split('&') {
-            match pair.split_once('=') {
-                Some(("format", format)) => params["format"] = json!(format),
-                Some((flag @ ("skip_duplicates" | "dry_run" | "allow_secrets"), value)) => {
-                    params[flag] = json!(value == "1" || value == "true");
+        for (name, value) in query_pairs(&request) {
+            match name {
+                "format" => params["format"] = json!(value),
+                "skip_duplicates" | "dry_run" | "allow_secrets" => {
+                    params[name] = json!(value == "1" || value == "true");
                 }
                 _ => {}
             }
@@ -377,6 +373,17 @@ impl Ui {
             Err(refusal) => refusal,
         }
     }
+}
+
+/// The `name=value` pairs of a request's query (values as sent: the pages send only
+/// plain words and digits).
+fn query_pairs<B>(request: &Request<B>) -> impl Iterator<Item = (&str, &str)> {
+    request
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
 }
 
 /// A page's request body: a JSON object of at most [`MAX_CALL_BODY`] bytes.

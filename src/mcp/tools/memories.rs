@@ -130,16 +130,8 @@ impl MemoryServer {
             }
         };
         if self.settings.near_duplicates == NearDuplicates::Link {
-            let similar = RelationshipType::SimilarTo;
             for c in &close {
-                let link = NewRelationship {
-                    from_id: memory.id.clone(),
-                    to_id: c.id.clone(),
-                    rel_type: similar,
-                    strength: similar.default_strength(),
-                    confidence: similar.default_confidence(),
-                    context: None,
-                };
+                let link = NewRelationship::plain(&memory.id, &c.id, RelationshipType::SimilarTo);
                 if let Err(e) = self
                     .backend
                     .create_relationship_with(link, self.settings.allow_cycles)
