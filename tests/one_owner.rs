@@ -422,7 +422,9 @@ fn owners_killed_twice(db: &Path, env: &[(&str, &str)]) {
     let (address, http_token) = (http.address.clone(), token.clone());
     runs.push((
         Some(http_pid),
-        std::thread::spawn(move || http_run(address, http_token, 60)),
+        // More stores than a window makes: should the HTTP server become the second owner,
+        // it is still storing when that owner is killed (60 were sometimes all done first).
+        std::thread::spawn(move || http_run(address, http_token, 2 * STORES)),
     ));
 
     until_progress(&progress, WINDOWS * STORES / 5);
