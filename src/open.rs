@@ -71,6 +71,7 @@ pub(crate) fn server_settings(config: &Config) -> ServerSettings {
         mode_reason,
         allow_cycles: config.allow_cycles,
         near_duplicates: config.near_duplicates,
+        project: crate::model::project::of_working_directory(),
     }
 }
 

@@ -47,7 +47,8 @@ fn clean(program: impl AsRef<std::ffi::OsStr>, home: &Path) -> Command {
     }
     cmd.env("HOME", home)
         .env("MEMORY_LOG_LEVEL", "warn")
-        .env("MEMORY_TURSO_PATH", home.join("memory.db"));
+        .env("MEMORY_TURSO_PATH", home.join("memory.db"))
+        .current_dir(home);
     cmd
 }
 

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::MemoryServer;
 use super::args::{Parameters, parse};
+use super::project::Client;
 use super::render::ToolResult;
 
 impl MemoryServer {
@@ -19,12 +20,21 @@ impl MemoryServer {
 
     async fn route(&self, name: &str, arguments: Value) -> ToolResult {
         match name {
-            "store_memory" => self.store_memory(Parameters(parse(arguments)?)).await,
+            "store_memory" => {
+                self.store_memory(Client(None), Parameters(parse(arguments)?))
+                    .await
+            }
             "get_memory" => self.get_memory(Parameters(parse(arguments)?)).await,
             "update_memory" => self.update_memory(Parameters(parse(arguments)?)).await,
             "delete_memory" => self.delete_memory(Parameters(parse(arguments)?)).await,
-            "search_memories" => self.search_memories(Parameters(parse(arguments)?)).await,
-            "recall_memories" => self.recall_memories(Parameters(parse(arguments)?)).await,
+            "search_memories" => {
+                self.search_memories(Client(None), Parameters(parse(arguments)?))
+                    .await
+            }
+            "recall_memories" => {
+                self.recall_memories(Client(None), Parameters(parse(arguments)?))
+                    .await
+            }
             "contextual_search" => self.contextual_search(Parameters(parse(arguments)?)).await,
             "create_relationship" => {
                 self.create_relationship(Parameters(parse(arguments)?))

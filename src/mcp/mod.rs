@@ -6,6 +6,7 @@ mod direct;
 mod limit;
 mod output;
 mod params;
+mod project;
 mod render;
 mod schema;
 mod server;

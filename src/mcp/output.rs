@@ -61,6 +61,22 @@ pub struct StoreMemoryOutput {
     /// the same; if it is the same lesson, update or supersede the older.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub similar: Vec<crate::backend::NearDuplicate>,
+    /// The project it was stored in, and where that came from; absent: shared by every
+    /// project.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<ProjectReading>,
+}
+
+/// The session's project as a call used it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ProjectReading {
+    /// The project's root folder.
+    pub path: String,
+    pub source: crate::model::project::ProjectSource,
+    /// Searches: `favoured` (every memory, this project's and the shared ones first) or
+    /// `only` (this project's and the shared ones).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -165,6 +181,10 @@ pub struct SearchOutput {
     /// Set when the question held a time expression: how it was read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time: Option<TimeReading>,
+    /// The session's project, when there is one and the search did not ask for `scope:
+    /// all`: how it weighed in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<ProjectReading>,
     /// All matches across pages.
     pub total: u64,
     pub offset: u32,

@@ -37,6 +37,10 @@ pub struct StoreMemoryParams {
     /// Without it such a memory is refused: memories are plain text, shown to models and
     /// synced to every machine.
     pub allow_secrets: Option<bool>,
+    /// The project (its root folder's path) this memory belongs to. Default: the session's
+    /// project (the client's first root, else the repository of the server's working
+    /// directory); "" stores it for every project. Same as `context.project_path`.
+    pub project: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -135,6 +139,17 @@ pub struct SearchMemoriesParams {
     /// Answer as of this ISO 8601 date-time (a date: the end of that day, UTC): memories
     /// created by then, ranked and marked with the versions current then.
     pub as_of: Option<String>,
+    /// project: only the session's project's memories and the shared ones; all: every
+    /// memory alike. Default: every memory, the session's project's first.
+    pub scope: Option<ProjectScopeParam>,
+}
+
+/// Which memories a search sees with respect to the session's project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProjectScopeParam {
+    Project,
+    All,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
@@ -186,6 +201,9 @@ pub struct RecallMemoriesParams {
     /// Answer as of this ISO 8601 date-time (a date: the end of that day, UTC): memories
     /// created by then, ranked and marked with the versions current then.
     pub as_of: Option<String>,
+    /// project: only the session's project's memories and the shared ones; all: every
+    /// memory alike. Default: every memory, the session's project's first.
+    pub scope: Option<ProjectScopeParam>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

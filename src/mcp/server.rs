@@ -8,7 +8,7 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
     CustomResult, Implementation, ServerCapabilities, ServerConfig, Tool,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 
 use super::args::RMCP_ARGUMENT_ERROR;
@@ -36,12 +36,16 @@ pub struct ServerSettings {
     pub allow_cycles: bool,
     /// MEMORY_NEAR_DUPLICATES: what a store does about a near-duplicate.
     pub near_duplicates: crate::config::NearDuplicates,
+    /// The project of the working directory of the process the client started (see
+    /// [`super::project`]).
+    pub project: Option<String>,
 }
 
 #[derive(Clone)]
 pub struct MemoryServer {
     pub(super) backend: Arc<TursoBackend>,
     pub(super) settings: Arc<ServerSettings>,
+    pub(super) project: super::project::SessionProject,
     tool_router: ToolRouter<Self>,
 }
 
@@ -61,6 +65,7 @@ impl MemoryServer {
         }
         MemoryServer {
             backend,
+            project: super::project::SessionProject::new(settings.project.clone()),
             settings: Arc::new(settings),
             tool_router,
         }
@@ -284,6 +289,15 @@ impl ServerHandler for MemoryServer {
 
     fn get_info(&self) -> ServerConfig {
         server_config()
+    }
+
+    /// Asks a client that offers roots for them, to know the session's project.
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.project.ask(&context.peer, false);
+    }
+
+    async fn on_roots_list_changed(&self, context: NotificationContext<RoleServer>) {
+        self.project.ask(&context.peer, true);
     }
 
     /// Requests that are not tools, for the web view ([`super::web_methods`]).

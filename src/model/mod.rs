@@ -4,6 +4,7 @@
 mod context;
 mod context_text;
 mod memory;
+pub mod project;
 mod relationship;
 mod secrets;
 mod text;

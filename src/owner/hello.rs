@@ -24,6 +24,10 @@ pub struct SessionSettings {
     /// Absent from the hello of an older version: the default.
     #[serde(default)]
     near_duplicates: crate::config::NearDuplicates,
+    /// The repository holding this process's working directory: the session's project
+    /// when its client lists no roots. Absent from an older version's hello.
+    #[serde(default)]
+    project: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,6 +48,7 @@ impl Hello {
                 max_response_chars: config.max_response_chars,
                 allow_cycles: config.allow_cycles,
                 near_duplicates: config.near_duplicates,
+                project: crate::model::project::of_working_directory(),
             },
         }
     }
@@ -86,5 +91,6 @@ pub fn admit(
     session.max_response_chars = hello.session.max_response_chars;
     session.allow_cycles = hello.session.allow_cycles;
     session.near_duplicates = hello.session.near_duplicates;
+    session.project = hello.session.project.clone();
     Ok(session)
 }

@@ -46,13 +46,16 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_memorygraph")
 }
 
-/// A command for the binary with a clean environment and HOME inside `home`.
+/// A command for the binary with a clean environment, HOME inside `home`, and `home` as
+/// its working directory: outside any repository, so no project is assumed.
 pub fn command(home: &Path) -> Command {
     let mut cmd = Command::new(binary());
     for var in SERVER_VARS {
         cmd.env_remove(var);
     }
-    cmd.env("HOME", home).env("MEMORY_LOG_LEVEL", "warn");
+    cmd.env("HOME", home)
+        .env("MEMORY_LOG_LEVEL", "warn")
+        .current_dir(home);
     cmd
 }
 

@@ -87,6 +87,13 @@ pub fn filter_sql(req: &SearchRequest, params: &mut Vec<Value>) -> String {
             " AND json_extract(n.properties, '$.context_project_path') = {p}"
         ));
     }
+    if let Some(focus) = req.project.as_ref().filter(|f| f.only) {
+        params.push(focus.path.clone().into());
+        sql.push_str(&format!(
+            " AND {}",
+            super::projects::belongs_sql(params.len())
+        ));
+    }
     if let Some(min) = req.min_importance {
         params.push(min.into());
         sql.push_str(&format!(

@@ -73,13 +73,14 @@ pub(super) fn blend(
     }
 }
 
-/// By score, then the more used, then by id; an old version right after the memory that
+/// By score, then the more used, then by id; other projects' matches after the current
+/// one's when it is favoured ([`projects`]); an old version right after the memory that
 /// replaced it ([`versions`]).
 pub(super) async fn order(
     conn: &Connection,
     mut candidates: Vec<fusion::Fused>,
     facts: &std::collections::HashMap<i64, Facts>,
-    as_of: Option<&crate::model::time_words::AsOf>,
+    req: &SearchRequest,
 ) -> Result<Vec<fusion::Fused>> {
     let used = |rid: i64| facts.get(&rid).map_or(0, |f| f.used);
     candidates.sort_by(|a, b| {
@@ -88,8 +89,9 @@ pub(super) async fn order(
             .then(used(b.rid).cmp(&used(a.rid)))
             .then(a.rid.cmp(&b.rid))
     });
+    let candidates = projects::favour(conn, req.project.as_ref(), candidates, |c| c.rid).await?;
     let rids: Vec<i64> = candidates.iter().map(|c| c.rid).collect();
-    let successors = versions::successors(conn, &rids, as_of).await?;
+    let successors = versions::successors(conn, &rids, req.as_of.as_ref()).await?;
     Ok(versions::after_successors(
         candidates,
         |c| c.rid,

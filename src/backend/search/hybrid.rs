@@ -20,6 +20,7 @@ pub(super) async fn semantic(
 ) -> Result<SearchPage> {
     let end = (req.offset as usize + req.limit as usize).min(semantic::MAX_NEAREST);
     let near = semantic::nearest(conn, req, vector, end, Some(SEMANTIC_FLOOR)).await?;
+    let near = projects::favour(conn, req.project.as_ref(), near, |n| n.rid).await?;
     let total = semantic::count_near(conn, req, vector, SEMANTIC_FLOOR)
         .await?
         .min(semantic::MAX_NEAREST as i64);
@@ -126,7 +127,7 @@ pub(super) async fn fused(
     if recall {
         blend(&mut candidates, &facts, 1e-12);
     }
-    let candidates = order(conn, candidates, &facts, req.as_of.as_ref()).await?;
+    let candidates = order(conn, candidates, &facts, req).await?;
     let start = (req.offset as usize).min(candidates.len());
     let end = (req.offset as usize + req.limit as usize).min(candidates.len());
     let mut page: Vec<fusion::Fused> = candidates[start..end].to_vec();

@@ -22,10 +22,17 @@ pub(super) async fn list(conn: &Connection, req: &SearchRequest) -> Result<Searc
     )
     .await?;
     let superseded = superseded_by(req.as_of.as_ref());
+    let elsewhere = match req.project.as_ref().filter(|f| !f.only) {
+        Some(focus) => {
+            params.push(focus.path.clone().into());
+            format!("NOT {}, ", projects::belongs_sql(params.len()))
+        }
+        None => String::new(),
+    };
     let sql = format!(
         "SELECT n.id, n.properties, NULL, NULL, {superseded} AS superseded_by
          FROM nodes n WHERE n.label = 'Memory'{filters}
-         ORDER BY {superseded} IS NOT NULL,
+         ORDER BY {elsewhere}{superseded} IS NOT NULL,
                   coalesce(json_extract(n.properties, '$.importance'), 0.5) DESC,
                   json_extract(n.properties, '$.created_at') DESC, n.id
          LIMIT {} OFFSET {}",
@@ -104,6 +111,8 @@ pub(super) async fn ranked(
         lexical::Order::Relevance
     };
     let mut ranking = lexical::rank(backend, conn, req, terms, &matching, order).await?;
+    ranking.ranked =
+        projects::favour(conn, req.project.as_ref(), ranking.ranked, |s| s.rid).await?;
     let rids: Vec<i64> = ranking.ranked.iter().map(|s| s.rid).collect();
     let successors = versions::successors(conn, &rids, req.as_of.as_ref()).await?;
     ranking.ranked = versions::after_successors(ranking.ranked, |s| s.rid, &successors);
@@ -190,7 +199,7 @@ pub(super) async fn blended(
         .collect();
     let facts = facts_of(conn, &top).await?;
     blend(&mut top, &facts, 1e-9);
-    let top = order(conn, top, &facts, req.as_of.as_ref()).await?;
+    let top = order(conn, top, &facts, req).await?;
     let (offset, limit) = (req.offset as usize, req.limit as usize);
     let mut page: Vec<fusion::Fused> = top.iter().skip(offset).take(limit).cloned().collect();
     if page.len() < limit {

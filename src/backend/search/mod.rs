@@ -15,6 +15,7 @@ mod hits;
 mod hybrid;
 pub(super) mod lexical;
 mod listing;
+mod projects;
 pub mod semantic;
 mod versions;
 
@@ -104,6 +105,8 @@ pub struct SearchRequest {
     /// Require every tag instead of any.
     pub all_tags: bool,
     pub project_path: Option<String>,
+    /// The session's project, favoured or scoped to; `None`: every memory alike.
+    pub project: Option<crate::model::project::ProjectFocus>,
     pub min_importance: Option<f64>,
     /// Only memories created at or after this instant (ISO 8601).
     pub created_after: Option<String>,
@@ -149,6 +152,7 @@ impl SearchRequest {
             tags: Vec::new(),
             all_tags: false,
             project_path: None,
+            project: None,
             min_importance: None,
             created_after: None,
             created_before: None,

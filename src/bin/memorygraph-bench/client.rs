@@ -21,7 +21,9 @@ impl Client {
     pub fn start(server: &Path, db: &Path, env: &[(&str, String)]) -> (Client, Duration) {
         let started = Instant::now();
         let mut cmd = Command::new(server);
-        cmd.env("MEMORY_TURSO_PATH", db)
+        // Outside any repository: the benchmark's memories belong to no project.
+        cmd.current_dir(db.parent().unwrap_or(Path::new("/")))
+            .env("MEMORY_TURSO_PATH", db)
             .env("MEMORY_LOG_LEVEL", "error")
             .env("MEMORY_TOOL_PROFILE", "extended")
             .env_remove("TURSO_DATABASE_URL")

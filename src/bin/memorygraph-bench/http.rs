@@ -16,7 +16,9 @@ pub struct Served {
 impl Served {
     pub fn start(server: &Path, db: &Path, env: &[(&str, String)]) -> Served {
         let mut cmd = Command::new(server);
-        cmd.env("MEMORY_TURSO_PATH", db)
+        // Outside any repository: the benchmark's memories belong to no project.
+        cmd.current_dir(db.parent().unwrap_or(Path::new("/")))
+            .env("MEMORY_TURSO_PATH", db)
             .env("MEMORY_LOG_LEVEL", "error")
             .env("MEMORY_TOOL_PROFILE", "extended")
             .args(["serve", "--http", "127.0.0.1:0"])

@@ -3,17 +3,23 @@
 use rmcp::handler::server::common::schema_for_output;
 use rmcp::{tool, tool_router};
 
+use crate::mcp::project::Client;
+
 use crate::backend::NearDuplicate;
 use crate::config::NearDuplicates;
 use crate::mcp::MemoryServer;
 use crate::mcp::args::Parameters;
 use crate::mcp::output::{
-    DeleteMemoryOutput, GetMemoryOutput, MemoryBrief, StoreMemoryOutput, UpdateMemoryOutput,
+    DeleteMemoryOutput, GetMemoryOutput, MemoryBrief, ProjectReading, StoreMemoryOutput,
+    UpdateMemoryOutput,
 };
 use crate::mcp::params::{
     DeleteMemoryParams, GetMemoryParams, StoreMemoryParams, UpdateMemoryParams, bounded, memory_id,
+    short_text,
 };
 use crate::mcp::render::{ToolResult, backend_failure, relationship_line, reply};
+use crate::model::limits;
+use crate::model::project::{ProjectSource, normalise};
 use crate::model::{
     Memory, MemoryContext, MemoryPatch, NewMemory, NewRelationship, RelationshipType, now_iso,
 };
@@ -24,6 +30,19 @@ pub(in crate::mcp) fn queued_note(queued: bool) -> &'static str {
         " — kept on this machine: the primary is out of reach now; it gets this change once it is back"
     } else {
         ""
+    }
+}
+
+/// Sets a new memory's project, creating its context as MemoryGraph would for one that
+/// named only `project_path`.
+fn in_project(context: &mut Option<MemoryContext>, path: String) {
+    match context {
+        Some(c) => c.project_path = Some(path),
+        None => {
+            let mut only = serde_json::Map::new();
+            only.insert("project_path".into(), path.into());
+            *context = MemoryContext::from_input(&only, &now_iso()).ok();
+        }
     }
 }
 
@@ -112,6 +131,45 @@ fn render_memory(out: &GetMemoryOutput) -> String {
 }
 
 impl MemoryServer {
+    /// Puts a new memory in its project: the one the call names (`project`, or the
+    /// context's `project_path`), else the session's. `project: ""` keeps it shared. Gives
+    /// where the project came from.
+    async fn project_of_store(
+        &self,
+        client: &Client,
+        p: &StoreMemoryParams,
+        context: &mut Option<MemoryContext>,
+    ) -> Result<ProjectSource, String> {
+        let named = context.as_ref().and_then(|c| c.project_path.clone());
+        if let Some(project) = &p.project {
+            short_text("project", project, limits::CONTEXT_FIELD_MAX_CHARS)?;
+            if named
+                .as_ref()
+                .is_some_and(|n| normalise(n) != normalise(project))
+            {
+                return Err(format!(
+                    "`project` ({}) and `context.project_path` ({}) name different projects: give one",
+                    crate::model::quote(project),
+                    crate::model::quote(named.as_deref().unwrap_or_default())
+                ));
+            }
+            if !project.trim().is_empty() {
+                in_project(context, normalise(project));
+            }
+            return Ok(ProjectSource::Argument);
+        }
+        if named.is_some() {
+            return Ok(ProjectSource::Argument);
+        }
+        match self.project.current(client).await {
+            Some(project) => {
+                in_project(context, project.path);
+                Ok(project.source)
+            }
+            None => Ok(ProjectSource::Argument),
+        }
+    }
+
     /// The memories a new one nearly repeats, leaving out the one it replaces; linked to it
     /// with SIMILAR_TO when the session says so. Advice only: a failure to look or to link
     /// is logged, and the store stands.
@@ -159,16 +217,21 @@ impl MemoryServer {
         output_schema = schema_for_output::<StoreMemoryOutput>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
     )]
-    pub async fn store_memory(&self, Parameters(p): Parameters<StoreMemoryParams>) -> ToolResult {
+    pub async fn store_memory(
+        &self,
+        client: Client,
+        Parameters(p): Parameters<StoreMemoryParams>,
+    ) -> ToolResult {
         if let Some(old) = &p.supersedes {
             memory_id("supersedes", old)?;
         }
-        let context = p
+        let mut context = p
             .context
             .as_ref()
             .map(|c| MemoryContext::from_input(c, &now_iso()))
             .transpose()
             .map_err(|e| e.to_string())?;
+        let source = self.project_of_store(&client, &p, &mut context).await?;
         let new = NewMemory::validate(
             &p.memory_type,
             &p.title,
@@ -248,6 +311,11 @@ impl MemoryServer {
                 supersedes: p.supersedes.clone().filter(|old| *old != m.id),
                 memory: MemoryBrief::from(m),
                 similar,
+                project: m.project_path().map(|path| ProjectReading {
+                    path: path.to_string(),
+                    source,
+                    scope: None,
+                }),
             },
         )
     }

@@ -3,17 +3,20 @@
 use rmcp::handler::server::common::schema_for_output;
 use rmcp::{tool, tool_router};
 
+use crate::mcp::project::Client;
+
 use crate::backend::{SearchHit, SearchPage, SearchRequest, Tolerance};
 use crate::mcp::MemoryServer;
 use crate::mcp::args::Parameters;
-use crate::mcp::output::{MemoryBrief, SearchOutput, SearchResult, TimeReading};
+use crate::mcp::output::{MemoryBrief, ProjectReading, SearchOutput, SearchResult, TimeReading};
 use crate::mcp::params::{
-    ContextualSearchParams, RecallMemoriesParams, SearchMemoriesParams, bounded, few_items,
-    memory_id, short_list, short_text,
+    ContextualSearchParams, ProjectScopeParam, RecallMemoriesParams, SearchMemoriesParams, bounded,
+    few_items, memory_id, short_list, short_text,
 };
 use crate::mcp::render::{
     ToolResult, backend_failure, brief_line, cut_note, fit, fit_page, list_budget, reply,
 };
+use crate::model::project::ProjectFocus;
 use crate::model::time_words::{AsOf, DayEdge, TimeRange};
 use crate::model::{RelationshipType, limits, normalise_tags};
 
@@ -33,11 +36,13 @@ impl MemoryServer {
     )]
     pub async fn search_memories(
         &self,
+        client: Client,
         Parameters(p): Parameters<SearchMemoriesParams>,
     ) -> ToolResult {
-        let (request, time) = search_request(&p)?;
+        let (mut request, time) = search_request(&p)?;
+        let project = self.project_focus(&client, p.scope, &mut request).await?;
         match self.backend.search(&request).await {
-            Ok(page) => self.render_page("Found", page, time),
+            Ok(page) => self.render_page("Found", page, time, project),
             Err(e) => Err(backend_failure(e)),
         }
     }
@@ -52,6 +57,7 @@ impl MemoryServer {
     )]
     pub async fn recall_memories(
         &self,
+        client: Client,
         Parameters(p): Parameters<RecallMemoriesParams>,
     ) -> ToolResult {
         let limit = bounded("limit", p.limit, 20, 1, 1000)?;
@@ -75,8 +81,9 @@ impl MemoryServer {
         request.project_path = p.project_path.clone();
         request.as_of = as_of(p.as_of.as_deref())?;
         let time = apply_time(&mut request, range);
+        let project = self.project_focus(&client, p.scope, &mut request).await?;
         match self.backend.recall(&request).await {
-            Ok(page) => self.render_page("Recalled", page, time),
+            Ok(page) => self.render_page("Recalled", page, time, project),
             Err(e) => Err(backend_failure(e)),
         }
     }
@@ -104,16 +111,54 @@ impl MemoryServer {
             .contextual_search(&p.memory_id, request, depth)
             .await
         {
-            Ok(page) => self.render_page("Found", page, None),
+            Ok(page) => self.render_page("Found", page, None, None),
             Err(e) => Err(backend_failure(e)),
         }
     }
 }
 
 impl MemoryServer {
+    /// Sets how a search weighs the session's project, and says how for the answer. An
+    /// explicit `project_path` filter, or `scope: all`, leaves every memory alike.
+    async fn project_focus(
+        &self,
+        client: &Client,
+        scope: Option<ProjectScopeParam>,
+        request: &mut SearchRequest,
+    ) -> Result<Option<ProjectReading>, String> {
+        if scope == Some(ProjectScopeParam::All) || request.project_path.is_some() {
+            return Ok(None);
+        }
+        let only = scope == Some(ProjectScopeParam::Project);
+        let Some(project) = self.project.current(client).await else {
+            if only {
+                return Err("`scope: project` needs the session's project, and there is none: the client lists no \
+                     roots and the server's working directory is in no repository. Use `project_path` to name one, \
+                     or leave `scope` out"
+                    .to_string());
+            }
+            return Ok(None);
+        };
+        request.project = Some(ProjectFocus {
+            path: project.path.clone(),
+            only,
+        });
+        Ok(Some(ProjectReading {
+            path: project.path,
+            source: project.source,
+            scope: Some(if only { "only" } else { "favoured" }),
+        }))
+    }
+
     /// Renders a page of hits, cut to the answer size limit with a note saying how to go on.
     /// Recall's neighbours follow in a list of their own, for the hits shown.
-    fn render_page(&self, verb: &str, page: SearchPage, time: Option<TimeReading>) -> ToolResult {
+    fn render_page(
+        &self,
+        verb: &str,
+        page: SearchPage,
+        time: Option<TimeReading>,
+        project: Option<ProjectReading>,
+    ) -> ToolResult {
         let results: Vec<SearchResult> = page.hits.iter().map(result_of).collect();
         let line = |r: &SearchResult| {
             let mut line = format!("- {}", brief_line(&r.memory));
@@ -162,6 +207,7 @@ impl MemoryServer {
             results,
             neighbours: Vec::new(),
             time,
+            project,
         };
         if kept < output.results.len() {
             output.results.truncate(kept);
@@ -216,6 +262,14 @@ impl MemoryServer {
                 "(read \"{}\" as {}: {how})\n",
                 t.phrase, t.reading
             ));
+        }
+        if let Some(p) = &output.project {
+            let how = if p.scope == Some("only") {
+                "only its memories and the shared ones"
+            } else {
+                "its memories and the shared ones first"
+            };
+            text.push_str(&format!("(project {}: {how})\n", p.path));
         }
         for c in &output.corrections {
             text.push_str(&format!(
