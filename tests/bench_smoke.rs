@@ -121,3 +121,20 @@ fn the_web_run_reports_the_first_page_and_a_search() {
         assert!(table.contains(row), "no {row} row:\n{table}");
     }
 }
+
+/// `--when-where`: the question set over time and projects, asked as words only and as
+/// questions. The set is built so that reading the time and the project finds every answer.
+#[test]
+fn the_when_where_run_reports_hit_at_5_before_and_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("when-where.json");
+    let table = bench_table(&["--when-where", "--json", json.to_str().unwrap()]);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for (kind, n) in [("time", 16), ("project", 12)] {
+        assert!(table.contains(&format!("| {kind} | {n} |")), "{table}");
+        let hits = &report[kind]["hit_at_5"];
+        assert_eq!(hits["search"], 1.0, "{kind}: {report}");
+        assert_eq!(hits["recall"], 1.0, "{kind}: {report}");
+        assert!(hits["words_only"].as_f64().unwrap() < 1.0, "{kind}: {report}");
+    }
+}

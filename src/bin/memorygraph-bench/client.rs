@@ -19,10 +19,21 @@ impl Client {
     /// Starts the server and completes `initialize`; returns the client and the time from
     /// spawn to the `initialize` answer.
     pub fn start(server: &Path, db: &Path, env: &[(&str, String)]) -> (Client, Duration) {
+        // Outside any repository: the benchmark's memories belong to no project.
+        Client::start_in(server, db, env, db.parent().unwrap_or(Path::new("/")))
+    }
+
+    /// [`Client::start`] with the server's working directory in `cwd` (its project is the
+    /// repository holding it).
+    pub fn start_in(
+        server: &Path,
+        db: &Path,
+        env: &[(&str, String)],
+        cwd: &Path,
+    ) -> (Client, Duration) {
         let started = Instant::now();
         let mut cmd = Command::new(server);
-        // Outside any repository: the benchmark's memories belong to no project.
-        cmd.current_dir(db.parent().unwrap_or(Path::new("/")))
+        cmd.current_dir(cwd)
             .env("MEMORY_TURSO_PATH", db)
             .env("MEMORY_LOG_LEVEL", "error")
             .env("MEMORY_TOOL_PROFILE", "extended")

@@ -15,6 +15,7 @@ mod paraphrase;
 mod retrieval;
 mod stats;
 mod web;
+mod when_where;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -86,6 +87,11 @@ struct Args {
     /// Retrieval quality: the paraphrase set among 2,000 generator memories.
     #[arg(long)]
     paraphrase: bool,
+    /// Retrieval quality over time and projects: questions that say when, or are asked
+    /// from one project among several, as words only and as questions (hit@5). With
+    /// --model-home, hybrid.
+    #[arg(long)]
+    when_where: bool,
     /// Retrieval: also score semantic alone and the fusion variants tried when tuning.
     #[arg(long)]
     tune: bool,
@@ -172,6 +178,15 @@ fn main() {
             args.seed,
         ));
         println!("{}", stats::markdown(&rows));
+        return;
+    }
+    if args.when_where {
+        let models = args.model_home.as_deref().map(retrieval::models_of);
+        let report = when_where::run(&server, &dir, args.seed, models.as_deref());
+        std::fs::write(&args.json, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+        if own_dir {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         return;
     }
     if args.locomo.is_some()
