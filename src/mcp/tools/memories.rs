@@ -5,7 +5,7 @@ use rmcp::{tool, tool_router};
 
 use crate::mcp::project::Client;
 
-use crate::backend::NearDuplicate;
+use crate::backend::{Closeness, NearDuplicate};
 use crate::config::NearDuplicates;
 use crate::mcp::MemoryServer;
 use crate::mcp::args::Parameters;
@@ -292,11 +292,15 @@ impl MemoryServer {
                 "\nNearly the same as what is stored already:"
             });
             for s in &similar {
-                let share = (s.similarity * 100.0).round();
-                text.push_str(&format!(
-                    "\n- {} ({}, {share}% of words in common)",
-                    s.title, s.id
-                ));
+                let how = match s.by {
+                    Closeness::Words => {
+                        format!("{}% of words in common", (s.similarity * 100.0).round())
+                    }
+                    Closeness::Meaning => {
+                        format!("the same in other words, similarity {}", s.similarity)
+                    }
+                };
+                text.push_str(&format!("\n- {} ({}, {how})", s.title, s.id));
             }
             text.push_str(
                 "\nIf it is the same lesson, keep one: update_memory the older, or store again with supersedes set to it.",

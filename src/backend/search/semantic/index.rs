@@ -123,7 +123,7 @@ fn dot(q: &[f32], codes: &[i8]) -> f32 {
 }
 
 /// A blob of little-endian f32s (an `F32_BLOB(384)`), as a vector of the right length.
-fn from_blob(value: &Value) -> Option<Vec<f32>> {
+pub(super) fn from_blob(value: &Value) -> Option<Vec<f32>> {
     match value {
         Value::Blob(b) if b.len() == DIMENSIONS * 4 => Some(
             b.chunks_exact(4)

@@ -15,12 +15,14 @@ use index::to_blob;
 
 #[cfg(feature = "bench")]
 mod bench_hooks;
+mod close;
 pub mod index;
 mod query;
 mod worker;
 
 use crate::backend::TursoBackend;
 use crate::backend::error::Result;
+pub use close::{MEANING_THRESHOLD, vectors_of};
 pub use index::Near;
 use index::VectorIndex;
 pub use query::{count_near, nearest, similarities};
