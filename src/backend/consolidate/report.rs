@@ -1,15 +1,14 @@
-//! What `memorygraph consolidate` reports, without an LLM: clusters of near-duplicates,
-//! chains of versions, memories never used and of low importance after some days, and
-//! relationships whose ends are gone. It only reads; acting on the report is the user's
-//! call (update, supersede, delete).
+//! The report: clusters of near-duplicates, chains of versions, memories never used and
+//! of low importance after some days, and relationships whose ends are gone. It only
+//! reads; `apply` acts on the parts the user names.
 
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use super::error::{DbContext, Result};
-use super::rows::decode;
-use super::{TursoBackend, all_rows};
+use crate::backend::error::{DbContext, Result};
+use crate::backend::rows::decode;
+use crate::backend::{TursoBackend, all_rows};
 
 /// A memory as the report names it.
 #[derive(Debug, Clone, Serialize)]
