@@ -48,6 +48,19 @@ impl TursoBackend {
     /// The stored memories closest to `memory` (not itself), most similar first; none when
     /// nothing is close.
     pub async fn near_duplicates(&self, memory: &Memory) -> Result<Vec<NearDuplicate>> {
+        self.close_to(memory, MOST_NAMED).await
+    }
+
+    /// Every stored memory close to `memory` among the candidates compared, not only the
+    /// few an answer names: the consolidation report joins them into groups, and a few
+    /// superseded copies must not hide a current one.
+    pub(crate) async fn all_near_duplicates(&self, memory: &Memory) -> Result<Vec<NearDuplicate>> {
+        self.close_to(memory, CANDIDATES).await
+    }
+
+    /// The stored memories closest to `memory` (not itself), at most `most`, most similar
+    /// first.
+    async fn close_to(&self, memory: &Memory, most: usize) -> Result<Vec<NearDuplicate>> {
         let own = words(&memory.title, &memory.content);
         if own.len() < FEWEST_WORDS {
             return Ok(Vec::new());
@@ -109,7 +122,7 @@ impl TursoBackend {
             })
             .collect();
         close.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
-        close.truncate(MOST_NAMED);
+        close.truncate(most);
         Ok(close)
     }
 }
