@@ -1,13 +1,19 @@
 //! `consolidate`: what could be merged, retired or mended, without an LLM (see
-//! `backend::consolidate`). It reads only.
+//! `backend::consolidate`). Without `--apply` it reads only and prints the report; with
+//! it, it acts on the parts named after writing a backup; `--undo` puts things back from
+//! that backup.
 
+mod apply;
+mod report;
+mod undo;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 
-use crate::backend::Consolidation;
-use crate::backend::consolidate::Named;
+use super::UsageError;
 use crate::config::Config;
 use crate::open::{close, open_backend};
 
@@ -20,6 +26,40 @@ pub struct ConsolidateArgs {
     /// The highest importance an unused memory may have, 0–1.
     #[arg(long, value_name = "X", default_value_t = 0.3, value_parser = unit_interval)]
     max_importance: f64,
+    /// Act on these parts of the report, after writing a backup of everything they change:
+    /// merge each group of near-duplicates into one new memory that replaces the others,
+    /// archive the unused memories (kept in the backup, removed from the database), remove
+    /// the dangling relationships. Repeat or separate with commas.
+    #[arg(long, value_name = "PART", value_enum, value_delimiter = ',')]
+    apply: Vec<Part>,
+    /// With --apply near-duplicates: merge only these groups, by the number the report
+    /// prints. Repeat or separate with commas.
+    #[arg(long, value_name = "N", value_delimiter = ',', requires = "apply",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    group: Vec<u32>,
+    /// Where --apply writes its backup, which must not exist yet (mode 0600) [default:
+    /// <database file>.consolidate-<time>.json]
+    #[arg(long, value_name = "FILE", requires = "apply")]
+    backup: Option<PathBuf>,
+    /// Undo an apply from the backup it wrote: remove the memories it merged into, put back
+    /// what it archived or removed.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["apply", "days", "max_importance"])]
+    undo: Option<PathBuf>,
+    /// With --apply or --undo: say what would be done, then change nothing and write no
+    /// backup.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// A part of the report that `--apply` acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Part {
+    /// Merge each group into one new memory that replaces the others.
+    NearDuplicates,
+    /// Archive: keep them in the backup, remove them and their relationships.
+    Unused,
+    /// Remove the relationships whose ends are gone.
+    Dangling,
 }
 
 fn unit_interval(raw: &str) -> std::result::Result<f64, String> {
@@ -30,6 +70,18 @@ fn unit_interval(raw: &str) -> std::result::Result<f64, String> {
 }
 
 pub async fn run(config: Config, a: ConsolidateArgs, json: bool) -> Result<()> {
+    if let Some(file) = &a.undo {
+        return undo::run(config, file, a.dry_run, json).await;
+    }
+    if !a.apply.is_empty() {
+        return apply::run(config, &a, json).await;
+    }
+    if a.dry_run {
+        return Err(UsageError(
+            "--dry-run shows what --apply or --undo would do; without them consolidate only reports".into(),
+        )
+        .into());
+    }
     let backend = Arc::new(open_backend(&config).await?);
     let report = backend.consolidation(a.days, a.max_importance).await;
     close(backend).await?;
@@ -37,67 +89,7 @@ pub async fn run(config: Config, a: ConsolidateArgs, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", text(&report, &a));
+        print!("{}", report::text(&report, a.days, a.max_importance));
     }
     Ok(())
-}
-
-fn text(r: &Consolidation, a: &ConsolidateArgs) -> String {
-    let mut out = String::new();
-    let line = |m: &Named| {
-        format!(
-            "  {} ({}, {}) {}\n",
-            m.title,
-            m.memory_type,
-            m.created_at.get(..10).unwrap_or(&m.created_at),
-            m.id
-        )
-    };
-    let lists = |out: &mut String, heading: String, label: &str, lists: &[Vec<Named>]| {
-        out.push_str(&heading);
-        for (i, list) in lists.iter().enumerate() {
-            out.push_str(&format!(" {label} {}:\n", i + 1));
-            list.iter().for_each(|m| out.push_str(&line(m)));
-        }
-    };
-    lists(
-        &mut out,
-        format!(
-            "Near-duplicates: {} group(s) of memories that say nearly the same (keep one: update it, or supersede the others)\n",
-            r.near_duplicates.len()
-        ),
-        "group",
-        &r.near_duplicates,
-    );
-    lists(
-        &mut out,
-        format!(
-            "Versions: {} chain(s) of memories replaced one after another, newest first\n",
-            r.version_chains.len()
-        ),
-        "chain",
-        &r.version_chains,
-    );
-    out.push_str(&format!(
-        "Unused: {} memory(ies) older than {} days, never read or recalled, importance at most {}\n",
-        r.unused.len(),
-        a.days,
-        a.max_importance
-    ));
-    r.unused.iter().for_each(|m| out.push_str(&line(m)));
-    out.push_str(&format!(
-        "Dangling: {} relationship(s) with an end that is not a memory\n",
-        r.dangling_relationships.len()
-    ));
-    for d in &r.dangling_relationships {
-        out.push_str(&format!(
-            "  {} {} -[{}]-> {} (missing: {})\n",
-            d.id,
-            d.from_id,
-            d.rel_type,
-            d.to_id,
-            d.missing.join(", ")
-        ));
-    }
-    out
 }
