@@ -80,7 +80,7 @@ mod tests {
     fn a_plain_export_or_other_json_is_not_a_backup() {
         let export = json::export(&Everything::default(), "now").to_string();
         let e = parse(&export).unwrap_err().to_string();
-        assert!(e.contains("not written by consolidate --apply"), "{e}");
+        assert!(e.contains("no `consolidation` record"), "{e}");
         assert!(parse("[]").is_err());
         assert!(parse("not json").is_err());
         let bad = r#"{"consolidation": {"applied_at": 3}, "format_version": "2.0"}"#;

@@ -39,13 +39,13 @@ pub async fn run(config: Config, file: &Path, dry_run: bool, json: bool) -> Resu
         println!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(());
     }
-    let (did, put) = if dry_run {
-        ("Would undo", "would put back")
+    let (did, removed, put) = if dry_run {
+        ("Would undo", "would remove", "would put back")
     } else {
-        ("Undid", "put back")
+        ("Undid", "removed", "put back")
     };
     println!(
-        "{did} the consolidation of {} from {}: removed {} merged memory(ies); {put} {} memory(ies) and {} relationship(s).",
+        "{did} the consolidation of {} from {}: {removed} {} merged memory(ies); {put} {} memory(ies) and {} relationship(s).",
         backup.record.applied_at,
         file.display(),
         undone.merged_removed.len(),
@@ -55,7 +55,7 @@ pub async fn run(config: Config, file: &Path, dry_run: bool, json: bool) -> Resu
     let already = undone.memories_already_there + undone.relationships_already_there;
     if already + undone.merged_already_gone.len() as u64 > 0 {
         println!(
-            "Already as the backup has them: {} memory(ies), {} relationship(s); merged memories already gone: {}.",
+            "Already there, left as they are: {} memory(ies), {} relationship(s); merged memories already gone: {}.",
             undone.memories_already_there,
             undone.relationships_already_there,
             undone.merged_already_gone.len()
