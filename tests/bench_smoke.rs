@@ -135,6 +135,9 @@ fn the_when_where_run_reports_hit_at_5_before_and_after() {
         let hits = &report[kind]["hit_at_5"];
         assert_eq!(hits["search"], 1.0, "{kind}: {report}");
         assert_eq!(hits["recall"], 1.0, "{kind}: {report}");
-        assert!(hits["words_only"].as_f64().unwrap() < 1.0, "{kind}: {report}");
+        assert!(
+            hits["words_only"].as_f64().unwrap() < 1.0,
+            "{kind}: {report}"
+        );
     }
 }

@@ -7,6 +7,10 @@
 //! `updated_at` is the merge. The other contents are not pasted together: that would
 //! repeat nearly the same text; they stay on the originals, which the merged memory
 //! replaces and which `get` lists as its versions.
+//!
+//! Its project is the group's when they all have the same one; a group recorded in
+//! several projects (or in one and shared) makes a shared memory, so that no project's
+//! lesson moves into another project.
 
 use crate::backend::ImportedMemory;
 use crate::model::{InvalidInput, Memory, NewMemory, limits};
@@ -43,6 +47,14 @@ pub fn merged(group: &[Memory], id: &str, now: &str) -> Result<ImportedMemory, I
         }
     }
     let importance = group.iter().map(|m| m.importance).fold(0.0, f64::max);
+    let mut context = keep.context.clone();
+    if group
+        .iter()
+        .any(|m| m.project_path() != keep.project_path())
+        && let Some(context) = &mut context
+    {
+        context.project_path = None;
+    }
     let mut memory = NewMemory::validate(
         &keep.memory_type,
         &keep.title,
@@ -50,7 +62,7 @@ pub fn merged(group: &[Memory], id: &str, now: &str) -> Result<ImportedMemory, I
         keep.summary.as_deref(),
         Some(&tags),
         Some(importance),
-        keep.context.clone(),
+        context,
     )?;
     memory.confidence = group.iter().map(|m| m.confidence).fold(0.0, f64::max);
     let created_at = group
@@ -127,6 +139,44 @@ mod tests {
         assert_eq!(m.updated_at, "2026-01-01T00:00:00", "the merge");
         assert_eq!(m.usage_count, 4);
         assert_eq!(m.last_accessed.as_deref(), Some("2025-05-01T00:00:00-seen"));
+    }
+
+    #[test]
+    fn a_group_of_one_project_stays_in_it_and_a_group_of_several_is_shared() {
+        let in_project = |id: &str, project: Option<&str>| {
+            let mut m = memory(id, 0.5, "2025-01-01", &[]);
+            m.context = Some(crate::model::MemoryContext {
+                project_path: project.map(str::to_string),
+                git_branch: Some("main".into()),
+                ..Default::default()
+            });
+            m
+        };
+        let one = merged(
+            &[in_project("a", Some("/p")), in_project("b", Some("/p"))],
+            "new",
+            "now",
+        )
+        .unwrap();
+        assert_eq!(
+            one.memory.context.unwrap().project_path.as_deref(),
+            Some("/p")
+        );
+        for other in [Some("/q"), None] {
+            let two = merged(
+                &[in_project("a", Some("/p")), in_project("b", other)],
+                "new",
+                "now",
+            )
+            .unwrap();
+            let context = two.memory.context.unwrap();
+            assert_eq!(context.project_path, None, "{other:?}");
+            assert_eq!(
+                context.git_branch.as_deref(),
+                Some("main"),
+                "the rest is kept"
+            );
+        }
     }
 
     #[test]
