@@ -234,8 +234,9 @@ fn text(
     };
     if let Some(path) = backup {
         out.push_str(&format!(
-            "Backup of everything changed: {0}\nUndo with: memorygraph consolidate --undo {0}\n",
-            path.display()
+            "Backup of everything changed: {}\nUndo with: memorygraph consolidate --undo {}\n",
+            path.display(),
+            shell_word(&path.display().to_string())
         ));
     }
     for m in &applied.record.merged {
@@ -289,4 +290,30 @@ fn text(
         out.push_str("Dry run: nothing was changed and no backup was written.\n");
     }
     out
+}
+
+/// `text` as one word for a POSIX shell, so the printed undo command can be pasted as it is:
+/// quoted only when it holds anything but plain path characters.
+fn shell_word(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:@,=".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn the_undo_command_quotes_a_path_only_when_a_shell_needs_it() {
+        assert_eq!(
+            shell_word("backups/memory.db.consolidate-1.json"),
+            "backups/memory.db.consolidate-1.json"
+        );
+        assert_eq!(shell_word("my backups/x.json"), "'my backups/x.json'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+    }
 }
