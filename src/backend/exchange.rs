@@ -118,58 +118,14 @@ impl TursoBackend {
     pub async fn read_everything(&self) -> Result<Everything> {
         let conn = self.conn.lock().await;
         let tx = self.reading(&conn).await?;
-        let rows = tx
-            .query(
-                "SELECT n.id, n.properties, u.usage_count, u.last_accessed FROM nodes n
-                   LEFT JOIN memory_usage u ON u.memory_id = n.id
-                  WHERE n.label = 'Memory'
-                  ORDER BY json_extract(n.properties, '$.created_at'), n.id",
-                (),
-            )
-            .await
-            .doing("reading every memory")?;
-        let mut memories = Vec::new();
-        for row in all_rows(rows, "reading every memory").await? {
-            let mut memory = decode(&row.text(0), &row.text(1))?;
-            memory.usage_count += row.int(2);
-            if let Some(last) = row.opt_text(3) {
-                memory.last_accessed = Some(last);
-            }
-            memories.push(memory);
-        }
-        let rows = tx
-            .query(
-                "SELECT r.id, r.from_id, r.to_id, r.rel_type, r.properties, r.valid_from,
-                        r.valid_until, r.recorded_at, r.invalidated_by
-                   FROM relationships r
-                  WHERE EXISTS (SELECT 1 FROM nodes n WHERE n.id = r.from_id AND n.label = 'Memory')
-                    AND EXISTS (SELECT 1 FROM nodes n WHERE n.id = r.to_id AND n.label = 'Memory')
-                  ORDER BY r.rowid",
-                (),
-            )
-            .await
-            .doing("reading every relationship")?;
-        let mut relationships = Vec::new();
-        for row in all_rows(rows, "reading every relationship").await? {
-            let id = row.text(0);
-            let properties: Map<String, Value> =
-                serde_json::from_str(row.str(4)).map_err(|source| BackendError::CorruptRow {
-                    what: "relationship",
-                    id: id.clone(),
-                    source,
-                })?;
-            relationships.push(StoredRelationship {
-                id,
-                from_id: row.text(1),
-                to_id: row.text(2),
-                rel_type: row.text(3),
-                properties,
-                valid_from: row.opt_text(5),
-                valid_until: row.opt_text(6),
-                recorded_at: row.opt_text(7),
-                invalidated_by: row.opt_text(8),
-            });
-        }
+        let memories = read_memories(&tx, "TRUE", vec![]).await?;
+        let relationships = read_relationships(
+            &tx,
+            "EXISTS (SELECT 1 FROM nodes n WHERE n.id = r.from_id AND n.label = 'Memory')
+             AND EXISTS (SELECT 1 FROM nodes n WHERE n.id = r.to_id AND n.label = 'Memory')",
+            vec![],
+        )
+        .await?;
         tx.finish().await?;
         Ok(Everything {
             memories,
@@ -284,7 +240,82 @@ impl TursoBackend {
     }
 }
 
-async fn exists(conn: &Connection, table: &'static str, id: &str) -> Result<bool> {
+/// The memories (node `n`) that `condition` keeps, oldest first, use counts included, as
+/// an export carries them.
+pub(super) async fn read_memories(
+    conn: &Connection,
+    condition: &str,
+    params: Vec<libsql::Value>,
+) -> Result<Vec<Memory>> {
+    let rows = conn
+        .query(
+            &format!(
+                "SELECT n.id, n.properties, u.usage_count, u.last_accessed FROM nodes n
+                   LEFT JOIN memory_usage u ON u.memory_id = n.id
+                  WHERE n.label = 'Memory' AND ({condition})
+                  ORDER BY json_extract(n.properties, '$.created_at'), n.id"
+            ),
+            params,
+        )
+        .await
+        .doing("reading memories")?;
+    let mut memories = Vec::new();
+    for row in all_rows(rows, "reading memories").await? {
+        let mut memory = decode(&row.text(0), &row.text(1))?;
+        memory.usage_count += row.int(2);
+        if let Some(last) = row.opt_text(3) {
+            memory.last_accessed = Some(last);
+        }
+        memories.push(memory);
+    }
+    Ok(memories)
+}
+
+/// The relationships (row `r`) that `condition` keeps, in the order they were written,
+/// with every stored property and temporal column.
+pub(super) async fn read_relationships(
+    conn: &Connection,
+    condition: &str,
+    params: Vec<libsql::Value>,
+) -> Result<Vec<StoredRelationship>> {
+    let rows = conn
+        .query(
+            &format!(
+                "SELECT r.id, r.from_id, r.to_id, r.rel_type, r.properties, r.valid_from,
+                        r.valid_until, r.recorded_at, r.invalidated_by
+                   FROM relationships r
+                  WHERE {condition}
+                  ORDER BY r.rowid"
+            ),
+            params,
+        )
+        .await
+        .doing("reading relationships")?;
+    let mut relationships = Vec::new();
+    for row in all_rows(rows, "reading relationships").await? {
+        let id = row.text(0);
+        let properties: Map<String, Value> =
+            serde_json::from_str(row.str(4)).map_err(|source| BackendError::CorruptRow {
+                what: "relationship",
+                id: id.clone(),
+                source,
+            })?;
+        relationships.push(StoredRelationship {
+            id,
+            from_id: row.text(1),
+            to_id: row.text(2),
+            rel_type: row.text(3),
+            properties,
+            valid_from: row.opt_text(5),
+            valid_until: row.opt_text(6),
+            recorded_at: row.opt_text(7),
+            invalidated_by: row.opt_text(8),
+        });
+    }
+    Ok(relationships)
+}
+
+pub(super) async fn exists(conn: &Connection, table: &'static str, id: &str) -> Result<bool> {
     let sql = match table {
         "nodes" => "SELECT 1 FROM nodes WHERE id = ?1",
         _ => "SELECT 1 FROM relationships WHERE id = ?1",
@@ -296,7 +327,7 @@ async fn exists(conn: &Connection, table: &'static str, id: &str) -> Result<bool
     )
 }
 
-async fn exists_memory(conn: &Connection, id: &str) -> Result<bool> {
+pub(super) async fn exists_memory(conn: &Connection, id: &str) -> Result<bool> {
     Ok(first_row(
         conn,
         "SELECT 1 FROM nodes WHERE id = ?1 AND label = 'Memory'",
@@ -333,7 +364,7 @@ async fn same_current_link(conn: &Connection, r: &ImportedRelationship) -> Resul
     .is_some())
 }
 
-async fn insert_memory(conn: &Connection, m: &ImportedMemory) -> Result<()> {
+pub(super) async fn insert_memory(conn: &Connection, m: &ImportedMemory) -> Result<()> {
     let properties = codec::encode_memory(
         &m.id,
         &m.memory,
@@ -359,7 +390,7 @@ async fn insert_memory(conn: &Connection, m: &ImportedMemory) -> Result<()> {
     Ok(())
 }
 
-async fn insert_relationship(
+pub(super) async fn insert_relationship(
     conn: &Connection,
     r: &ImportedRelationship,
     invalidated_by: Option<&str>,

@@ -60,7 +60,7 @@ impl TursoBackend {
     /// The stored memories closest to `memory` (not itself), most similar first; none when
     /// nothing is close.
     pub async fn near_duplicates(&self, memory: &Memory) -> Result<Vec<NearDuplicate>> {
-        let mut close = self.close_in_words(memory).await?;
+        let mut close = self.close_in_words(memory, MOST_NAMED).await?;
         if close.len() < MOST_NAMED {
             for (id, title, similarity) in self.close_in_meaning(memory, MOST_NAMED).await? {
                 if close.len() < MOST_NAMED && !close.iter().any(|c| c.id == id) {
@@ -76,8 +76,16 @@ impl TursoBackend {
         Ok(close)
     }
 
-    /// [`TursoBackend::near_duplicates`] by words.
-    async fn close_in_words(&self, memory: &Memory) -> Result<Vec<NearDuplicate>> {
+    /// Every stored memory close to `memory` in words among the candidates compared, not
+    /// only the few an answer names: the consolidation report joins them into groups, and a
+    /// few superseded copies must not hide a current one.
+    pub(crate) async fn all_near_duplicates(&self, memory: &Memory) -> Result<Vec<NearDuplicate>> {
+        self.close_in_words(memory, CANDIDATES).await
+    }
+
+    /// The stored memories closest to `memory` in words (not itself), at most `most`, most
+    /// similar first.
+    async fn close_in_words(&self, memory: &Memory, most: usize) -> Result<Vec<NearDuplicate>> {
         let own = words(&memory.title, &memory.content);
         if own.len() < FEWEST_WORDS {
             return Ok(Vec::new());
@@ -140,7 +148,7 @@ impl TursoBackend {
             })
             .collect();
         close.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
-        close.truncate(MOST_NAMED);
+        close.truncate(most);
         Ok(close)
     }
 }

@@ -117,7 +117,8 @@ enum Command {
     Cleanup,
     /// Report what could be merged, retired or mended, without an LLM: groups of
     /// near-duplicates, chains of versions, old memories never used, relationships whose
-    /// ends are gone. Reads only.
+    /// ends are gone. With --apply, merges, archives or removes them after writing a backup
+    /// that --undo puts back.
     Consolidate(consolidate::ConsolidateArgs),
     /// Replica mode: the rows that could not be synced as they were (conflicts, set-aside
     /// writes): list them, retry or discard each, or clear the log.

@@ -5,6 +5,7 @@
 //! Everything here is plain conversion between values and text; reading and writing the
 //! database is the backend's job, and files and terminals are the command line's.
 
+pub mod backup;
 pub mod dot;
 pub mod files;
 pub mod json;

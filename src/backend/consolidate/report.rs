@@ -1,15 +1,14 @@
-//! What `memorygraph consolidate` reports, without an LLM: clusters of near-duplicates,
-//! chains of versions, memories never used and of low importance after some days, and
-//! relationships whose ends are gone. It only reads; acting on the report is the user's
-//! call (update, supersede, delete).
+//! The report: clusters of near-duplicates, chains of versions, memories never used and
+//! of low importance after some days, and relationships whose ends are gone. It only
+//! reads; `apply` acts on the parts the user names.
 
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use super::error::{DbContext, Result};
-use super::rows::decode;
-use super::{TursoBackend, all_rows};
+use crate::backend::error::{DbContext, Result};
+use crate::backend::rows::decode;
+use crate::backend::{TursoBackend, all_rows};
 
 /// A memory as the report names it.
 #[derive(Debug, Clone, Serialize)]
@@ -36,9 +35,11 @@ pub struct DanglingLink {
 /// The report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Consolidation {
-    /// Groups of memories that say nearly the same (see `near`), largest first.
+    /// Groups of current memories that say nearly the same (see `near`), largest first;
+    /// superseded memories are left out.
     pub near_duplicates: Vec<Vec<Named>>,
-    /// Memories replaced one after another (`REPLACES`), newest first, longest first.
+    /// Memories replaced one after another (`REPLACES`), newest first, longest first; a
+    /// memory that replaced several (a merge) is followed by each of them.
     pub version_chains: Vec<Vec<Named>>,
     /// Never read or recalled, importance at most the bound, older than the days given;
     /// oldest first.
@@ -49,69 +50,32 @@ pub struct Consolidation {
 impl TursoBackend {
     /// Builds the report: `days` and `max_importance` bound what counts as unused.
     pub async fn consolidation(&self, days: u32, max_importance: f64) -> Result<Consolidation> {
+        let replaces = self.replaces_links().await?;
         let memories = self.all_named().await?;
         let by_id: HashMap<&str, &(Named, crate::model::Memory)> =
             memories.iter().map(|m| (m.0.id.as_str(), m)).collect();
+        // A superseded memory is history, listed with its versions: never a duplicate of
+        // the memory that replaced it (a merge would otherwise be reported again).
+        let replaced: HashSet<&str> = replaces.values().flatten().map(String::as_str).collect();
+        let near_duplicates = self.near_groups(&memories, &replaced).await?;
 
-        // Near-duplicates: each memory's close ones, joined into groups (union-find over
-        // the memories' places in `memories`).
-        let place: HashMap<&str, usize> = memories
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (m.0.id.as_str(), i))
-            .collect();
-        let mut parent: Vec<usize> = (0..memories.len()).collect();
-        fn root(parent: &mut [usize], mut i: usize) -> usize {
-            while parent[i] != i {
-                parent[i] = parent[parent[i]];
-                i = parent[i];
-            }
-            i
-        }
-        for (i, (_, memory)) in memories.iter().enumerate() {
-            for close in self.near_duplicates(memory).await? {
-                if let Some(&j) = place.get(close.id.as_str()) {
-                    let (a, b) = (root(&mut parent, i), root(&mut parent, j));
-                    parent[a] = b;
-                }
-            }
-        }
-        let mut groups: HashMap<usize, Vec<Named>> = HashMap::new();
-        for (i, (named, _)) in memories.iter().enumerate() {
-            let r = root(&mut parent, i);
-            groups.entry(r).or_default().push(named.clone());
-        }
-        let mut near_duplicates: Vec<Vec<Named>> =
-            groups.into_values().filter(|g| g.len() > 1).collect();
-        near_duplicates.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].id.cmp(&b[0].id)));
-
-        let conn = self.conn.lock().await;
-        let doing = "reading the consolidation report";
-        // Chains of versions: from each memory that replaces another and is not replaced.
-        let rows = conn
-            .query(
-                "SELECT from_id, to_id FROM relationships
-                 WHERE rel_type = 'REPLACES' AND valid_until IS NULL",
-                (),
-            )
-            .await
-            .doing(doing)?;
-        let replaces: HashMap<String, String> = all_rows(rows, doing)
-            .await?
-            .iter()
-            .map(|r| (r.text(0), r.text(1)))
-            .collect();
-        let replaced: HashSet<&String> = replaces.values().collect();
+        // Chains of versions: from each memory that replaces another and is not replaced,
+        // depth first, so a merged memory lists every memory it replaced.
         let mut version_chains: Vec<Vec<Named>> = Vec::new();
-        for head in replaces.keys().filter(|id| !replaced.contains(id)) {
+        for head in replaces.keys().filter(|id| !replaced.contains(id.as_str())) {
             let mut chain = Vec::new();
             let mut seen = HashSet::new();
-            let mut at = Some(head);
-            while let Some(id) = at.filter(|id| seen.insert(id.as_str())) {
+            let mut stack = vec![head];
+            while let Some(id) = stack.pop() {
+                if !seen.insert(id.as_str()) {
+                    continue;
+                }
                 if let Some(m) = by_id.get(id.as_str()) {
                     chain.push(m.0.clone());
                 }
-                at = replaces.get(id);
+                if let Some(older) = replaces.get(id) {
+                    stack.extend(older.iter().rev());
+                }
             }
             if chain.len() > 1 {
                 version_chains.push(chain);
@@ -119,6 +83,8 @@ impl TursoBackend {
         }
         version_chains.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].id.cmp(&b[0].id)));
 
+        let conn = self.conn.lock().await;
+        let doing = "reading the consolidation report";
         let before =
             crate::model::iso_from(chrono::Utc::now() - chrono::Duration::days(i64::from(days)));
         let rows = conn
@@ -173,6 +139,70 @@ impl TursoBackend {
             unused,
             dangling_relationships,
         })
+    }
+
+    /// Near-duplicates among the current memories: each one's close ones, joined into
+    /// groups (union-find over the memories' places in `memories`), largest first.
+    async fn near_groups(
+        &self,
+        memories: &[(Named, crate::model::Memory)],
+        replaced: &HashSet<&str>,
+    ) -> Result<Vec<Vec<Named>>> {
+        let place: HashMap<&str, usize> = memories
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !replaced.contains(m.0.id.as_str()))
+            .map(|(i, m)| (m.0.id.as_str(), i))
+            .collect();
+        let mut parent: Vec<usize> = (0..memories.len()).collect();
+        fn root(parent: &mut [usize], mut i: usize) -> usize {
+            while parent[i] != i {
+                parent[i] = parent[parent[i]];
+                i = parent[i];
+            }
+            i
+        }
+        for (i, (named, memory)) in memories.iter().enumerate() {
+            if !place.contains_key(named.id.as_str()) {
+                continue;
+            }
+            for close in self.all_near_duplicates(memory).await? {
+                if let Some(&j) = place.get(close.id.as_str()) {
+                    let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                    parent[a] = b;
+                }
+            }
+        }
+        let mut groups: HashMap<usize, Vec<Named>> = HashMap::new();
+        for (i, (named, _)) in memories.iter().enumerate() {
+            if place.contains_key(named.id.as_str()) {
+                let r = root(&mut parent, i);
+                groups.entry(r).or_default().push(named.clone());
+            }
+        }
+        let mut groups: Vec<Vec<Named>> = groups.into_values().filter(|g| g.len() > 1).collect();
+        groups.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].id.cmp(&b[0].id)));
+        Ok(groups)
+    }
+
+    /// The current `REPLACES` links: each replacing memory's replaced ones, in the order
+    /// the links were made.
+    async fn replaces_links(&self) -> Result<HashMap<String, Vec<String>>> {
+        let conn = self.conn.lock().await;
+        let doing = "reading the versions";
+        let rows = conn
+            .query(
+                "SELECT from_id, to_id FROM relationships
+                 WHERE rel_type = 'REPLACES' AND valid_until IS NULL ORDER BY rowid",
+                (),
+            )
+            .await
+            .doing(doing)?;
+        let mut replaces: HashMap<String, Vec<String>> = HashMap::new();
+        for r in all_rows(rows, doing).await? {
+            replaces.entry(r.text(0)).or_default().push(r.text(1));
+        }
+        Ok(replaces)
     }
 
     /// Every memory, decoded, with how the report names it.
