@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use libsql::{Connection, Value};
 
-use super::index::from_blob;
+use super::index::{from_blob, to_blob};
 use crate::backend::TursoBackend;
 use crate::backend::error::{BackendError, DbContext, Result};
 use crate::backend::search::{SearchRequest, embed};
@@ -25,10 +25,11 @@ pub const MEANING_THRESHOLD: f64 = 0.70;
 pub const MEANING_WINDOW: i64 = 100_000;
 
 impl TursoBackend {
-    /// The memories nearest `memory` in meaning, at least [`MEANING_THRESHOLD`] similar,
-    /// best first, without `memory` itself: `(id, title, cosine)`. Empty without a loaded
-    /// model, or above [`MEANING_WINDOW`] vectors. The new memory is embedded here once;
-    /// the background worker embeds it again for the index.
+    /// The memories nearest `memory` (just stored) in meaning, at least
+    /// [`MEANING_THRESHOLD`] similar, best first, without `memory` itself: `(id, title,
+    /// cosine)`. Empty without a loaded model, or above [`MEANING_WINDOW`] vectors. The new
+    /// memory's vector, made here, is stored as the background worker would store it (while
+    /// its text is still the one embedded), so it is embedded once.
     pub(crate) async fn close_in_meaning(
         &self,
         memory: &Memory,
@@ -42,6 +43,25 @@ impl TursoBackend {
             .await
             .map_err(|e| BackendError::Refused(format!("the embedding thread failed: {e}")))?
             .map_err(BackendError::Refused)?;
+        self.write("storing a vector", async |tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO memory_vectors (memory_id, embedding)
+                 SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ?1
+                   AND json_extract(properties, '$.title') IS ?3
+                   AND json_extract(properties, '$.content') IS ?4
+                   AND json_extract(properties, '$.summary') IS ?5)",
+                libsql::params![
+                    memory.id.as_str(),
+                    to_blob(&query.vector),
+                    memory.title.as_str(),
+                    memory.content.as_str(),
+                    memory.summary.clone()
+                ],
+            )
+            .await
+            .doing("storing a vector")
+        })
+        .await?;
         let conn = self.conn.lock().await;
         let held = scalar_i64(
             &conn,
