@@ -48,7 +48,7 @@ fn clean(program: impl AsRef<std::ffi::OsStr>, home: &Path) -> Command {
     cmd.env("HOME", home)
         .env("MEMORY_LOG_LEVEL", "warn")
         .env("MEMORY_TURSO_PATH", home.join("memory.db"))
-        .current_dir(home);
+        .current_dir(common::existing_folder(home));
     cmd
 }
 

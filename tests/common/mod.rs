@@ -46,8 +46,9 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_memorygraph")
 }
 
-/// A command for the binary with a clean environment, HOME inside `home`, and `home` as
-/// its working directory: outside any repository, so no project is assumed.
+/// A command for the binary with a clean environment, HOME inside `home`, and `home` (or
+/// its nearest existing folder) as its working directory: outside any repository, so no
+/// project is assumed.
 pub fn command(home: &Path) -> Command {
     let mut cmd = Command::new(binary());
     for var in SERVER_VARS {
@@ -55,8 +56,15 @@ pub fn command(home: &Path) -> Command {
     }
     cmd.env("HOME", home)
         .env("MEMORY_LOG_LEVEL", "warn")
-        .current_dir(home);
+        .current_dir(existing_folder(home));
     cmd
+}
+
+/// `path`, or its nearest folder that exists (a test may name a folder the server makes).
+pub fn existing_folder(path: &Path) -> &Path {
+    path.ancestors()
+        .find(|p| p.is_dir())
+        .unwrap_or(Path::new("/"))
 }
 
 /// The lines a child writes, read on a thread of their own as they come.
