@@ -173,6 +173,14 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `memorygraph consolidate ARGS --backup BACKUP --json`, which must succeed; its answer.
+fn applied(db: &Path, backup: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["consolidate"];
+    all.extend_from_slice(args);
+    all.extend(["--backup", path(backup), "--json"]);
+    run(db, &all).ok().json()
+}
+
 #[test]
 fn the_report_names_what_could_be_merged_retired_or_mended_and_changes_nothing() {
     let scratch = Scratch::new();
@@ -264,21 +272,11 @@ fn merging_near_duplicates_makes_one_memory_that_replaces_them_until_undone() {
     assert_eq!(dry["merged"][0]["id"], Value::Null);
     assert_eq!(state(&db), before);
 
-    let done = run(
+    let done = applied(
         &db,
-        &[
-            "consolidate",
-            "--apply",
-            "near-duplicates",
-            "--group",
-            "1",
-            "--backup",
-            path(&backup),
-            "--json",
-        ],
-    )
-    .ok()
-    .json();
+        &backup,
+        &["--apply", "near-duplicates", "--group", "1"],
+    );
     assert_eq!(done["backup"], path(&backup));
     #[cfg(unix)]
     {
@@ -466,23 +464,18 @@ fn every_part_at_once_is_undone_to_the_same_export() {
     let before = state(&db);
     let rows = relationship_rows(&db);
     let backup = scratch.dir.path().join("all.json");
-    let done = run(
+    let done = applied(
         &db,
+        &backup,
         &[
-            "consolidate",
             "--apply",
             "near-duplicates,unused,dangling",
             "--days",
             "0",
             "--max-importance",
             "1",
-            "--backup",
-            path(&backup),
-            "--json",
         ],
-    )
-    .ok()
-    .json();
+    );
     assert_eq!(done["merged"].as_array().unwrap().len(), 1, "{done}");
     // Memories 7, 8 and 10 were never used; 8 holds the dangling relationship.
     assert_eq!(ids(&done["archived"]), vec![id(7), id(8), id(10)]);
@@ -502,10 +495,10 @@ fn every_part_at_once_is_undone_to_the_same_export() {
     run(&db, &["import", "--input", path(&fixture)]).ok();
     let before = state(&db);
     let backup = scratch.dir.path().join("everything.json");
-    let done = run(
+    let done = applied(
         &db,
+        &backup,
         &[
-            "consolidate",
             "--apply",
             "unused",
             "--apply",
@@ -516,13 +509,8 @@ fn every_part_at_once_is_undone_to_the_same_export() {
             "0",
             "--max-importance",
             "1",
-            "--backup",
-            path(&backup),
-            "--json",
         ],
-    )
-    .ok()
-    .json();
+    );
     assert_eq!(done["archived"].as_array().unwrap().len(), 61, "{done}");
     assert_eq!(state(&db)["memory_count"], 0);
     run(&db, &["consolidate", "--undo", path(&backup)]).ok();
@@ -591,19 +579,7 @@ fn mistakes_are_refused_and_change_nothing() {
     // An undo that would lose a change made after the merge is refused (exit 1), and the
     // next command works.
     let backup = scratch.dir.path().join("merge.json");
-    let done = run(
-        &db,
-        &[
-            "consolidate",
-            "--apply",
-            "near-duplicates",
-            "--backup",
-            path(&backup),
-            "--json",
-        ],
-    )
-    .ok()
-    .json();
+    let done = applied(&db, &backup, &["--apply", "near-duplicates"]);
     let merged = done["merged"][0]["id"].as_str().unwrap().to_string();
     let mut server = Server::started(&db, &[]);
     server.ok(
@@ -631,19 +607,7 @@ fn with_a_server_running_the_apply_writes_the_file_as_import_does_and_the_server
     let before = state(&db);
     let mut server = Server::started(&db, &[]);
     let backup = scratch.dir.path().join("owned.json");
-    let done = run(
-        &db,
-        &[
-            "consolidate",
-            "--apply",
-            "near-duplicates,unused",
-            "--backup",
-            path(&backup),
-            "--json",
-        ],
-    )
-    .ok()
-    .json();
+    let done = applied(&db, &backup, &["--apply", "near-duplicates,unused"]);
     let merged = done["merged"][0]["id"].as_str().unwrap().to_string();
     let found = server.ok("search_memories", json!({"query": "pool size"}));
     assert_eq!(found["results"][0]["id"], merged.as_str(), "{found}");

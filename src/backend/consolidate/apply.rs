@@ -279,35 +279,41 @@ async fn carry_out(conn: &Connection, plan: &Plan) -> Result<()> {
 
 /// The memories among `ids` that a current `REPLACES` link points at.
 async fn superseded_among(conn: &Connection, ids: &[String]) -> Result<Vec<String>> {
-    let doing = "looking for superseded memories";
-    let rows = conn
-        .query(
-            "SELECT DISTINCT to_id FROM relationships
-             WHERE rel_type = 'REPLACES' AND valid_until IS NULL
-               AND to_id IN (SELECT value FROM json_each(?1))",
-            libsql::params![id_list(ids)],
-        )
-        .await
-        .doing(doing)?;
-    Ok(all_rows(rows, doing)
-        .await?
-        .iter()
-        .map(|r| r.text(0))
-        .collect())
+    first_texts(
+        conn,
+        "SELECT DISTINCT to_id FROM relationships
+         WHERE rel_type = 'REPLACES' AND valid_until IS NULL
+           AND to_id IN (SELECT value FROM json_each(?1))",
+        ids,
+        "looking for superseded memories",
+    )
+    .await
 }
 
 /// The relationships among `ids` with an end that is not a memory.
 pub(super) async fn dangling_among(conn: &Connection, ids: &[String]) -> Result<Vec<String>> {
-    let doing = "looking for relationships whose ends are gone";
+    first_texts(
+        conn,
+        "SELECT r.id FROM relationships r
+         WHERE r.id IN (SELECT value FROM json_each(?1))
+           AND (NOT EXISTS (SELECT 1 FROM nodes WHERE id = r.from_id AND label = 'Memory')
+                OR NOT EXISTS (SELECT 1 FROM nodes WHERE id = r.to_id AND label = 'Memory'))
+         ORDER BY r.rowid",
+        ids,
+        "looking for relationships whose ends are gone",
+    )
+    .await
+}
+
+/// The first column of `sql`'s rows, given `ids` as a JSON list in `?1`.
+async fn first_texts(
+    conn: &Connection,
+    sql: &str,
+    ids: &[String],
+    doing: &'static str,
+) -> Result<Vec<String>> {
     let rows = conn
-        .query(
-            "SELECT r.id FROM relationships r
-             WHERE r.id IN (SELECT value FROM json_each(?1))
-               AND (NOT EXISTS (SELECT 1 FROM nodes WHERE id = r.from_id AND label = 'Memory')
-                    OR NOT EXISTS (SELECT 1 FROM nodes WHERE id = r.to_id AND label = 'Memory'))
-             ORDER BY r.rowid",
-            libsql::params![id_list(ids)],
-        )
+        .query(sql, libsql::params![id_list(ids)])
         .await
         .doing(doing)?;
     Ok(all_rows(rows, doing)

@@ -454,6 +454,17 @@ impl TursoBackend {
     }
 }
 
+/// Row ids as SQL lists (`1,2,3`) of at most 500 each, for `rowid IN (…)`.
+fn rid_lists(rids: &[i64]) -> impl Iterator<Item = String> + '_ {
+    rids.chunks(500).map(|chunk| {
+        chunk
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
 /// The query's words without the common ones (all of them when nothing else is left).
 fn meaningful(terms: &[Term]) -> Vec<Term> {
     let kept: Vec<Term> = terms

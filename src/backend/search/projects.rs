@@ -35,12 +35,7 @@ pub async fn of_other_projects(
         return Ok(out);
     }
     let belongs = belongs_sql(1);
-    for chunk in rids.chunks(500) {
-        let ids = chunk
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+    for ids in super::rid_lists(rids) {
         let rows = conn
             .query(
                 &format!("SELECT n.rowid FROM nodes n WHERE n.rowid IN ({ids}) AND NOT {belongs}"),

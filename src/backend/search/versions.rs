@@ -23,12 +23,7 @@ pub async fn successors(
         return Ok(out);
     }
     let counts = super::filters::link_counts(as_of);
-    for chunk in rids.chunks(500) {
-        let ids = chunk
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+    for ids in super::rid_lists(rids) {
         let rows = conn
             .query(
                 &format!(
