@@ -223,7 +223,7 @@ pub struct Folded {
 
 /// Folds each hit that says nearly the same as a higher one (see `backend::near`) into it:
 /// one hit that names the others. Nearly the same: most words in common, or, for hits with
-/// a vector in `vectors`, vectors at least [`semantic::MEANING_THRESHOLD`] similar. Each
+/// a vector in `vectors`, vectors at least [`semantic::FOLD_THRESHOLD`] similar. Each
 /// hit's words are read once.
 fn fold(
     hits: Vec<SearchHit>,
@@ -238,7 +238,7 @@ fn fold(
                 || vector
                     .zip(vectors.get(&higher.memory.id))
                     .is_some_and(|(a, b)| {
-                        f64::from(embed::cosine(a, b)) >= semantic::MEANING_THRESHOLD
+                        f64::from(embed::cosine(a, b)) >= semantic::FOLD_THRESHOLD
                     })
         };
         match kept.iter_mut().find(same) {

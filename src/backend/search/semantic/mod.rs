@@ -22,7 +22,7 @@ mod worker;
 
 use crate::backend::TursoBackend;
 use crate::backend::error::Result;
-pub use close::{MEANING_THRESHOLD, vectors_of};
+pub use close::{FOLD_THRESHOLD, vectors_of};
 pub use index::Near;
 use index::VectorIndex;
 pub use query::{count_near, nearest, similarities};
