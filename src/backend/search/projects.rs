@@ -51,14 +51,20 @@ pub async fn of_other_projects(
 }
 
 /// Whether any memory belongs to another project: the common case is none, which spares
-/// the lookup.
+/// the lookup. Three ranges of the project index (below the project, between it and its
+/// folders, after them), each stopping at the first memory: a user whose memories are all
+/// in one project pays three seeks, not a read of every memory.
 async fn any_other_project(conn: &Connection, focus: &ProjectFocus) -> Result<bool> {
+    let range = |condition: &str| {
+        format!("EXISTS (SELECT 1 FROM nodes n WHERE n.label = 'Memory' AND {condition} LIMIT 1)")
+    };
     Ok(scalar_i64(
         conn,
         &format!(
-            "SELECT count(*) FROM (SELECT 1 FROM nodes n WHERE n.label = 'Memory'
-               AND {PROJECT} IS NOT NULL AND NOT {} LIMIT 1)",
-            belongs_sql(1)
+            "SELECT {} OR {} OR {}",
+            range(&format!("{PROJECT} > '' AND {PROJECT} < ?1")),
+            range(&format!("{PROJECT} > ?1 AND {PROJECT} < ?1 || '/'")),
+            range(&format!("{PROJECT} >= ?1 || '0'")),
         ),
         vec![Value::from(focus.path.clone())],
         "looking for other projects' memories",
