@@ -139,6 +139,20 @@ fn words_of(text: &str) -> Vec<(&str, usize, usize)> {
 fn expression(w: &[String], today: NaiveDate) -> Option<(usize, Range)> {
     let first = w.first()?.as_str();
     let second = w.get(1).map(String::as_str);
+    // "the day before yesterday" names a day, not everything before yesterday.
+    if first == "day"
+        && second == Some("before")
+        && w.get(2).map(String::as_str) == Some("yesterday")
+    {
+        let day = today.checked_sub_days(Days::new(2))?;
+        return Some((
+            3,
+            Range::Days(Span {
+                first: day,
+                after: day + Days::new(1),
+            }),
+        ));
+    }
     match first {
         "since" | "after" | "before" | "until" => {
             let (taken, days) = point(&w[1..], today, false)?;
@@ -426,6 +440,12 @@ mod tests {
                 "yesterday",
                 "2026-12-01 00:00",
                 "2026-12-02 00:00",
+            ),
+            (
+                "what broke the day before yesterday",
+                "day before yesterday",
+                "2026-11-30 00:00",
+                "2026-12-01 00:00",
             ),
             (
                 "errors today",
