@@ -327,16 +327,19 @@ impl TursoBackend {
         let mode = self.mode_of(req)?;
         let by_meaning = mode != SearchMode::Lexical && !req.text.is_empty();
         let vector = by_meaning
-            .then(|| self.start_query_vector(&req.text))
+            .then(|| self.start_query_vector(&req.text, true))
             .flatten();
+        // Semantic mode has nothing to do before the query's vector and the scan of the
+        // copy that comes with it: wait for both without holding the connection.
+        let (vector, scanned) = match vector {
+            Some(vector) if mode == SearchMode::Semantic => (None, Some(vector_of(vector).await?)),
+            vector => (vector, None),
+        };
         let conn = self.conn.lock().await;
         let tx = self.reading(&conn).await?;
-        let mut page = match vector {
-            Some(vector) if mode == SearchMode::Semantic => {
-                let vector = vector_of(vector).await?;
-                semantic(&tx, req, &vector).await?
-            }
-            Some(vector) => {
+        let mut page = match (scanned, vector) {
+            (Some(query), _) => semantic(&tx, req, &query).await?,
+            (None, Some(vector)) => {
                 let (terms, checked) = if req.terms.is_empty() {
                     (Vec::new(), Checked::default())
                 } else {
@@ -344,8 +347,8 @@ impl TursoBackend {
                 };
                 fused(self, &tx, req, &terms, checked, vector, false).await?
             }
-            None if req.terms.is_empty() => list(&tx, req).await?,
-            None => {
+            (None, None) if req.terms.is_empty() => list(&tx, req).await?,
+            (None, None) => {
                 let (terms, checked) = correct(self, &tx, &req.terms, req.tolerance).await?;
                 ranked(self, &tx, req, &terms, checked).await?
             }
@@ -404,7 +407,7 @@ impl TursoBackend {
         let still_loading = self.wait_if_needed(req).await;
         let mode = self.mode_of(req)?;
         let vector = (mode != SearchMode::Lexical && !req.text.is_empty())
-            .then(|| self.start_query_vector(&req.text))
+            .then(|| self.start_query_vector(&req.text, true))
             .flatten();
         let conn = self.conn.lock().await;
         let tx = self.reading(&conn).await?;

@@ -152,7 +152,44 @@ pub async fn run(
         }
     );
     client.stop();
+    if models.is_some() {
+        against_exact(&db, &mut rng).await;
+    }
     rows
+}
+
+/// The semantic side in-process: the nearest memories as searches find them, through the
+/// copy's one-bit codes and the checks of their candidates, against an exact scan of every
+/// vector in SQL, with the memory the copy takes.
+async fn against_exact(db: &Path, rng: &mut Rng) {
+    let backend = TursoBackend::open(BackendOptions::local(db)).await.unwrap();
+    assert!(backend.load_model().await, "the model does not load");
+    // The first search loads the copy.
+    backend
+        .nearest_against_exact(&["warm up".to_string()], 10)
+        .await
+        .unwrap();
+    let stats = backend.vector_index_stats().await;
+    println!(
+        "\nin-memory copy: {} vectors, {:.1} MB",
+        stats.vectors,
+        stats.bytes as f64 / 1e6
+    );
+    let texts: Vec<String> = (0..10).map(|_| corpus::question(rng)).collect();
+    for k in [10, 50] {
+        let (found, wanted, mut searching, mut exact) =
+            backend.nearest_against_exact(&texts, k).await.unwrap();
+        searching.sort_by(f64::total_cmp);
+        exact.sort_by(f64::total_cmp);
+        println!(
+            "nearest {k} of {} questions: {found} of the exact scan's {wanted} found ({:.3}); search p50 {:.1} ms (exact scan p50 {:.0} ms)",
+            texts.len(),
+            found as f64 / wanted.max(1) as f64,
+            searching[searching.len() / 2],
+            exact[exact.len() / 2]
+        );
+    }
+    backend.close().await.unwrap();
 }
 
 /// Imports `n` generator memories in batches and gives each a random unit vector; returns

@@ -71,6 +71,7 @@ impl TursoBackend {
         let query = Query {
             vector,
             index: self.semantic.index.clone(),
+            scan: None,
         };
         let conn = self.conn.lock().await;
         let tx = self.reading(&conn).await?;
@@ -87,6 +88,67 @@ impl TursoBackend {
         tx.finish().await?;
         let stats = self.semantic.index.stats().await;
         Ok((embedding, searching, stats.vectors, stats.bytes))
+    }
+
+    /// For each text, the `k` nearest memories as a search finds them (the scan on a blocking
+    /// thread, then the checks) against the `k` nearest by an exact scan of every stored
+    /// vector in SQL: how many of the exact ones the search found, out of how many, and the
+    /// milliseconds each side took per text (benchmark only).
+    pub async fn nearest_against_exact(
+        &self,
+        texts: &[String],
+        k: usize,
+    ) -> Result<(usize, usize, Vec<f64>, Vec<f64>)> {
+        let (mut found, mut wanted) = (0, 0);
+        let (mut searching, mut exact) = (Vec::new(), Vec::new());
+        for text in texts {
+            let vector = self
+                .start_query_vector(text, false)
+                .ok_or_else(|| BackendError::Refused("semantic recall is off".into()))?
+                .await
+                .map_err(|e| BackendError::Refused(format!("the embedding thread failed: {e}")))?
+                .map_err(BackendError::Refused)?
+                .vector;
+            let started = Instant::now();
+            let index = self.semantic.index.clone();
+            let probe = vector.clone();
+            let scan = tokio::task::spawn_blocking(move || index.scan_blocking(&probe))
+                .await
+                .map_err(|e| BackendError::Refused(format!("the scan thread failed: {e}")))?;
+            let query = Query {
+                vector: vector.clone(),
+                index: self.semantic.index.clone(),
+                scan,
+            };
+            let conn = self.conn.lock().await;
+            let request = crate::backend::search::SearchRequest::new("", k as u32);
+            let near = nearest(&conn, &request, &query, k, None).await?;
+            searching.push(started.elapsed().as_secs_f64() * 1000.0);
+            let started = Instant::now();
+            let rows = conn
+                .query(
+                    "SELECT n.rowid FROM memory_vectors v JOIN nodes n ON n.id = v.memory_id
+                     WHERE n.label = 'Memory'
+                     ORDER BY vector_distance_cos(v.embedding, ?1), n.rowid LIMIT ?2",
+                    libsql::params![to_blob(&vector), k as i64],
+                )
+                .await
+                .doing("scanning every vector")?;
+            let best: std::collections::HashSet<i64> = all_rows(rows, "scanning every vector")
+                .await?
+                .iter()
+                .map(|r| r.int(0))
+                .collect();
+            exact.push(started.elapsed().as_secs_f64() * 1000.0);
+            wanted += best.len();
+            found += near.iter().filter(|n| best.contains(&n.rid)).count();
+        }
+        Ok((found, wanted, searching, exact))
+    }
+
+    /// The vectors the in-memory copy holds and the bytes it takes (benchmark only).
+    pub async fn vector_index_stats(&self) -> index::IndexStats {
+        self.semantic.index.stats().await
     }
 
     /// Replaces the fusion's parameters (for tuning them on a benchmark).

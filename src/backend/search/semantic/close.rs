@@ -27,7 +27,7 @@ pub const MEANING_THRESHOLD: f64 = 0.70;
 pub const FOLD_THRESHOLD: f64 = 0.85;
 
 /// A store looks for closeness by meaning while the database holds at most this many
-/// vectors: the nearest search scans them all (about 1 ms per 10,000 on 2 cores), and a
+/// vectors: the nearest search scans them all (its codes, about 0.1 ms per 10,000), and a
 /// store must stay fast at any size. Above it, only words are compared.
 pub const MEANING_WINDOW: i64 = 100_000;
 
@@ -43,7 +43,9 @@ impl TursoBackend {
         most: usize,
     ) -> Result<Vec<(String, String, f64)>> {
         let text = embed::memory_text(&memory.title, memory.summary.as_deref(), &memory.content);
-        let Some(vector) = self.start_query_vector(&text) else {
+        // No scan on the embedding thread: most stores never search (above the window), and
+        // the vector must be written first anyway.
+        let Some(vector) = self.start_query_vector(&text, false) else {
             return Ok(Vec::new());
         };
         let query = vector

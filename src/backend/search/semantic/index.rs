@@ -1,16 +1,21 @@
 //! The in-memory copy of the vectors that semantic search scans instead of reading every
 //! vector from the database for every query.
 //!
-//! Each vector is kept scaled to length 1 and quantised to one signed byte per number, with
-//! its scale and how far the quantised vector is from the real one (`error`, its Euclidean
-//! distance). For a query `q` of length 1, the quantised score `s` of a vector `x` is then
-//! within `error` of the cosine (|q·x − q·x̂| ≤ |q|·|x − x̂|), so a vector whose score plus
-//! its error is below the k-th best exact cosine found can be skipped without changing the
-//! answer. Candidates are taken in order of that upper bound and checked in the database in
-//! chunks: one query per chunk applies the request's filters, gives the exact cosine (the
-//! same `vector_distance_cos` the search used before this copy existed) and confirms that
-//! each row is still the memory the copy thinks it is. The answer is therefore exactly what
-//! the full scan in SQL returned, at 384 bytes of memory per vector instead of 1,536.
+//! Each vector is held as a one-bit code ([`codes`]): 48 bytes and two numbers, from which a
+//! query gets an estimate of its cosine and a bound on the estimate's error. A scan over the
+//! copy picks the candidates with the best upper bounds (estimate plus error); they are
+//! checked in the database in chunks, best first: one query per chunk applies the request's
+//! filters, gives the exact cosine (the same `vector_distance_cos` the search used before
+//! this copy existed) and confirms that each row is still the memory the copy thinks it is.
+//! Checking stops when no candidate left can beat the k-th exact cosine found, so the answer
+//! is what the full scan in SQL returns, as long as the bounds hold (see [`codes::CONFIDENCE`])
+//! and the candidates checked stay within [`CHECK_LIMIT`] (only above that many vectors, on
+//! vectors without a clear nearest few, may the answer differ; docs/performance.md gives the
+//! measured difference at a million).
+//!
+//! The scan runs on the thread that embeds the query, before the search takes the
+//! connection: the connection is held for the checks only. What changed in the database
+//! since the copy the scan saw is read from the change log and checked too.
 //!
 //! The copy follows the database through `memory_vector_log` and the `vector_changes`
 //! counter (schema.rs), which triggers keep for every writer: this process, another process
@@ -19,28 +24,22 @@
 //! are read. A counter that went back (a replaced file) reloads everything.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 use libsql::{Connection, Value};
 
+use super::codes::{self, Codes};
 use crate::backend::error::{DbContext, Result};
 use crate::backend::scalar_i64;
-use crate::backend::search::SearchRequest;
 use crate::backend::search::embed::DIMENSIONS;
-use crate::backend::search::filters::filter_sql;
 
 /// Little-endian f32s, the layout of an `F32_BLOB`.
 pub fn to_blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// Slack added to every bound for the rounding of f32 arithmetic (the database's cosine and
-/// ours): far above it, far below any gap that decides a ranking.
-const SLACK: f32 = 1e-4;
-/// Candidates checked in the database in the first chunk, beyond twice the number wanted;
-/// each later chunk is four times larger.
-const FIRST_CHUNK: usize = 32;
-/// With filters, a chunk is at least this large: most candidates may fail them.
-const FILTERED_CHUNK: usize = 512;
+/// Vectors the mean is taken over when the copy loads (the first ones read).
+const MEAN_SAMPLE: usize = 4096;
 
 /// A memory found by its vector.
 #[derive(Debug, Clone)]
@@ -52,20 +51,33 @@ pub struct Near {
 /// The copy, shared by every search of a process.
 #[derive(Default)]
 pub struct VectorIndex {
-    inner: tokio::sync::Mutex<Inner>,
+    pub(super) inner: tokio::sync::Mutex<Inner>,
 }
 
-#[derive(Default)]
-struct Inner {
+pub(super) struct Inner {
     /// The change count the copy reflects; `None` before the first load or after a mismatch.
-    seen: Option<i64>,
-    /// Per slot: the memory's id, its row in `nodes`, its quantised vector, scale and error.
-    ids: Vec<String>,
-    rids: Vec<i64>,
-    codes: Vec<i8>,
-    scales: Vec<f32>,
-    errors: Vec<f32>,
-    slot_of: HashMap<String, usize>,
+    pub(super) seen: Option<i64>,
+    /// Per slot: the memory's row in `nodes`, a hash of its id (to find its slot when it
+    /// changes, and to confirm a row is still that memory), and its code.
+    pub(super) rids: Vec<i64>,
+    pub(super) keys: Vec<u64>,
+    slot_of: HashMap<u64, u32>,
+    pub(super) codes: Codes,
+    /// How many vectors the codes' mean was taken over.
+    mean_of: usize,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            seen: None,
+            rids: Vec::new(),
+            keys: Vec::new(),
+            slot_of: HashMap::new(),
+            codes: Codes::new(&[0.0; DIMENSIONS]),
+            mean_of: 0,
+        }
+    }
 }
 
 /// What [`VectorIndex::stats`] reports (for the benchmark).
@@ -73,53 +85,28 @@ struct Inner {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct IndexStats {
     pub vectors: usize,
-    /// Bytes held for the vectors and their bookkeeping (ids included).
+    /// Bytes held for the vectors and their bookkeeping.
     pub bytes: usize,
 }
 
+/// The hash that stands for a memory's id in the copy: 8 bytes instead of a 36-character
+/// string and its copy in the map. Two ids of one database share a hash with a chance of
+/// about one in 10^7 at a million memories; one of the two is then missing from the copy.
+pub(super) fn key_of(id: &str) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
+}
+
 /// A vector scaled to length 1, or `None` for a zero (or malformed) one.
-fn unit(v: &[f32]) -> Option<Vec<f32>> {
+pub(super) fn unit(v: &[f32]) -> Option<Vec<f32>> {
     let norm = v
         .iter()
         .map(|x| (*x as f64) * (*x as f64))
         .sum::<f64>()
         .sqrt();
-    (norm > 0.0 && norm.is_finite()).then(|| v.iter().map(|x| (*x as f64 / norm) as f32).collect())
-}
-
-/// Quantises a unit vector into `out`; returns its scale and its error.
-fn quantise(v: &[f32], out: &mut [i8]) -> (f32, f32) {
-    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
-    if max == 0.0 {
-        out.fill(0);
-        return (0.0, 0.0);
-    }
-    let scale = max / 127.0;
-    let mut error = 0f64;
-    for (o, x) in out.iter_mut().zip(v) {
-        let c = (x / scale).round().clamp(-127.0, 127.0);
-        *o = c as i8;
-        let d = (*x - c * scale) as f64;
-        error += d * d;
-    }
-    (scale, error.sqrt() as f32)
-}
-
-/// `Σ q·c` over one quantised vector, in 16 independent lanes so the compiler can use SIMD
-/// (a single running sum cannot be reordered).
-fn dot(q: &[f32], codes: &[i8]) -> f32 {
-    let mut lanes = [0f32; 16];
-    for (qc, cc) in q.chunks_exact(16).zip(codes.chunks_exact(16)) {
-        for i in 0..16 {
-            lanes[i] += qc[i] * cc[i] as f32;
-        }
-    }
-    let mut sum: f32 = lanes.iter().sum();
-    let tail = q.len() - q.len() % 16;
-    for i in tail..q.len() {
-        sum += q[i] * codes[i] as f32;
-    }
-    sum
+    (norm > 0.0 && norm.is_finite() && v.len() == DIMENSIONS)
+        .then(|| v.iter().map(|x| (*x as f64 / norm) as f32).collect())
 }
 
 /// A blob of little-endian f32s (an `F32_BLOB(384)`), as a vector of the right length.
@@ -134,91 +121,105 @@ pub(super) fn from_blob(value: &Value) -> Option<Vec<f32>> {
     }
 }
 
+/// One row of the vectors read: the memory's id, its row in `nodes` and its vector, or
+/// `None` for a memory that has no vector (or is gone).
+type VectorRow = (String, Option<(i64, Vec<f32>)>);
+
+async fn next_vector(rows: &mut libsql::Rows) -> Result<Option<VectorRow>> {
+    const DOING: &str = "reading vectors";
+    while let Some(row) = rows.next().await.doing(DOING)? {
+        let id = match row.get_value(0).doing(DOING)? {
+            Value::Text(s) => s,
+            _ => continue,
+        };
+        let rid = match row.get_value(1).doing(DOING)? {
+            Value::Integer(r) => Some(r),
+            _ => None,
+        };
+        let vector = from_blob(&row.get_value(2).doing(DOING)?).and_then(|v| unit(&v));
+        return Ok(Some((id, rid.zip(vector))));
+    }
+    Ok(None)
+}
+
 impl Inner {
-    fn clear(&mut self) {
-        *self = Inner::default();
+    pub(super) fn len(&self) -> usize {
+        self.rids.len()
     }
 
-    fn put(&mut self, id: String, rid: i64, vector: &[f32]) {
-        let Some(v) = unit(vector) else {
-            self.remove(&id);
-            return;
-        };
-        let slot = match self.slot_of.get(&id) {
-            Some(&s) => s,
-            None => {
-                let s = self.ids.len();
-                self.ids.push(id.clone());
-                self.rids.push(rid);
-                self.codes.resize(self.codes.len() + DIMENSIONS, 0);
-                self.scales.push(0.0);
-                self.errors.push(0.0);
-                self.slot_of.insert(id, s);
-                s
+    pub(super) fn put(&mut self, id: &str, rid: i64, v: &[f32]) {
+        let key = key_of(id);
+        match self.slot_of.get(&key) {
+            Some(&slot) => {
+                self.rids[slot as usize] = rid;
+                self.codes.set(slot as usize, v);
             }
-        };
-        self.rids[slot] = rid;
-        let (scale, error) = quantise(
-            &v,
-            &mut self.codes[slot * DIMENSIONS..(slot + 1) * DIMENSIONS],
-        );
-        self.scales[slot] = scale;
-        self.errors[slot] = error;
+            None => {
+                self.slot_of.insert(key, self.rids.len() as u32);
+                self.rids.push(rid);
+                self.keys.push(key);
+                self.codes.push(v);
+            }
+        }
     }
 
     fn remove(&mut self, id: &str) {
-        let Some(slot) = self.slot_of.remove(id) else {
+        let Some(slot) = self.slot_of.remove(&key_of(id)) else {
             return;
         };
-        let last = self.ids.len() - 1;
+        let slot = slot as usize;
+        let last = self.len() - 1;
+        self.rids.swap_remove(slot);
+        self.keys.swap_remove(slot);
+        self.codes.swap_remove(slot);
         if slot != last {
-            self.ids.swap(slot, last);
-            self.rids.swap(slot, last);
-            self.scales.swap(slot, last);
-            self.errors.swap(slot, last);
-            let (head, tail) = self.codes.split_at_mut(last * DIMENSIONS);
-            head[slot * DIMENSIONS..(slot + 1) * DIMENSIONS].copy_from_slice(&tail[..DIMENSIONS]);
-            self.slot_of.insert(self.ids[slot].clone(), slot);
+            self.slot_of.insert(self.keys[slot], slot as u32);
         }
-        self.ids.pop();
-        self.rids.pop();
-        self.scales.pop();
-        self.errors.pop();
-        self.codes.truncate(last * DIMENSIONS);
     }
 
-    /// Reads (id, rid, blob) rows into the copy; a row without a vector or a memory removes it.
-    async fn apply(&mut self, mut rows: libsql::Rows) -> Result<usize> {
-        const DOING: &str = "reading vectors";
-        let mut n = 0;
-        while let Some(row) = rows.next().await.doing(DOING)? {
-            let id = match row.get_value(0).doing(DOING)? {
-                Value::Text(s) => s,
-                _ => continue,
-            };
-            let rid = match row.get_value(1).doing(DOING)? {
-                Value::Integer(r) => Some(r),
-                _ => None,
-            };
-            match (rid, from_blob(&row.get_value(2).doing(DOING)?)) {
-                (Some(rid), Some(v)) => self.put(id, rid, &v),
-                _ => self.remove(&id),
+    /// Reads every vector into a new copy: the first [`MEAN_SAMPLE`] give the mean the codes
+    /// are taken against.
+    async fn load(&mut self, mut rows: libsql::Rows) -> Result<()> {
+        let mut first: Vec<(String, i64, Vec<f32>)> = Vec::new();
+        while first.len() < MEAN_SAMPLE {
+            match next_vector(&mut rows).await? {
+                Some((id, Some((rid, v)))) => first.push((id, rid, v)),
+                Some(_) => {}
+                None => break,
             }
-            n += 1;
         }
-        Ok(n)
+        *self = Inner {
+            codes: Codes::new(&codes::mean(first.iter().map(|f| f.2.as_slice()))),
+            mean_of: first.len(),
+            ..Inner::default()
+        };
+        for (id, rid, v) in &first {
+            self.put(id, *rid, v);
+        }
+        drop(first);
+        while let Some(row) = next_vector(&mut rows).await? {
+            if let (id, Some((rid, v))) = row {
+                self.put(&id, rid, &v);
+            }
+        }
+        self.codes.shrink_to_fit();
+        self.rids.shrink_to_fit();
+        self.keys.shrink_to_fit();
+        Ok(())
     }
 
     /// Brings the copy up to the database's state as `conn` sees it.
-    async fn refresh(&mut self, conn: &Connection) -> Result<()> {
+    pub(super) async fn refresh(&mut self, conn: &Connection) -> Result<()> {
         // The counter first: a change landing between the two reads is read again next time.
         let (now, floor) = changes(conn).await?;
+        // A mean taken over few vectors is taken again once there are many more.
+        let stale_mean = self.mean_of < MEAN_SAMPLE && self.len() > 4 * self.mean_of.max(256);
         match (self.seen, now) {
-            (Some(seen), Some(now)) if seen == now => return Ok(()),
+            (Some(seen), Some(now)) if seen == now && !stale_mean => return Ok(()),
             // Past the floor the log still names every change since `seen`; below it,
             // compaction may have dropped a removal this copy has not seen.
-            (Some(seen), Some(now)) if now > seen && seen >= floor => {
-                let rows = conn
+            (Some(seen), Some(now)) if now > seen && seen >= floor && !stale_mean => {
+                let mut rows = conn
                     .query(
                         "SELECT l.memory_id, n.rowid, v.embedding FROM memory_vector_log l
                          LEFT JOIN memory_vectors v ON v.memory_id = l.memory_id
@@ -228,10 +229,14 @@ impl Inner {
                     )
                     .await
                     .doing("reading changed vectors")?;
-                self.apply(rows).await?;
+                while let Some((id, row)) = next_vector(&mut rows).await? {
+                    match row {
+                        Some((rid, v)) => self.put(&id, rid, &v),
+                        None => self.remove(&id),
+                    }
+                }
             }
             _ => {
-                self.clear();
                 let rows = conn
                     .query(
                         "SELECT v.memory_id, n.rowid, v.embedding FROM memory_vectors v
@@ -240,25 +245,11 @@ impl Inner {
                     )
                     .await
                     .doing("reading vectors")?;
-                self.apply(rows).await?;
-                // Growing by doubling may have left up to half of it unused.
-                self.codes.shrink_to_fit();
+                self.load(rows).await?;
             }
         }
         self.seen = now;
         Ok(())
-    }
-
-    /// The quantised score of every slot, and its bound (score plus error plus slack).
-    fn scores(&self, q: &[f32]) -> (Vec<f32>, Vec<f32>) {
-        let mut score = Vec::with_capacity(self.ids.len());
-        let mut bound = Vec::with_capacity(self.ids.len());
-        for (slot, codes) in self.codes.chunks_exact(DIMENSIONS).enumerate() {
-            let s = self.scales[slot] * dot(q, codes);
-            score.push(s);
-            bound.push(s + self.errors[slot] + SLACK);
-        }
-        (score, bound)
     }
 }
 
@@ -321,246 +312,31 @@ pub async fn compact_log(tx: &Connection) -> Result<u64> {
         .doing(DOING)
 }
 
-/// A chunk's rows as the database has them now: (rid, id, exact cosine), for the memories
-/// among `rids` that pass the request's filters (and, with `floor`, are at least that similar).
-pub(super) async fn check(
-    conn: &Connection,
-    req: &SearchRequest,
-    query: &[f32],
-    rids: &[i64],
-    floor: Option<f64>,
-) -> Result<Vec<(i64, String, f64)>> {
-    if rids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let list = serde_json::to_string(rids).unwrap_or_else(|_| "[]".into());
-    let mut params = vec![Value::from(to_blob(query)), Value::from(list)];
-    let floor_sql = match floor {
-        Some(f) => {
-            params.push(Value::from(f));
-            format!(
-                " AND 1.0 - vector_distance_cos(v.embedding, ?1) >= ?{}",
-                params.len()
-            )
-        }
-        None => String::new(),
-    };
-    let filters = filter_sql(req, &mut params);
-    let rows = conn
-        .query(
-            &format!(
-                "SELECT n.rowid, n.id, 1.0 - vector_distance_cos(v.embedding, ?1)
-                 FROM nodes n JOIN memory_vectors v ON v.memory_id = n.id
-                 WHERE n.rowid IN (SELECT value FROM json_each(?2)) AND n.label = 'Memory'{floor_sql}{filters}"
-            ),
-            params,
-        )
-        .await
-        .doing("checking the nearest vectors")?;
-    let mut rows_out = Vec::with_capacity(rids.len());
-    let mut rows = rows;
-    while let Some(row) = rows.next().await.doing("checking the nearest vectors")? {
-        let rid = match row.get_value(0).doing("checking the nearest vectors")? {
-            Value::Integer(r) => r,
-            _ => continue,
-        };
-        let id = match row.get_value(1).doing("checking the nearest vectors")? {
-            Value::Text(s) => s,
-            _ => continue,
-        };
-        let sim = match row.get_value(2).doing("checking the nearest vectors")? {
-            Value::Real(f) => f,
-            Value::Integer(i) => i as f64,
-            _ => continue,
-        };
-        rows_out.push((rid, id, sim));
-    }
-    Ok(rows_out)
-}
-
 impl VectorIndex {
     /// Vectors held and the memory they take (for the benchmark).
     #[cfg(feature = "bench")]
     pub async fn stats(&self) -> IndexStats {
         let inner = self.inner.lock().await;
         IndexStats {
-            vectors: inner.ids.len(),
-            bytes: inner.codes.capacity()
-                + inner.rids.capacity() * 8
-                + (inner.scales.capacity() + inner.errors.capacity()) * 4
-                + inner.ids.iter().map(|s| s.capacity() + 24).sum::<usize>() * 2
-                + inner.slot_of.capacity() * 8,
+            vectors: inner.len(),
+            bytes: inner.codes.bytes()
+                + (inner.rids.capacity() + inner.keys.capacity()) * 8
+                // A hash map's entry (8 + 4 bytes, padded) and control byte, at its load.
+                + inner.slot_of.capacity() * 17,
         }
     }
 
-    /// Brings the copy up to date (the searches do it themselves; this is for measuring).
+    /// Brings the copy up to date (the searches do it themselves; this is for loading it).
     pub async fn refresh(&self, conn: &Connection) -> Result<()> {
         self.inner.lock().await.refresh(conn).await
     }
-
-    /// The memories whose vectors are nearest `query` among those passing the request's
-    /// filters (and, with `floor`, at least that similar), best first (ties by rid), at most
-    /// `k`: exactly what an exact cosine scan in SQL returns.
-    pub async fn nearest(
-        &self,
-        conn: &Connection,
-        req: &SearchRequest,
-        query: &[f32],
-        k: usize,
-        floor: Option<f64>,
-    ) -> Result<Vec<Near>> {
-        let mut inner = self.inner.lock().await;
-        for attempt in 0..2 {
-            inner.refresh(conn).await?;
-            match nearest_in(&inner, conn, req, query, k, floor).await? {
-                Some(found) => return Ok(found),
-                // The copy named a row that is another memory now (the file was rebuilt
-                // under it): reload it whole and search again.
-                None if attempt == 0 => inner.seen = None,
-                None => break,
-            }
-        }
-        inner.seen = None;
-        Ok(Vec::new())
-    }
-
-    /// How many memories passing the filters have a vector at least `floor` similar to `query`.
-    pub async fn count_near(
-        &self,
-        conn: &Connection,
-        req: &SearchRequest,
-        query: &[f32],
-        floor: f64,
-    ) -> Result<i64> {
-        let mut inner = self.inner.lock().await;
-        inner.refresh(conn).await?;
-        let Some(q) = unit(query) else {
-            return Ok(0);
-        };
-        let (score, bound) = inner.scores(&q);
-        let mut sure = Vec::new();
-        let mut unsure = Vec::new();
-        for slot in 0..inner.ids.len() {
-            let low = score[slot] - inner.errors[slot] - SLACK;
-            if low as f64 >= floor {
-                sure.push(inner.rids[slot]);
-            } else if bound[slot] as f64 >= floor {
-                unsure.push(inner.rids[slot]);
-            }
-        }
-        let unfiltered = filter_sql(req, &mut Vec::new()).is_empty();
-        let sure = if unfiltered {
-            sure.len() as i64
-        } else {
-            let mut params = vec![Value::from(
-                serde_json::to_string(&sure).unwrap_or_default(),
-            )];
-            let filters = filter_sql(req, &mut params);
-            scalar_i64(
-                conn,
-                &format!(
-                    "SELECT count(*) FROM nodes n WHERE n.rowid IN (SELECT value FROM json_each(?1))
-                     AND n.label = 'Memory'{filters}"
-                ),
-                params,
-                "counting near vectors",
-            )
-            .await?
-        };
-        let unsure = check(conn, req, query, &unsure, Some(floor)).await?.len() as i64;
-        Ok(sure + unsure)
-    }
-}
-
-/// The search over an up-to-date copy; `None` when the database disagrees with the copy.
-async fn nearest_in(
-    inner: &Inner,
-    conn: &Connection,
-    req: &SearchRequest,
-    query: &[f32],
-    k: usize,
-    floor: Option<f64>,
-) -> Result<Option<Vec<Near>>> {
-    let n = inner.ids.len();
-    if k == 0 || n == 0 {
-        return Ok(Some(Vec::new()));
-    }
-    let Some(q) = unit(query) else {
-        return Ok(Some(Vec::new()));
-    };
-    let (_, bound) = inner.scores(&q);
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    let filtered = !filter_sql(req, &mut Vec::new()).is_empty();
-    let mut chunk = if filtered {
-        (4 * k).max(FILTERED_CHUNK)
-    } else {
-        2 * k + FIRST_CHUNK
-    };
-    let by_bound = |a: &u32, b: &u32| bound[*b as usize].total_cmp(&bound[*a as usize]);
-    let mut found: Vec<Near> = Vec::new();
-    let mut at = 0;
-    let below_floor = |b: f32| floor.is_some_and(|f| (b as f64) < f);
-    while at < n {
-        let end = (at + chunk).min(n);
-        // Only the next chunk needs to be in order: select it, then sort it.
-        if end < n {
-            order[at..].select_nth_unstable_by(end - at - 1, by_bound);
-        }
-        order[at..end].sort_unstable_by(by_bound);
-        let slots = &order[at..end];
-        let rids: Vec<i64> = slots.iter().map(|&s| inner.rids[s as usize]).collect();
-        let slot_of: HashMap<i64, u32> = rids.iter().copied().zip(slots.iter().copied()).collect();
-        for (rid, id, sim) in check(conn, req, query, &rids, floor).await? {
-            if slot_of
-                .get(&rid)
-                .is_none_or(|&s| inner.ids[s as usize] != id)
-            {
-                return Ok(None);
-            }
-            found.push(Near {
-                rid,
-                similarity: sim,
-            });
-        }
-        at = end;
-        chunk *= 4;
-        // The best any remaining candidate can be.
-        let next = order[at..]
-            .iter()
-            .map(|&s| bound[s as usize])
-            .fold(f32::NEG_INFINITY, f32::max);
-        // Nothing left reaches the floor.
-        if below_floor(next) {
-            break;
-        }
-        if found.len() >= k {
-            found.sort_by(|a, b| {
-                b.similarity
-                    .total_cmp(&a.similarity)
-                    .then(a.rid.cmp(&b.rid))
-            });
-            found.truncate(k);
-            // Nothing left can beat the k-th: every remaining bound is below it.
-            let kth = found[k - 1].similarity;
-            if (next as f64) < kth {
-                break;
-            }
-        }
-    }
-    found.sort_by(|a, b| {
-        b.similarity
-            .total_cmp(&a.similarity)
-            .then(a.rid.cmp(&b.rid))
-    });
-    found.truncate(k);
-    Ok(Some(found))
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn pseudo_unit(seed: u64) -> Vec<f32> {
+    pub(crate) fn pseudo_unit(seed: u64) -> Vec<f32> {
         let mut s = seed | 1;
         let v: Vec<f32> = (0..DIMENSIONS)
             .map(|_| {
@@ -573,21 +349,16 @@ mod tests {
         unit(&v).unwrap()
     }
 
-    #[test]
-    fn quantised_scores_stay_within_their_error() {
-        let q = pseudo_unit(99);
-        let mut inner = Inner::default();
-        for i in 0..200u64 {
-            inner.put(format!("m{i}"), i as i64, &pseudo_unit(i + 1));
-        }
-        let (score, bound) = inner.scores(&q);
-        for i in 0..200usize {
-            let exact: f32 = crate::backend::search::embed::cosine(&q, &pseudo_unit(i as u64 + 1));
-            let slot = inner.slot_of[&format!("m{i}")];
-            assert!(exact <= bound[slot], "{exact} > {}", bound[slot]);
-            assert!(exact >= score[slot] - inner.errors[slot] - SLACK);
-            assert!(inner.errors[slot] < 0.02, "error {}", inner.errors[slot]);
-        }
+    fn held(inner: &Inner) -> Vec<u64> {
+        let mut keys = inner.keys.clone();
+        keys.sort();
+        keys
+    }
+
+    fn keys(ids: &[String]) -> Vec<u64> {
+        let mut keys: Vec<u64> = ids.iter().map(|id| key_of(id)).collect();
+        keys.sort();
+        keys
     }
 
     /// Compaction drops the log's removals; a copy older than that must still lose the
@@ -613,7 +384,7 @@ mod tests {
         }
         let mut older = Inner::default();
         older.refresh(&conn).await.unwrap();
-        assert_eq!(older.ids.len() as u64, n + 2);
+        assert_eq!(older.len() as u64, n + 2);
         conn.execute(
             "DELETE FROM memory_vectors WHERE CAST(substr(memory_id, 2) AS INTEGER) < ?1",
             libsql::params![n as i64],
@@ -632,9 +403,10 @@ mod tests {
         assert_eq!(compact_log(&conn).await.unwrap(), 0);
 
         older.refresh(&conn).await.unwrap();
-        let mut left: Vec<&String> = older.ids.iter().collect();
-        left.sort();
-        assert_eq!(left, [&format!("m{n}"), &format!("m{}", n + 1)]);
+        assert_eq!(
+            held(&older),
+            keys(&[format!("m{n}"), format!("m{}", n + 1)])
+        );
 
         let mut newer = Inner::default();
         newer.refresh(&conn).await.unwrap();
@@ -645,30 +417,32 @@ mod tests {
         .await
         .unwrap();
         newer.refresh(&conn).await.unwrap();
-        assert_eq!(newer.ids, [format!("m{}", n + 1)]);
+        assert_eq!(held(&newer), keys(&[format!("m{}", n + 1)]));
     }
 
     #[test]
     fn removing_keeps_every_other_slot_right() {
         let mut inner = Inner::default();
         for i in 0..10u64 {
-            inner.put(format!("m{i}"), i as i64, &pseudo_unit(i + 1));
+            inner.put(&format!("m{i}"), i as i64, &pseudo_unit(i + 1));
         }
         inner.remove("m3");
         inner.remove("m9");
         inner.remove("nothing");
-        inner.put("m4".into(), 44, &pseudo_unit(500));
-        assert_eq!(inner.ids.len(), 8);
-        assert_eq!(inner.codes.len(), 8 * DIMENSIONS);
-        for (id, &slot) in &inner.slot_of {
-            assert_eq!(&inner.ids[slot], id);
+        inner.put("m4", 44, &pseudo_unit(500));
+        assert_eq!(inner.len(), 8);
+        assert_eq!(inner.codes.len(), 8);
+        for (key, &slot) in &inner.slot_of {
+            assert_eq!(inner.keys[slot as usize], *key);
         }
-        let q = pseudo_unit(500);
-        let (score, _) = inner.scores(&q);
+        let q = inner.codes.prepare(&pseudo_unit(500));
         let best = (0..8)
-            .max_by(|&a, &b| score[a].total_cmp(&score[b]))
+            .max_by(|&a, &b| {
+                let (ea, eb) = (inner.codes.estimate(&q, a).0, inner.codes.estimate(&q, b).0);
+                ea.total_cmp(&eb)
+            })
             .unwrap();
-        assert_eq!(inner.ids[best], "m4");
+        assert_eq!(inner.keys[best], key_of("m4"));
         assert_eq!(inner.rids[best], 44);
     }
 }

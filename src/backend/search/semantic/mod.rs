@@ -16,8 +16,11 @@ use index::to_blob;
 #[cfg(feature = "bench")]
 mod bench_hooks;
 mod close;
+mod codes;
 pub mod index;
+mod nearest;
 mod query;
+mod scan;
 mod worker;
 
 use crate::backend::TursoBackend;
@@ -93,6 +96,8 @@ pub struct Semantic {
 pub struct Query {
     pub vector: Vec<f32>,
     index: Arc<VectorIndex>,
+    /// The copy's candidates for it, scanned on the thread that embedded it.
+    scan: Option<scan::Scan>,
 }
 
 /// A query's vector being computed (on a blocking thread).

@@ -10,8 +10,9 @@ use crate::backend::error::Result;
 
 impl TursoBackend {
     /// Starts embedding the query on a blocking thread (so the lexical half of a search runs
-    /// meanwhile), when semantic recall is on.
-    pub(crate) fn start_query_vector(&self, text: &str) -> Option<QueryVector> {
+    /// meanwhile), when semantic recall is on; with `scan`, the same thread then scans the
+    /// in-memory copy of the vectors for its candidates.
+    pub(crate) fn start_query_vector(&self, text: &str, scan: bool) -> Option<QueryVector> {
         let embedder = self.semantic.embedder()?;
         let cached = self
             .semantic
@@ -23,17 +24,30 @@ impl TursoBackend {
         let queries = self.semantic.queries.clone();
         let index = self.semantic.index.clone();
         Some(tokio::task::spawn_blocking(move || {
-            if let Some(vector) = cached {
-                return Ok(Query { vector, index });
-            }
-            let vector = embedder.embed(&[text.as_str()])?.pop().unwrap_or_default();
-            if let Ok(mut cache) = queries.lock() {
-                if cache.len() >= QUERY_CACHE {
-                    cache.clear();
+            let vector = match cached {
+                Some(vector) => vector,
+                None => {
+                    let vector = embedder.embed(&[text.as_str()])?.pop().unwrap_or_default();
+                    if let Ok(mut cache) = queries.lock() {
+                        if cache.len() >= QUERY_CACHE {
+                            cache.clear();
+                        }
+                        cache.insert(text, vector.clone());
+                    }
+                    vector
                 }
-                cache.insert(text, vector.clone());
-            }
-            Ok(Query { vector, index })
+            };
+            // Here, not under the connection: the search takes it only to check candidates.
+            let scan = if scan {
+                index.scan_blocking(&vector)
+            } else {
+                None
+            };
+            Ok(Query {
+                vector,
+                index,
+                scan,
+            })
         }))
     }
 }
@@ -51,7 +65,7 @@ pub async fn nearest(
     debug_assert_eq!(query.vector.len(), DIMENSIONS);
     query
         .index
-        .nearest(conn, req, &query.vector, k, floor)
+        .nearest(conn, req, &query.vector, query.scan.as_ref(), k, floor)
         .await
 }
 
@@ -62,7 +76,7 @@ pub async fn similarities(
     query: &Query,
     rids: &[i64],
 ) -> Result<std::collections::HashMap<i64, f64>> {
-    Ok(index::check(conn, req, &query.vector, rids, None)
+    Ok(nearest::check(conn, req, &query.vector, rids, None)
         .await?
         .into_iter()
         .map(|(rid, _, similarity)| (rid, similarity))
@@ -78,6 +92,6 @@ pub async fn count_near(
 ) -> Result<i64> {
     query
         .index
-        .count_near(conn, req, &query.vector, floor)
+        .count_near(conn, req, &query.vector, query.scan.as_ref(), floor)
         .await
 }

@@ -1,0 +1,177 @@
+//! The scan of the in-memory copy for one query: every code's estimate and bound, of which
+//! the best [`PICKS`] bounds are kept as the candidates to check, best first. It needs no
+//! connection, so it runs on the thread that embedded the query.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use super::index::{Inner, VectorIndex, unit};
+use crate::backend::search::SEMANTIC_FLOOR;
+
+/// Candidates a scan keeps. Above this many vectors a search may need more (with filters
+/// that most candidates fail); it then scans the copy again for all of them.
+pub const PICKS: usize = 2048;
+/// Slack added to every bound for the rounding of f32 arithmetic (the database's cosine and
+/// ours): far above it, far below any gap that decides a ranking.
+const SLACK: f32 = 1e-4;
+
+/// A candidate: a memory's row, the hash of its id, and its estimated cosine with the error
+/// bound.
+#[derive(Debug, Clone, Copy)]
+pub struct Pick {
+    pub rid: i64,
+    pub key: u64,
+    pub estimate: f32,
+    pub error: f32,
+}
+
+impl Pick {
+    /// The best its exact cosine can be.
+    pub fn high(&self) -> f32 {
+        self.estimate + self.error + SLACK
+    }
+
+    /// The worst its exact cosine can be.
+    pub fn low(&self) -> f32 {
+        self.estimate - self.error - SLACK
+    }
+}
+
+/// What a scan found.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    /// The change count of the copy scanned.
+    pub seen: i64,
+    /// The best candidates by [`Pick::high`], best first.
+    pub picks: Vec<Pick>,
+    /// The best `high` among the vectors not picked (−∞ when every vector was).
+    pub rest: f32,
+    /// Among the vectors not picked, how many are estimated at least [`SEMANTIC_FLOOR`]
+    /// similar (for the count of a semantic search).
+    pub rest_above_floor: usize,
+}
+
+/// A pick ordered by its `high`, for the heap of the best.
+struct ByHigh(f32, Pick);
+
+impl PartialEq for ByHigh {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.total_cmp(&other.0).is_eq()
+    }
+}
+impl Eq for ByHigh {}
+impl PartialOrd for ByHigh {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for ByHigh {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+impl Inner {
+    /// Scans the copy for `query`, keeping at most `most` candidates; `None` before the copy
+    /// is loaded.
+    pub(super) fn scan(&self, query: &[f32], most: usize) -> Option<Scan> {
+        let seen = self.seen?;
+        let mut scan = Scan {
+            seen,
+            picks: Vec::new(),
+            rest: f32::NEG_INFINITY,
+            rest_above_floor: 0,
+        };
+        let Some(q) = unit(query) else {
+            return Some(scan);
+        };
+        let prepared = self.codes.prepare(&q);
+        let floor = SEMANTIC_FLOOR as f32;
+        // The best `most` so far, the worst on top.
+        let mut best: BinaryHeap<Reverse<ByHigh>> = BinaryHeap::with_capacity(most + 1);
+        let left_out = |p: &Pick, scan: &mut Scan| {
+            scan.rest = scan.rest.max(p.high());
+            if p.estimate >= floor {
+                scan.rest_above_floor += 1;
+            }
+        };
+        for slot in 0..self.len() {
+            let (estimate, error) = self.codes.estimate(&prepared, slot);
+            let pick = Pick {
+                rid: self.rids[slot],
+                key: self.keys[slot],
+                estimate,
+                error,
+            };
+            let high = pick.high();
+            if best.len() < most {
+                best.push(Reverse(ByHigh(high, pick)));
+            } else if best.peek().is_some_and(|w| high > w.0.0) {
+                if let Some(Reverse(ByHigh(_, out))) = best.pop() {
+                    left_out(&out, &mut scan);
+                }
+                best.push(Reverse(ByHigh(high, pick)));
+            } else {
+                left_out(&pick, &mut scan);
+            }
+        }
+        // Ascending by Reverse is descending by `high`.
+        scan.picks = best
+            .into_sorted_vec()
+            .into_iter()
+            .map(|Reverse(ByHigh(_, p))| p)
+            .collect();
+        Some(scan)
+    }
+}
+
+impl VectorIndex {
+    /// Scans the copy as it is now, from a thread that may block (the one that embedded the
+    /// query): it waits for a search holding the copy to finish with it.
+    pub fn scan_blocking(&self, query: &[f32]) -> Option<Scan> {
+        self.inner.blocking_lock().scan(query, PICKS)
+    }
+}
+
+#[cfg(test)]
+impl VectorIndex {
+    /// [`VectorIndex::scan_blocking`] from an async test (which may not block its thread).
+    pub fn scan_blocking_for_tests(&self, query: &[f32]) -> Option<Scan> {
+        self.inner.try_lock().ok()?.scan(query, PICKS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::search::semantic::index::tests::pseudo_unit;
+
+    #[test]
+    fn the_picks_are_the_best_bounds_and_the_rest_is_below_them() {
+        let mut inner = Inner::default();
+        inner.seen = Some(7);
+        for i in 0..500u64 {
+            inner.put(&format!("m{i}"), i as i64, &pseudo_unit(i + 1));
+        }
+        let q = pseudo_unit(3);
+        let scan = inner.scan(&q, 40).unwrap();
+        assert_eq!(scan.seen, 7);
+        assert_eq!(scan.picks.len(), 40);
+        assert!(scan.picks.windows(2).all(|w| w[0].high() >= w[1].high()));
+        assert!(scan.rest <= scan.picks[39].high());
+        // The query's own vector is the best candidate.
+        assert_eq!(scan.picks[0].rid, 2);
+        let all = inner.scan(&q, 1000).unwrap();
+        assert_eq!(all.picks.len(), 500);
+        assert_eq!(all.rest, f32::NEG_INFINITY);
+        assert_eq!(all.rest_above_floor, 0);
+        let above = all
+            .picks
+            .iter()
+            .skip(40)
+            .filter(|p| p.estimate >= SEMANTIC_FLOOR as f32)
+            .count();
+        assert_eq!(scan.rest_above_floor, above);
+        assert!(Inner::default().scan(&q, 10).is_none());
+    }
+}
