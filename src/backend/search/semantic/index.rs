@@ -237,6 +237,7 @@ impl Inner {
                 }
             }
             _ => {
+                let started = std::time::Instant::now();
                 let rows = conn
                     .query(
                         "SELECT v.memory_id, n.rowid, v.embedding FROM memory_vectors v
@@ -246,6 +247,12 @@ impl Inner {
                     .await
                     .doing("reading vectors")?;
                 self.load(rows).await?;
+                tracing::debug!(
+                    "loaded the in-memory copy of the vectors: {} in {} ms (change count {:?} → {now:?})",
+                    self.len(),
+                    started.elapsed().as_millis(),
+                    self.seen
+                );
             }
         }
         self.seen = now;

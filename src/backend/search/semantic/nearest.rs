@@ -110,8 +110,10 @@ async fn candidates(
     const DOING: &str = "reading changed vectors";
     let mut rows = conn
         .query(
+            // CROSS JOIN keeps the log outside: from `nodes`, SQLite would look every
+            // memory up in the log (9 s at a million).
             "SELECT n.rowid, l.memory_id FROM memory_vector_log l
-             JOIN nodes n ON n.id = l.memory_id AND n.label = 'Memory'
+             CROSS JOIN nodes n ON n.id = l.memory_id AND n.label = 'Memory'
              WHERE l.change > ?1 AND l.present = 1 LIMIT ?2",
             libsql::params![scan.seen, CHANGES_CHECKED as i64 + 1],
         )
