@@ -84,12 +84,14 @@ pub async fn run(
     if models.is_some() {
         crate::paced::wait_at_most(
             &mut client,
-            |s| s["state"] == json!("ready"),
-            "the model and vectors",
+            // Memories a run without the model stored are embedded first: a backfill
+            // running beside the measurements would be measured with them.
+            |s| s["state"] == json!("ready") && s["pending"] == json!(0),
+            "the model, the vectors and every memory's vector",
             Duration::from_secs(3600),
         );
         println!(
-            "model and vector copy ready {:.1} s after start",
+            "model and vector copy ready, every memory embedded, {:.1} s after start",
             loading.elapsed().as_secs_f64()
         );
     }
@@ -177,16 +179,15 @@ async fn against_exact(db: &Path, rng: &mut Rng) {
     );
     let texts: Vec<String> = (0..10).map(|_| corpus::question(rng)).collect();
     for k in [10, 50] {
-        let (found, wanted, mut searching, mut exact) =
-            backend.nearest_against_exact(&texts, k).await.unwrap();
-        searching.sort_by(f64::total_cmp);
-        exact.sort_by(f64::total_cmp);
+        let (found, wanted, mut times) = backend.nearest_against_exact(&texts, k).await.unwrap();
+        let [scanning, searching, exact] = times.each_mut().map(|t| {
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
+        });
         println!(
-            "nearest {k} of {} questions: {found} of the exact scan's {wanted} found ({:.3}); search p50 {:.1} ms (exact scan p50 {:.0} ms)",
+            "nearest {k} of {} questions: {found} of the exact scan's {wanted} found ({:.3}); search p50 {searching:.1} ms, of which the scan {scanning:.1} ms (exact scan p50 {exact:.0} ms)",
             texts.len(),
             found as f64 / wanted.max(1) as f64,
-            searching[searching.len() / 2],
-            exact[exact.len() / 2]
         );
     }
     backend.close().await.unwrap();

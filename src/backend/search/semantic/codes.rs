@@ -119,7 +119,7 @@ pub struct Codes {
 
 /// A query prepared for scanning: its rotation's partial sums per code byte.
 pub struct Prepared {
-    tables: Vec<[f32; 256]>,
+    tables: Box<[[f32; 256]; CODE_BYTES]>,
     /// `Σ Rq`, and `q·c`.
     total: f32,
     on_mean: f32,
@@ -149,10 +149,12 @@ impl Codes {
         self.bits.capacity() + (self.scales.capacity() + self.errors.capacity()) * 4
     }
 
-    pub fn shrink_to_fit(&mut self) {
-        self.bits.shrink_to_fit();
-        self.scales.shrink_to_fit();
-        self.errors.shrink_to_fit();
+    /// Makes room for `more` slots at once (growing by doubling would hold up to twice the
+    /// memory while it copies).
+    pub fn reserve(&mut self, more: usize) {
+        self.bits.reserve_exact(more * CODE_BYTES);
+        self.scales.reserve_exact(more);
+        self.errors.reserve_exact(more);
     }
 
     /// Adds a slot at the end for the unit vector `v`.
@@ -205,16 +207,12 @@ impl Codes {
     /// The unit query's tables.
     pub fn prepare(&self, q: &[f32]) -> Prepared {
         let r = self.rotation.apply(q);
-        let tables = r
-            .chunks_exact(8)
-            .map(|eight| {
-                let mut t = [0f32; 256];
-                for b in 1..256usize {
-                    t[b] = t[b & (b - 1)] + eight[b.trailing_zeros() as usize];
-                }
-                t
-            })
-            .collect();
+        let mut tables = Box::new([[0f32; 256]; CODE_BYTES]);
+        for (t, eight) in tables.iter_mut().zip(r.chunks_exact(8)) {
+            for b in 1..256usize {
+                t[b] = t[b & (b - 1)] + eight[b.trailing_zeros() as usize];
+            }
+        }
         Prepared {
             tables,
             total: r.iter().sum(),
@@ -224,12 +222,15 @@ impl Codes {
 
     /// Each slot's estimated cosine with the prepared query, and its error bound.
     pub fn estimate(&self, query: &Prepared, slot: usize) -> (f32, f32) {
-        let bits = &self.bits[slot * CODE_BYTES..(slot + 1) * CODE_BYTES];
-        // Four running sums, so the lookups do not wait on one another.
+        let bits: &[u8; CODE_BYTES] = self.bits[slot * CODE_BYTES..(slot + 1) * CODE_BYTES]
+            .try_into()
+            .expect("a code's bytes");
+        // Four running sums, so the lookups do not wait on one another; fixed sizes, so no
+        // index is checked.
         let mut lanes = [0f32; 4];
-        for (i, four) in bits.chunks_exact(4).enumerate() {
-            for (l, &b) in four.iter().enumerate() {
-                lanes[l] += query.tables[4 * i + l][b as usize];
+        for i in 0..CODE_BYTES / 4 {
+            for l in 0..4 {
+                lanes[l] += query.tables[4 * i + l][bits[4 * i + l] as usize];
             }
         }
         let set: f32 = lanes.iter().sum();

@@ -155,6 +155,13 @@ impl Inner {
                 self.codes.set(slot as usize, v);
             }
             None => {
+                if self.rids.len() == self.rids.capacity() {
+                    // A sixteenth more at a time: doubling would at once hold twice the copy.
+                    let more = self.rids.len() / 16 + 1024;
+                    self.rids.reserve_exact(more);
+                    self.keys.reserve_exact(more);
+                    self.codes.reserve(more);
+                }
                 self.slot_of.insert(key, self.rids.len() as u32);
                 self.rids.push(rid);
                 self.keys.push(key);
@@ -179,7 +186,7 @@ impl Inner {
 
     /// Reads every vector into a new copy: the first [`MEAN_SAMPLE`] give the mean the codes
     /// are taken against.
-    async fn load(&mut self, mut rows: libsql::Rows) -> Result<()> {
+    async fn load(&mut self, mut rows: libsql::Rows, expected: usize) -> Result<()> {
         let mut first: Vec<(String, i64, Vec<f32>)> = Vec::new();
         while first.len() < MEAN_SAMPLE {
             match next_vector(&mut rows).await? {
@@ -193,6 +200,13 @@ impl Inner {
             mean_of: first.len(),
             ..Inner::default()
         };
+        // Room for all of them at once, and a sixteenth more for what comes next: growing by
+        // doubling would copy, and at a million hold half as much again for a while.
+        let room = expected + expected / 16 + 1024;
+        self.rids.reserve_exact(room);
+        self.keys.reserve_exact(room);
+        self.slot_of.reserve(room);
+        self.codes.reserve(room);
         for (id, rid, v) in &first {
             self.put(id, *rid, v);
         }
@@ -202,9 +216,6 @@ impl Inner {
                 self.put(&id, rid, &v);
             }
         }
-        self.codes.shrink_to_fit();
-        self.rids.shrink_to_fit();
-        self.keys.shrink_to_fit();
         Ok(())
     }
 
@@ -238,6 +249,13 @@ impl Inner {
             }
             _ => {
                 let started = std::time::Instant::now();
+                let expected = scalar_i64(
+                    conn,
+                    "SELECT count(*) FROM memory_vectors",
+                    vec![],
+                    "counting vectors",
+                )
+                .await?;
                 let rows = conn
                     .query(
                         "SELECT v.memory_id, n.rowid, v.embedding FROM memory_vectors v
@@ -246,7 +264,7 @@ impl Inner {
                     )
                     .await
                     .doing("reading vectors")?;
-                self.load(rows).await?;
+                self.load(rows, expected.max(0) as usize).await?;
                 tracing::debug!(
                     "loaded the in-memory copy of the vectors: {} in {} ms (change count {:?} → {now:?})",
                     self.len(),
