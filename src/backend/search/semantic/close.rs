@@ -27,8 +27,8 @@ pub const MEANING_THRESHOLD: f64 = 0.70;
 pub const FOLD_THRESHOLD: f64 = 0.85;
 
 /// A store looks for closeness by meaning while the database holds at most this many
-/// vectors: the nearest search scans them all (its codes, about 0.1 ms per 10,000), and a
-/// store must stay fast at any size. Above it, only words are compared.
+/// vectors: the nearest search scans them all (their codes, about 0.2 ms per 10,000 on one
+/// thread), and a store must stay fast at any size. Above it, only words are compared.
 pub const MEANING_WINDOW: i64 = 100_000;
 
 impl TursoBackend {

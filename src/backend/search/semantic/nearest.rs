@@ -27,6 +27,13 @@ pub const CHECK_LIMIT: usize = 1024;
 /// again instead.
 const CHANGES_CHECKED: usize = 256;
 
+/// The memories whose vectors changed past a change count: their rows and ids. CROSS JOIN
+/// keeps the log outside: from `nodes`, SQLite looked every memory up in the log (9 s at a
+/// million).
+const CHANGED_SINCE: &str = "SELECT n.rowid, l.memory_id FROM memory_vector_log l
+     CROSS JOIN nodes n ON n.id = l.memory_id AND n.label = 'Memory'
+     WHERE l.change > ?1 AND l.present = 1 LIMIT ?2";
+
 /// A chunk's rows as the database has them now: (rid, id, exact cosine), for the memories
 /// among `rids` that pass the request's filters (and, with `floor`, are at least that similar).
 pub(super) async fn check(
@@ -110,11 +117,7 @@ async fn candidates(
     const DOING: &str = "reading changed vectors";
     let mut rows = conn
         .query(
-            // CROSS JOIN keeps the log outside: from `nodes`, SQLite would look every
-            // memory up in the log (9 s at a million).
-            "SELECT n.rowid, l.memory_id FROM memory_vector_log l
-             CROSS JOIN nodes n ON n.id = l.memory_id AND n.label = 'Memory'
-             WHERE l.change > ?1 AND l.present = 1 LIMIT ?2",
+            CHANGED_SINCE,
             libsql::params![scan.seen, CHANGES_CHECKED as i64 + 1],
         )
         .await
@@ -364,6 +367,28 @@ mod tests {
             out.push(row.get::<i64>(0).unwrap());
         }
         out
+    }
+
+    /// The changes since a scan are read from the log's change index, whatever the planner
+    /// thinks of the two tables' sizes.
+    #[tokio::test]
+    async fn the_changes_since_a_scan_are_read_from_the_log_outward() {
+        let (_db, conn) = crate::backend::schema::test_database().await;
+        let mut rows = conn
+            .query(
+                &format!("EXPLAIN QUERY PLAN {CHANGED_SINCE}"),
+                libsql::params![0, 10],
+            )
+            .await
+            .unwrap();
+        let mut steps = Vec::new();
+        while let Some(row) = rows.next().await.unwrap() {
+            steps.push(row.get::<String>(3).unwrap());
+        }
+        assert!(
+            steps[0].contains("l USING INDEX idx_memory_vector_log_change"),
+            "{steps:?}"
+        );
     }
 
     /// Groups of vectors around a few centres, as memories on a few subjects are: the
