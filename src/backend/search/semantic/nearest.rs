@@ -97,19 +97,11 @@ async fn candidates(
     conn: &Connection,
     query: &[f32],
     scan: Option<&Scan>,
-    most: usize,
 ) -> Result<Scan> {
     let now = inner.seen.unwrap_or(i64::MIN);
-    let rescan = |most| {
-        inner.scan(query, most).unwrap_or(Scan {
-            seen: now,
-            picks: Vec::new(),
-            rest: f32::NEG_INFINITY,
-            rest_above_floor: 0,
-        })
-    };
+    let rescan = || inner.scan(query, PICKS).unwrap_or_else(|| Scan::empty(now));
     let Some(scan) = scan.filter(|s| s.seen <= now) else {
-        return Ok(rescan(most));
+        return Ok(rescan());
     };
     if scan.seen == now {
         return Ok(scan.clone());
@@ -138,7 +130,7 @@ async fn candidates(
         }
     }
     if changed.len() > CHANGES_CHECKED {
-        return Ok(rescan(most));
+        return Ok(rescan());
     }
     let moved: HashSet<i64> = changed.iter().map(|p| p.rid).collect();
     changed.extend(scan.picks.iter().filter(|p| !moved.contains(&p.rid)));
@@ -148,6 +140,11 @@ async fn candidates(
         rest: scan.rest,
         rest_above_floor: scan.rest_above_floor,
     })
+}
+
+/// Whether the request narrows the memories searched (its filters make SQL).
+fn has_filters(req: &SearchRequest) -> bool {
+    !filter_sql(req, &mut Vec::new()).is_empty()
 }
 
 fn best_first(found: &mut Vec<Near>, k: usize) {
@@ -172,8 +169,8 @@ async fn nearest_in(
     if k == 0 || inner.len() == 0 {
         return Ok(Some(Vec::new()));
     }
-    let filtered = !filter_sql(req, &mut Vec::new()).is_empty();
-    let mut scan = candidates(inner, conn, query, scan, PICKS).await?;
+    let filtered = has_filters(req);
+    let mut scan = candidates(inner, conn, query, scan).await?;
     let mut chunk = if filtered {
         (4 * k).max(FILTERED_CHUNK)
     } else {
@@ -289,7 +286,7 @@ impl VectorIndex {
     ) -> Result<i64> {
         let mut inner = self.inner.lock().await;
         inner.refresh(conn).await?;
-        let scan = candidates(&inner, conn, query, scan, PICKS).await?;
+        let scan = candidates(&inner, conn, query, scan).await?;
         let (sure, unsure): (Vec<&Pick>, Vec<&Pick>) = scan
             .picks
             .iter()
@@ -297,7 +294,7 @@ impl VectorIndex {
             .partition(|p| p.low() as f64 >= floor);
         let sure: Vec<i64> = sure.iter().map(|p| p.rid).collect();
         let unsure: Vec<i64> = unsure.iter().map(|p| p.rid).collect();
-        let unfiltered = filter_sql(req, &mut Vec::new()).is_empty();
+        let unfiltered = !has_filters(req);
         let sure = if unfiltered {
             sure.len() as i64
         } else {

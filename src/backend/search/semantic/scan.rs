@@ -55,6 +55,18 @@ pub struct Scan {
     pub rest_above_floor: usize,
 }
 
+impl Scan {
+    /// A scan that picked nothing, of the copy at change count `seen`.
+    pub fn empty(seen: i64) -> Scan {
+        Scan {
+            seen,
+            picks: Vec::new(),
+            rest: f32::NEG_INFINITY,
+            rest_above_floor: 0,
+        }
+    }
+}
+
 /// A pick ordered by its `high`, for the heap of the best.
 struct ByHigh(f32, Pick);
 
@@ -87,12 +99,7 @@ impl Inner {
     /// [`Inner::scan`] on one thread or two.
     fn scan_on(&self, query: &[f32], most: usize, two: bool) -> Option<Scan> {
         let seen = self.seen?;
-        let empty = Scan {
-            seen,
-            picks: Vec::new(),
-            rest: f32::NEG_INFINITY,
-            rest_above_floor: 0,
-        };
+        let empty = Scan::empty(seen);
         let Some(q) = unit(query) else {
             return Some(empty);
         };
