@@ -234,6 +234,9 @@ fn no_acknowledged_write_is_lost_when_the_primary_dies() {
         again.ok("search_memories", json!({"query": "survive", "limit": 1}))["total"],
         100
     );
+    // The process knows the primary is away once it has tried it (until then it reports
+    // what the last process recorded: online).
+    again.err("sync", json!({}));
     let late = again.ok(
         "store_memory",
         json!({"type": "general", "title": "Written offline at start", "content": "late"}),
