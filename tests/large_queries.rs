@@ -235,3 +235,90 @@ fn fewer_matches_rank_exactly_as_fts5_bm25() {
         }
     }
 }
+
+/// Past 10,000 matches (docs/tools.md) a page near the start says "at least 10,000" instead
+/// of counting every match; pages still reach every match once, and the page that reaches
+/// the end counts them exactly.
+#[test]
+fn past_ten_thousand_matches_the_total_is_a_lower_bound_and_paging_still_ends() {
+    const MANY: usize = 10_100;
+    let scratch = Scratch::new();
+    let db = scratch.db();
+    let at = "2026-11-01T12:00:00+00:00";
+    let memories: Vec<Value> = (0..MANY)
+        .map(|i| {
+            let word = if i % 2 == 0 { "lantern" } else { "keeper" };
+            json!({"id": format!("00000000-0000-4000-8000-{i:012}"), "type": TYPES[i % 3],
+                   "title": format!("entry {i}"), "content": format!("moored at the harbor by the {word}"),
+                   "tags": [], "importance": 0.5, "created_at": at, "updated_at": at})
+        })
+        .collect();
+    let export = json!({"format_version": "2.0", "export_version": "1.0", "backend_type": "sqlite",
+        "memory_count": MANY, "relationship_count": 0, "memories": memories, "relationships": []});
+    let file = scratch.dir.path().join("many.json");
+    std::fs::write(&file, export.to_string()).unwrap();
+    common::run::run(&db, &["import", "--input", file.to_str().unwrap()]).ok();
+    let mut server = Server::started(&db, &[]);
+
+    for (tool, args) in [
+        (
+            "search_memories",
+            json!({"query": "lantern keeper", "match_mode": "any", "limit": 5}),
+        ),
+        (
+            "recall_memories",
+            json!({"query": "lantern keeper", "limit": 5}),
+        ),
+    ] {
+        let answer = server.call(tool, args);
+        let page = &answer["structuredContent"];
+        assert_eq!(page["total"], 10_000, "{tool}: {page}");
+        assert_eq!(page["total_exact"], false, "{tool}");
+        assert_eq!(page["has_more"], true, "{tool}");
+        let text = answer["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains("at least 10000 memories"), "{tool}: {text}");
+    }
+
+    // Fewer matches than that, through a filter: exact, and no `total_exact` at all.
+    let page = server.ok(
+        "search_memories",
+        json!({"query": "lantern keeper", "match_mode": "any", "memory_types": ["solution"], "limit": 5}),
+    );
+    assert_eq!(page["total"], (MANY / 3 + 1) as u64, "{page}");
+    assert!(page.get("total_exact").is_none(), "{page}");
+
+    // Every page from the first: each match once; the page that reaches the end knows the
+    // exact count and ends the paging.
+    let mut seen = HashSet::new();
+    let mut args = json!({"query": "lantern keeper", "match_mode": "any", "limit": 500});
+    let last = loop {
+        let page = server.ok("search_memories", args.clone());
+        let results = page["results"].as_array().unwrap();
+        for hit in results {
+            assert!(
+                seen.insert(hit["id"].as_str().unwrap().to_string()),
+                "a memory came twice"
+            );
+        }
+        match page["next_offset"].as_u64() {
+            Some(next) => {
+                assert!(page["total"].as_u64().unwrap() > next, "{page}");
+                args["offset"] = json!(next);
+            }
+            None => break page,
+        }
+    };
+    assert_eq!(seen.len(), MANY);
+    assert_eq!(last["total"], MANY as u64);
+    assert!(last.get("total_exact").is_none(), "{last}");
+    assert_eq!(last["has_more"], false);
+
+    // A page asked for past the bound counts exactly.
+    let page = server.ok(
+        "search_memories",
+        json!({"query": "lantern keeper", "match_mode": "any", "offset": 10_095, "limit": 10}),
+    );
+    assert_eq!(page["total"], MANY as u64);
+    assert_eq!(page["results"].as_array().unwrap().len(), 5);
+    server.stop();
+}

@@ -185,8 +185,12 @@ pub struct SearchOutput {
     /// all`: how it weighed in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub project: Option<ProjectReading>,
-    /// All matches across pages.
+    /// All matches across pages; at least this many when `total_exact` is false.
     pub total: u64,
+    /// Present, and false, when more memories match than are counted for a page near the
+    /// start (10,000: counting them all would cost more than the search).
+    #[serde(skip_serializing_if = "is_true")]
+    pub total_exact: bool,
     pub offset: u32,
     pub limit: u32,
     pub has_more: bool,
@@ -329,4 +333,8 @@ pub struct SyncOutput {
     pub status: Option<SyncStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<Backlog>,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }

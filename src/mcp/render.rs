@@ -88,7 +88,7 @@ pub fn relationship_line(r: &Relationship, from: &str) -> String {
 }
 
 /// The note shown when a page was cut to fit.
-pub fn cut_note(shown: usize, offset: u32, total: u64) -> String {
+pub fn cut_note(shown: usize, offset: u32, total: &dyn std::fmt::Display) -> String {
     format!(
         "Showing {shown} of {total} results to stay within the answer size limit; call again with offset={} for the next ones.",
         u64::from(offset) + shown as u64

@@ -36,7 +36,12 @@ pub(super) async fn semantic(
         })
         .collect();
     let hits = details(conn, req, &picked, None).await?;
-    Ok(SearchPage::new(hits, total, req, Checked::default()))
+    Ok(SearchPage::new(
+        hits,
+        Total::exact(total),
+        req,
+        Checked::default(),
+    ))
 }
 
 /// Hybrid: lexical and semantic candidates fused ([`fusion`]); for recall, re-ranked with
@@ -71,7 +76,7 @@ pub(super) async fn fused(
             similarity: None,
         })
         .collect();
-    let lexical_total = ranking.as_ref().map_or(0, |r| r.total);
+    let lexical_total = ranking.as_ref().map_or(Total::exact(0), |r| r.total);
     let vector = vector_of(vector).await?;
     let near: Vec<(i64, f64)> =
         semantic::nearest(conn, req, &vector, params.semantic_candidates, None)
@@ -101,7 +106,7 @@ pub(super) async fn fused(
         .collect();
     let mut also_lexical = std::collections::HashSet::new();
     if let (Some(matching), Some(ranking)) = (&matching, &ranking)
-        && lexical_total > lexical.len() as i64
+        && lexical_total.count > lexical.len() as i64
     {
         let known: std::collections::HashSet<i64> = ranking.ranked.iter().map(|s| s.rid).collect();
         for &rid in &semantic_only {
@@ -122,7 +127,10 @@ pub(super) async fn fused(
             }
         }
     }
-    let total = lexical_total + (semantic_only.len() - also_lexical.len()) as i64;
+    let total = Total {
+        count: lexical_total.count + (semantic_only.len() - also_lexical.len()) as i64,
+        exact: lexical_total.exact,
+    };
     let facts = facts_of(conn, &candidates).await?;
     if recall {
         blend(&mut candidates, &facts, 1e-12);
@@ -134,7 +142,7 @@ pub(super) async fn fused(
     let wanted = req.limit as usize - page.len();
     if wanted > 0
         && let (Some(matching), Some(ranking)) = (&matching, &ranking)
-        && lexical_total > lexical.len() as i64
+        && lexical_total.count > lexical.len() as i64
     {
         // Past the fused candidates: the other lexical matches, in the lexical order.
         let taken: std::collections::HashSet<i64> = candidates.iter().map(|c| c.rid).collect();

@@ -1,5 +1,5 @@
 //! Lexical search and listing: a page of memories by relevance (BM25) or by time, with the
-//! exact count of matches.
+//! count of matches.
 
 use libsql::{Connection, Value};
 
@@ -40,7 +40,12 @@ pub(super) async fn list(conn: &Connection, req: &SearchRequest) -> Result<Searc
     );
     let rows = conn.query(&sql, params).await.doing("listing memories")?;
     let hits = hits_from(all_rows(rows, "listing memories").await?, false)?;
-    Ok(SearchPage::new(hits, total, req, Checked::default()))
+    Ok(SearchPage::new(
+        hits,
+        Total::exact(total),
+        req,
+        Checked::default(),
+    ))
 }
 
 /// The match expressions for a request: the one that selects, and, when memories
@@ -58,20 +63,37 @@ pub(super) fn match_expressions(req: &SearchRequest, terms: &[Term]) -> (String,
     }
 }
 
+/// The number of matches of `matching` that pass the request's filters, counted up to
+/// `up_to`: past it, `up_to` as a lower bound. Counting every match of common words walks
+/// every document list of the query (≈135 ms for four words at a million memories), where
+/// stopping at 10,000 costs ≈1 ms.
 pub(super) async fn count_matches(
     conn: &Connection,
     req: &SearchRequest,
     matching: &str,
-) -> Result<i64> {
+    up_to: i64,
+) -> Result<Total> {
     let mut params = vec![Value::from(matching.to_string())];
     let filters = filter_sql(req, &mut params);
-    scalar_i64(
+    let counted = scalar_i64(
         conn,
-        &format!("SELECT count(*) FROM {}", matches_of(req, &filters)),
+        &format!(
+            "SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {})",
+            matches_of(req, &filters),
+            up_to.saturating_add(1)
+        ),
         params,
         "counting search results",
     )
-    .await
+    .await?;
+    Ok(if counted > up_to {
+        Total {
+            count: up_to,
+            exact: false,
+        }
+    } else {
+        Total::exact(counted)
+    })
 }
 
 /// The FROM and WHERE of the matches of `?1` that pass `filters`. Every indexed row is a

@@ -255,8 +255,12 @@ fn fold(
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SearchPage {
     pub hits: Vec<SearchHit>,
-    /// Every memory matching the request, across all pages.
+    /// Every memory matching the request, across all pages; a lower bound when
+    /// `total_exact` is false.
     pub total: u64,
+    /// False when more memories match than are counted for a page near the start
+    /// ([`lexical::COUNTED`]): `total` then says how many at least.
+    pub total_exact: bool,
     pub offset: u32,
     pub limit: u32,
     pub has_more: bool,
@@ -275,14 +279,29 @@ pub struct SearchPage {
     pub model_note: Option<String>,
 }
 
+/// How many memories match a request: exactly, or at least (a lower bound is always past
+/// the page asked for, so `has_more` stays true).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Total {
+    pub count: i64,
+    pub exact: bool,
+}
+
+impl Total {
+    pub fn exact(count: i64) -> Self {
+        Total { count, exact: true }
+    }
+}
+
 impl SearchPage {
-    fn new(hits: Vec<SearchHit>, total: i64, req: &SearchRequest, checked: Checked) -> Self {
-        let total = total.max(0) as u64;
+    fn new(hits: Vec<SearchHit>, total: Total, req: &SearchRequest, checked: Checked) -> Self {
         let end = u64::from(req.offset) + hits.len() as u64;
-        let has_more = end < total;
+        let count = total.count.max(0) as u64;
+        let has_more = end < count;
         SearchPage {
             hits,
-            total,
+            total: count,
+            total_exact: total.exact,
             offset: req.offset,
             limit: req.limit,
             has_more,

@@ -141,7 +141,7 @@ impl MemoryServer {
             line,
             list_budget(self.settings.max_response_chars),
         );
-        let note = (kept < results.len()).then(|| cut_note(kept, offset as u32, total));
+        let note = (kept < results.len()).then(|| cut_note(kept, offset as u32, &total));
         results.truncate(kept);
         let end = (offset + results.len()) as u64;
         let has_more = end < total;
@@ -237,7 +237,7 @@ impl MemoryServer {
             )
         };
         let kept = fit_page(&found, line, list_budget(self.settings.max_response_chars));
-        let note = (kept < found.len()).then(|| cut_note(kept, offset, total));
+        let note = (kept < found.len()).then(|| cut_note(kept, offset, &total));
         found.truncate(kept);
         let end = u64::from(offset) + found.len() as u64;
         let has_more = end < total;

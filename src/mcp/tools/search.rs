@@ -196,6 +196,7 @@ impl MemoryServer {
         let kept = fit_page(&results, line, budget);
         let mut output = SearchOutput {
             total: page.total,
+            total_exact: page.total_exact,
             offset: page.offset,
             limit: page.limit,
             has_more: page.has_more,
@@ -213,7 +214,11 @@ impl MemoryServer {
             output.results.truncate(kept);
             output.has_more = true;
             output.next_offset = Some(page.offset + kept as u32);
-            output.note = Some(cut_note(kept, page.offset, page.total));
+            output.note = Some(cut_note(
+                kept,
+                page.offset,
+                &counted(page.total, page.total_exact),
+            ));
         }
         let shown: Vec<&str> = output
             .results
@@ -240,7 +245,7 @@ impl MemoryServer {
         output.neighbours = neighbours.into_iter().take(kept_neighbours).collect();
         let mut text = format!(
             "{verb} {} memor{} (showing {}–{}):\n",
-            output.total,
+            counted(output.total, output.total_exact),
             if output.total == 1 { "y" } else { "ies" },
             if output.results.is_empty() {
                 0
@@ -492,4 +497,13 @@ fn instant(field: &str, raw: &str) -> Result<String, String> {
             crate::model::quote(raw.trim())
         )
     })
+}
+
+/// A total as said in text: "at least" when it is a lower bound.
+fn counted(total: u64, exact: bool) -> String {
+    if exact {
+        total.to_string()
+    } else {
+        format!("at least {total}")
+    }
 }

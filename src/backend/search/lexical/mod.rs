@@ -16,9 +16,12 @@
 //! - the newest [`CANDIDATES`] matches, and, when memories matching every phrase go
 //!   first, the newest [`CANDIDATES`] of those.
 //!
-//! `total` stays exact: the number of scored rows when the ranking is exact, the phrase's
-//! document frequency for a single phrase without filters, and otherwise a count over the
-//! index.
+//! `total` is exact up to [`COUNTED`] matches: the number of scored rows when the ranking
+//! is exact, the word's document frequency for a single word without filters when it was
+//! counted at this very change count, and otherwise a count over the index that stops past
+//! `COUNTED` (or past the page asked for, when that lies further) and then says "at least".
+//! A single quoted phrase with more than [`PHRASE_EXACT_LIMIT`] matches is not counted
+//! further unless the page asks for it: finding a phrase's matches is what costs.
 
 use std::collections::{HashMap, HashSet};
 
@@ -30,7 +33,7 @@ pub(crate) mod typo;
 pub(crate) mod vocabulary;
 
 use super::filters::filter_sql;
-use super::{BM25_WEIGHTS, SearchRequest, Tolerance, matches_of};
+use super::{BM25_WEIGHTS, SearchRequest, Tolerance, Total, matches_of};
 use crate::backend::error::{DbContext, Result};
 use crate::backend::{TursoBackend, all_rows, scalar_i64};
 use fts_query::Term;
@@ -49,6 +52,9 @@ const RARE_CANDIDATES: usize = 1000;
 /// Candidates taken from each of: title, summary and tag matches; the newest matches; the
 /// newest matches of every phrase.
 const CANDIDATES: usize = 300;
+/// Matches counted for `total` before it becomes a lower bound (see [`Total`]), unless the
+/// page asked for lies further.
+pub const COUNTED: i64 = 10_000;
 /// Document frequencies remembered (the cache is cleared when it outgrows this).
 const CACHED_PHRASES: usize = 10_000;
 
@@ -85,8 +91,8 @@ pub enum Order {
 #[derive(Debug)]
 pub struct Ranking {
     pub ranked: Vec<Scored>,
-    /// Every match of the request, across all pages.
-    pub total: i64,
+    /// Every match of the request, across all pages (at least, when not exact).
+    pub total: Total,
     /// Whether `ranked` holds every match. Otherwise the other matches follow newest first
     /// ([`rest`]).
     pub all: bool,
@@ -141,17 +147,19 @@ impl TursoBackend {
         Ok(value)
     }
 
-    /// How many memories contain `phrase` (an FTS5 phrase expression). `exact`: only a
-    /// count made at this very change count will do.
-    async fn phrase_docs(
-        &self,
-        conn: &Connection,
-        phrase: &str,
-        now: i64,
-        exact: bool,
-    ) -> Result<i64> {
+    /// How many memories contained `phrase` at change count `now`, if it was counted then.
+    fn phrase_docs_counted_at(&self, phrase: &str, now: i64) -> Option<i64> {
+        match self.frequencies.lock().unwrap().docs.get(phrase) {
+            Some(&(value, at)) if at == now && now >= 0 => Some(value),
+            _ => None,
+        }
+    }
+
+    /// How many memories contain `phrase` (an FTS5 phrase expression), for its IDF: a count
+    /// made within 1 % of changes will do.
+    async fn phrase_docs(&self, conn: &Connection, phrase: &str, now: i64) -> Result<i64> {
         if let Some(&(value, at)) = self.frequencies.lock().unwrap().docs.get(phrase)
-            && (at == now || (!exact && usable(value, at, now)))
+            && (at == now || usable(value, at, now))
         {
             return Ok(value);
         }
@@ -199,7 +207,7 @@ pub async fn rank(
     let mut docs = Vec::with_capacity(n);
     if !single_phrase {
         for p in &phrases {
-            docs.push(backend.phrase_docs(conn, p, now, false).await?);
+            docs.push(backend.phrase_docs(conn, p, now).await?);
         }
     }
     let idf: Vec<f64> = if n > 1 {
@@ -241,13 +249,25 @@ pub async fn rank(
         }
     };
     let (mut ranked, total, all) = if bound != Bound::Heavy && newest.len() <= exact_limit {
-        let total = newest.len() as i64;
+        let total = Total::exact(newest.len() as i64);
         (newest, total, true)
     } else {
-        let total = if n == 1 && !single_phrase && filters.is_empty() {
-            backend.phrase_docs(conn, &phrases[0], now, true).await?
+        // Past the page asked for, so that a lower bound still says there is more.
+        let page_end = i64::from(req.offset) + i64::from(req.limit) + 1;
+        let counted_now = (n == 1 && !single_phrase && filters.is_empty())
+            .then(|| backend.phrase_docs_counted_at(&phrases[0], now))
+            .flatten();
+        let total = if let Some(docs) = counted_now {
+            Total::exact(docs)
+        } else if single_phrase && page_end <= exact_limit as i64 {
+            Total {
+                count: exact_limit as i64,
+                exact: false,
+            }
+        } else if single_phrase {
+            super::count_matches(conn, req, expression, page_end).await?
         } else {
-            super::count_matches(conn, req, expression).await?
+            super::count_matches(conn, req, expression, COUNTED.max(page_end)).await?
         };
         let kept = if single_phrase {
             usize::MAX
@@ -317,9 +337,9 @@ pub async fn rank(
     let mut scale = 1.0;
     if n == 1 {
         let docs = if all && filters.is_empty() {
-            total
+            total.count
         } else if single_phrase {
-            backend.phrase_docs(conn, &phrases[0], now, false).await?
+            backend.phrase_docs(conn, &phrases[0], now).await?
         } else {
             docs[0]
         };
