@@ -61,8 +61,18 @@ fn one_letter_queries_over_100k_memories_answer() {
         let recalled = server.call("recall_memories", json!({"query": query, "limit": 1000}));
         assert_eq!(recalled["isError"], false, "{query}: {recalled}");
     }
-    let all = server.ok("search_memories", json!({"query": "a"}));
-    assert_eq!(all["total"], MEMORIES, "a one-letter word is still a word");
+    // A one-letter word is still a word: every memory matches. Counted up to 10,000 for the
+    // first page, and all of them for a page past that.
+    let first = server.ok("search_memories", json!({"query": "a"}));
+    assert_eq!(first["total"], 10_000, "{first}");
+    assert_eq!(first["total_exact"], false);
+    let last = server.ok(
+        "search_memories",
+        json!({"query": "a", "offset": MEMORIES - 5, "limit": 10}),
+    );
+    assert_eq!(last["total"], MEMORIES, "a one-letter word is still a word");
+    assert_eq!(last["results"].as_array().unwrap().len(), 5);
+    assert_eq!(last["has_more"], false);
     assert!(server.stop().success());
 }
 

@@ -98,7 +98,9 @@ pub(super) async fn fused(
     }
     let mut candidates = fusion::fuse(&lexical, &near, params);
     // Semantic-only candidates that still match some query word lie past the lexical cut:
-    // they are counted among the lexical matches already.
+    // they are counted among the lexical matches already. When the lexical count is a lower
+    // bound, so is it alone, and finding out which they are (a seek each, 9 ms for
+    // common words at a million memories) would buy nothing.
     let semantic_only: Vec<i64> = candidates
         .iter()
         .filter(|c| c.matched == MatchedBy::Semantic)
@@ -106,6 +108,7 @@ pub(super) async fn fused(
         .collect();
     let mut also_lexical = std::collections::HashSet::new();
     if let (Some(matching), Some(ranking)) = (&matching, &ranking)
+        && lexical_total.exact
         && lexical_total.count > lexical.len() as i64
     {
         let known: std::collections::HashSet<i64> = ranking.ranked.iter().map(|s| s.rid).collect();
@@ -127,9 +130,10 @@ pub(super) async fn fused(
             }
         }
     }
-    let total = Total {
-        count: lexical_total.count + (semantic_only.len() - also_lexical.len()) as i64,
-        exact: lexical_total.exact,
+    let total = if lexical_total.exact {
+        Total::exact(lexical_total.count + (semantic_only.len() - also_lexical.len()) as i64)
+    } else {
+        lexical_total
     };
     let facts = facts_of(conn, &candidates).await?;
     if recall {

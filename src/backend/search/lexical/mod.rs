@@ -28,6 +28,7 @@ use std::collections::{HashMap, HashSet};
 use libsql::{Connection, Value};
 
 pub(crate) mod bm25;
+mod frequencies;
 pub(crate) mod fts_query;
 pub(crate) mod typo;
 pub(crate) mod vocabulary;
@@ -35,7 +36,9 @@ pub(crate) mod vocabulary;
 use super::filters::filter_sql;
 use super::{BM25_WEIGHTS, SearchRequest, Tolerance, Total, matches_of};
 use crate::backend::error::{DbContext, Result};
-use crate::backend::{TursoBackend, all_rows, scalar_i64};
+use crate::backend::{TursoBackend, all_rows};
+pub use frequencies::Frequencies;
+use frequencies::generation;
 use fts_query::Term;
 
 /// Matches ranked exactly (all of them scored) when there are at most this many. Above
@@ -55,8 +58,6 @@ const CANDIDATES: usize = 300;
 /// Matches counted for `total` before it becomes a lower bound (see [`Total`]), unless the
 /// page asked for lies further.
 pub const COUNTED: i64 = 10_000;
-/// Document frequencies remembered (the cache is cleared when it outgrows this).
-const CACHED_PHRASES: usize = 10_000;
 
 /// One scored match.
 #[derive(Debug, Clone, Copy)]
@@ -99,84 +100,6 @@ pub struct Ranking {
     scoring: Scoring,
     /// What scores are multiplied by (a single phrase's IDF, applied afterwards).
     scale: f64,
-}
-
-/// Document frequencies and the table's row count, remembered with the database's change
-/// count (`memorygraph_meta.changes`, raised by triggers on every write by any writer).
-/// A value is reused exactly while nothing changed, and for ranking also while the number
-/// of changes since is at most 1 % of it: each change moves a frequency by at most one, so
-/// the IDF moves by at most ≈1 %.
-#[derive(Default)]
-pub struct Frequencies {
-    rows: Option<(i64, i64)>,
-    docs: HashMap<String, (i64, i64)>,
-}
-
-fn usable(value: i64, at: i64, now: i64) -> bool {
-    (now - at).abs() <= value / 100
-}
-
-/// The database's change count, or -1 on a file without one (every cache entry then
-/// matches only itself).
-async fn generation(conn: &Connection) -> Result<i64> {
-    scalar_i64(
-        conn,
-        "SELECT coalesce((SELECT CAST(value AS INTEGER) FROM memorygraph_meta WHERE key = 'changes'), -1)",
-        vec![],
-        "reading the change count",
-    )
-    .await
-}
-
-impl TursoBackend {
-    /// Rows in the full-text index.
-    async fn indexed_rows(&self, conn: &Connection, now: i64) -> Result<i64> {
-        if let Some((value, at)) = self.frequencies.lock().unwrap().rows
-            && usable(value, at, now)
-        {
-            return Ok(value);
-        }
-        let value = scalar_i64(
-            conn,
-            "SELECT count(*) FROM memory_fts_docsize",
-            vec![],
-            "counting indexed memories",
-        )
-        .await?;
-        self.frequencies.lock().unwrap().rows = Some((value, now));
-        Ok(value)
-    }
-
-    /// How many memories contained `phrase` at change count `now`, if it was counted then.
-    fn phrase_docs_counted_at(&self, phrase: &str, now: i64) -> Option<i64> {
-        match self.frequencies.lock().unwrap().docs.get(phrase) {
-            Some(&(value, at)) if at == now && now >= 0 => Some(value),
-            _ => None,
-        }
-    }
-
-    /// How many memories contain `phrase` (an FTS5 phrase expression), for its IDF: a count
-    /// made within 1 % of changes will do.
-    async fn phrase_docs(&self, conn: &Connection, phrase: &str, now: i64) -> Result<i64> {
-        if let Some(&(value, at)) = self.frequencies.lock().unwrap().docs.get(phrase)
-            && (at == now || usable(value, at, now))
-        {
-            return Ok(value);
-        }
-        let value = scalar_i64(
-            conn,
-            "SELECT count(*) FROM memory_fts WHERE memory_fts MATCH ?1",
-            vec![Value::from(phrase.to_string())],
-            "counting a search word's memories",
-        )
-        .await?;
-        let mut cache = self.frequencies.lock().unwrap();
-        if cache.docs.len() >= CACHED_PHRASES {
-            cache.docs.clear();
-        }
-        cache.docs.insert(phrase.to_string(), (value, now));
-        Ok(value)
-    }
 }
 
 /// Ranks the matches of `expression` (whose phrases are `terms`, in order) for `req`.
