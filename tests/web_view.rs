@@ -716,6 +716,33 @@ fn export_file(path: &Path, first: usize, count: usize, extra: &str) {
     std::fs::write(path, doc.to_string()).unwrap();
 }
 
+/// Past 10,000 matches the first page is counted only that far (docs/tools.md): the page
+/// says "at least", and the next page is still offered.
+#[test]
+#[cfg_attr(
+    memorygraph_test_offline,
+    ignore = "needs Debian's chromium and chromium-driver; MEMORYGRAPH_TEST_OFFLINE is set"
+)]
+fn a_search_past_ten_thousand_matches_says_at_least_how_many() {
+    let scratch = Scratch::new();
+    let db = scratch.db();
+    let many = scratch.dir.path().join("many.json");
+    export_file(&many, 0, 10_050, "");
+    common::run::run(&db, &["import", "--input", many.to_str().unwrap()]).ok();
+    let _http = HttpServer::start(&db, &[], &[]);
+    let browser = logged_in(&db);
+    browser.find("#q").send_keys("note");
+    browser.find("form.find button[type=submit]").click();
+    browser.wait_text("main p.meta", "at least 10000 found", WAIT);
+    browser.wait_text(".pager", "of at least 10000", WAIT);
+    assert!(
+        browser
+            .find(".pager button:last-child")
+            .attribute("disabled")
+            .is_none()
+    );
+}
+
 /// How many memories the database holds, read by `memorygraph stats`.
 fn memory_count(db: &Path) -> i64 {
     common::run::run(db, &["stats", "--json"]).ok().json()["total_memories"]

@@ -74,12 +74,14 @@ async function run(results, ctx) {
   if (ctx.live && signature === drawn) return;
   drawn = signature;
   const total = answer.total ?? hits.length;
+  // Past 10,000 matches a page near the start is counted only that far: a lower bound.
+  const counted = answer.total_exact === false ? `at least ${total}` : `${total}`;
   const pager = el("nav", { class: "pager", "aria-label": "Pages of results" },
     el("button", { type: "button", disabled: state.offset === 0, onclick: () => { state.offset = Math.max(0, state.offset - PAGE); run(results, ctx); } }, "Previous"),
-    el("span", {}, total === 0 ? "No memory matches." : `${state.offset + 1}–${state.offset + hits.length} of ${total}`),
+    el("span", {}, total === 0 ? "No memory matches." : `${state.offset + 1}–${state.offset + hits.length} of ${counted}`),
     el("button", { type: "button", disabled: !answer.has_more, onclick: () => { state.offset += PAGE; run(results, ctx); } }, "Next"));
   show(results,
-    el("p", { class: "meta" }, `${total} found in ${took} ms`, answer.note ? ` · ${answer.note}` : ""),
+    el("p", { class: "meta" }, `${counted} found in ${took} ms`, answer.note ? ` · ${answer.note}` : ""),
     el("ol", { class: "hits", start: state.offset + 1 }, hits.map((h) => hit(h))),
     pager);
   ctx.say("");
