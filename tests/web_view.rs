@@ -725,10 +725,7 @@ fn export_file(path: &Path, first: usize, count: usize, extra: &str) {
 )]
 fn a_search_past_ten_thousand_matches_says_at_least_how_many() {
     let scratch = Scratch::new();
-    let db = scratch.db();
-    let many = scratch.dir.path().join("many.json");
-    export_file(&many, 0, 10_050, "");
-    common::run::run(&db, &["import", "--input", many.to_str().unwrap()]).ok();
+    let db = imported(&scratch, 10_050);
     let _http = HttpServer::start(&db, &[], &[]);
     let browser = logged_in(&db);
     browser.find("#q").send_keys("note");
@@ -741,6 +738,16 @@ fn a_search_past_ten_thousand_matches_says_at_least_how_many() {
             .attribute("disabled")
             .is_none()
     );
+}
+
+/// A database holding `count` memories imported from a MemoryGraph export
+/// ([`export_file`]).
+fn imported(scratch: &Scratch, count: usize) -> PathBuf {
+    let db = scratch.db();
+    let many = scratch.dir.path().join("many.json");
+    export_file(&many, 0, count, "");
+    common::run::run(&db, &["import", "--input", many.to_str().unwrap()]).ok();
+    db
 }
 
 /// How many memories the database holds, read by `memorygraph stats`.
@@ -757,10 +764,7 @@ fn memory_count(db: &Path) -> i64 {
 )]
 fn an_overview_draws_two_thousand_memories_and_files_go_in_and_out() {
     let scratch = Scratch::new();
-    let db = scratch.db();
-    let many = scratch.dir.path().join("many.json");
-    export_file(&many, 0, 2_000, "");
-    common::run::run(&db, &["import", "--input", many.to_str().unwrap()]).ok();
+    let db = imported(&scratch, 2_000);
     let http = HttpServer::start(&db, &[], &[]);
     let browser = logged_in(&db);
 

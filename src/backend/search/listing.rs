@@ -87,10 +87,7 @@ pub(super) async fn count_matches(
     )
     .await?;
     Ok(if counted > up_to {
-        Total {
-            count: up_to,
-            exact: false,
-        }
+        Total::at_least(up_to)
     } else {
         Total::exact(counted)
     })

@@ -44,6 +44,13 @@ impl Total {
     pub fn exact(count: i64) -> Self {
         Total { count, exact: true }
     }
+
+    pub fn at_least(count: i64) -> Self {
+        Total {
+            count,
+            exact: false,
+        }
+    }
 }
 
 impl SearchPage {

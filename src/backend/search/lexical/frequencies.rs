@@ -88,20 +88,21 @@ impl TursoBackend {
         }
     }
 
-    /// How many memories contain `phrase` (an FTS5 phrase expression), for its IDF: a count
-    /// made within 1 % of changes will do, and past [`DOCS_COUNTED`] an estimate.
+    /// How many of the `rows` indexed memories contain `phrase` (an FTS5 phrase expression),
+    /// for its IDF: a count made within 1 % of changes will do, and past [`DOCS_COUNTED`]
+    /// an estimate.
     pub(super) async fn phrase_docs(
         &self,
         conn: &Connection,
         phrase: &str,
         now: i64,
+        rows: i64,
     ) -> Result<i64> {
         if let Some(c) = self.frequencies.lock().unwrap().docs.get(phrase)
             && (c.at == now || usable(c.docs, c.at, now))
         {
             return Ok(c.docs);
         }
-        let rows = self.indexed_rows(conn, now).await?;
         let (docs, exact) = docs_of(conn, phrase, rows).await?;
         let mut cache = self.frequencies.lock().unwrap();
         if cache.docs.len() >= CACHED_PHRASES {
@@ -192,28 +193,23 @@ mod tests {
     use super::*;
     use crate::backend::search::lexical::bm25::idf;
 
-    /// 40,000 indexed memories with every seventh deleted (gaps in the rowids): a word in
-    /// every third, one in every memory, one only in the oldest 15,000, one in 60.
-    async fn index() -> Connection {
-        let db = libsql::Builder::new_local(":memory:")
-            .build()
-            .await
-            .unwrap();
-        let conn = db.connect().unwrap();
+    /// 40,000 memories with every seventh deleted (gaps in the rowids): a word in every
+    /// third, one in every memory, one only in the oldest 15,000, one in 60.
+    async fn index() -> (libsql::Database, Connection) {
+        let (db, conn) = crate::backend::schema::test_database().await;
         conn.execute_batch(
-            "CREATE VIRTUAL TABLE memory_fts USING fts5(title, summary, tags, content);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)
-             INSERT INTO memory_fts(rowid, title, summary, tags, content)
-             SELECT i, 'entry', '', '',
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)
+             INSERT INTO nodes (id, label, properties)
+             SELECT 'm' || i, 'Memory', json_object('title', 'entry', 'content',
                     'harbor' || CASE WHEN i % 3 = 0 THEN ' tide' ELSE '' END
                              || CASE WHEN i <= 15000 THEN ' era' ELSE '' END
-                             || CASE WHEN i % 661 = 0 THEN ' quokka' ELSE '' END
+                             || CASE WHEN i % 661 = 0 THEN ' quokka' ELSE '' END)
              FROM n;
-             DELETE FROM memory_fts WHERE rowid % 7 = 0;",
+             DELETE FROM nodes WHERE rowid % 7 = 0;",
         )
         .await
         .unwrap();
-        conn
+        (db, conn)
     }
 
     async fn exact(conn: &Connection, phrase: &str) -> i64 {
@@ -229,7 +225,7 @@ mod tests {
 
     #[tokio::test]
     async fn frequencies_are_counted_up_to_ten_thousand_and_estimated_closely_past_it() {
-        let conn = index().await;
+        let (_db, conn) = index().await;
         let rows = scalar_i64(&conn, "SELECT count(*) FROM memory_fts_docsize", vec![], "")
             .await
             .unwrap();

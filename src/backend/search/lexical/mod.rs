@@ -130,7 +130,7 @@ pub async fn rank(
     let mut docs = Vec::with_capacity(n);
     if !single_phrase {
         for p in &phrases {
-            docs.push(backend.phrase_docs(conn, p, now).await?);
+            docs.push(backend.phrase_docs(conn, p, now, rows).await?);
         }
     }
     let idf: Vec<f64> = if n > 1 {
@@ -180,17 +180,19 @@ pub async fn rank(
         let counted_now = (n == 1 && !single_phrase && filters.is_empty())
             .then(|| backend.phrase_docs_counted_at(&phrases[0], now))
             .flatten();
+        // A phrase is known to have more than `exact_limit` matches, and counting them costs
+        // what finding them does: only as far as the page asks.
+        let up_to = if single_phrase {
+            page_end
+        } else {
+            COUNTED.max(page_end)
+        };
         let total = if let Some(docs) = counted_now {
             Total::exact(docs)
         } else if single_phrase && page_end <= exact_limit as i64 {
-            Total {
-                count: exact_limit as i64,
-                exact: false,
-            }
-        } else if single_phrase {
-            super::count_matches(conn, req, expression, page_end).await?
+            Total::at_least(exact_limit as i64)
         } else {
-            super::count_matches(conn, req, expression, COUNTED.max(page_end)).await?
+            super::count_matches(conn, req, expression, up_to).await?
         };
         let kept = if single_phrase {
             usize::MAX
@@ -262,7 +264,7 @@ pub async fn rank(
         let docs = if all && filters.is_empty() {
             total.count
         } else if single_phrase {
-            backend.phrase_docs(conn, &phrases[0], now).await?
+            backend.phrase_docs(conn, &phrases[0], now, rows).await?
         } else {
             docs[0]
         };

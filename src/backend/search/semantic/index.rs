@@ -142,6 +142,11 @@ async fn next_vector(rows: &mut libsql::Rows) -> Result<Option<VectorRow>> {
     Ok(None)
 }
 
+/// The room made past `n` slots: a sixteenth of them and 1,024 more.
+fn headroom(n: usize) -> usize {
+    n / 16 + 1024
+}
+
 impl Inner {
     pub(super) fn len(&self) -> usize {
         self.rids.len()
@@ -156,11 +161,7 @@ impl Inner {
             }
             None => {
                 if self.rids.len() == self.rids.capacity() {
-                    // A sixteenth more at a time: doubling would at once hold twice the copy.
-                    let more = self.rids.len() / 16 + 1024;
-                    self.rids.reserve_exact(more);
-                    self.keys.reserve_exact(more);
-                    self.codes.reserve(more);
+                    self.make_room(headroom(self.rids.len()));
                 }
                 self.slot_of.insert(key, self.rids.len() as u32);
                 self.rids.push(rid);
@@ -168,6 +169,15 @@ impl Inner {
                 self.codes.push(v);
             }
         }
+    }
+
+    /// Makes room for `more` slots at once. Growing by doubling would copy, and at a million
+    /// hold half as much again, up to twice the copy, for a while.
+    fn make_room(&mut self, more: usize) {
+        self.rids.reserve_exact(more);
+        self.keys.reserve_exact(more);
+        self.slot_of.reserve(more);
+        self.codes.reserve(more);
     }
 
     fn remove(&mut self, id: &str) {
@@ -200,13 +210,8 @@ impl Inner {
             mean_of: first.len(),
             ..Inner::default()
         };
-        // Room for all of them at once, and a sixteenth more for what comes next: growing by
-        // doubling would copy, and at a million hold half as much again for a while.
-        let room = expected + expected / 16 + 1024;
-        self.rids.reserve_exact(room);
-        self.keys.reserve_exact(room);
-        self.slot_of.reserve(room);
-        self.codes.reserve(room);
+        // Room for all of them at once, and some more for what comes next.
+        self.make_room(expected + headroom(expected));
         for (id, rid, v) in &first {
             self.put(id, *rid, v);
         }
