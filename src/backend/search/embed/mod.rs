@@ -16,6 +16,9 @@ mod weights;
 
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "semantic")]
+use super::kernels::Kernels;
+
 /// The model every vector in a database comes from (recorded in the database).
 pub const MODEL_ID: &str = "sentence-transformers/all-MiniLM-L6-v2";
 /// The folder under the data folder's `models/` that holds it.
@@ -45,68 +48,6 @@ type Embedded = (usize, Vec<Vec<f32>>);
 /// Threads that embed a group of texts at once, at most.
 #[cfg(feature = "semantic")]
 const MAX_THREADS: usize = 2;
-
-/// How far up the encoder's kernels may go. Each kernel takes the fastest of its paths that
-/// both the CPU and this allow: `Best` (the default) lets AVX-512 and AVX512_BF16 run, `Avx2`
-/// stops at AVX2 and FMA (what a CPU without AVX-512 runs), `Plain` keeps to the portable code
-/// (what a CPU without AVX2 runs). Lowering it on a fast CPU runs the fallbacks that slower
-/// ones take, so tests compare every path with the fastest on one machine. The products gemm
-/// computes pick their own kernels and are not bound by it.
-#[cfg(feature = "semantic")]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Kernels {
-    Plain,
-    Avx2,
-    Best,
-}
-
-#[cfg(feature = "semantic")]
-impl Kernels {
-    /// The variable that lowers them for a process, read when the model loads.
-    const VARIABLE: &str = "MEMORYGRAPH_KERNEL";
-
-    /// `MEMORYGRAPH_KERNEL`: `plain`, `avx2`, or `best` (the same as unset).
-    fn from_env() -> Result<Kernels, String> {
-        match std::env::var(Self::VARIABLE) {
-            Err(std::env::VarError::NotPresent) => Ok(Kernels::Best),
-            Ok(value) => Self::parse(&value),
-            Err(std::env::VarError::NotUnicode(value)) => {
-                Err(Self::refusal(&value.to_string_lossy()))
-            }
-        }
-    }
-
-    fn parse(value: &str) -> Result<Kernels, String> {
-        match value.trim() {
-            "" | "best" => Ok(Kernels::Best),
-            "avx2" => Ok(Kernels::Avx2),
-            "plain" => Ok(Kernels::Plain),
-            other => Err(Self::refusal(other)),
-        }
-    }
-
-    fn refusal(value: &str) -> String {
-        format!(
-            "{} is {value:?}: it takes `plain`, `avx2` or `best` (the default)",
-            Self::VARIABLE
-        )
-    }
-
-    /// Whether a path that needs AVX2 (and FMA) may run, where the CPU has them.
-    fn avx2(self) -> bool {
-        self >= Kernels::Avx2
-    }
-
-    /// Whether a path that needs AVX-512 may run, where the CPU has it.
-    fn avx512(self) -> bool {
-        self == Kernels::Best
-    }
-
-    /// Every setting, slowest first, for tests that run each path (on a CPU without AVX2,
-    /// `Avx2` runs the plain paths again).
-    #[cfg(test)]
-    const ALL: [Kernels; 3] = [Kernels::Plain, Kernels::Avx2, Kernels::Best];
-}
 
 /// Where the model lives for a database: `models/all-MiniLM-L6-v2` beside the file.
 pub fn model_dir(database: &Path) -> PathBuf {
@@ -358,25 +299,6 @@ mod tests {
         assert_eq!(memory_text("T", None, "T"), "T");
         assert_eq!(memory_text("T", Some(" s "), "c"), "T. s. c");
         assert_eq!(memory_text("T", Some(""), "c"), "T. c");
-    }
-
-    #[cfg(feature = "semantic")]
-    #[test]
-    fn the_kernel_setting_takes_three_values_and_names_them_when_refused() {
-        assert_eq!(Kernels::parse(""), Ok(Kernels::Best));
-        assert_eq!(Kernels::parse("best"), Ok(Kernels::Best));
-        assert_eq!(Kernels::parse(" avx2 "), Ok(Kernels::Avx2));
-        assert_eq!(Kernels::parse("plain"), Ok(Kernels::Plain));
-        let refused = Kernels::parse("avx512").unwrap_err();
-        assert!(
-            refused.contains("MEMORYGRAPH_KERNEL")
-                && refused.contains("\"avx512\"")
-                && refused.contains("`plain`, `avx2` or `best`"),
-            "{refused}"
-        );
-        assert!(Kernels::Best.avx512() && Kernels::Best.avx2());
-        assert!(!Kernels::Avx2.avx512() && Kernels::Avx2.avx2());
-        assert!(!Kernels::Plain.avx512() && !Kernels::Plain.avx2());
     }
 
     #[test]

@@ -13,10 +13,13 @@
 //! candidate whose estimate plus bound can still beat what it found, in the database, with
 //! the exact cosine, so the bound decides how many are checked, never a score.
 //!
-//! The sum over a vector's set bits is read from 48 tables of 256 partial sums of the
-//! rotated query, one per byte of the code: 48 lookups a vector.
+//! The sum over a vector's set bits is read from 96 tables of 16 partial sums of the rotated
+//! query, one per nibble of the code, rounded to bytes so that a shuffle looks up 16 codes
+//! at once ([`super::blocks`]); the most the rounding can move a sum is added to the bound.
 
+use super::blocks::{Blocks, LANES, NIBBLES, Tables};
 use crate::backend::search::embed::DIMENSIONS;
+use crate::backend::search::kernels::Kernels;
 
 /// Bytes of one code.
 pub const CODE_BYTES: usize = DIMENSIONS / 8;
@@ -110,18 +113,24 @@ pub struct Codes {
     rotation: Rotation,
     /// The mean of the vectors, rotated.
     mean: [f32; DIMENSIONS],
-    bits: Vec<u8>,
+    blocks: Blocks,
     /// Per slot: `|y| / (a·√D)`, what the sum over the signs is multiplied by.
     scales: Vec<f32>,
     /// Per slot: the bound, `CONFIDENCE·|y|·√(1 − a²) / (a·√(D − 1))`.
     errors: Vec<f32>,
 }
 
-/// A query prepared for scanning: its rotation's partial sums per code byte.
+/// A query prepared for scanning: its tables, and what turns a code's sum of table entries
+/// into an estimate. The sum over a code's set bits is `Σ lowⱼ + step·sum`, give or take
+/// `rounding`.
 pub struct Prepared {
-    tables: Box<[[f32; 256]; CODE_BYTES]>,
-    /// `Σ Rq`, and `q·c`.
-    total: f32,
+    tables: Tables,
+    /// `2·Σ lowⱼ − Σ Rq`, `2·step` and `2·rounding`: the estimate is
+    /// `q·c + scale·(offset + step2·sum)`, and its bound grows by `scale·rounding2`.
+    offset: f32,
+    step2: f32,
+    rounding2: f32,
+    /// `q·c`.
     on_mean: f32,
 }
 
@@ -133,7 +142,7 @@ impl Codes {
         Codes {
             rotation,
             mean,
-            bits: Vec::new(),
+            blocks: Blocks::default(),
             scales: Vec::new(),
             errors: Vec::new(),
         }
@@ -146,20 +155,20 @@ impl Codes {
     /// Bytes held, for the benchmark.
     #[cfg(feature = "bench")]
     pub fn bytes(&self) -> usize {
-        self.bits.capacity() + (self.scales.capacity() + self.errors.capacity()) * 4
+        self.blocks.capacity() + (self.scales.capacity() + self.errors.capacity()) * 4
     }
 
     /// Makes room for `more` slots at once (growing by doubling would hold up to twice the
     /// memory while it copies).
     pub fn reserve(&mut self, more: usize) {
-        self.bits.reserve_exact(more * CODE_BYTES);
+        self.blocks.reserve(self.len() + more);
         self.scales.reserve_exact(more);
         self.errors.reserve_exact(more);
     }
 
     /// Adds a slot at the end for the unit vector `v`.
     pub fn push(&mut self, v: &[f32]) {
-        self.bits.resize(self.bits.len() + CODE_BYTES, 0);
+        self.blocks.resize(self.len() + 1);
         self.scales.push(0.0);
         self.errors.push(0.0);
         self.set(self.len() - 1, v);
@@ -172,13 +181,13 @@ impl Codes {
             *yi -= m;
         }
         let norm = y.iter().map(|v| v * v).sum::<f32>().sqrt();
-        let bits = &mut self.bits[slot * CODE_BYTES..(slot + 1) * CODE_BYTES];
-        bits.fill(0);
+        let mut bits = [0u8; CODE_BYTES];
         for (i, yi) in y.iter().enumerate() {
             if *yi > 0.0 {
                 bits[i / 8] |= 1 << (i % 8);
             }
         }
+        self.blocks.write(slot, &bits);
         let d = DIMENSIONS as f32;
         let a = if norm > 0.0 {
             y.iter().map(|v| v.abs()).sum::<f32>() / (norm * d.sqrt())
@@ -194,49 +203,91 @@ impl Codes {
     pub fn swap_remove(&mut self, slot: usize) {
         let last = self.len() - 1;
         if slot != last {
-            let (head, tail) = self.bits.split_at_mut(last * CODE_BYTES);
-            head[slot * CODE_BYTES..(slot + 1) * CODE_BYTES].copy_from_slice(&tail[..CODE_BYTES]);
+            let code = self.blocks.read(last);
+            self.blocks.write(slot, &code);
             self.scales[slot] = self.scales[last];
             self.errors[slot] = self.errors[last];
         }
-        self.bits.truncate(last * CODE_BYTES);
+        // Zeroed, so a later push into the same block starts clean.
+        self.blocks.write(last, &[0; CODE_BYTES]);
+        self.blocks.resize(last);
         self.scales.pop();
         self.errors.pop();
     }
 
-    /// The unit query's tables.
+    /// The unit query's tables, for the path this process's kernels allow.
+    #[cfg(test)]
     pub fn prepare(&self, q: &[f32]) -> Prepared {
+        self.prepare_for(q, Kernels::process())
+    }
+
+    /// [`Codes::prepare`] for the path `kernels` allow.
+    pub fn prepare_for(&self, q: &[f32], kernels: Kernels) -> Prepared {
         let r = self.rotation.apply(q);
-        let mut tables = Box::new([[0f32; 256]; CODE_BYTES]);
-        for (t, eight) in tables.iter_mut().zip(r.chunks_exact(8)) {
-            for b in 1..256usize {
-                t[b] = t[b & (b - 1)] + eight[b.trailing_zeros() as usize];
+        // Table j: the sum of r over each subset of dimensions 4j..4j+4 (bit b, dimension 4j+b).
+        let mut exact = [[0f32; 16]; NIBBLES];
+        for (t, four) in exact.iter_mut().zip(r.chunks_exact(4)) {
+            for v in 1..16usize {
+                t[v] = t[v & (v - 1)] + four[v.trailing_zeros() as usize];
             }
         }
+        let lows = exact.map(|t| t.iter().copied().fold(f32::INFINITY, f32::min));
+        let widest = exact
+            .iter()
+            .zip(&lows)
+            .map(|(t, low)| t.iter().map(|v| v - low).fold(0f32, f32::max))
+            .fold(0f32, f32::max);
+        // One step for every table, so that sums of entries add up; 1 when all are flat.
+        let step = if widest > 0.0 { widest / 255.0 } else { 1.0 };
+        let mut rounding = 0f64;
+        let mut entries = [[0u8; 16]; NIBBLES];
+        for ((e, t), low) in entries.iter_mut().zip(&exact).zip(&lows) {
+            let mut worst = 0f32;
+            for (byte, v) in e.iter_mut().zip(t) {
+                *byte = ((v - low) / step).round().clamp(0.0, 255.0) as u8;
+                worst = worst.max((v - low - step * *byte as f32).abs());
+            }
+            rounding += worst as f64;
+        }
+        let total: f32 = r.iter().sum();
         Prepared {
-            tables,
-            total: r.iter().sum(),
+            tables: Tables::new(&entries, kernels),
+            offset: 2.0 * lows.iter().sum::<f32>() - total,
+            step2: 2.0 * step,
+            rounding2: 2.0 * rounding as f32,
             on_mean: r.iter().zip(&self.mean).map(|(a, b)| a * b).sum(),
         }
     }
 
-    /// Each slot's estimated cosine with the prepared query, and its error bound.
-    pub fn estimate(&self, query: &Prepared, slot: usize) -> (f32, f32) {
-        let bits: &[u8; CODE_BYTES] = self.bits[slot * CODE_BYTES..(slot + 1) * CODE_BYTES]
-            .try_into()
-            .expect("a code's bytes");
-        // Four running sums, so the lookups do not wait on one another; fixed sizes, so no
-        // index is checked.
-        let mut lanes = [0f32; 4];
-        for i in 0..CODE_BYTES / 4 {
-            for l in 0..4 {
-                lanes[l] += query.tables[4 * i + l][bits[4 * i + l] as usize];
-            }
+    /// The estimated cosines with the prepared query of the codes in `block`, and their
+    /// error bounds, by lane (lanes past the last code are left as they were).
+    pub fn estimate_block(&self, query: &Prepared, block: usize, out: &mut Estimates) {
+        let mut sums = [0u16; LANES];
+        self.blocks.sums(block, &query.tables, &mut sums);
+        let first = block * LANES;
+        let last = (first + LANES).min(self.len());
+        let (scales, errors) = (&self.scales[first..last], &self.errors[first..last]);
+        for (lane, (scale, error)) in scales.iter().zip(errors).enumerate() {
+            out.estimate[lane] =
+                query.on_mean + scale * (query.offset + query.step2 * sums[lane] as f32);
+            out.error[lane] = error + scale * query.rounding2;
         }
-        let set: f32 = lanes.iter().sum();
-        let estimate = query.on_mean + self.scales[slot] * (2.0 * set - query.total);
-        (estimate, self.errors[slot])
     }
+
+    /// One slot's estimate and bound ([`Codes::estimate_block`]).
+    #[cfg(test)]
+    pub fn estimate(&self, query: &Prepared, slot: usize) -> (f32, f32) {
+        let mut out = Estimates::default();
+        self.estimate_block(query, slot / LANES, &mut out);
+        (out.estimate[slot % LANES], out.error[slot % LANES])
+    }
+}
+
+/// A block's estimates and bounds, by lane.
+#[derive(Default)]
+pub struct Estimates {
+    pub estimate: [f32; LANES],
+    pub error: [f32; LANES],
 }
 
 /// The mean of some unit vectors (zero for none).

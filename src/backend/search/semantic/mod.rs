@@ -15,6 +15,7 @@ use index::to_blob;
 
 #[cfg(feature = "bench")]
 mod bench_hooks;
+mod blocks;
 mod close;
 mod codes;
 pub mod index;
