@@ -253,7 +253,11 @@ fn servers_held_to_the_slower_kernels_store_and_find_what_the_fastest_paths_do()
     assert_eq!(fastest.health["precision"], "f32", "{}", fastest.health);
     assert_eq!(fastest.vectors.len(), texts.len());
     assert_eq!(fastest.found.len(), 20, "{:?}", fastest.found);
-    assert!(fastest.found[0].0.contains("uploads"), "{:?}", fastest.found);
+    assert!(
+        fastest.found[0].0.contains("uploads"),
+        "{:?}",
+        fastest.found
+    );
     for kernel in ["avx2", "plain"] {
         let held = vectors_stored_with(
             &[
