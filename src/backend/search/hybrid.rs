@@ -12,18 +12,31 @@ use crate::backend::{TursoBackend, scalar_i64};
 
 /// Semantic mode: the memories at least [`SEMANTIC_FLOOR`] similar, nearest first, up to
 /// the [`semantic::MAX_NEAREST`] nearest; `total` counts exactly those, so pages walk them
-/// all.
+/// all. With filters that most of the nearest vectors fail, the count may only be a lower
+/// bound, never below what the pages hold: one more than the page is looked for, so a
+/// full page knows whether another follows.
 pub(super) async fn semantic(
     conn: &Connection,
     req: &SearchRequest,
     vector: &semantic::Query,
 ) -> Result<SearchPage> {
     let end = (req.offset as usize + req.limit as usize).min(semantic::MAX_NEAREST);
-    let near = semantic::nearest(conn, req, vector, end, Some(SEMANTIC_FLOOR)).await?;
+    let probe = (end + 1).min(semantic::MAX_NEAREST);
+    let mut near = semantic::nearest(conn, req, vector, probe, Some(SEMANTIC_FLOOR)).await?;
+    let counted = semantic::count_near(conn, req, vector, SEMANTIC_FLOOR).await?;
+    let most = semantic::MAX_NEAREST as i64;
+    let count = counted.count.max(near.len() as i64).min(most);
+    let total = if counted.exact || count == most {
+        Total::exact(count)
+    } else if near.len() < probe {
+        // With filters the search checks every candidate that can reach the floor, so
+        // finding fewer than it looked for is finding them all.
+        Total::exact(near.len() as i64)
+    } else {
+        Total::at_least(count)
+    };
+    near.truncate(end);
     let near = projects::favour(conn, req.project.as_ref(), near, |n| n.rid).await?;
-    let total = semantic::count_near(conn, req, vector, SEMANTIC_FLOOR)
-        .await?
-        .min(semantic::MAX_NEAREST as i64);
     let picked: Vec<fusion::Fused> = near
         .into_iter()
         .skip(req.offset as usize)
@@ -36,12 +49,7 @@ pub(super) async fn semantic(
         })
         .collect();
     let hits = details(conn, req, &picked, None).await?;
-    Ok(SearchPage::new(
-        hits,
-        Total::exact(total),
-        req,
-        Checked::default(),
-    ))
+    Ok(SearchPage::new(hits, total, req, Checked::default()))
 }
 
 /// Hybrid: lexical and semantic candidates fused ([`fusion`]); for recall, re-ranked with
@@ -172,4 +180,110 @@ pub(super) async fn vector_of(vector: semantic::QueryVector) -> Result<semantic:
         .await
         .map_err(|e| BackendError::Refused(format!("the embedding thread failed: {e}")))?
         .map_err(BackendError::Refused)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::backend::search::semantic::index::tests::pseudo_unit;
+    use crate::backend::search::semantic::index::{VectorIndex, to_blob, unit};
+
+    /// A vector `by` away from `v`, towards a pseudo-random other.
+    fn near(v: &[f32], seed: u64, by: f32) -> Vec<f32> {
+        let other = pseudo_unit(seed);
+        unit(
+            &v.iter()
+                .zip(&other)
+                .map(|(a, b)| a + by * b)
+                .collect::<Vec<_>>(),
+        )
+        .unwrap()
+    }
+
+    /// Filtered semantic pages over more vectors near the query than a scan picks: the
+    /// tagged memories the picks leave out are still found, `total` never falls below what
+    /// the pages hold, says "at least" while it is not known, and the walk of pages visits
+    /// each tagged memory at least as similar as the floor exactly once, as the exact scan
+    /// orders them, ending on an exact total.
+    #[tokio::test]
+    async fn a_filter_most_near_vectors_fail_still_pages_and_counts_what_it_finds() {
+        let (_db, conn) = crate::backend::schema::test_database().await;
+        let centre = pseudo_unit(4_242);
+        let n = 3_000u64;
+        for i in 0..n {
+            let tags = if i % 40 == 0 {
+                r#"["rare"]"#
+            } else {
+                r#"["common"]"#
+            };
+            let id = format!("m{i}");
+            conn.execute(
+                "INSERT INTO nodes (id, label, properties) VALUES (?1, 'Memory',
+                 json_object('type', 'general', 'title', ?1, 'content', 'body', 'tags', json(?2)))",
+                libsql::params![id.as_str(), tags],
+            )
+            .await
+            .unwrap();
+            // Similarities to the centre from about 0.25 to 0.95.
+            let v = near(&centre, 2 * i + 1, 0.3 + (i % 97) as f32 / 30.0);
+            conn.execute(
+                "INSERT INTO memory_vectors (memory_id, embedding) VALUES (?1, ?2)",
+                libsql::params![id.as_str(), to_blob(&v)],
+            )
+            .await
+            .unwrap();
+        }
+        let index = Arc::new(VectorIndex::default());
+        index.refresh(&conn).await.unwrap();
+        let query = semantic::Query::for_tests(centre.clone(), index.clone());
+        let mut rows = conn
+            .query(
+                "SELECT n.id FROM memory_vectors v JOIN nodes n ON n.id = v.memory_id
+                 WHERE n.properties LIKE '%rare%'
+                   AND 1.0 - vector_distance_cos(v.embedding, ?1) >= ?2
+                 ORDER BY vector_distance_cos(v.embedding, ?1), n.rowid",
+                libsql::params![to_blob(&centre), SEMANTIC_FLOOR],
+            )
+            .await
+            .unwrap();
+        let mut want = Vec::new();
+        while let Some(row) = rows.next().await.unwrap() {
+            want.push(row.get::<String>(0).unwrap());
+        }
+        assert!(
+            want.len() > 40,
+            "{} tagged memories above the floor",
+            want.len()
+        );
+
+        let mut req = SearchRequest::new("", 10);
+        req.tags = vec!["rare".into()];
+        let mut seen = Vec::new();
+        let mut totals = Vec::new();
+        loop {
+            let page = semantic(&conn, &req, &query).await.unwrap();
+            let end = req.offset as u64 + page.hits.len() as u64;
+            assert!(page.total >= end, "total {} below {end}", page.total);
+            assert_eq!(page.has_more, page.next_offset.is_some());
+            seen.extend(page.hits.iter().map(|h| h.memory.id.clone()));
+            totals.push((page.total, page.total_exact));
+            match page.next_offset {
+                Some(next) => req.offset = next,
+                None => {
+                    assert!(
+                        page.total_exact,
+                        "the last page's total is exact: {totals:?}"
+                    );
+                    assert_eq!(page.total, want.len() as u64);
+                    break;
+                }
+            }
+            assert!(totals.len() < 100, "the pages never end: {totals:?}");
+        }
+        assert_eq!(seen, want);
+        // The first page cannot know the total: the scan's picks hold only some of them.
+        assert!(!totals[0].1, "{totals:?}");
+    }
 }

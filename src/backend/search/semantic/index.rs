@@ -99,7 +99,7 @@ pub(super) fn key_of(id: &str) -> u64 {
 }
 
 /// A vector scaled to length 1, or `None` for a zero (or malformed) one.
-pub(super) fn unit(v: &[f32]) -> Option<Vec<f32>> {
+pub(crate) fn unit(v: &[f32]) -> Option<Vec<f32>> {
     let norm = v
         .iter()
         .map(|x| (*x as f64) * (*x as f64))
@@ -363,7 +363,7 @@ impl VectorIndex {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn pseudo_unit(seed: u64) -> Vec<f32> {

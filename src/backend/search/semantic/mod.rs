@@ -101,6 +101,19 @@ pub struct Query {
     scan: Option<scan::Scan>,
 }
 
+#[cfg(test)]
+impl Query {
+    /// A query for `vector` against `index`, scanned as the embedding thread scans it.
+    pub fn for_tests(vector: Vec<f32>, index: Arc<VectorIndex>) -> Query {
+        let scan = index.scan_blocking_for_tests(&vector);
+        Query {
+            vector,
+            index,
+            scan,
+        }
+    }
+}
+
 /// A query's vector being computed (on a blocking thread).
 pub type QueryVector = tokio::task::JoinHandle<std::result::Result<Query, String>>;
 

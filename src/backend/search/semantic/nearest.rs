@@ -11,7 +11,7 @@ use super::scan::{PICKS, Pick, Scan};
 use crate::backend::error::{DbContext, Result};
 use crate::backend::scalar_i64;
 use crate::backend::search::filters::filter_sql;
-use crate::backend::search::{SEMANTIC_FLOOR, SearchRequest};
+use crate::backend::search::{SEMANTIC_FLOOR, SearchRequest, Total};
 
 /// Candidates checked in the database in the first chunk, beyond twice the number wanted;
 /// each later chunk is four times larger.
@@ -193,7 +193,10 @@ async fn nearest_in(
             if !filtered || scan.rest == f32::NEG_INFINITY || below_floor(scan.rest) || !wanting {
                 break;
             }
-            let mut all = inner.scan(query, inner.len()).unwrap_or(scan);
+            // Only what can still reach the floor and beat the k-th found is wanted.
+            let kth = found.get(k - 1).map_or(f64::NEG_INFINITY, |n| n.similarity);
+            let bar = floor.unwrap_or(f64::NEG_INFINITY).max(kth) as f32;
+            let mut all = inner.scan_above(query, bar).unwrap_or(scan);
             all.picks.retain(|p| !checked.contains(&p.rid));
             scan = all;
             at = 0;
@@ -274,8 +277,9 @@ impl VectorIndex {
     }
 
     /// How many memories passing the filters have a vector at least `floor` similar to
-    /// `query`. Those beyond the scan's picks are counted by their estimate (only without
-    /// filters, and only when more than [`PICKS`] vectors come near the floor).
+    /// `query`. Those beyond the scan's picks are counted by their estimate without filters
+    /// (only when more than [`PICKS`] vectors come near the floor); with filters they are
+    /// not counted, and the count is a lower bound when any of them could reach the floor.
     pub async fn count_near(
         &self,
         conn: &Connection,
@@ -283,7 +287,7 @@ impl VectorIndex {
         query: &[f32],
         scan: Option<&Scan>,
         floor: f64,
-    ) -> Result<i64> {
+    ) -> Result<Total> {
         let mut inner = self.inner.lock().await;
         inner.refresh(conn).await?;
         let scan = candidates(&inner, conn, query, scan).await?;
@@ -319,7 +323,14 @@ impl VectorIndex {
         } else {
             0
         };
-        Ok(sure + unsure + beyond)
+        let count = sure + unsure + beyond;
+        // With filters, a vector left out of the picks may pass them and reach the floor.
+        let uncounted = !unfiltered && scan.rest as f64 >= floor;
+        Ok(if uncounted {
+            Total::at_least(count)
+        } else {
+            Total::exact(count)
+        })
     }
 }
 
@@ -443,6 +454,6 @@ mod tests {
             .await
             .unwrap();
         let want = rows.next().await.unwrap().unwrap().get::<i64>(0).unwrap();
-        assert_eq!(counted, want);
+        assert_eq!(counted, Total::exact(want));
     }
 }

@@ -7,6 +7,7 @@ use libsql::Connection;
 use super::*;
 use crate::backend::TursoBackend;
 use crate::backend::error::Result;
+use crate::backend::search::Total;
 
 impl TursoBackend {
     /// Starts embedding the query on a blocking thread (so the lexical half of a search runs
@@ -83,13 +84,14 @@ pub async fn similarities(
         .collect())
 }
 
-/// How many memories passing the filters have a vector at least this similar.
+/// How many memories passing the filters have a vector at least this similar: exactly, or
+/// at least (with filters, when vectors the scan did not pick could still count).
 pub async fn count_near(
     conn: &Connection,
     req: &SearchRequest,
     query: &Query,
     floor: f64,
-) -> Result<i64> {
+) -> Result<Total> {
     query
         .index
         .count_near(conn, req, &query.vector, query.scan.as_ref(), floor)

@@ -133,6 +133,42 @@ impl Inner {
         Some(merged)
     }
 
+    /// Every vector whose bound reaches `bar`, best first, however many; `None` before the
+    /// copy is loaded. For a search whose filters turned most picks away: what cannot reach
+    /// the bar could not change its answer, and a million picks would cost more to keep than
+    /// to find.
+    pub(super) fn scan_above(&self, query: &[f32], bar: f32) -> Option<Scan> {
+        let seen = self.seen?;
+        let mut scan = Scan::empty(seen);
+        let Some(q) = unit(query) else {
+            return Some(scan);
+        };
+        let prepared = self.codes.prepare_for(&q, Kernels::process());
+        let mut block_of = Estimates::default();
+        for block in 0..self.len().div_ceil(LANES) {
+            self.codes.estimate_block(&prepared, block, &mut block_of);
+            let first = block * LANES;
+            for lane in 0..(self.len() - first).min(LANES) {
+                let pick = Pick {
+                    rid: self.rids[first + lane],
+                    key: self.keys[first + lane],
+                    estimate: block_of.estimate[lane],
+                    error: block_of.error[lane],
+                };
+                if pick.high() >= bar {
+                    scan.picks.push(pick);
+                } else {
+                    scan.rest = scan.rest.max(pick.high());
+                    if pick.estimate >= SEMANTIC_FLOOR as f32 {
+                        scan.rest_above_floor += 1;
+                    }
+                }
+            }
+        }
+        scan.picks.sort_by(|a, b| b.high().total_cmp(&a.high()));
+        Some(scan)
+    }
+
     /// The scan of some slots into `scan` (empty), a block of codes at a time.
     fn scan_slots(
         &self,
@@ -291,5 +327,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Above a bar: exactly the vectors whose bound reaches it, in the order a scan keeping
+    /// all of them gives.
+    #[test]
+    fn a_scan_above_a_bar_keeps_what_reaches_it_in_the_full_scans_order() {
+        let mut inner = Inner::default();
+        inner.seen = Some(1);
+        for i in 0..1_000u64 {
+            inner.put(&format!("m{i}"), i as i64, &pseudo_unit(2 * i + 1));
+        }
+        let q = pseudo_unit(31);
+        let all = inner.scan(&q, inner.len()).unwrap();
+        let bar = all.picks[100].high();
+        let above = inner.scan_above(&q, bar).unwrap();
+        let reaching: Vec<i64> = all
+            .picks
+            .iter()
+            .filter(|p| p.high() >= bar)
+            .map(|p| p.rid)
+            .collect();
+        assert_eq!(
+            above.picks.iter().map(|p| p.rid).collect::<Vec<_>>(),
+            reaching
+        );
+        assert!(above.rest < bar);
+        assert_eq!(
+            above.rest,
+            all.picks[reaching.len()..]
+                .iter()
+                .map(Pick::high)
+                .fold(f32::NEG_INFINITY, f32::max)
+        );
+        assert!(Inner::default().scan_above(&q, 0.0).is_none());
     }
 }
