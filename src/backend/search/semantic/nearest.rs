@@ -10,7 +10,7 @@ use super::index::{Inner, Near, VectorIndex, key_of, to_blob};
 use super::scan::{PICKS, Pick, Scan};
 use crate::backend::error::{DbContext, Result};
 use crate::backend::scalar_i64;
-use crate::backend::search::filters::filter_sql;
+use crate::backend::search::filters::{filter_sql, indexed_only};
 use crate::backend::search::{SEMANTIC_FLOOR, SearchRequest, Total};
 
 /// Candidates checked in the database in the first chunk, beyond twice the number wanted;
@@ -23,6 +23,9 @@ const FILTERED_CHUNK: usize = 512;
 /// exact cosine, on a very large copy of vectors without a clear nearest few, does the
 /// answer stop at what these gave.
 pub const CHECK_LIMIT: usize = 1024;
+/// Filters answered by indexes that this many memories pass or fewer are searched by
+/// checking every one of them: exact, and quick however few of the nearest vectors pass.
+const FEW_PASSING: usize = 2048;
 /// Vectors changed since a scan that are checked one by one; more, and the copy is scanned
 /// again instead.
 const CHANGES_CHECKED: usize = 256;
@@ -87,6 +90,34 @@ pub(super) async fn check(
         out.push((rid, id, sim));
     }
     Ok(out)
+}
+
+/// The rows of the memories passing the request's filters, when only indexes answer them
+/// and at most [`FEW_PASSING`] memories pass; `None` otherwise (or without filters).
+async fn few_passing(conn: &Connection, req: &SearchRequest) -> Result<Option<Vec<i64>>> {
+    const DOING: &str = "listing the memories the filters pass";
+    let mut params = Vec::new();
+    let filters = filter_sql(req, &mut params);
+    if filters.is_empty() || !indexed_only(req) {
+        return Ok(None);
+    }
+    let mut rows = conn
+        .query(
+            &format!(
+                "SELECT n.rowid FROM nodes n WHERE n.label = 'Memory'{filters} LIMIT {}",
+                FEW_PASSING + 1
+            ),
+            params,
+        )
+        .await
+        .doing(DOING)?;
+    let mut rids = Vec::new();
+    while let Some(row) = rows.next().await.doing(DOING)? {
+        if let Value::Integer(rid) = row.get_value(0).doing(DOING)? {
+            rids.push(rid);
+        }
+    }
+    Ok((rids.len() <= FEW_PASSING).then_some(rids))
 }
 
 /// The candidates to check for `query` against the copy as it is now (refreshed): the
@@ -168,6 +199,15 @@ async fn nearest_in(
 ) -> Result<Option<Vec<Near>>> {
     if k == 0 || inner.len() == 0 {
         return Ok(Some(Vec::new()));
+    }
+    if let Some(rids) = few_passing(conn, req).await? {
+        let mut found: Vec<Near> = check(conn, req, query, &rids, floor)
+            .await?
+            .into_iter()
+            .map(|(rid, _, similarity)| Near { rid, similarity })
+            .collect();
+        best_first(&mut found, k);
+        return Ok(Some(found));
     }
     let filtered = has_filters(req);
     let mut scan = candidates(inner, conn, query, scan).await?;
@@ -288,6 +328,10 @@ impl VectorIndex {
         scan: Option<&Scan>,
         floor: f64,
     ) -> Result<Total> {
+        if let Some(rids) = few_passing(conn, req).await? {
+            let near = check(conn, req, query, &rids, Some(floor)).await?;
+            return Ok(Total::exact(near.len() as i64));
+        }
         let mut inner = self.inner.lock().await;
         inner.refresh(conn).await?;
         let scan = candidates(&inner, conn, query, scan).await?;
