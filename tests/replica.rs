@@ -280,12 +280,17 @@ fn an_offline_update_that_collides_is_recorded_not_dropped() {
         json!({"memory_id": id, "content": "changed offline on A"}),
     );
     assert_eq!(offline["queued"], true);
+    // A waits, stopped, while B's change reaches the primary: a running A would retry on
+    // its own as soon as the primary is back and might get there first (then B's change
+    // would be the one that collides).
+    assert!(a.stop().success());
     sqld.restart();
     b.ok(
         "update_memory",
         json!({"memory_id": id, "content": "changed on B meanwhile"}),
     );
     b.ok("sync", json!({}));
+    let mut a = device(scratch.dir.path(), "a", &sqld, "60");
     let synced = a.ok("sync", json!({}));
     assert_eq!(synced["queue"]["conflicts"], 1, "{synced}");
     let conflict = &synced["queue"]["recent_conflicts"][0];
