@@ -22,8 +22,8 @@ pub(super) async fn semantic(
 ) -> Result<SearchPage> {
     let end = (req.offset as usize + req.limit as usize).min(semantic::MAX_NEAREST);
     let probe = (end + 1).min(semantic::MAX_NEAREST);
-    let mut near = semantic::nearest(conn, req, vector, probe, Some(SEMANTIC_FLOOR)).await?;
-    let counted = semantic::count_near(conn, req, vector, SEMANTIC_FLOOR).await?;
+    let (mut near, counted) =
+        semantic::nearest_counted(conn, req, vector, probe, SEMANTIC_FLOOR).await?;
     let most = semantic::MAX_NEAREST as i64;
     let count = counted.count.max(near.len() as i64).min(most);
     let total = if counted.exact || count == most {
@@ -187,20 +187,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::backend::search::semantic::index::tests::pseudo_unit;
-    use crate::backend::search::semantic::index::{VectorIndex, to_blob, unit};
-
-    /// A vector `by` away from `v`, towards a pseudo-random other.
-    fn near(v: &[f32], seed: u64, by: f32) -> Vec<f32> {
-        let other = pseudo_unit(seed);
-        unit(
-            &v.iter()
-                .zip(&other)
-                .map(|(a, b)| a + by * b)
-                .collect::<Vec<_>>(),
-        )
-        .unwrap()
-    }
+    use crate::backend::search::semantic::index::tests::{near, pseudo_unit};
+    use crate::backend::search::semantic::index::{VectorIndex, to_blob};
 
     /// Filtered semantic pages over more vectors near the query than a scan picks: the
     /// tagged memories the picks leave out are still found, `total` never falls below what

@@ -99,7 +99,7 @@ pub(super) fn key_of(id: &str) -> u64 {
 }
 
 /// A vector scaled to length 1, or `None` for a zero (or malformed) one.
-pub(crate) fn unit(v: &[f32]) -> Option<Vec<f32>> {
+pub(super) fn unit(v: &[f32]) -> Option<Vec<f32>> {
     let norm = v
         .iter()
         .map(|x| (*x as f64) * (*x as f64))
@@ -365,6 +365,13 @@ impl VectorIndex {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// A unit vector `by` away from `v`, towards the pseudo-random one of `seed`.
+    pub(crate) fn near(v: &[f32], seed: u64, by: f32) -> Vec<f32> {
+        let other = pseudo_unit(seed);
+        let mixed: Vec<f32> = v.iter().zip(&other).map(|(a, b)| a + by * b).collect();
+        unit(&mixed).unwrap()
+    }
 
     pub(crate) fn pseudo_unit(seed: u64) -> Vec<f32> {
         let mut s = seed | 1;

@@ -29,7 +29,7 @@ use crate::backend::error::Result;
 pub use close::{FOLD_THRESHOLD, vectors_of};
 pub use index::Near;
 use index::VectorIndex;
-pub use query::{count_near, nearest, similarities};
+pub use query::{nearest, nearest_counted, similarities};
 
 /// The most nearest memories one semantic search returns (pages end there).
 pub const MAX_NEAREST: usize = 1000;

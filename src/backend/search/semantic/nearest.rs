@@ -92,9 +92,15 @@ pub(super) async fn check(
     Ok(out)
 }
 
-/// The rows of the memories passing the request's filters, when only indexes answer them
-/// and at most [`FEW_PASSING`] memories pass; `None` otherwise (or without filters).
-async fn few_passing(conn: &Connection, req: &SearchRequest) -> Result<Option<Vec<i64>>> {
+/// When only indexes answer the request's filters and at most [`FEW_PASSING`] memories pass
+/// them: every one of those with a vector (and, with `floor`, at least that similar), checked
+/// exactly, best first. `None` otherwise (or without filters): the copy is searched.
+async fn few_near(
+    conn: &Connection,
+    req: &SearchRequest,
+    query: &[f32],
+    floor: Option<f64>,
+) -> Result<Option<Vec<Near>>> {
     const DOING: &str = "listing the memories the filters pass";
     let mut params = Vec::new();
     let filters = filter_sql(req, &mut params);
@@ -117,7 +123,16 @@ async fn few_passing(conn: &Connection, req: &SearchRequest) -> Result<Option<Ve
             rids.push(rid);
         }
     }
-    Ok((rids.len() <= FEW_PASSING).then_some(rids))
+    if rids.len() > FEW_PASSING {
+        return Ok(None);
+    }
+    let mut found: Vec<Near> = check(conn, req, query, &rids, floor)
+        .await?
+        .into_iter()
+        .map(|(rid, _, similarity)| Near { rid, similarity })
+        .collect();
+    best_first(&mut found, usize::MAX);
+    Ok(Some(found))
 }
 
 /// The candidates to check for `query` against the copy as it is now (refreshed): the
@@ -200,15 +215,6 @@ async fn nearest_in(
     if k == 0 || inner.len() == 0 {
         return Ok(Some(Vec::new()));
     }
-    if let Some(rids) = few_passing(conn, req).await? {
-        let mut found: Vec<Near> = check(conn, req, query, &rids, floor)
-            .await?
-            .into_iter()
-            .map(|(rid, _, similarity)| Near { rid, similarity })
-            .collect();
-        best_first(&mut found, k);
-        return Ok(Some(found));
-    }
     let filtered = has_filters(req);
     let mut scan = candidates(inner, conn, query, scan).await?;
     let mut chunk = if filtered {
@@ -283,6 +289,94 @@ async fn nearest_in(
     Ok(Some(found))
 }
 
+/// [`VectorIndex::nearest`] through the copy, which the caller holds.
+async fn nearest_through(
+    inner: &mut Inner,
+    conn: &Connection,
+    req: &SearchRequest,
+    query: &[f32],
+    scan: Option<&Scan>,
+    k: usize,
+    floor: Option<f64>,
+) -> Result<Vec<Near>> {
+    let mut scan = scan;
+    for attempt in 0..2 {
+        inner.refresh(conn).await?;
+        match nearest_in(inner, conn, req, query, scan, k, floor).await? {
+            Some(found) => return Ok(found),
+            // The copy named a row that is another memory now (the file was rebuilt
+            // under it): reload it whole and search again.
+            None if attempt == 0 => {
+                inner.seen = None;
+                scan = None;
+            }
+            None => break,
+        }
+    }
+    inner.seen = None;
+    Ok(Vec::new())
+}
+
+/// How many memories passing the filters have a vector at least `floor` similar to `query`,
+/// through the copy (refreshed), which the caller holds. Those beyond the scan's picks are
+/// counted by their estimate without filters (only when more than [`PICKS`] vectors come
+/// near the floor); with filters they are not counted, and the count is a lower bound when
+/// any of them could reach the floor.
+async fn count_through(
+    inner: &mut Inner,
+    conn: &Connection,
+    req: &SearchRequest,
+    query: &[f32],
+    scan: Option<&Scan>,
+    floor: f64,
+) -> Result<Total> {
+    if inner.seen.is_none() {
+        inner.refresh(conn).await?;
+    }
+    let inner = &*inner;
+    let scan = candidates(inner, conn, query, scan).await?;
+    let (sure, unsure): (Vec<&Pick>, Vec<&Pick>) = scan
+        .picks
+        .iter()
+        .filter(|p| p.high() as f64 >= floor)
+        .partition(|p| p.low() as f64 >= floor);
+    let sure: Vec<i64> = sure.iter().map(|p| p.rid).collect();
+    let unsure: Vec<i64> = unsure.iter().map(|p| p.rid).collect();
+    let unfiltered = !has_filters(req);
+    let sure = if unfiltered {
+        sure.len() as i64
+    } else {
+        let mut params = vec![Value::from(
+            serde_json::to_string(&sure).unwrap_or_default(),
+        )];
+        let filters = filter_sql(req, &mut params);
+        scalar_i64(
+            conn,
+            &format!(
+                "SELECT count(*) FROM nodes n WHERE n.rowid IN (SELECT value FROM json_each(?1))
+                 AND n.label = 'Memory'{filters}"
+            ),
+            params,
+            "counting near vectors",
+        )
+        .await?
+    };
+    let unsure = check(conn, req, query, &unsure, Some(floor)).await?.len() as i64;
+    let beyond = if unfiltered && floor == SEMANTIC_FLOOR {
+        scan.rest_above_floor as i64
+    } else {
+        0
+    };
+    let count = sure + unsure + beyond;
+    // With filters, a vector left out of the picks may pass them and reach the floor.
+    let uncounted = !unfiltered && scan.rest as f64 >= floor;
+    Ok(if uncounted {
+        Total::at_least(count)
+    } else {
+        Total::exact(count)
+    })
+}
+
 impl VectorIndex {
     /// The memories whose vectors are nearest `query` among those passing the request's
     /// filters (and, with `floor`, at least that similar), best first (ties by rid), at most
@@ -297,98 +391,41 @@ impl VectorIndex {
         k: usize,
         floor: Option<f64>,
     ) -> Result<Vec<Near>> {
-        let mut inner = self.inner.lock().await;
-        let mut scan = scan;
-        for attempt in 0..2 {
-            inner.refresh(conn).await?;
-            match nearest_in(&inner, conn, req, query, scan, k, floor).await? {
-                Some(found) => return Ok(found),
-                // The copy named a row that is another memory now (the file was rebuilt
-                // under it): reload it whole and search again.
-                None if attempt == 0 => {
-                    inner.seen = None;
-                    scan = None;
-                }
-                None => break,
-            }
+        if let Some(mut all) = few_near(conn, req, query, floor).await? {
+            all.truncate(k);
+            return Ok(all);
         }
-        inner.seen = None;
-        Ok(Vec::new())
+        let mut inner = self.inner.lock().await;
+        nearest_through(&mut inner, conn, req, query, scan, k, floor).await
     }
 
-    /// How many memories passing the filters have a vector at least `floor` similar to
-    /// `query`. Those beyond the scan's picks are counted by their estimate without filters
-    /// (only when more than [`PICKS`] vectors come near the floor); with filters they are
-    /// not counted, and the count is a lower bound when any of them could reach the floor.
-    pub async fn count_near(
+    /// [`VectorIndex::nearest`] at least `floor` similar, with how many memories passing the
+    /// filters are (exactly, or at least), from one hold of the copy.
+    pub async fn nearest_counted(
         &self,
         conn: &Connection,
         req: &SearchRequest,
         query: &[f32],
         scan: Option<&Scan>,
+        k: usize,
         floor: f64,
-    ) -> Result<Total> {
-        if let Some(rids) = few_passing(conn, req).await? {
-            let near = check(conn, req, query, &rids, Some(floor)).await?;
-            return Ok(Total::exact(near.len() as i64));
+    ) -> Result<(Vec<Near>, Total)> {
+        if let Some(mut all) = few_near(conn, req, query, Some(floor)).await? {
+            let total = Total::exact(all.len() as i64);
+            all.truncate(k);
+            return Ok((all, total));
         }
         let mut inner = self.inner.lock().await;
-        inner.refresh(conn).await?;
-        let scan = candidates(&inner, conn, query, scan).await?;
-        let (sure, unsure): (Vec<&Pick>, Vec<&Pick>) = scan
-            .picks
-            .iter()
-            .filter(|p| p.high() as f64 >= floor)
-            .partition(|p| p.low() as f64 >= floor);
-        let sure: Vec<i64> = sure.iter().map(|p| p.rid).collect();
-        let unsure: Vec<i64> = unsure.iter().map(|p| p.rid).collect();
-        let unfiltered = !has_filters(req);
-        let sure = if unfiltered {
-            sure.len() as i64
-        } else {
-            let mut params = vec![Value::from(
-                serde_json::to_string(&sure).unwrap_or_default(),
-            )];
-            let filters = filter_sql(req, &mut params);
-            scalar_i64(
-                conn,
-                &format!(
-                    "SELECT count(*) FROM nodes n WHERE n.rowid IN (SELECT value FROM json_each(?1))
-                     AND n.label = 'Memory'{filters}"
-                ),
-                params,
-                "counting near vectors",
-            )
-            .await?
-        };
-        let unsure = check(conn, req, query, &unsure, Some(floor)).await?.len() as i64;
-        let beyond = if unfiltered && floor == SEMANTIC_FLOOR {
-            scan.rest_above_floor as i64
-        } else {
-            0
-        };
-        let count = sure + unsure + beyond;
-        // With filters, a vector left out of the picks may pass them and reach the floor.
-        let uncounted = !unfiltered && scan.rest as f64 >= floor;
-        Ok(if uncounted {
-            Total::at_least(count)
-        } else {
-            Total::exact(count)
-        })
+        let found = nearest_through(&mut inner, conn, req, query, scan, k, Some(floor)).await?;
+        let total = count_through(&mut inner, conn, req, query, scan, floor).await?;
+        Ok((found, total))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::search::semantic::index::tests::pseudo_unit;
-
-    /// A vector near `v`: `v` plus a little of another.
-    fn near(v: &[f32], seed: u64, by: f32) -> Vec<f32> {
-        let other = pseudo_unit(seed);
-        let mixed: Vec<f32> = v.iter().zip(&other).map(|(a, b)| a + by * b).collect();
-        super::super::index::unit(&mixed).unwrap()
-    }
+    use crate::backend::search::semantic::index::tests::{near, pseudo_unit};
 
     async fn insert(conn: &Connection, i: u64, v: &[f32]) {
         conn.execute(
@@ -487,9 +524,10 @@ mod tests {
         // Counting: the changed ones are checked, never taken on trust.
         let floor = 0.5;
         let counted = index
-            .count_near(&conn, &req, &query, stale.as_ref(), floor)
+            .nearest_counted(&conn, &req, &query, stale.as_ref(), 10, floor)
             .await
-            .unwrap();
+            .unwrap()
+            .1;
         let mut rows = conn
             .query(
                 "SELECT count(*) FROM memory_vectors WHERE 1.0 - vector_distance_cos(embedding, ?1) >= ?2",

@@ -84,16 +84,19 @@ pub async fn similarities(
         .collect())
 }
 
-/// How many memories passing the filters have a vector at least this similar: exactly, or
-/// at least (with filters, when vectors the scan did not pick could still count).
-pub async fn count_near(
+/// The memories whose vectors are nearest the query's and at least `floor` similar (as
+/// [`nearest`]), at most `k`, with how many memories passing the filters are: exactly, or at
+/// least (with filters, when vectors the scan did not pick could still count).
+pub async fn nearest_counted(
     conn: &Connection,
     req: &SearchRequest,
     query: &Query,
+    k: usize,
     floor: f64,
-) -> Result<Total> {
+) -> Result<(Vec<Near>, Total)> {
+    debug_assert_eq!(query.vector.len(), DIMENSIONS);
     query
         .index
-        .count_near(conn, req, &query.vector, query.scan.as_ref(), floor)
+        .nearest_counted(conn, req, &query.vector, query.scan.as_ref(), k, floor)
         .await
 }

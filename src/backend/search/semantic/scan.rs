@@ -20,6 +20,12 @@ const TWO_THREADS_FROM: usize = 100_000;
 /// ours): far above it, far below any gap that decides a ranking.
 const SLACK: f32 = 1e-4;
 
+/// The best an exact cosine can be, from its estimate and the estimate's bound (one
+/// expression, so a scan's bounds and its picks' agree to the bit).
+fn high(estimate: f32, error: f32) -> f32 {
+    estimate + error + SLACK
+}
+
 /// A candidate: a memory's row, the hash of its id, and its estimated cosine with the error
 /// bound.
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +39,7 @@ pub struct Pick {
 impl Pick {
     /// The best its exact cosine can be.
     pub fn high(&self) -> f32 {
-        self.estimate + self.error + SLACK
+        high(self.estimate, self.error)
     }
 
     /// The worst its exact cosine can be.
@@ -64,6 +70,16 @@ impl Scan {
             picks: Vec::new(),
             rest: f32::NEG_INFINITY,
             rest_above_floor: 0,
+        }
+    }
+}
+
+impl Scan {
+    /// Counts a vector the scan does not pick among the rest.
+    fn leave_out(&mut self, high: f32, estimate: f32) {
+        self.rest = self.rest.max(high);
+        if estimate >= SEMANTIC_FLOOR as f32 {
+            self.rest_above_floor += 1;
         }
     }
 }
@@ -125,10 +141,7 @@ impl Inner {
         };
         merged.picks.sort_by(|a, b| b.high().total_cmp(&a.high()));
         for out in merged.picks.split_off(most.min(merged.picks.len())) {
-            merged.rest = merged.rest.max(out.high());
-            if out.estimate >= SEMANTIC_FLOOR as f32 {
-                merged.rest_above_floor += 1;
-            }
+            merged.leave_out(out.high(), out.estimate);
         }
         Some(merged)
     }
@@ -149,24 +162,26 @@ impl Inner {
             self.codes.estimate_block(&prepared, block, &mut block_of);
             let first = block * LANES;
             for lane in 0..(self.len() - first).min(LANES) {
-                let pick = Pick {
-                    rid: self.rids[first + lane],
-                    key: self.keys[first + lane],
-                    estimate: block_of.estimate[lane],
-                    error: block_of.error[lane],
-                };
+                let pick = self.pick(first + lane, &block_of, lane);
                 if pick.high() >= bar {
                     scan.picks.push(pick);
                 } else {
-                    scan.rest = scan.rest.max(pick.high());
-                    if pick.estimate >= SEMANTIC_FLOOR as f32 {
-                        scan.rest_above_floor += 1;
-                    }
+                    scan.leave_out(pick.high(), pick.estimate);
                 }
             }
         }
         scan.picks.sort_by(|a, b| b.high().total_cmp(&a.high()));
         Some(scan)
+    }
+
+    /// The candidate in `slot`, from its block's estimates.
+    fn pick(&self, slot: usize, block: &Estimates, lane: usize) -> Pick {
+        Pick {
+            rid: self.rids[slot],
+            key: self.keys[slot],
+            estimate: block.estimate[lane],
+            error: block.error[lane],
+        }
     }
 
     /// The scan of some slots into `scan` (empty), a block of codes at a time.
@@ -182,12 +197,6 @@ impl Inner {
         let mut best: BinaryHeap<Reverse<ByHigh>> = BinaryHeap::with_capacity(most + 1);
         // The `high` a vector must beat to be picked, once `most` are.
         let mut bar = f32::NEG_INFINITY;
-        let left_out = |scan: &mut Scan, high: f32, estimate: f32| {
-            scan.rest = scan.rest.max(high);
-            if estimate >= floor {
-                scan.rest_above_floor += 1;
-            }
-        };
         let mut block_of = Estimates::default();
         let mut highs = [0f32; LANES];
         for block in slots.start / LANES..slots.end.div_ceil(LANES) {
@@ -196,7 +205,7 @@ impl Inner {
             let lanes = slots.start.max(first) - first..slots.end.min(first + LANES) - first;
             let Estimates { estimate, error } = &block_of;
             for lane in lanes.clone() {
-                highs[lane] = estimate[lane] + error[lane] + SLACK;
+                highs[lane] = high(estimate[lane], error[lane]);
             }
             // Most blocks hold nothing that beats the bar: left out at once, all of them.
             let top = highs[lanes.clone()]
@@ -211,20 +220,14 @@ impl Inner {
             for lane in lanes {
                 let (high, slot) = (highs[lane], first + lane);
                 if best.len() == most && high <= bar {
-                    left_out(&mut scan, high, estimate[lane]);
+                    scan.leave_out(high, estimate[lane]);
                     continue;
                 }
-                let pick = Pick {
-                    rid: self.rids[slot],
-                    key: self.keys[slot],
-                    estimate: estimate[lane],
-                    error: error[lane],
-                };
-                best.push(Reverse(ByHigh(high, pick)));
+                best.push(Reverse(ByHigh(high, self.pick(slot, &block_of, lane))));
                 if best.len() > most
                     && let Some(Reverse(ByHigh(high, out))) = best.pop()
                 {
-                    left_out(&mut scan, high, out.estimate);
+                    scan.leave_out(high, out.estimate);
                 }
                 if best.len() == most {
                     bar = best.peek().map_or(f32::NEG_INFINITY, |w| w.0.0);
