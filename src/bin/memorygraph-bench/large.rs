@@ -133,6 +133,7 @@ pub async fn run(
         None,
         "goal (hybrid): ≤ 30 ms p50, ≤ 60 ms p99",
     ));
+    rows.extend(filtered(&mut client, n, models.is_some()));
     let mut stores = Vec::new();
     for i in 0..1_000 {
         let m = corpus::memory(&mut rng, n + i);
@@ -158,6 +159,50 @@ pub async fn run(
         against_exact(&db, &mut rng).await;
     }
     rows
+}
+
+/// Searches with filters, five of each: by a tag about 3 % of the generator's memories hold
+/// (the corpus's first word), by one nobody holds, and by a type (a seventh of them), in each
+/// mode the build serves, and a listing by the tag alone.
+fn filtered(client: &mut Client, n: usize, model: bool) -> Vec<Row> {
+    let tag = corpus::WORDS[0];
+    let query = "how did we fix the cache timeout";
+    let nobody = "nobody-holds-this";
+    let mut calls = vec![(
+        "listing by one tag".to_string(),
+        json!({"query": "", "tags": [tag]}),
+    )];
+    let modes: &[&str] = if model {
+        &["lexical", "hybrid", "semantic"]
+    } else {
+        &["lexical"]
+    };
+    for mode in modes {
+        calls.push((
+            format!("{mode} search with one tag"),
+            json!({"query": query, "mode": mode, "tags": [tag]}),
+        ));
+        calls.push((
+            format!("{mode} search with a tag nobody holds"),
+            json!({"query": query, "mode": mode, "tags": [nobody]}),
+        ));
+    }
+    if model {
+        calls.push((
+            "semantic search with one type".to_string(),
+            json!({"query": query, "mode": "semantic", "memory_types": ["solution"]}),
+        ));
+    }
+    calls
+        .into_iter()
+        .map(|(name, mut args)| {
+            args["limit"] = json!(10);
+            let times = (0..5)
+                .map(|_| client.call("search_memories", args.clone()).1)
+                .collect();
+            row(&format!("large: {name}"), n, times, None, "")
+        })
+        .collect()
 }
 
 /// The semantic side in-process: the nearest memories as searches find them, through the
